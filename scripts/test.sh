@@ -27,4 +27,14 @@ if [ ! -f "$peers/node_modules/.package-lock.json" ] || [ "$peers/package-lock.j
 fi
 
 dotnet build Mesh.Sdk.sln -c Release -warnaserror --nologo -v q
-dotnet test Mesh.Sdk.sln -c Release --no-build --nologo "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test Mesh.Sdk.sln -c Release --no-build --nologo "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over all test projects: "Tests: N passed, N failed".
+awk '/(Passed|Failed)! +- +Failed:/ {
+       for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1) }
+     } END { printf "Tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
