@@ -9,9 +9,10 @@
 //
 // Usage: node xds-client.js --proto echo.proto [--target xds:///echo.default.svc.cluster.local:9080]
 //          [--count 200] [--metadata key=value]... [--call-timeout-ms 5000] [--deadline-ms 60000]
-//          [--stream --interval-ms 20 --max-duration-ms 30000]
+//          [--stream --interval-ms 20 --max-duration-ms 30000] [--max-failures 5]
 // Bounded mode makes --count calls one after another. Stream mode calls every --interval-ms until
-// stdin is closed or --max-duration-ms passes. --deadline-ms always ends the process.
+// stdin is closed or --max-duration-ms passes. Either stops after --max-failures failed calls, so a
+// broken configuration is reported quickly. --deadline-ms always ends the process.
 'use strict';
 
 const path = require('path');
@@ -27,6 +28,7 @@ function parseArgs(argv) {
     stream: false,
     intervalMs: 20,
     maxDurationMs: 30000,
+    maxFailures: 5,
   };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
@@ -50,6 +52,7 @@ function parseArgs(argv) {
       case '--stream': opts.stream = true; break;
       case '--interval-ms': opts.intervalMs = parseInt(next(), 10); break;
       case '--max-duration-ms': opts.maxDurationMs = parseInt(next(), 10); break;
+      case '--max-failures': opts.maxFailures = parseInt(next(), 10); break;
       default: throw new Error(`unknown argument '${a}'`);
     }
   }
@@ -114,7 +117,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
   if (!opts.stream) {
-    for (let i = 0; i < opts.count && !finished; i++) await callOnce(i);
+    for (let i = 0; i < opts.count && !finished; i++) {
+      await callOnce(i);
+      if (calls - okCalls >= opts.maxFailures) { finish('max-failures', 0); return; }
+    }
     finish('count', 0);
     return;
   }
@@ -129,6 +135,7 @@ async function main() {
     if (Date.now() >= stopAt) { finish('max-duration', 0); return; }
     const next = Date.now() + opts.intervalMs;
     await callOnce(i);
+    if (calls - okCalls >= opts.maxFailures) { finish('max-failures', 0); return; }
     const wait = next - Date.now();
     if (wait > 0) await sleep(wait);
   }

@@ -12,7 +12,7 @@ Output: one JSON line per call on stdout,
 and a final {"done":true,"calls":N,"ok":M,"reason":"..."} line.
 
 Same arguments as xds-client.js: --target, --proto, --count, --metadata key=value (repeatable),
---call-timeout-ms, --deadline-ms, --stream, --interval-ms, --max-duration-ms.
+--call-timeout-ms, --deadline-ms, --stream, --interval-ms, --max-duration-ms, --max-failures.
 """
 import argparse
 import importlib
@@ -59,6 +59,7 @@ def parse_args():
     p.add_argument("--stream", action="store_true")
     p.add_argument("--interval-ms", type=int, default=20)
     p.add_argument("--max-duration-ms", type=int, default=30000)
+    p.add_argument("--max-failures", type=int, default=5)
     args = p.parse_args()
     md = []
     for kv in args.metadata:
@@ -110,6 +111,10 @@ def main():
     channel = grpc.insecure_channel(args.target)
     stub = pb2_grpc.EchoStub(channel)
 
+    def too_many_failures():
+        with _lock:
+            return _state["calls"] - _state["ok"] >= args.max_failures
+
     def call_once(i):
         started = time.monotonic()
         try:
@@ -132,6 +137,8 @@ def main():
     if not args.stream:
         for i in range(args.count):
             call_once(i)
+            if too_many_failures():
+                finish("max-failures", 0)
         finish("count", 0)
         return
 
@@ -155,6 +162,8 @@ def main():
             finish("max-duration", 0)
         next_at = time.monotonic() + args.interval_ms / 1000.0
         call_once(i)
+        if too_many_failures():
+            finish("max-failures", 0)
         i += 1
         wait = next_at - time.monotonic()
         if wait > 0:
