@@ -1,0 +1,558 @@
+using System.Globalization;
+using IPAddress = System.Net.IPAddress;
+using System.Text.RegularExpressions;
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Core.V3;
+using Envoy.Config.Endpoint.V3;
+using Envoy.Config.Listener.V3;
+using Envoy.Config.Route.V3;
+using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Envoy.Type.Matcher.V3;
+using Google.Protobuf;
+using Mesh.Sdk.Resources;
+
+namespace Mesh.Sdk.Xds.Internal;
+
+/// <summary>
+/// Checks every resource before use, rejecting what the data plane could not apply faithfully. The rules follow
+/// gRPC's proxyless xDS client so that the same control plane output is accepted or refused alike.
+/// </summary>
+internal static class XdsResourceValidator
+{
+    public const string HttpConnectionManagerTypeUrl = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+    public const string RouterTypeUrl = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+
+    /// <summary>HTTP filter configurations the SDK understands, by type URL.</summary>
+    public static readonly IReadOnlySet<string> KnownHttpFilterTypeUrls = new HashSet<string>(StringComparer.Ordinal)
+    {
+        RouterTypeUrl,
+        "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+        "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+        "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    };
+
+    /// <summary>Typed load balancing policies the SDK understands, by type URL.</summary>
+    public static readonly IReadOnlySet<string> KnownLoadBalancingPolicyTypeUrls = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+        "type.googleapis.com/envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
+        "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+        "type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality",
+        "type.googleapis.com/envoy.extensions.load_balancing_policies.pick_first.v3.PickFirst",
+        "type.googleapis.com/envoy.extensions.load_balancing_policies.random.v3.Random",
+    };
+
+    /// <summary>gRPC's upper bound on ring hash sizes.</summary>
+    public const ulong MaxRingSize = 8 * 1024 * 1024;
+
+    public static ListenerResource ValidateListener(Listener listener)
+    {
+        var errors = new List<string>();
+        if (listener.ApiListener?.ApiListener_ is not { } any)
+        {
+            throw new XdsValidationException("has no api_listener (only API listeners are supported by the client)");
+        }
+
+        if (any.TypeUrl != HttpConnectionManagerTypeUrl)
+        {
+            throw new XdsValidationException($"api_listener has type '{any.TypeUrl}', expected HttpConnectionManager");
+        }
+
+        HttpConnectionManager hcm;
+        try
+        {
+            hcm = HttpConnectionManager.Parser.ParseFrom(any.Value);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            throw new XdsValidationException($"api_listener HttpConnectionManager cannot be decoded: {ex.Message}");
+        }
+
+        string? rdsName = null;
+        RouteConfiguration? inline = null;
+        switch (hcm.RouteSpecifierCase)
+        {
+            case HttpConnectionManager.RouteSpecifierOneofCase.Rds:
+                var source = hcm.Rds.ConfigSource;
+                if (source is null || source.ConfigSourceSpecifierCase is not (ConfigSource.ConfigSourceSpecifierOneofCase.Ads or ConfigSource.ConfigSourceSpecifierOneofCase.Self))
+                {
+                    errors.Add("HttpConnectionManager rds.config_source must be ads or self");
+                }
+
+                if (string.IsNullOrEmpty(hcm.Rds.RouteConfigName))
+                {
+                    errors.Add("HttpConnectionManager rds.route_config_name is empty");
+                }
+
+                rdsName = hcm.Rds.RouteConfigName;
+                break;
+            case HttpConnectionManager.RouteSpecifierOneofCase.RouteConfig:
+                CollectRouteConfigurationErrors(hcm.RouteConfig, errors, "HttpConnectionManager route_config ");
+                inline = hcm.RouteConfig;
+                break;
+            default:
+                errors.Add("HttpConnectionManager has neither rds nor route_config");
+                break;
+        }
+
+        CollectHttpFilterErrors(hcm, errors);
+        Throw(errors);
+        return new ListenerResource(listener.Name, listener, hcm, rdsName, inline);
+    }
+
+    private static void CollectHttpFilterErrors(HttpConnectionManager hcm, List<string> errors)
+    {
+        if (hcm.HttpFilters.Count == 0)
+        {
+            errors.Add("HttpConnectionManager has no http_filters (the router filter is required)");
+            return;
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < hcm.HttpFilters.Count; i++)
+        {
+            var filter = hcm.HttpFilters[i];
+            var where = $"http_filters[{i}] '{filter.Name}'";
+            if (string.IsNullOrEmpty(filter.Name))
+            {
+                errors.Add($"http_filters[{i}] has an empty name");
+            }
+            else if (!names.Add(filter.Name))
+            {
+                errors.Add($"{where} is a duplicate filter name");
+            }
+
+            var typeUrl = filter.TypedConfig?.TypeUrl;
+            var isRouter = typeUrl == RouterTypeUrl;
+            if (typeUrl is null)
+            {
+                if (!filter.IsOptional)
+                {
+                    errors.Add($"{where} has no typed_config");
+                }
+            }
+            else if (!KnownHttpFilterTypeUrls.Contains(typeUrl) && !filter.IsOptional)
+            {
+                errors.Add($"{where} has unsupported config type '{typeUrl}' and is not optional");
+            }
+
+            var last = i == hcm.HttpFilters.Count - 1;
+            if (isRouter && !last)
+            {
+                errors.Add($"{where} is the router but not the last filter");
+            }
+            else if (last && !isRouter)
+            {
+                errors.Add($"the last filter {where} is not the router");
+            }
+        }
+    }
+
+    public static RouteConfiguration ValidateRouteConfiguration(RouteConfiguration routes)
+    {
+        var errors = new List<string>();
+        CollectRouteConfigurationErrors(routes, errors, string.Empty);
+        Throw(errors);
+        return routes;
+    }
+
+    private static void CollectRouteConfigurationErrors(RouteConfiguration routes, List<string> errors, string prefix)
+    {
+        for (var v = 0; v < routes.VirtualHosts.Count; v++)
+        {
+            var host = routes.VirtualHosts[v];
+            var where = $"{prefix}virtual_hosts[{v}] '{host.Name}'";
+            if (host.Domains.Count == 0)
+            {
+                errors.Add($"{where} has no domains");
+            }
+
+            foreach (var domain in host.Domains)
+            {
+                if (!IsValidDomainPattern(domain))
+                {
+                    errors.Add($"{where} domain '{domain}' is invalid (one '*' at the start or end at most)");
+                }
+            }
+
+            for (var r = 0; r < host.Routes.Count; r++)
+            {
+                CollectRouteErrors(host.Routes[r], $"{where} routes[{r}]", errors);
+            }
+        }
+    }
+
+    private static void CollectRouteErrors(Route route, string where, List<string> errors)
+    {
+        if (route.Match is null)
+        {
+            errors.Add($"{where} has no match");
+        }
+        else
+        {
+            var match = route.Match;
+            switch (match.PathSpecifierCase)
+            {
+                case RouteMatch.PathSpecifierOneofCase.Prefix:
+                case RouteMatch.PathSpecifierOneofCase.Path:
+                    break;
+                case RouteMatch.PathSpecifierOneofCase.SafeRegex:
+                    CheckRegex(match.SafeRegex, $"{where} match.safe_regex", errors);
+                    break;
+                case RouteMatch.PathSpecifierOneofCase.None:
+                    errors.Add($"{where} match has no path specifier (prefix, path or safe_regex)");
+                    break;
+                default:
+                    errors.Add($"{where} match uses unsupported path specifier {match.PathSpecifierCase}");
+                    break;
+            }
+
+            for (var h = 0; h < match.Headers.Count; h++)
+            {
+                var header = match.Headers[h];
+                var hw = $"{where} match.headers[{h}] '{header.Name}'";
+                if (string.IsNullOrEmpty(header.Name))
+                {
+                    errors.Add($"{where} match.headers[{h}] has an empty name");
+                }
+
+                switch (header.HeaderMatchSpecifierCase)
+                {
+                    case HeaderMatcher.HeaderMatchSpecifierOneofCase.StringMatch:
+                        CheckStringMatcher(header.StringMatch, hw, errors);
+                        break;
+                    case HeaderMatcher.HeaderMatchSpecifierOneofCase.RangeMatch:
+                        if (header.RangeMatch.Start > header.RangeMatch.End)
+                        {
+                            errors.Add($"{hw} range_match start {header.RangeMatch.Start} is after end {header.RangeMatch.End}");
+                        }
+
+                        break;
+                }
+            }
+
+            for (var q = 0; q < match.QueryParameters.Count; q++)
+            {
+                var parameter = match.QueryParameters[q];
+                if (parameter.QueryParameterMatchSpecifierCase == QueryParameterMatcher.QueryParameterMatchSpecifierOneofCase.StringMatch)
+                {
+                    CheckStringMatcher(parameter.StringMatch, $"{where} match.query_parameters[{q}] '{parameter.Name}'", errors);
+                }
+            }
+
+            if (match.RuntimeFraction?.DefaultValue is { } fraction && fraction.Numerator > DenominatorOf(fraction.Denominator))
+            {
+                errors.Add($"{where} match.runtime_fraction numerator {fraction.Numerator} exceeds its denominator");
+            }
+        }
+
+        switch (route.ActionCase)
+        {
+            case Route.ActionOneofCase.Route_:
+                CollectRouteActionErrors(route.Route_, where, errors);
+                break;
+            case Route.ActionOneofCase.None:
+                errors.Add($"{where} has no action");
+                break;
+        }
+    }
+
+    private static uint DenominatorOf(Envoy.Type.V3.FractionalPercent.Types.DenominatorType denominator) => denominator switch
+    {
+        Envoy.Type.V3.FractionalPercent.Types.DenominatorType.Hundred => 100,
+        Envoy.Type.V3.FractionalPercent.Types.DenominatorType.TenThousand => 10_000,
+        _ => 1_000_000,
+    };
+
+    private static void CollectRouteActionErrors(RouteAction action, string where, List<string> errors)
+    {
+        switch (action.ClusterSpecifierCase)
+        {
+            case RouteAction.ClusterSpecifierOneofCase.Cluster:
+                if (string.IsNullOrEmpty(action.Cluster))
+                {
+                    errors.Add($"{where} route.cluster is empty");
+                }
+
+                break;
+            case RouteAction.ClusterSpecifierOneofCase.WeightedClusters:
+                ulong total = 0;
+                if (action.WeightedClusters.Clusters.Count == 0)
+                {
+                    errors.Add($"{where} route.weighted_clusters has no clusters");
+                }
+
+                for (var c = 0; c < action.WeightedClusters.Clusters.Count; c++)
+                {
+                    var weighted = action.WeightedClusters.Clusters[c];
+                    if (string.IsNullOrEmpty(weighted.Name))
+                    {
+                        errors.Add($"{where} route.weighted_clusters.clusters[{c}] has an empty name");
+                    }
+
+                    total += weighted.Weight ?? 0;
+                }
+
+                if (action.WeightedClusters.Clusters.Count > 0 && total == 0)
+                {
+                    errors.Add($"{where} route.weighted_clusters total weight is 0");
+                }
+                else if (total > uint.MaxValue)
+                {
+                    errors.Add($"{where} route.weighted_clusters total weight {total} exceeds {uint.MaxValue}");
+                }
+
+                break;
+            case RouteAction.ClusterSpecifierOneofCase.None:
+                errors.Add($"{where} route action names no cluster");
+                break;
+            default:
+                errors.Add($"{where} route action uses unsupported cluster specifier {action.ClusterSpecifierCase}");
+                break;
+        }
+
+        if (action.RegexRewrite?.Pattern is { } rewrite)
+        {
+            CheckRegex(rewrite, $"{where} route.regex_rewrite", errors);
+        }
+
+        foreach (var policy in action.HashPolicy)
+        {
+            if (policy.PolicySpecifierCase == RouteAction.Types.HashPolicy.PolicySpecifierOneofCase.Header && policy.Header.RegexRewrite?.Pattern is { } pattern)
+            {
+                CheckRegex(pattern, $"{where} route.hash_policy header '{policy.Header.HeaderName}' regex_rewrite", errors);
+            }
+        }
+    }
+
+    private static void CheckStringMatcher(StringMatcher matcher, string where, List<string> errors)
+    {
+        switch (matcher.MatchPatternCase)
+        {
+            case StringMatcher.MatchPatternOneofCase.SafeRegex:
+                CheckRegex(matcher.SafeRegex, where + " safe_regex", errors);
+                break;
+            case StringMatcher.MatchPatternOneofCase.None:
+                errors.Add($"{where} string_match has no pattern");
+                break;
+        }
+    }
+
+    private static void CheckRegex(RegexMatcher matcher, string where, List<string> errors)
+    {
+        try
+        {
+            _ = new Regex(matcher.Regex, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        }
+        catch (ArgumentException ex)
+        {
+            errors.Add($"{where} regex '{matcher.Regex}' does not compile: {ex.Message}");
+        }
+    }
+
+    private static bool IsValidDomainPattern(string domain)
+    {
+        if (domain.Length == 0)
+        {
+            return false;
+        }
+
+        var stars = domain.Count(static c => c == '*');
+        return stars == 0 || (stars == 1 && (domain[0] == '*' || domain[^1] == '*'));
+    }
+
+    public static ClusterResource ValidateCluster(Cluster cluster)
+    {
+        var errors = new List<string>();
+        string? edsName = null;
+        if (cluster.ClusterDiscoveryTypeCase == Cluster.ClusterDiscoveryTypeOneofCase.ClusterType)
+        {
+            errors.Add($"cluster_type '{cluster.ClusterType.Name}' is not supported");
+        }
+        else
+        {
+            switch (cluster.Type)
+            {
+                case Cluster.Types.DiscoveryType.Eds:
+                    var source = cluster.EdsClusterConfig?.EdsConfig;
+                    if (source is not null && source.ConfigSourceSpecifierCase is not (ConfigSource.ConfigSourceSpecifierOneofCase.Ads or ConfigSource.ConfigSourceSpecifierOneofCase.Self))
+                    {
+                        errors.Add("eds_cluster_config.eds_config must be ads or self");
+                    }
+
+                    edsName = string.IsNullOrEmpty(cluster.EdsClusterConfig?.ServiceName) ? cluster.Name : cluster.EdsClusterConfig.ServiceName;
+                    break;
+                case Cluster.Types.DiscoveryType.Static:
+                case Cluster.Types.DiscoveryType.LogicalDns:
+                    if (cluster.LoadAssignment is null)
+                    {
+                        errors.Add($"type {cluster.Type} requires load_assignment");
+                    }
+                    else if (cluster.Type == Cluster.Types.DiscoveryType.Static)
+                    {
+                        CollectEndpointErrors(cluster.LoadAssignment, errors, "load_assignment ", requireIp: true);
+                    }
+                    else
+                    {
+                        CollectLogicalDnsErrors(cluster.LoadAssignment, errors);
+                    }
+
+                    break;
+                default:
+                    errors.Add($"discovery type {cluster.Type} is not supported (EDS, STATIC or LOGICAL_DNS)");
+                    break;
+            }
+        }
+
+        switch (cluster.LbPolicy)
+        {
+            case Cluster.Types.LbPolicy.RoundRobin:
+            case Cluster.Types.LbPolicy.LeastRequest:
+            case Cluster.Types.LbPolicy.Random:
+                break;
+            case Cluster.Types.LbPolicy.RingHash:
+                CollectRingHashErrors(cluster, errors);
+                break;
+            case Cluster.Types.LbPolicy.LoadBalancingPolicyConfig:
+                break;
+            default:
+                errors.Add($"lb_policy {cluster.LbPolicy} is not supported (ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH)");
+                break;
+        }
+
+        if (cluster.LoadBalancingPolicy is { } typed)
+        {
+            var supported = typed.Policies.Any(static p => p.TypedExtensionConfig?.TypedConfig is { } c && KnownLoadBalancingPolicyTypeUrls.Contains(c.TypeUrl));
+            if (!supported)
+            {
+                var seen = string.Join(", ", typed.Policies.Select(static p => "'" + (p.TypedExtensionConfig?.TypedConfig?.TypeUrl ?? "(none)") + "'"));
+                errors.Add($"load_balancing_policy has no supported policy (found {seen})");
+            }
+        }
+
+        Throw(errors);
+        return new ClusterResource(cluster.Name, cluster, edsName);
+    }
+
+    private static void CollectRingHashErrors(Cluster cluster, List<string> errors)
+    {
+        var config = cluster.RingHashLbConfig;
+        if (config is null)
+        {
+            return;
+        }
+
+        if (config.HashFunction != Cluster.Types.RingHashLbConfig.Types.HashFunction.XxHash)
+        {
+            errors.Add($"ring_hash_lb_config.hash_function {config.HashFunction} is not supported (XX_HASH only)");
+        }
+
+        var min = config.MinimumRingSize ?? 1024;
+        var max = config.MaximumRingSize ?? MaxRingSize;
+        if (min == 0 || min > MaxRingSize)
+        {
+            errors.Add($"ring_hash_lb_config.minimum_ring_size {min} must be in 1..{MaxRingSize}");
+        }
+
+        if (max == 0 || max > MaxRingSize)
+        {
+            errors.Add($"ring_hash_lb_config.maximum_ring_size {max} must be in 1..{MaxRingSize}");
+        }
+
+        if (min > max)
+        {
+            errors.Add($"ring_hash_lb_config.minimum_ring_size {min} exceeds maximum_ring_size {max}");
+        }
+    }
+
+    private static void CollectLogicalDnsErrors(ClusterLoadAssignment assignment, List<string> errors)
+    {
+        if (assignment.Endpoints.Count != 1 || assignment.Endpoints[0].LbEndpoints.Count != 1)
+        {
+            errors.Add("LOGICAL_DNS load_assignment must have exactly one locality with exactly one endpoint");
+            return;
+        }
+
+        var address = assignment.Endpoints[0].LbEndpoints[0].Endpoint?.Address?.SocketAddress;
+        if (address is null || string.IsNullOrEmpty(address.Address) || address.PortSpecifierCase != SocketAddress.PortSpecifierOneofCase.PortValue || address.PortValue is 0 or > 65535)
+        {
+            errors.Add("LOGICAL_DNS load_assignment endpoint needs a socket_address with a host and a port_value in 1..65535");
+        }
+    }
+
+    public static ClusterLoadAssignment ValidateEndpoints(ClusterLoadAssignment assignment)
+    {
+        var errors = new List<string>();
+        CollectEndpointErrors(assignment, errors, string.Empty, requireIp: true);
+        Throw(errors);
+        return assignment;
+    }
+
+    private static void CollectEndpointErrors(ClusterLoadAssignment assignment, List<string> errors, string prefix, bool requireIp)
+    {
+        var priorities = new SortedSet<uint>();
+        var addresses = new HashSet<string>(StringComparer.Ordinal);
+        var localities = new HashSet<(uint, string, string, string)>();
+        for (var l = 0; l < assignment.Endpoints.Count; l++)
+        {
+            var group = assignment.Endpoints[l];
+            var where = $"{prefix}endpoints[{l}]";
+            if (group.Locality is null)
+            {
+                errors.Add($"{where} has no locality");
+            }
+            else if (!localities.Add((group.Priority, group.Locality.Region, group.Locality.Zone, group.Locality.SubZone)))
+            {
+                errors.Add($"{where} repeats locality {{region='{group.Locality.Region}', zone='{group.Locality.Zone}', sub_zone='{group.Locality.SubZone}'}} at priority {group.Priority}");
+            }
+
+            priorities.Add(group.Priority);
+            for (var e = 0; e < group.LbEndpoints.Count; e++)
+            {
+                var endpoint = group.LbEndpoints[e];
+                var ew = $"{where}.lb_endpoints[{e}]";
+                var socket = endpoint.Endpoint?.Address?.SocketAddress;
+                if (socket is null)
+                {
+                    errors.Add($"{ew} has no endpoint.address.socket_address");
+                    continue;
+                }
+
+                if (requireIp && !IPAddress.TryParse(socket.Address, out _))
+                {
+                    errors.Add($"{ew} address '{socket.Address}' is not an IP address");
+                }
+
+                if (socket.PortSpecifierCase != SocketAddress.PortSpecifierOneofCase.PortValue || socket.PortValue is 0 or > 65535)
+                {
+                    errors.Add($"{ew} port must be a port_value in 1..65535");
+                }
+                else if (!addresses.Add(socket.Address + ":" + socket.PortValue.ToString(CultureInfo.InvariantCulture)))
+                {
+                    errors.Add($"{ew} duplicates address {socket.Address}:{socket.PortValue}");
+                }
+            }
+        }
+
+        uint expected = 0;
+        foreach (var priority in priorities)
+        {
+            if (priority != expected)
+            {
+                errors.Add($"{prefix}priorities are not contiguous: missing priority {expected}");
+                break;
+            }
+
+            expected++;
+        }
+    }
+
+    private static void Throw(List<string> errors)
+    {
+        if (errors.Count > 0)
+        {
+            throw new XdsValidationException(string.Join("; ", errors));
+        }
+    }
+}
