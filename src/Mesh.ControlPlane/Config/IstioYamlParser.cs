@@ -220,7 +220,7 @@ internal static class IstioYamlParser
                     "ROUND_ROBIN" => SimpleLb.RoundRobin,
                     "LEAST_REQUEST" or "LEAST_CONN" => SimpleLb.LeastRequest,
                     "RANDOM" => SimpleLb.Random,
-                    "PASSTHROUGH" => SimpleLb.Passthrough,
+                    "PASSTHROUGH" => throw Error(simpleNode, $"load balancer 'PASSTHROUGH' in '{path}.loadBalancer.simple' is not supported by proxyless clients (use ROUND_ROBIN, LEAST_REQUEST or RANDOM)"),
                     _ => throw Error(simpleNode, $"unknown load balancer '{text}' in '{path}.loadBalancer.simple' (expected ROUND_ROBIN, LEAST_REQUEST, RANDOM or PASSTHROUGH)"),
                 };
             }

@@ -1,0 +1,118 @@
+using System.Security.Cryptography;
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Endpoint.V3;
+using Envoy.Config.Listener.V3;
+using Envoy.Config.Route.V3;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Mesh.ControlPlane.Registry;
+using Mesh.Xds;
+
+namespace Mesh.ControlPlane.Translation;
+
+/// <summary>The four resource types served, by type URL.</summary>
+internal static class ResourceTypes
+{
+    public const string Listener = XdsTypeUrls.Listener;
+    public const string Route = XdsTypeUrls.RouteConfiguration;
+    public const string Cluster = XdsTypeUrls.Cluster;
+    public const string Endpoint = XdsTypeUrls.ClusterLoadAssignment;
+
+    public static readonly IReadOnlyList<string> All = [Listener, Route, Cluster, Endpoint];
+
+    /// <summary>LDS and CDS: a SotW response lists every resource (absence = deletion); an empty subscription means all.</summary>
+    public static bool IsFullState(string typeUrl) => typeUrl == Listener || typeUrl == Cluster;
+}
+
+/// <summary>One xDS resource, packed, with a content hash used as its version.</summary>
+internal sealed record XdsResource(string Name, Any Resource, string Hash)
+{
+    public static XdsResource Create(string name, IMessage message)
+    {
+        var any = Any.Pack(message);
+        var hash = Convert.ToHexString(SHA256.HashData(any.Value.Span), 0, 8).ToLowerInvariant();
+        return new XdsResource(name, any, hash);
+    }
+}
+
+/// <summary>An immutable set of xDS resources for one configuration + registry state.</summary>
+internal sealed class XdsSnapshot
+{
+    private readonly Dictionary<string, IReadOnlyDictionary<string, XdsResource>> _byType;
+    private readonly string _domain;
+
+    public XdsSnapshot(long version, string domain, IReadOnlyDictionary<string, XdsResource> listeners, IReadOnlyDictionary<string, XdsResource> routes,
+        IReadOnlyDictionary<string, XdsResource> clusters, IReadOnlyDictionary<string, XdsResource> endpoints)
+    {
+        Version = version;
+        _domain = domain;
+        _byType = new(StringComparer.Ordinal)
+        {
+            [ResourceTypes.Listener] = listeners,
+            [ResourceTypes.Route] = routes,
+            [ResourceTypes.Cluster] = clusters,
+            [ResourceTypes.Endpoint] = endpoints,
+        };
+    }
+
+    public static XdsSnapshot Empty { get; } = new(0, "cluster.local", new Dictionary<string, XdsResource>(), new Dictionary<string, XdsResource>(),
+        new Dictionary<string, XdsResource>(), new Dictionary<string, XdsResource>());
+
+    public long Version { get; }
+
+    public string VersionInfo => Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    public IReadOnlyDictionary<string, XdsResource> All(string typeUrl) =>
+        _byType.TryGetValue(typeUrl, out var map) ? map : new Dictionary<string, XdsResource>();
+
+    /// <summary>
+    /// Finds a resource by the name a client asked for. Listener names may be aliases
+    /// (<c>reviews:9080</c>, <c>reviews.default:9080</c>, ...); the returned listener carries the requested name.
+    /// </summary>
+    public XdsResource? Find(string typeUrl, string name, string nodeNamespace)
+    {
+        var all = All(typeUrl);
+        if (all.TryGetValue(name, out var exact))
+        {
+            return exact;
+        }
+
+        if (typeUrl != ResourceTypes.Listener)
+        {
+            return null;
+        }
+
+        var colon = name.LastIndexOf(':');
+        var host = colon < 0 ? name : name[..colon];
+        var port = colon < 0 ? null : name[(colon + 1)..];
+        if (host.Length == 0 || (port is not null && !uint.TryParse(port, out _)))
+        {
+            return null;
+        }
+
+        foreach (var candidate in HostNames.Candidates(host, nodeNamespace, _domain))
+        {
+            XdsResource? canonical = null;
+            if (port is not null)
+            {
+                all.TryGetValue($"{candidate}:{port}", out canonical);
+            }
+            else
+            {
+                // No port: the service's only port, when it has exactly one.
+                var matches = all.Values.Where(r => r.Name.StartsWith(candidate + ":", StringComparison.Ordinal)
+                    && !r.Name.AsSpan(candidate.Length + 1).Contains(':')).Take(2).ToList();
+                canonical = matches.Count == 1 ? matches[0] : null;
+            }
+
+            if (canonical is not null)
+            {
+                var listener = canonical.Resource.Unpack<Listener>();
+                listener.Name = name;
+                return XdsResource.Create(name, listener);
+            }
+        }
+
+        return null;
+    }
+}
