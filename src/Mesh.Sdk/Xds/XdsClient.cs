@@ -1,0 +1,891 @@
+using System.Reflection;
+using System.Threading.Channels;
+using Envoy.Config.Core.V3;
+using Envoy.Service.Discovery.V3;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Mesh.Sdk.Resources;
+using Mesh.Sdk.Xds.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mesh.Sdk.Xds;
+
+/// <summary>
+/// The ADS client: one stream to the first bootstrap server, State of the World or Delta, with watches per
+/// resource type and name, validation and ACK/NACK, reconnection with gRPC's backoff, and dependency following
+/// from listeners down to endpoints (see <see cref="AddListener"/>) into <see cref="Snapshots"/>.
+/// </summary>
+internal sealed partial class XdsClient : IAsyncDisposable
+{
+    private const int InvalidArgument = 3;
+
+    private readonly Lock _gate = new();
+    private readonly IAdsTransport _transport;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly ExponentialBackoff _backoff;
+    private readonly Node _node;
+    private readonly bool _ignoreResourceDeletion;
+    private readonly Dictionary<XdsResourceType, TypeState> _types = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly XdsDependencyTracker _tracker;
+    private readonly MeshSnapshotSource _snapshots;
+    private StreamState? _stream;
+    private int _deferDepth;
+    private Task? _loop;
+    private int _streamAttempts;
+
+    public XdsClient(
+        XdsBootstrap bootstrap,
+        XdsClientOptions options,
+        IAdsTransport transport,
+        TimeProvider timeProvider,
+        Random random,
+        ILoggerFactory? loggerFactory = null,
+        BackoffSettings? backoff = null)
+    {
+        ArgumentNullException.ThrowIfNull(bootstrap);
+        ArgumentNullException.ThrowIfNull(options);
+        var server = bootstrap.Servers[0];
+        Protocol = options.ResolveProtocol(server);
+        _transport = transport;
+        _timeProvider = timeProvider;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<XdsClient>();
+        _backoff = new ExponentialBackoff(random, backoff ?? BackoffSettings.Grpc);
+        _ignoreResourceDeletion = server.HasFeature(XdsServerConfig.IgnoreResourceDeletionFeature);
+        _node = BuildNode(bootstrap.Node);
+        foreach (var type in XdsResourceType.All)
+        {
+            _types[type] = new TypeState(type);
+        }
+
+        _snapshots = new MeshSnapshotSource(timeProvider);
+        _tracker = new XdsDependencyTracker(this, _snapshots);
+        foreach (var listener in options.Listeners)
+        {
+            _tracker.AddListener(listener);
+        }
+    }
+
+    /// <summary>Creates a client speaking gRPC to the first server of <paramref name="bootstrap"/>.</summary>
+    public static XdsClient Create(XdsBootstrap bootstrap, XdsClientOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null)
+    {
+        var transport = new GrpcAdsTransport(bootstrap.Servers[0], loggerFactory ?? NullLoggerFactory.Instance);
+        return new XdsClient(bootstrap, options, transport, timeProvider, new Random(), loggerFactory);
+    }
+
+    public XdsProtocol Protocol { get; }
+
+    /// <summary>The validated snapshots published after each accepted update.</summary>
+    public IMeshSnapshotSource Snapshots => _snapshots;
+
+    /// <summary>How many streams have been opened so far.</summary>
+    public int StreamAttempts => Volatile.Read(ref _streamAttempts);
+
+    /// <summary>Raised after each response's notifications have been delivered, on the ADS reader.</summary>
+    internal event Action? UpdateBatchCompleted;
+
+    /// <summary>Starts the ADS stream loop.</summary>
+    public void Start()
+    {
+        lock (_gate)
+        {
+            _loop ??= Task.Run(() => RunAsync(_stopping.Token));
+        }
+    }
+
+    /// <summary>
+    /// Asks for a listener and, transitively, the routes, clusters and endpoints it uses. Disposing the result
+    /// drops the interest (reference counted); unreferenced resources are unwatched.
+    /// </summary>
+    public IDisposable AddListener(string listenerName) => _tracker.AddListener(listenerName);
+
+    /// <summary>Watches one resource. The last watcher of a name leaving unsubscribes it.</summary>
+    public IDisposable Watch(XdsResourceType type, string name, IXdsResourceWatcher watcher)
+    {
+        ArgumentNullException.ThrowIfNull(type);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(watcher);
+        object? cached;
+        bool doesNotExist;
+        lock (_gate)
+        {
+            var state = _types[type];
+            if (!state.Resources.TryGetValue(name, out var resource))
+            {
+                resource = new ResourceState();
+                state.Resources[name] = resource;
+                state.MarkSubscribed(name);
+                Log.Subscribed(_logger, type.ShortName, name);
+                FlushLocked();
+            }
+
+            resource.Watchers.Add(watcher);
+            cached = resource.Value;
+            doesNotExist = resource.DoesNotExist;
+        }
+
+        if (cached is not null)
+        {
+            watcher.OnResourceChanged(type, name, cached);
+        }
+        else if (doesNotExist)
+        {
+            watcher.OnResourceDoesNotExist(type, name);
+        }
+
+        return new WatchHandle(this, type, name, watcher);
+    }
+
+    private void Unwatch(XdsResourceType type, string name, IXdsResourceWatcher watcher)
+    {
+        lock (_gate)
+        {
+            var state = _types[type];
+            if (!state.Resources.TryGetValue(name, out var resource) || !resource.Watchers.Remove(watcher) || resource.Watchers.Count > 0)
+            {
+                return;
+            }
+
+            state.Resources.Remove(name);
+            state.MarkUnsubscribed(name);
+            Log.Unsubscribed(_logger, type.ShortName, name);
+            FlushLocked();
+        }
+    }
+
+    /// <summary>Holds subscription requests back until the returned scope ends, so that several changes go out as one.</summary>
+    internal DeferScope DeferRequests()
+    {
+        lock (_gate)
+        {
+            _deferDepth++;
+        }
+
+        return new DeferScope(this);
+    }
+
+    private void EndDefer()
+    {
+        lock (_gate)
+        {
+            if (--_deferDepth == 0)
+            {
+                FlushLocked();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        Task? loop;
+        lock (_gate)
+        {
+            loop = _loop;
+        }
+
+        if (loop is not null)
+        {
+            try
+            {
+                await loop.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        await _transport.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var sawResponse = await RunStreamAsync(cancellationToken).ConfigureAwait(false);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+
+            if (sawResponse)
+            {
+                _backoff.Reset();
+            }
+
+            var delay = _backoff.NextDelay();
+            Log.Reconnecting(_logger, _transport.Target, delay.TotalMilliseconds);
+            try
+            {
+                await Task.Delay(delay, _timeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
+    private async Task<bool> RunStreamAsync(CancellationToken cancellationToken)
+    {
+        using var streamCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var token = streamCancellation.Token;
+        var sawResponse = false;
+        var outgoing = Channel.CreateUnbounded<IMessage>(new UnboundedChannelOptions { SingleReader = true });
+        var stream = new StreamState(outgoing.Writer);
+        Interlocked.Increment(ref _streamAttempts);
+        Log.StreamStarting(_logger, _transport.Target, Protocol.ToString());
+
+        IAsyncDisposable? call = null;
+        Task? writer = null;
+        try
+        {
+            if (Protocol == XdsProtocol.Delta)
+            {
+                var deltaCall = _transport.OpenDelta(token);
+                call = deltaCall;
+                StartStream(stream);
+                writer = WriteAsync(outgoing.Reader, m => deltaCall.SendAsync((DeltaDiscoveryRequest)m, token), streamCancellation);
+                while (await deltaCall.ReceiveAsync(token).ConfigureAwait(false) is { } response)
+                {
+                    sawResponse = true;
+                    HandleDelta(response, stream);
+                }
+            }
+            else
+            {
+                var sotwCall = _transport.OpenSotw(token);
+                call = sotwCall;
+                StartStream(stream);
+                writer = WriteAsync(outgoing.Reader, m => sotwCall.SendAsync((DiscoveryRequest)m, token), streamCancellation);
+                while (await sotwCall.ReceiveAsync(token).ConfigureAwait(false) is { } response)
+                {
+                    sawResponse = true;
+                    HandleSotw(response, stream);
+                }
+            }
+
+            Log.StreamEnded(_logger, _transport.Target);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            Log.StreamFailed(_logger, _transport.Target, ex.Message, ex);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                if (_stream == stream)
+                {
+                    _stream = null;
+                }
+            }
+
+            outgoing.Writer.TryComplete();
+            await streamCancellation.CancelAsync().ConfigureAwait(false);
+            if (writer is not null)
+            {
+                await writer.ConfigureAwait(false);
+            }
+
+            if (call is not null)
+            {
+                await call.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        return sawResponse;
+    }
+
+    private async Task WriteAsync(ChannelReader<IMessage> reader, Func<IMessage, Task> send, CancellationTokenSource streamCancellation)
+    {
+        try
+        {
+            await foreach (var message in reader.ReadAllAsync(streamCancellation.Token).ConfigureAwait(false))
+            {
+                await send(message).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception ex)
+        {
+            Log.SendFailed(_logger, _transport.Target, ex.Message, ex);
+            await streamCancellation.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Makes <paramref name="stream"/> current and re-sends every subscription on it.</summary>
+    private void StartStream(StreamState stream)
+    {
+        lock (_gate)
+        {
+            _stream = stream;
+            foreach (var type in XdsResourceType.All)
+            {
+                var state = _types[type];
+                state.Nonce = string.Empty;
+                state.ClearPending();
+                if (state.Resources.Count == 0)
+                {
+                    continue;
+                }
+
+                if (Protocol == XdsProtocol.Delta)
+                {
+                    var request = new DeltaDiscoveryRequest { TypeUrl = type.TypeUrl };
+                    foreach (var (name, resource) in state.Resources)
+                    {
+                        request.ResourceNamesSubscribe.Add(name);
+                        if (resource.Version is { } version && resource.Value is not null)
+                        {
+                            request.InitialResourceVersions[name] = version;
+                        }
+                    }
+
+                    EnqueueLocked(request);
+                }
+                else
+                {
+                    EnqueueLocked(SotwRequestLocked(state, errorDetail: null));
+                }
+            }
+        }
+    }
+
+    private DiscoveryRequest SotwRequestLocked(TypeState state, Google.Rpc.Status? errorDetail)
+    {
+        var request = new DiscoveryRequest
+        {
+            TypeUrl = state.Type.TypeUrl,
+            VersionInfo = state.Version,
+            ResponseNonce = state.Nonce,
+        };
+        request.ResourceNames.AddRange(state.Resources.Keys.Order(StringComparer.Ordinal));
+        if (errorDetail is not null)
+        {
+            request.ErrorDetail = errorDetail;
+        }
+
+        return request;
+    }
+
+    private void EnqueueLocked(IMessage request)
+    {
+        if (_stream is not { } stream)
+        {
+            return;
+        }
+
+        if (!stream.NodeSent)
+        {
+            stream.NodeSent = true;
+            switch (request)
+            {
+                case DiscoveryRequest sotw:
+                    sotw.Node = _node;
+                    break;
+                case DeltaDiscoveryRequest delta:
+                    delta.Node = _node;
+                    break;
+            }
+        }
+
+        stream.Writer.TryWrite(request);
+    }
+
+    /// <summary>Sends pending subscription changes, one request per type, unless deferred or disconnected.</summary>
+    private void FlushLocked()
+    {
+        if (_deferDepth > 0 || _stream is null)
+        {
+            return;
+        }
+
+        foreach (var type in XdsResourceType.All)
+        {
+            var state = _types[type];
+            if (!state.SubscriptionDirty)
+            {
+                continue;
+            }
+
+            if (Protocol == XdsProtocol.Delta)
+            {
+                var request = new DeltaDiscoveryRequest { TypeUrl = type.TypeUrl };
+                request.ResourceNamesSubscribe.AddRange(state.PendingSubscribe.Order(StringComparer.Ordinal));
+                request.ResourceNamesUnsubscribe.AddRange(state.PendingUnsubscribe.Order(StringComparer.Ordinal));
+                if (request.ResourceNamesSubscribe.Count > 0 || request.ResourceNamesUnsubscribe.Count > 0)
+                {
+                    EnqueueLocked(request);
+                }
+            }
+            else
+            {
+                EnqueueLocked(SotwRequestLocked(state, errorDetail: null));
+            }
+
+            state.ClearPending();
+        }
+    }
+
+    private void HandleSotw(DiscoveryResponse response, StreamState stream)
+    {
+        var notifications = new List<Notification>();
+        lock (_gate)
+        {
+            if (_stream != stream)
+            {
+                return;
+            }
+
+            var type = XdsResourceType.FromTypeUrl(response.TypeUrl);
+            if (type is null)
+            {
+                Log.UnknownType(_logger, response.TypeUrl);
+                var nack = new DiscoveryRequest
+                {
+                    TypeUrl = response.TypeUrl,
+                    ResponseNonce = response.Nonce,
+                    ErrorDetail = new Google.Rpc.Status { Code = InvalidArgument, Message = $"unsupported resource type '{response.TypeUrl}'" },
+                };
+                EnqueueLocked(nack);
+                return;
+            }
+
+            var state = _types[type];
+            state.Nonce = response.Nonce;
+            var errors = new List<string>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var allNamed = true;
+            for (var i = 0; i < response.Resources.Count; i++)
+            {
+                var any = response.Resources[i];
+                string? name = null;
+                try
+                {
+                    var (message, wrapperName) = Unpack(any, type);
+                    name = type.NameOf(message);
+                    if (string.IsNullOrEmpty(name))
+                    {
+                        name = wrapperName;
+                    }
+
+                    if (string.IsNullOrEmpty(name))
+                    {
+                        throw new XdsValidationException("has no name");
+                    }
+
+                    if (!seen.Add(name))
+                    {
+                        throw new XdsValidationException("appears more than once in the response");
+                    }
+
+                    if (!state.Resources.TryGetValue(name, out var resource))
+                    {
+                        continue;
+                    }
+
+                    var value = type.Validate(message);
+                    Accept(type, name, resource, value, response.VersionInfo, notifications);
+                }
+                catch (Exception ex) when (ex is XdsValidationException or InvalidProtocolBufferException)
+                {
+                    if (name is null)
+                    {
+                        allNamed = false;
+                    }
+
+                    var reason = $"{type.ShortName} resource '{name ?? $"#{i}"}': {ex.Message}";
+                    errors.Add(reason);
+                    Log.ResourceRejected(_logger, type.ShortName, name ?? $"#{i}", ex.Message);
+                    if (name is not null && state.Resources.TryGetValue(name, out var rejected))
+                    {
+                        Notify(notifications, rejected, n => n.Watcher.OnResourceError(type, name, reason));
+                    }
+                }
+            }
+
+            if (type.AllResourcesRequiredInSotw && allNamed)
+            {
+                foreach (var (name, resource) in state.Resources)
+                {
+                    if (seen.Contains(name))
+                    {
+                        continue;
+                    }
+
+                    if (_ignoreResourceDeletion)
+                    {
+                        if (resource.Value is not null)
+                        {
+                            Log.DeletionIgnored(_logger, type.ShortName, name);
+                        }
+
+                        continue;
+                    }
+
+                    Delete(type, name, resource, notifications);
+                }
+            }
+
+            Google.Rpc.Status? errorDetail = null;
+            if (errors.Count > 0)
+            {
+                errorDetail = new Google.Rpc.Status { Code = InvalidArgument, Message = string.Join("\n", errors) };
+                Log.Nacked(_logger, type.ShortName, response.VersionInfo, response.Nonce, state.Version, errors.Count);
+            }
+            else
+            {
+                state.Version = response.VersionInfo;
+                Log.Acked(_logger, type.ShortName, response.VersionInfo, response.Nonce);
+            }
+
+            EnqueueLocked(SotwRequestLocked(state, errorDetail));
+            state.ClearPending();
+        }
+
+        Dispatch(notifications);
+    }
+
+    private void HandleDelta(DeltaDiscoveryResponse response, StreamState stream)
+    {
+        var notifications = new List<Notification>();
+        lock (_gate)
+        {
+            if (_stream != stream)
+            {
+                return;
+            }
+
+            var type = XdsResourceType.FromTypeUrl(response.TypeUrl);
+            var ack = new DeltaDiscoveryRequest { TypeUrl = response.TypeUrl, ResponseNonce = response.Nonce };
+            if (type is null)
+            {
+                Log.UnknownType(_logger, response.TypeUrl);
+                ack.ErrorDetail = new Google.Rpc.Status { Code = InvalidArgument, Message = $"unsupported resource type '{response.TypeUrl}'" };
+                EnqueueLocked(ack);
+                return;
+            }
+
+            var state = _types[type];
+            var errors = new List<string>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            for (var i = 0; i < response.Resources.Count; i++)
+            {
+                var wrapper = response.Resources[i];
+                var name = string.IsNullOrEmpty(wrapper.Name) ? wrapper.ResourceName?.Name : wrapper.Name;
+                try
+                {
+                    if (string.IsNullOrEmpty(name))
+                    {
+                        throw new XdsValidationException("has no name");
+                    }
+
+                    if (!seen.Add(name))
+                    {
+                        throw new XdsValidationException("appears more than once in the response");
+                    }
+
+                    if (!state.Resources.TryGetValue(name, out var resource))
+                    {
+                        continue;
+                    }
+
+                    if (wrapper.Resource_ is null)
+                    {
+                        throw new XdsValidationException("carries no resource");
+                    }
+
+                    var (message, _) = Unpack(wrapper.Resource_, type);
+                    var innerName = type.NameOf(message);
+                    if (!string.IsNullOrEmpty(innerName) && innerName != name)
+                    {
+                        throw new XdsValidationException($"is named '{innerName}' inside");
+                    }
+
+                    var value = type.Validate(message);
+                    Accept(type, name, resource, value, wrapper.Version, notifications);
+                }
+                catch (Exception ex) when (ex is XdsValidationException or InvalidProtocolBufferException)
+                {
+                    var reason = $"{type.ShortName} resource '{name ?? $"#{i}"}': {ex.Message}";
+                    errors.Add(reason);
+                    Log.ResourceRejected(_logger, type.ShortName, name ?? $"#{i}", ex.Message);
+                    if (name is not null && state.Resources.TryGetValue(name, out var rejected))
+                    {
+                        Notify(notifications, rejected, n => n.Watcher.OnResourceError(type, name, reason));
+                    }
+                }
+            }
+
+            foreach (var name in response.RemovedResources.Concat(response.RemovedResourceNames.Select(static r => r.Name)))
+            {
+                if (!state.Resources.TryGetValue(name, out var resource))
+                {
+                    continue;
+                }
+
+                if (_ignoreResourceDeletion && type.AllResourcesRequiredInSotw)
+                {
+                    Log.DeletionIgnored(_logger, type.ShortName, name);
+                    continue;
+                }
+
+                Delete(type, name, resource, notifications);
+            }
+
+            if (errors.Count > 0)
+            {
+                ack.ErrorDetail = new Google.Rpc.Status { Code = InvalidArgument, Message = string.Join("\n", errors) };
+                Log.Nacked(_logger, type.ShortName, response.SystemVersionInfo, response.Nonce, string.Empty, errors.Count);
+            }
+            else
+            {
+                Log.Acked(_logger, type.ShortName, response.SystemVersionInfo, response.Nonce);
+            }
+
+            EnqueueLocked(ack);
+        }
+
+        Dispatch(notifications);
+    }
+
+    private static (IMessage Message, string? WrapperName) Unpack(Any any, XdsResourceType type)
+    {
+        string? wrapperName = null;
+        if (any.TypeUrl == XdsResourceType.ResourceWrapperTypeUrl)
+        {
+            var wrapper = Resource.Parser.ParseFrom(any.Value);
+            wrapperName = wrapper.Name;
+            any = wrapper.Resource_ ?? throw new XdsValidationException("Resource wrapper carries no resource");
+        }
+
+        if (any.TypeUrl != type.TypeUrl)
+        {
+            throw new XdsValidationException($"has type '{any.TypeUrl}' in a response for '{type.TypeUrl}'");
+        }
+
+        return (type.Decode(any.Value), wrapperName);
+    }
+
+    private void Accept(XdsResourceType type, string name, ResourceState resource, object value, string version, List<Notification> notifications)
+    {
+        resource.Version = version;
+        resource.DoesNotExist = false;
+        if (resource.Value is not null && resource.Value.Equals(value))
+        {
+            return;
+        }
+
+        resource.Value = value;
+        Log.ResourceAccepted(_logger, type.ShortName, name, version);
+        Notify(notifications, resource, n => n.Watcher.OnResourceChanged(type, name, value));
+    }
+
+    private void Delete(XdsResourceType type, string name, ResourceState resource, List<Notification> notifications)
+    {
+        if (resource.DoesNotExist)
+        {
+            return;
+        }
+
+        resource.Value = null;
+        resource.Version = null;
+        resource.DoesNotExist = true;
+        Log.ResourceDeleted(_logger, type.ShortName, name);
+        Notify(notifications, resource, n => n.Watcher.OnResourceDoesNotExist(type, name));
+    }
+
+    private static void Notify(List<Notification> notifications, ResourceState resource, Action<Notification> action)
+    {
+        foreach (var watcher in resource.Watchers)
+        {
+            notifications.Add(new Notification(watcher, action));
+        }
+    }
+
+    private void Dispatch(List<Notification> notifications)
+    {
+        using (DeferRequests())
+        {
+            foreach (var notification in notifications)
+            {
+                try
+                {
+                    notification.Action(notification);
+                }
+                catch (Exception ex)
+                {
+                    Log.WatcherFailed(_logger, ex.Message, ex);
+                }
+            }
+
+            try
+            {
+                UpdateBatchCompleted?.Invoke();
+            }
+            catch (Exception ex)
+            {
+                Log.WatcherFailed(_logger, ex.Message, ex);
+            }
+        }
+    }
+
+    private static Node BuildNode(XdsNodeConfig config)
+    {
+        var node = new Node
+        {
+            Id = config.Id,
+            Cluster = config.Cluster,
+            UserAgentName = "Mesh.Sdk",
+            UserAgentVersion = typeof(XdsClient).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0",
+            Metadata = JsonToProtobuf.ToStruct(config.Metadata),
+        };
+        node.ClientFeatures.Add("envoy.lb.does_not_support_overprovisioning");
+        node.ClientFeatures.Add("xds.config.resource-in-sotw");
+        if (config.Locality is { } locality)
+        {
+            node.Locality = new Locality { Region = locality.Region, Zone = locality.Zone, SubZone = locality.SubZone };
+        }
+
+        return node;
+    }
+
+    internal readonly struct DeferScope(XdsClient client) : IDisposable
+    {
+        public void Dispose() => client.EndDefer();
+    }
+
+    private sealed record Notification(IXdsResourceWatcher Watcher, Action<Notification> Action);
+
+    private sealed class StreamState(ChannelWriter<IMessage> writer)
+    {
+        public ChannelWriter<IMessage> Writer { get; } = writer;
+
+        public bool NodeSent { get; set; }
+    }
+
+    private sealed class ResourceState
+    {
+        public HashSet<IXdsResourceWatcher> Watchers { get; } = [];
+
+        public object? Value { get; set; }
+
+        public string? Version { get; set; }
+
+        public bool DoesNotExist { get; set; }
+    }
+
+    private sealed class TypeState(XdsResourceType type)
+    {
+        public XdsResourceType Type { get; } = type;
+
+        public Dictionary<string, ResourceState> Resources { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>State of the World: the version last accepted in full.</summary>
+        public string Version { get; set; } = string.Empty;
+
+        /// <summary>State of the World: the nonce of the last response on the current stream.</summary>
+        public string Nonce { get; set; } = string.Empty;
+
+        public bool SubscriptionDirty { get; private set; }
+
+        public HashSet<string> PendingSubscribe { get; } = new(StringComparer.Ordinal);
+
+        public HashSet<string> PendingUnsubscribe { get; } = new(StringComparer.Ordinal);
+
+        public void MarkSubscribed(string name)
+        {
+            SubscriptionDirty = true;
+            if (!PendingUnsubscribe.Remove(name))
+            {
+                PendingSubscribe.Add(name);
+            }
+        }
+
+        public void MarkUnsubscribed(string name)
+        {
+            SubscriptionDirty = true;
+            if (!PendingSubscribe.Remove(name))
+            {
+                PendingUnsubscribe.Add(name);
+            }
+        }
+
+        public void ClearPending()
+        {
+            SubscriptionDirty = false;
+            PendingSubscribe.Clear();
+            PendingUnsubscribe.Clear();
+        }
+    }
+
+    private sealed class WatchHandle(XdsClient client, XdsResourceType type, string name, IXdsResourceWatcher watcher) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                client.Unwatch(type, name, watcher);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(100, LogLevel.Information, "Opening {Protocol} ADS stream to '{Target}'.")]
+        public static partial void StreamStarting(ILogger logger, string target, string protocol);
+
+        [LoggerMessage(101, LogLevel.Information, "ADS stream to '{Target}' was closed by the server.")]
+        public static partial void StreamEnded(ILogger logger, string target);
+
+        [LoggerMessage(102, LogLevel.Warning, "ADS stream to '{Target}' failed: {Reason}")]
+        public static partial void StreamFailed(ILogger logger, string target, string reason, Exception exception);
+
+        [LoggerMessage(103, LogLevel.Information, "Reconnecting to '{Target}' in {DelayMs:0} ms; the last accepted configuration stays in force.")]
+        public static partial void Reconnecting(ILogger logger, string target, double delayMs);
+
+        [LoggerMessage(104, LogLevel.Warning, "Sending on the ADS stream to '{Target}' failed: {Reason}")]
+        public static partial void SendFailed(ILogger logger, string target, string reason, Exception exception);
+
+        [LoggerMessage(105, LogLevel.Debug, "Subscribed to {Type} resource '{Name}'.")]
+        public static partial void Subscribed(ILogger logger, string type, string name);
+
+        [LoggerMessage(106, LogLevel.Debug, "Unsubscribed from {Type} resource '{Name}'.")]
+        public static partial void Unsubscribed(ILogger logger, string type, string name);
+
+        [LoggerMessage(107, LogLevel.Warning, "Rejected {Type} resource '{Name}': {Reason}. The last accepted version stays in force.")]
+        public static partial void ResourceRejected(ILogger logger, string type, string name, string reason);
+
+        [LoggerMessage(108, LogLevel.Debug, "Accepted {Type} resource '{Name}' version '{Version}'.")]
+        public static partial void ResourceAccepted(ILogger logger, string type, string name, string version);
+
+        [LoggerMessage(109, LogLevel.Information, "{Type} resource '{Name}' does not exist.")]
+        public static partial void ResourceDeleted(ILogger logger, string type, string name);
+
+        [LoggerMessage(110, LogLevel.Warning, "{Type} resource '{Name}' was removed by the server; kept because of server feature 'ignore_resource_deletion'.")]
+        public static partial void DeletionIgnored(ILogger logger, string type, string name);
+
+        [LoggerMessage(111, LogLevel.Debug, "ACK {Type} version '{Version}' nonce '{Nonce}'.")]
+        public static partial void Acked(ILogger logger, string type, string version, string nonce);
+
+        [LoggerMessage(112, LogLevel.Warning, "NACK {Type} version '{Version}' nonce '{Nonce}' ({Count} invalid resources); staying on version '{Accepted}'.")]
+        public static partial void Nacked(ILogger logger, string type, string version, string nonce, string accepted, int count);
+
+        [LoggerMessage(113, LogLevel.Warning, "Ignoring response of unknown resource type '{TypeUrl}'.")]
+        public static partial void UnknownType(ILogger logger, string typeUrl);
+
+        [LoggerMessage(114, LogLevel.Error, "An xDS watcher failed: {Reason}")]
+        public static partial void WatcherFailed(ILogger logger, string reason, Exception exception);
+    }
+}
