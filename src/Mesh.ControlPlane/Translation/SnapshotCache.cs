@@ -62,6 +62,8 @@ internal sealed partial class SnapshotCache : IDisposable
                 return;
             }
 
+            // This rebuild covers any change already scheduled.
+            _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             next = _translator.Translate(_store.Current, _registry.Current, ++_version);
             Volatile.Write(ref _current, next);
         }

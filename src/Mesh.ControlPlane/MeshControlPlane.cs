@@ -1,0 +1,168 @@
+using System.Net;
+using Mesh.ControlPlane.Config;
+using Mesh.ControlPlane.Registry;
+using Mesh.ControlPlane.Translation;
+using Mesh.ControlPlane.Xds;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mesh.ControlPlane;
+
+/// <summary>
+/// The embedded control plane: loads Istio YAML from a directory, keeps a service registry, and
+/// serves the result over ADS (State-of-the-World and Delta) on plaintext HTTP/2, in the shapes
+/// istiod sends to proxyless gRPC clients. Host it in-process or run the <c>mesh-controlplane</c> tool.
+/// </summary>
+public sealed class MeshControlPlane : IAsyncDisposable
+{
+    private readonly MeshControlPlaneOptions _options;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ConfigStore _store;
+    private readonly ServiceRegistry _registry;
+    private readonly SnapshotCache _cache;
+    private ConfigDirectoryWatcher? _watcher;
+    private readonly CancellationTokenSource _stopping = new();
+    private WebApplication? _app;
+    private int _state; // 0 new, 1 started, 2 disposed
+
+    /// <summary>Creates a control plane; nothing runs until <see cref="StartAsync"/>.</summary>
+    /// <param name="options">Settings; read once.</param>
+    public MeshControlPlane(MeshControlPlaneOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.XdsPort is < 0 or > 65535)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.XdsPort, "XdsPort must be from 0 to 65535.");
+        }
+
+        if (!IPAddress.TryParse(options.XdsAddress, out _) && options.XdsAddress != "localhost")
+        {
+            throw new ArgumentException($"XdsAddress '{options.XdsAddress}' is not an IP address.", nameof(options));
+        }
+
+        _options = options;
+        _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
+        _store = new ConfigStore(options.DefaultNamespace, _loggerFactory.CreateLogger<ConfigStore>());
+        _registry = new ServiceRegistry(options.TimeProvider, options.RegistrationGracePeriod, options.ClusterDomain, _loggerFactory.CreateLogger<ServiceRegistry>());
+        _cache = new SnapshotCache(_store, _registry, new XdsTranslator(options.ClusterDomain), options.TimeProvider, options.PushDebounce,
+            _loggerFactory.CreateLogger<SnapshotCache>());
+        _store.Changed += _registry.UpdateConfig;
+    }
+
+    /// <summary>The port the xDS server listens on; set by <see cref="StartAsync"/> (useful with port 0).</summary>
+    public int XdsPort { get; private set; }
+
+    /// <summary>The xDS server's address as <c>http://address:port</c>; set by <see cref="StartAsync"/>.</summary>
+    public Uri? XdsUri { get; private set; }
+
+    /// <summary>Version of the snapshot currently served; grows by one with every published change.</summary>
+    public long SnapshotVersion => _cache.Current.Version;
+
+    /// <summary>Files whose latest content was rejected (their last good content stays in force).</summary>
+    public IReadOnlyList<ConfigError> ConfigErrors => _store.LastErrors;
+
+    internal ConfigStore Store => _store;
+
+    internal ServiceRegistry Registry => _registry;
+
+    internal SnapshotCache Cache => _cache;
+
+    internal ConfigDirectoryWatcher? Watcher => _watcher;
+
+    /// <summary>Loads the configuration, builds the first snapshot and starts the xDS server.</summary>
+    /// <param name="cancellationToken">Cancels start-up.</param>
+    /// <returns>The bound xDS port.</returns>
+    /// <exception cref="DirectoryNotFoundException">The configuration directory does not exist.</exception>
+    public async Task<int> StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
+        {
+            throw new InvalidOperationException("The control plane was already started or disposed.");
+        }
+
+        if (_options.ConfigDirectory is { } directory)
+        {
+            _watcher = new ConfigDirectoryWatcher(directory, _store, _options.TimeProvider, _options.ConfigDebounce, _options.ConfigPollInterval,
+                _loggerFactory.CreateLogger<ConfigDirectoryWatcher>());
+            _watcher.Start();
+        }
+
+        if (_watcher is null)
+        {
+            _registry.UpdateConfig(_store.Current);
+        }
+
+        _cache.Rebuild();
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(_loggerFactory);
+        // The embedding process owns Ctrl+C and SIGTERM, not this server.
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
+        builder.Services.AddSingleton(new AdsContext(_cache, _registry, _options.DefaultNamespace, _options.ClusterDomain, _loggerFactory, _stopping.Token));
+        builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 16 * 1024 * 1024);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            void Http2(ListenOptions o) => o.Protocols = HttpProtocols.Http2;
+            if (_options.XdsAddress == "localhost")
+            {
+                k.ListenLocalhost(_options.XdsPort, Http2);
+            }
+            else
+            {
+                k.Listen(IPAddress.Parse(_options.XdsAddress), _options.XdsPort, Http2);
+            }
+        });
+        var app = builder.Build();
+        app.MapGrpcService<AdsService>();
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        _app = app;
+
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var uri = new Uri(address);
+        XdsPort = uri.Port;
+        XdsUri = new Uri($"http://{(_options.XdsAddress == "localhost" ? "localhost" : uri.Host)}:{uri.Port}");
+        return XdsPort;
+    }
+
+    /// <summary>Rescans the configuration directory now instead of waiting for the watcher or the poll.</summary>
+    public void ReloadConfig() => _watcher?.Scan();
+
+    /// <summary>Stops the server, closing open ADS streams, and releases the watcher and timers.</summary>
+    /// <returns>A task that completes when everything has stopped.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _state, 2) == 2)
+        {
+            return;
+        }
+
+        _watcher?.Dispose();
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_app is not null)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _app.StopAsync(timeout.Token).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _cache.Dispose();
+        _registry.Dispose();
+        _stopping.Dispose();
+    }
+}
+
+/// <summary>A host lifetime that leaves console signals to the embedding process.</summary>
+internal sealed class EmbeddedLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,172 @@
+using System.Threading.Channels;
+using Envoy.Service.Discovery.V3;
+using Grpc.Core;
+using Mesh.ControlPlane.Registry;
+using Mesh.ControlPlane.Translation;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.ControlPlane.Xds;
+
+/// <summary>Shared state every ADS stream needs.</summary>
+internal sealed record AdsContext(SnapshotCache Cache, ServiceRegistry Registry, string DefaultNamespace, string Domain, ILoggerFactory LoggerFactory, CancellationToken Stopping);
+
+/// <summary>
+/// envoy.service.discovery.v3.AggregatedDiscoveryService: State-of-the-World and Delta ADS.
+/// Each stream runs one loop that handles, in order, the client's requests and snapshot updates,
+/// so per-stream state needs no locks and responses are never written concurrently.
+/// </summary>
+internal sealed class AdsService(AdsContext context) : AggregatedDiscoveryService.AggregatedDiscoveryServiceBase
+{
+    private static long s_streamIds;
+
+    public override Task StreamAggregatedResources(IAsyncStreamReader<DiscoveryRequest> requestStream, IServerStreamWriter<DiscoveryResponse> responseStream,
+        ServerCallContext callContext)
+    {
+        var stream = new SotwStream(context, Interlocked.Increment(ref s_streamIds), callContext.Peer, responseStream);
+        return RunAsync(requestStream, stream, callContext.CancellationToken);
+    }
+
+    public override Task DeltaAggregatedResources(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream,
+        ServerCallContext callContext)
+    {
+        var stream = new DeltaStream(context, Interlocked.Increment(ref s_streamIds), callContext.Peer, responseStream);
+        return RunAsync(requestStream, stream, callContext.CancellationToken);
+    }
+
+    private async Task RunAsync<TRequest>(IAsyncStreamReader<TRequest> requests, AdsStream<TRequest> stream, CancellationToken callCancelled)
+        where TRequest : class
+    {
+        // Streams end when the client goes away or the control plane stops (Kestrel would otherwise wait for them).
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(callCancelled, context.Stopping);
+        var cancellationToken = linked.Token;
+        var events = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+        void OnUpdated(XdsSnapshot snapshot) => events.Writer.TryWrite(snapshot);
+        context.Cache.Updated += OnUpdated;
+        var reader = Task.Run(async () =>
+        {
+            try
+            {
+                while (await requests.MoveNext(cancellationToken).ConfigureAwait(false))
+                {
+                    events.Writer.TryWrite(requests.Current);
+                }
+
+                events.Writer.TryComplete();
+            }
+            catch (Exception ex)
+            {
+                events.Writer.TryComplete(ex);
+            }
+        }, CancellationToken.None);
+
+        try
+        {
+            await foreach (var item in events.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (item is XdsSnapshot)
+                {
+                    await stream.OnSnapshotAsync(context.Cache.Current, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await stream.OnRequestAsync((TRequest)item, context.Cache.Current, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException || ex is RpcException { StatusCode: StatusCode.Cancelled })
+        {
+            // The client went away.
+        }
+        finally
+        {
+            context.Cache.Updated -= OnUpdated;
+            stream.Dispose();
+            await reader.ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>What SotW and Delta streams share: the node, self-registration and logging.</summary>
+internal abstract partial class AdsStream<TRequest>(AdsContext context, long streamId, string peer) : IDisposable
+{
+    private IDisposable? _registration;
+    private long _nonce;
+
+    protected AdsContext Context { get; } = context;
+
+    protected ILogger Logger { get; } = context.LoggerFactory.CreateLogger("Mesh.ControlPlane.Xds.AdsStream");
+
+    protected NodeInfo? Node { get; private set; }
+
+    protected string NodeId => Node?.Id ?? string.Empty;
+
+    protected string Namespace => Node?.Namespace ?? Context.DefaultNamespace;
+
+    public abstract Task OnRequestAsync(TRequest request, XdsSnapshot snapshot, CancellationToken cancellationToken);
+
+    public abstract Task OnSnapshotAsync(XdsSnapshot snapshot, CancellationToken cancellationToken);
+
+    protected string NextNonce() => (++_nonce).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    protected void SetNode(Envoy.Config.Core.V3.Node? node)
+    {
+        if (Node is not null)
+        {
+            return;
+        }
+
+        Node = NodeInfo.From(node, Context.DefaultNamespace, Context.Domain);
+        Log.StreamOpened(Logger, streamId, Node.Id, peer, GetType().Name);
+        if (Node.RegistrationProblem is { } problem)
+        {
+            Log.RegistrationRejected(Logger, Node.Id, problem);
+        }
+        else if (Node.Registration is { } registration)
+        {
+            _registration = Context.Registry.Register(registration);
+        }
+    }
+
+    protected void LogAck(string typeUrl, string nonce, string version) => Log.Ack(Logger, NodeId, typeUrl, nonce, version);
+
+    protected void LogNack(string typeUrl, string nonce, string? version, string detail) => Log.Nack(Logger, NodeId, typeUrl, nonce, version ?? string.Empty, detail);
+
+    protected void LogStale(string typeUrl, string nonce) => Log.StaleNonce(Logger, NodeId, typeUrl, nonce);
+
+    protected void LogSent(string typeUrl, string version, string nonce, int count, int removed) => Log.Sent(Logger, NodeId, typeUrl, version, nonce, count, removed);
+
+    protected void LogUnknownType(string typeUrl) => Log.UnknownType(Logger, NodeId, typeUrl);
+
+    public void Dispose()
+    {
+        Log.StreamClosed(Logger, streamId, NodeId);
+        _registration?.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "ADS stream {StreamId} opened by node '{NodeId}' from '{Peer}' ({Kind}).")]
+        public static partial void StreamOpened(ILogger logger, long streamId, string nodeId, string peer, string kind);
+
+        [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "ADS stream {StreamId} of node '{NodeId}' closed.")]
+        public static partial void StreamClosed(ILogger logger, long streamId, string nodeId);
+
+        [LoggerMessage(EventId = 4003, Level = LogLevel.Debug, Message = "Node '{NodeId}' ACKed '{TypeUrl}' nonce '{Nonce}' version '{Version}'.")]
+        public static partial void Ack(ILogger logger, string nodeId, string typeUrl, string nonce, string version);
+
+        [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Node '{NodeId}' rejected (NACK) '{TypeUrl}' nonce '{Nonce}' version '{Version}': {Detail}")]
+        public static partial void Nack(ILogger logger, string nodeId, string typeUrl, string nonce, string version, string detail);
+
+        [LoggerMessage(EventId = 4005, Level = LogLevel.Debug, Message = "Node '{NodeId}' sent stale nonce '{Nonce}' for '{TypeUrl}'; ignored.")]
+        public static partial void StaleNonce(ILogger logger, string nodeId, string typeUrl, string nonce);
+
+        [LoggerMessage(EventId = 4006, Level = LogLevel.Debug, Message = "Sent node '{NodeId}' '{TypeUrl}' version '{Version}' nonce '{Nonce}': {Count} resources, {Removed} removed.")]
+        public static partial void Sent(ILogger logger, string nodeId, string typeUrl, string version, string nonce, int count, int removed);
+
+        [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Node '{NodeId}' asked for unsupported type '{TypeUrl}'; ignored.")]
+        public static partial void UnknownType(ILogger logger, string nodeId, string typeUrl);
+
+        [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Node '{NodeId}' announced itself but cannot be registered: {Problem}.")]
+        public static partial void RegistrationRejected(ILogger logger, string nodeId, string problem);
+    }
+}

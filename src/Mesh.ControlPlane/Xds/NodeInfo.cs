@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Net;
+using Envoy.Config.Core.V3;
+using Google.Protobuf.WellKnownTypes;
+using Mesh.ControlPlane.Registry;
+
+namespace Mesh.ControlPlane.Xds;
+
+/// <summary>What the server needs from an ADS client's <see cref="Node"/>.</summary>
+internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? Registration, string? RegistrationProblem)
+{
+    public const string NamespaceKey = "NAMESPACE";
+    public const string LabelsKey = "LABELS";
+    public const string ServiceAccountKey = "SERVICE_ACCOUNT";
+    public const string InstanceIpsKey = "INSTANCE_IPS";
+    public const string WorkloadNameKey = "WORKLOAD_NAME";
+    public const string ServiceKey = "MESH_SERVICE";
+    public const string PortsKey = "MESH_PORTS";
+
+    public static NodeInfo From(Node? node, string defaultNamespace, string domain)
+    {
+        var id = node?.Id ?? string.Empty;
+        var fields = node?.Metadata?.Fields;
+        var ns = String(fields, NamespaceKey) is { Length: > 0 } n ? n : defaultNamespace;
+        var service = String(fields, ServiceKey);
+        if (string.IsNullOrEmpty(service))
+        {
+            return new NodeInfo(id, ns, null, null);
+        }
+
+        var ips = String(fields, InstanceIpsKey);
+        var address = ips?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).FirstOrDefault();
+        if (address is null || !IPAddress.TryParse(address, out _))
+        {
+            return new NodeInfo(id, ns, null, $"'{InstanceIpsKey}' must hold an IP address, got '{ips}'");
+        }
+
+        var ports = new Dictionary<uint, uint>();
+        if (fields is not null && fields.TryGetValue(PortsKey, out var portsValue) && portsValue.StructValue is { } portStruct)
+        {
+            foreach (var (key, value) in portStruct.Fields)
+            {
+                if (!uint.TryParse(key, NumberStyles.None, CultureInfo.InvariantCulture, out var servicePort) || servicePort is 0 or > 65535
+                    || ToPort(value) is not { } workloadPort)
+                {
+                    return new NodeInfo(id, ns, null, $"'{PortsKey}' entry '{key}' must map a service port to a workload port");
+                }
+
+                ports[servicePort] = workloadPort;
+            }
+        }
+
+        if (ports.Count == 0)
+        {
+            return new NodeInfo(id, ns, null, $"'{PortsKey}' must map at least one service port to a workload port, e.g. {{\"9080\": 41234}}");
+        }
+
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (fields is not null && fields.TryGetValue(LabelsKey, out var labelsValue) && labelsValue.StructValue is { } labelStruct)
+        {
+            foreach (var (key, value) in labelStruct.Fields)
+            {
+                labels[key] = value.KindCase == Value.KindOneofCase.StringValue ? value.StringValue : value.ToString();
+            }
+        }
+
+        var locality = node!.Locality is { } l ? new EndpointLocality(l.Region, l.Zone, l.SubZone) : EndpointLocality.None;
+        var host = HostNames.Candidates(service, ns, domain).First();
+        var registration = new SelfRegistration(id, host, ns, address, ports, labels, locality, String(fields, ServiceAccountKey), String(fields, WorkloadNameKey));
+        return new NodeInfo(id, ns, registration, null);
+    }
+
+    private static uint? ToPort(Value value)
+    {
+        double number;
+        if (value.KindCase == Value.KindOneofCase.NumberValue)
+        {
+            number = value.NumberValue;
+        }
+        else if (value.KindCase != Value.KindOneofCase.StringValue
+            || !double.TryParse(value.StringValue, NumberStyles.None, CultureInfo.InvariantCulture, out number))
+        {
+            return null;
+        }
+
+        return number is >= 1 and <= 65535 && number == Math.Floor(number) ? (uint)number : null;
+    }
+
+    private static string? String(Google.Protobuf.Collections.MapField<string, Value>? fields, string key) =>
+        fields is not null && fields.TryGetValue(key, out var v) && v.KindCase == Value.KindOneofCase.StringValue ? v.StringValue : null;
+}
