@@ -159,6 +159,116 @@ public sealed class XdsPeerInteropTests(EchoWorkloadsFixture fixture, ITestOutpu
         AssertNoControlPlaneWarnings(cp, client, config);
     }
 
+    [Theory]
+    [MemberData(nameof(Peers))]
+    public async Task InvalidConfig_RunningClientKeepsLastGoodRoutes(string peerName)
+    {
+        var peer = PeerKind.Get(peerName);
+        using var config = new MeshConfig();
+        config.WriteService(fixture.Workloads);
+        config.WriteSingleRoute("v1");
+        await using var cp = await ControlPlaneHarness.StartAsync(config.Directory);
+
+        using var client = PeerProcess.Start(
+            peer,
+            Args(MeshConfig.Target, "--stream", "--interval-ms", 25, "--max-duration-ms", 40_000, "--deadline-ms", 45_000),
+            PeerKind.Environment(MeshConfig.Bootstrap(cp.Port)));
+        Assert.True(await client.WaitUntilAsync(c => c.Count(x => x.Ok) >= 10, TimeSpan.FromSeconds(20)),
+            "peer made no 10 successful calls on the initial config\n" + Diagnostics(client, cp, config));
+
+        // An invalid VirtualService (a weight that is no number): rejected with its file and line, the
+        // served routes stay as they were.
+        config.WriteRawRoute("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: echo
+              namespace: default
+            spec:
+              hosts:
+              - echo.default.svc.cluster.local
+              http:
+              - route:
+                - destination:
+                    host: echo.default.svc.cluster.local
+                    subset: v2
+                  weight: eighty
+            """);
+        var rejected = Stopwatch.StartNew();
+        while (cp.ControlPlane.ConfigErrors.Count == 0 && rejected.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(20);
+        }
+
+        var errors = cp.ControlPlane.ConfigErrors;
+        Assert.True(errors.Count == 1, "the broken file was not reported as a config error\n" + Diagnostics(client, cp, config));
+        Assert.EndsWith("virtualservice.yaml", errors[0].File);
+        Assert.True(errors[0].Line > 0, $"config error without a line: {errors[0]}");
+        var rejectedAt = client.Elapsed;
+
+        // Keep calling for a while on the last good config.
+        var callsAtReject = client.Calls.Count;
+        Assert.True(await client.WaitUntilAsync(c => c.Count >= callsAtReject + 20, TimeSpan.FromSeconds(10)),
+            "peer stopped calling after the broken file\n" + Diagnostics(client, cp, config));
+        var afterReject = client.Calls.Where(c => c.At >= rejectedAt).ToList();
+        Assert.True(afterReject.All(c => c.Ok && c.Version == "v1"),
+            "calls after the broken file did not all go to v1 unchanged\n" + Diagnostics(client, cp, config));
+
+        // The next good file is served again.
+        config.WriteSingleRoute("v2");
+        var switched = await client.WaitUntilAsync(
+            c => c.Count >= 20 && c.Skip(c.Count - 20).All(x => x.Ok && x.Version == "v2"),
+            TimeSpan.FromSeconds(10));
+        client.CloseStdin();
+        await client.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        var diag = Diagnostics(client, cp, config);
+        output.WriteLine($"{peerName}: error reported; {afterReject.Count} calls on the last good config, all v1; switched to v2 after the fix: {switched}; {client.Calls.Count(c => !c.Ok)} failed calls");
+        Assert.True(switched, "the client did not follow the corrected file to v2\n" + diag);
+        Assert.True(client.Calls.All(c => c.Ok), "calls failed\n" + diag);
+        Assert.Empty(cp.ControlPlane.ConfigErrors);
+
+        // The only warnings are the file rejection itself: no peer NACKed anything.
+        var unexpected = cp.Warnings.Where(w => !w.Category.EndsWith(".ConfigStore", StringComparison.Ordinal)).ToList();
+        Assert.True(unexpected.Count == 0, $"unexpected control plane warnings:\n{string.Join("\n", unexpected)}\n" + diag);
+    }
+
+    [Theory]
+    [MemberData(nameof(Peers))]
+    public async Task WorkloadEntryRemoved_RunningClientStopsCallingIt(string peerName)
+    {
+        var peer = PeerKind.Get(peerName);
+        using var config = new MeshConfig();
+        config.WriteService(fixture.Workloads);
+        config.WriteSingleRoute("v1");
+        await using var cp = await ControlPlaneHarness.StartAsync(config.Directory);
+
+        using var client = PeerProcess.Start(
+            peer,
+            Args(MeshConfig.Target, "--stream", "--interval-ms", 25, "--max-duration-ms", 40_000, "--deadline-ms", 45_000),
+            PeerKind.Environment(MeshConfig.Bootstrap(cp.Port)));
+        var bothSeen = await client.WaitUntilAsync(
+            c => c.Any(x => x.Workload == "echo-v1-0") && c.Any(x => x.Workload == "echo-v1-1"),
+            TimeSpan.FromSeconds(20));
+        Assert.True(bothSeen, "round robin did not reach both v1 endpoints\n" + Diagnostics(client, cp, config));
+
+        var removedAt = client.Elapsed;
+        var clock = Stopwatch.StartNew();
+        config.WriteService(fixture.Workloads.Where(w => w.Name != "echo-v1-1"));
+        var followed = await client.WaitUntilAsync(
+            c => c.Count >= 20 && c.Skip(c.Count - 20).All(x => x.Ok && x.Workload == "echo-v1-0"),
+            TimeSpan.FromSeconds(10));
+        var took = clock.Elapsed;
+        client.CloseStdin();
+        await client.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        var diag = Diagnostics(client, cp, config);
+        var lastToRemoved = client.Calls.LastOrDefault(c => c.Workload == "echo-v1-1");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{peerName}: endpoint removed; last call to it {(lastToRemoved is null ? "none" : ((lastToRemoved.At - removedAt).TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) + " ms"))} after the rewrite; last 20 on the remaining endpoint after {took.TotalMilliseconds:F0} ms"));
+        Assert.True(followed, "the running client kept calling the removed endpoint\n" + diag);
+        Assert.True(client.Calls.All(c => c.Ok), "calls failed\n" + diag);
+        AssertNoControlPlaneWarnings(cp, client, config);
+    }
+
     /// <summary>The peers accepted every resource: the control plane logged no NACK and no other warning.</summary>
     private static void AssertNoControlPlaneWarnings(ControlPlaneHarness cp, PeerProcess client, MeshConfig config)
     {

@@ -5,18 +5,24 @@ using Microsoft.Extensions.Logging;
 
 namespace Mesh.Interop.Tests.Infrastructure;
 
+/// <summary>A warning or error the control plane logged; <see cref="Line"/> is the formatted log line.</summary>
+internal sealed record CapturedLogEntry(string Category, int EventId, LogLevel Level, string Line)
+{
+    public override string ToString() => Line;
+}
+
 /// <summary>Keeps the control plane's log lines in memory so a failing test can show them.</summary>
 internal sealed class CapturingLoggerProvider : ILoggerProvider
 {
     private const int MaxLines = 400;
     private readonly ConcurrentQueue<string> _lines = new();
-    private readonly ConcurrentQueue<string> _warnings = new();
+    private readonly ConcurrentQueue<CapturedLogEntry> _warnings = new();
     private readonly DateTime _started = DateTime.UtcNow;
 
     public ILogger CreateLogger(string categoryName) => new CapturingLogger(this, categoryName);
 
     /// <summary>Warnings and errors logged so far (e.g. a peer's NACK), never trimmed.</summary>
-    public IReadOnlyList<string> Warnings => [.. _warnings];
+    public IReadOnlyList<CapturedLogEntry> Warnings => [.. _warnings];
 
     public string Dump()
     {
@@ -66,7 +72,7 @@ internal sealed class CapturingLoggerProvider : ILoggerProvider
             owner.Add(line);
             if (logLevel >= LogLevel.Warning)
             {
-                owner._warnings.Enqueue(line);
+                owner._warnings.Enqueue(new CapturedLogEntry(category, eventId.Id, logLevel, line));
             }
         }
     }

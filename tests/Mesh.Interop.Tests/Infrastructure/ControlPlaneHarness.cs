@@ -62,7 +62,7 @@ internal sealed class ControlPlaneHarness : IAsyncDisposable
     }
 
     /// <summary>Warnings and errors the control plane logged: a peer's NACK shows up here.</summary>
-    public IReadOnlyList<string> Warnings => _logs.Warnings;
+    public IReadOnlyList<CapturedLogEntry> Warnings => _logs.Warnings;
 
     public string Log()
     {

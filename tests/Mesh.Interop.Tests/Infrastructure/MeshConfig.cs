@@ -162,6 +162,9 @@ internal sealed class MeshConfig : IDisposable
 
         """);
 
+    /// <summary>Replaces the VirtualService file with <paramref name="content"/> as given (e.g. broken YAML).</summary>
+    public void WriteRawRoute(string content) => WriteAtomically("virtualservice.yaml", content);
+
     /// <summary>The gRPC bootstrap JSON for a peer talking to the control plane at 127.0.0.1:<paramref name="xdsPort"/>.</summary>
     public static string Bootstrap(int xdsPort) =>
         "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + xdsPort.ToString(CultureInfo.InvariantCulture)
