@@ -4,6 +4,7 @@ using Envoy.Config.Listener.V3;
 using Envoy.Config.Route.V3;
 using Google.Protobuf;
 using Mesh.Sdk.Resources;
+using Mesh.Xds;
 
 namespace Mesh.Sdk.Xds.Internal;
 
@@ -13,7 +14,7 @@ namespace Mesh.Sdk.Xds.Internal;
 /// </summary>
 internal abstract class XdsResourceType
 {
-    public const string ResourceWrapperTypeUrl = "type.googleapis.com/envoy.service.discovery.v3.Resource";
+    public static readonly string ResourceWrapperTypeUrl = XdsTypeUrls.For<Envoy.Service.Discovery.V3.Resource>();
 
     public static readonly XdsResourceType Listener = new ListenerType();
     public static readonly XdsResourceType RouteConfiguration = new RouteConfigurationType();
@@ -56,7 +57,7 @@ internal abstract class XdsResourceType
 
     private sealed class ListenerType : XdsResourceType
     {
-        public override string TypeUrl => "type.googleapis.com/envoy.config.listener.v3.Listener";
+        public override string TypeUrl => XdsTypeUrls.Listener;
 
         public override string ShortName => "LDS";
 
@@ -71,7 +72,7 @@ internal abstract class XdsResourceType
 
     private sealed class RouteConfigurationType : XdsResourceType
     {
-        public override string TypeUrl => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+        public override string TypeUrl => XdsTypeUrls.RouteConfiguration;
 
         public override string ShortName => "RDS";
 
@@ -86,7 +87,7 @@ internal abstract class XdsResourceType
 
     private sealed class ClusterType : XdsResourceType
     {
-        public override string TypeUrl => "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+        public override string TypeUrl => XdsTypeUrls.Cluster;
 
         public override string ShortName => "CDS";
 
@@ -101,7 +102,7 @@ internal abstract class XdsResourceType
 
     private sealed class EndpointsType : XdsResourceType
     {
-        public override string TypeUrl => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+        public override string TypeUrl => XdsTypeUrls.ClusterLoadAssignment;
 
         public override string ShortName => "EDS";
 

@@ -10,6 +10,7 @@ using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Envoy.Type.Matcher.V3;
 using Google.Protobuf;
 using Mesh.Sdk.Resources;
+using Mesh.Xds;
 
 namespace Mesh.Sdk.Xds.Internal;
 
@@ -19,28 +20,26 @@ namespace Mesh.Sdk.Xds.Internal;
 /// </summary>
 internal static class XdsResourceValidator
 {
-    public const string HttpConnectionManagerTypeUrl = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-    public const string RouterTypeUrl = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+    public const string HttpConnectionManagerTypeUrl = XdsTypeUrls.HttpConnectionManager;
+    public const string RouterTypeUrl = XdsTypeUrls.Router;
 
     /// <summary>HTTP filter configurations the SDK understands, by type URL.</summary>
     public static readonly IReadOnlySet<string> KnownHttpFilterTypeUrls = new HashSet<string>(StringComparer.Ordinal)
     {
         RouterTypeUrl,
-        "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
-        "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-        "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
-        "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        XdsTypeUrls.Fault,
+        XdsTypeUrls.Rbac,
+        XdsTypeUrls.LocalRateLimit,
     };
 
     /// <summary>Typed load balancing policies the SDK understands, by type URL.</summary>
     public static readonly IReadOnlySet<string> KnownLoadBalancingPolicyTypeUrls = new HashSet<string>(StringComparer.Ordinal)
     {
-        "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
-        "type.googleapis.com/envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
-        "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
-        "type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality",
-        "type.googleapis.com/envoy.extensions.load_balancing_policies.pick_first.v3.PickFirst",
-        "type.googleapis.com/envoy.extensions.load_balancing_policies.random.v3.Random",
+        XdsTypeUrls.RoundRobin,
+        XdsTypeUrls.RingHash,
+        XdsTypeUrls.LeastRequest,
+        XdsTypeUrls.WrrLocality,
+        XdsTypeUrls.Random,
     };
 
     /// <summary>gRPC's upper bound on ring hash sizes.</summary>
@@ -429,6 +428,11 @@ internal static class XdsResourceValidator
                 var seen = string.Join(", ", typed.Policies.Select(static p => "'" + (p.TypedExtensionConfig?.TypedConfig?.TypeUrl ?? "(none)") + "'"));
                 errors.Add($"load_balancing_policy has no supported policy (found {seen})");
             }
+        }
+
+        if (cluster.TransportSocket?.TypedConfig is { } tls && tls.TypeUrl != XdsTypeUrls.UpstreamTlsContext)
+        {
+            errors.Add($"transport_socket has unsupported config type '{tls.TypeUrl}' (UpstreamTlsContext only)");
         }
 
         Throw(errors);
