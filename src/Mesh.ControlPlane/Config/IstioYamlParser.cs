@@ -28,6 +28,11 @@ internal static class IstioYamlParser
         {
             throw new ConfigException($"YAML syntax error: {Innermost(ex).Message.TrimEnd('.')}", (int)ex.Start.Line, (int)ex.Start.Column);
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner gives up this way when input ends inside a construct.
+            throw new ConfigException("YAML syntax error: unexpected end of file (an unclosed '[', '{' or quote?)", text.TrimEnd('\n').Split('\n').Length, 1);
+        }
 
         var resources = new List<IstioResource>();
         var ignored = new List<string>();

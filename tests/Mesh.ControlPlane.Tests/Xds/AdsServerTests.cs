@@ -1,0 +1,243 @@
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Endpoint.V3;
+using Envoy.Config.Listener.V3;
+using Envoy.Config.Route.V3;
+using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Envoy.Service.Discovery.V3;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Net.Client;
+using Mesh.Xds;
+
+namespace Mesh.ControlPlane.Tests.Xds;
+
+public sealed class AdsServerTests : IAsyncLifetime
+{
+    private const string Fqdn = "reviews.default.svc.cluster.local";
+    private const string Base = $"outbound|9080||{Fqdn}";
+    private const string V1 = $"outbound|9080|v1|{Fqdn}";
+    private const string V2 = $"outbound|9080|v2|{Fqdn}";
+
+    // In ordinal order ('|' sorts after letters).
+    private static readonly string[] SubsetClusters = [V1, V2, Base];
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(500);
+
+    private readonly TempDir _dir = new();
+    private MeshControlPlane _controlPlane = null!;
+    private GrpcChannel _channel = null!;
+
+    public async Task InitializeAsync()
+    {
+        _dir.Write("reviews.yaml", TestYaml.All);
+        _controlPlane = new MeshControlPlane(new MeshControlPlaneOptions
+        {
+            ConfigDirectory = _dir.Path,
+            XdsPort = 0,
+            PushDebounce = TimeSpan.FromMilliseconds(20),
+            RegistrationGracePeriod = TimeSpan.FromMilliseconds(300),
+            ConfigPollInterval = TimeSpan.FromHours(1),
+        });
+        await _controlPlane.StartAsync();
+        _channel = GrpcChannel.ForAddress(_controlPlane.XdsUri!);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _channel.Dispose();
+        await _controlPlane.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private void ChangeConfig(string content)
+    {
+        _dir.Write("reviews.yaml", content);
+        _controlPlane.ReloadConfig();
+    }
+
+    [Fact]
+    public async Task Sotw_LdsRdsCdsEdsWithAcks()
+    {
+        await using var client = Ads.Sotw(_channel);
+
+        await client.SendAsync(Ads.Request(XdsTypeUrls.Listener, ["reviews:9080"], Ads.Node("client-1")));
+        var lds = await client.NextAsync();
+        Assert.Equal(XdsTypeUrls.Listener, lds.TypeUrl);
+        var listener = Assert.Single(lds.Resources).Unpack<Listener>();
+        Assert.Equal("reviews:9080", listener.Name);
+        var routeName = listener.ApiListener.ApiListener_.Unpack<HttpConnectionManager>().Rds.RouteConfigName;
+        Assert.Equal($"outbound|9080||{Fqdn}", routeName);
+        await client.SendAsync(Ads.Ack(lds, ["reviews:9080"]));
+
+        await client.SendAsync(Ads.Request(XdsTypeUrls.RouteConfiguration, [routeName]));
+        var rds = await client.NextAsync();
+        Assert.Equal(routeName, Assert.Single(rds.Resources).Unpack<RouteConfiguration>().Name);
+        await client.SendAsync(Ads.Ack(rds, [routeName]));
+
+        await client.SendAsync(Ads.Request(XdsTypeUrls.Cluster, []));
+        var cds = await client.NextAsync();
+        Assert.Equal(SubsetClusters, cds.Resources.Select(r => r.Unpack<Cluster>().Name).Order(StringComparer.Ordinal));
+        await client.SendAsync(Ads.Ack(cds, []));
+
+        await client.SendAsync(Ads.Request(XdsTypeUrls.ClusterLoadAssignment, SubsetClusters));
+        var eds = await client.NextAsync();
+        var assignments = eds.Resources.Select(r => r.Unpack<ClusterLoadAssignment>()).ToDictionary(c => c.ClusterName);
+        Assert.Equal(SubsetClusters, assignments.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(2, assignments[Base].Endpoints.Sum(l => l.LbEndpoints.Count));
+        await client.SendAsync(Ads.Ack(eds, SubsetClusters));
+
+        Assert.Null(await client.TryNextAsync(Quiet));
+    }
+
+    [Fact]
+    public async Task Sotw_NackIsNotAnsweredWithTheSameContent_ButALaterChangeIs()
+    {
+        await using var client = Ads.Sotw(_channel);
+        await client.SendAsync(Ads.Request(XdsTypeUrls.Cluster, [], Ads.Node("client-nack")));
+        var cds = await client.NextAsync();
+
+        await client.SendAsync(new DiscoveryRequest
+        {
+            TypeUrl = XdsTypeUrls.Cluster,
+            ResponseNonce = cds.Nonce,
+            VersionInfo = string.Empty,
+            ErrorDetail = new Google.Rpc.Status { Code = 3, Message = "cluster rejected for the test" },
+        });
+        Assert.Null(await client.TryNextAsync(Quiet));
+
+        ChangeConfig(TestYaml.All.Replace("simple: LEAST_REQUEST", "simple: RANDOM"));
+        var next = await client.NextAsync();
+        Assert.True(long.Parse(next.VersionInfo) > long.Parse(cds.VersionInfo));
+        Assert.NotEqual(cds.Nonce, next.Nonce);
+        Assert.Equal(Cluster.Types.LbPolicy.Random, next.Resources.Select(r => r.Unpack<Cluster>()).First(c => c.Name == Base).LbPolicy);
+    }
+
+    [Fact]
+    public async Task Sotw_ConfigChangePushesOnlyAffectedTypes_AndStaleNonceIsIgnored()
+    {
+        await using var client = Ads.Sotw(_channel);
+        var routeName = $"outbound|9080||{Fqdn}";
+        await client.SendAsync(Ads.Request(XdsTypeUrls.RouteConfiguration, [routeName], Ads.Node("client-push")));
+        var rds = await client.NextAsync();
+        await client.SendAsync(Ads.Ack(rds, [routeName]));
+        await client.SendAsync(Ads.Request(XdsTypeUrls.Listener, [$"{Fqdn}:9080"]));
+        var lds = await client.NextAsync();
+        await client.SendAsync(Ads.Ack(lds, [$"{Fqdn}:9080"]));
+
+        ChangeConfig(TestYaml.All.Replace("weight: 80", "weight: 50").Replace("weight: 20", "weight: 50"));
+
+        var pushed = await client.NextAsync();
+        Assert.Equal(XdsTypeUrls.RouteConfiguration, pushed.TypeUrl);
+        var split = pushed.Resources[0].Unpack<RouteConfiguration>().VirtualHosts[0].Routes[1].Route_.WeightedClusters.Clusters;
+        Assert.Equal([50u, 50u], split.Select(c => c.Weight ?? 0));
+
+        // A request carrying the previous (stale) nonce changes nothing.
+        await client.SendAsync(new DiscoveryRequest { TypeUrl = XdsTypeUrls.RouteConfiguration, ResponseNonce = rds.Nonce, ResourceNames = { "other" } });
+        Assert.Null(await client.TryNextAsync(Quiet));
+    }
+
+    [Fact]
+    public async Task Sotw_UnknownNamesAreOmitted()
+    {
+        await using var client = Ads.Sotw(_channel);
+        await client.SendAsync(Ads.Request(XdsTypeUrls.Listener, ["nosuch:80", "reviews:9080"], Ads.Node("client-unknown")));
+        var lds = await client.NextAsync();
+        Assert.Equal(["reviews:9080"], lds.Resources.Select(r => r.Unpack<Listener>().Name));
+
+        await client.SendAsync(Ads.Request(XdsTypeUrls.ClusterLoadAssignment, ["outbound|1||nosuch"]));
+        var eds = await client.NextAsync();
+        Assert.Empty(eds.Resources);
+        await client.SendAsync(Ads.Request("type.googleapis.com/envoy.config.unknown.v3.Thing", ["x"]));
+        Assert.Null(await client.TryNextAsync(Quiet));
+    }
+
+    [Fact]
+    public async Task Delta_SubscribeUnsubscribeAndRemovedResources()
+    {
+        await using var client = Ads.Delta(_channel);
+        await client.SendAsync(new DeltaDiscoveryRequest
+        {
+            Node = Ads.Node("delta-1"),
+            TypeUrl = XdsTypeUrls.Cluster,
+            ResourceNamesSubscribe = { V1, "outbound|1||nosuch" },
+        });
+        var first = await client.NextAsync();
+        Assert.Equal([V1], first.Resources.Select(r => r.Name));
+        Assert.Equal(V1, first.Resources[0].Resource_.Unpack<Cluster>().Name);
+        Assert.Empty(first.RemovedResources);
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Cluster, ResponseNonce = first.Nonce });
+
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Cluster, ResourceNamesSubscribe = { V2 } });
+        var second = await client.NextAsync();
+        Assert.Equal([V2], second.Resources.Select(r => r.Name));
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Cluster, ResponseNonce = second.Nonce });
+
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Cluster, ResourceNamesUnsubscribe = { V1 } });
+        Assert.Null(await client.TryNextAsync(Quiet));
+
+        // Subset v2 disappears from the DestinationRule: the client is told to remove it.
+        ChangeConfig(string.Join("\n---\n", TestYaml.ReviewsServiceEntry, TestYaml.Workload("reviews-v1", "v1", 19081), """
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              subsets:
+              - name: v1
+                labels: {version: v1}
+            """));
+        Assert.Empty(_controlPlane.ConfigErrors);
+        var removal = await client.NextAsync();
+        Assert.Empty(removal.Resources);
+        Assert.Equal([V2], removal.RemovedResources);
+    }
+
+    [Fact]
+    public async Task Delta_WildcardWithInitialVersionsSendsOnlyChanged()
+    {
+        string v1Version;
+        await using (var first = Ads.Delta(_channel))
+        {
+            await first.SendAsync(new DeltaDiscoveryRequest { Node = Ads.Node("delta-2"), TypeUrl = XdsTypeUrls.Cluster });
+            var all = await first.NextAsync();
+            Assert.Equal(SubsetClusters, all.Resources.Select(r => r.Name).Order(StringComparer.Ordinal));
+            v1Version = all.Resources.Single(r => r.Name == V1).Version;
+        }
+
+        await using var again = Ads.Delta(_channel);
+        await again.SendAsync(new DeltaDiscoveryRequest
+        {
+            Node = Ads.Node("delta-2"),
+            TypeUrl = XdsTypeUrls.Cluster,
+            ResourceNamesSubscribe = { "*" },
+            InitialResourceVersions = { [V1] = v1Version, [V2] = "stale", ["outbound|1||gone"] = "x" },
+        });
+        var response = await again.NextAsync();
+        Assert.Equal([V2, Base], response.Resources.Select(r => r.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["outbound|1||gone"], response.RemovedResources);
+    }
+
+    [Fact]
+    public async Task SelfRegistration_NodeMetadataAddsEndpointUntilGraceEnds()
+    {
+        var cluster = Base;
+        await using var watcher = Ads.Sotw(_channel);
+        await watcher.SendAsync(Ads.Request(XdsTypeUrls.ClusterLoadAssignment, [cluster], Ads.Node("watcher")));
+        static List<(string, uint)> Endpoints(DiscoveryResponse r) => Assert.Single(r.Resources).Unpack<ClusterLoadAssignment>().Endpoints
+            .SelectMany(l => l.LbEndpoints).Select(e => (e.Endpoint.Address.SocketAddress.Address, e.Endpoint.Address.SocketAddress.PortValue)).Order().ToList();
+        Assert.Equal([("127.0.0.1", 19081u), ("127.0.0.1", 19082u)], Endpoints(await watcher.NextAsync()));
+
+        var workload = Ads.Sotw(_channel);
+        await workload.SendAsync(Ads.Request(XdsTypeUrls.Listener, ["reviews:9080"], Ads.Node("reviews-v3-1", metadata: m =>
+        {
+            m.Fields["MESH_SERVICE"] = Value.ForString("reviews");
+            m.Fields["INSTANCE_IPS"] = Value.ForString("127.0.0.7,10.0.0.7");
+            m.Fields["LABELS"] = Value.ForStruct(new Struct { Fields = { ["app"] = Value.ForString("reviews"), ["version"] = Value.ForString("v3") } });
+            m.Fields["MESH_PORTS"] = Value.ForStruct(new Struct { Fields = { ["9080"] = Value.ForNumber(41234) } });
+        })));
+        await workload.NextAsync();
+
+        Assert.Equal([("127.0.0.1", 19081u), ("127.0.0.1", 19082u), ("127.0.0.7", 41234u)], Endpoints(await watcher.NextAsync()));
+
+        await workload.DisposeAsync();
+        Assert.Equal([("127.0.0.1", 19081u), ("127.0.0.1", 19082u)], Endpoints(await watcher.NextAsync()));
+    }
+}
