@@ -36,7 +36,7 @@ public sealed class XdsPeerInteropTests(EchoWorkloadsFixture fixture, ITestOutpu
         var diag = Diagnostics(client, cp, config);
 
         Assert.True(exited, "peer did not exit in time\n" + diag);
-        Assert.True(results.Count == calls, $"expected {calls} call lines, got {results.Count}\n" + diag);
+        Assert.True(results.Count == calls, $"expected {calls} call lines, got {results.Count}{FirstError(results)}\n" + diag);
         Assert.True(results.All(c => c.Ok), $"{results.Count(c => !c.Ok)} of {calls} calls failed\n" + diag);
         var v1 = results.Count(c => c.Version == "v1");
         var v2 = results.Count(c => c.Version == "v2");
@@ -74,7 +74,7 @@ public sealed class XdsPeerInteropTests(EchoWorkloadsFixture fixture, ITestOutpu
             var results = client.Calls;
             var diag = Diagnostics(client, cp, config);
             Assert.True(exited, $"[{name}] peer did not exit in time\n" + diag);
-            Assert.True(results.Count == calls, $"[{name}] expected {calls} call lines, got {results.Count}\n" + diag);
+            Assert.True(results.Count == calls, $"[{name}] expected {calls} call lines, got {results.Count}{FirstError(results)}\n" + diag);
             Assert.True(results.All(c => c.Ok), $"[{name}] {results.Count(c => !c.Ok)} of {calls} calls failed\n" + diag);
             var versions = string.Join(", ", results.GroupBy(c => c.Version).Select(g => $"{g.Key}={g.Count()}"));
             output.WriteLine($"{peerName} [{name}]: {versions}");
@@ -275,6 +275,9 @@ public sealed class XdsPeerInteropTests(EchoWorkloadsFixture fixture, ITestOutpu
         var warnings = cp.Warnings;
         Assert.True(warnings.Count == 0, $"the control plane logged {warnings.Count} warnings (NACKs?):\n{string.Join("\n", warnings)}\n" + Diagnostics(client, cp, config));
     }
+
+    private static string FirstError(IReadOnlyList<PeerCall> results) =>
+        results.FirstOrDefault(c => !c.Ok) is { } failed ? $"; first error (code {failed.Code}): {failed.Error}" : string.Empty;
 
     private static List<string> Args(string target, params object[] rest)
     {
