@@ -176,9 +176,21 @@ public sealed class XdsPeerInteropTests(EchoWorkloadsFixture fixture, ITestOutpu
         Assert.True(await client.WaitUntilAsync(c => c.Count(x => x.Ok) >= 10, TimeSpan.FromSeconds(20)),
             "peer made no 10 successful calls on the initial config\n" + Diagnostics(client, cp, config));
 
-        // An invalid VirtualService (a weight that is no number): rejected with its file and line, the
-        // served routes stay as they were.
-        config.WriteRawRoute("""
+        // Two broken VirtualServices in turn: a YAML syntax error (unclosed '[' at the end of the file)
+        // and a weight that is no number. Each is rejected with its file and line; the running
+        // client keeps the last good routes.
+        string[] broken =
+        [
+            """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: echo
+              namespace: default
+            spec:
+              hosts: [echo.default.svc.cluster.local
+            """,
+            """
             apiVersion: networking.istio.io/v1
             kind: VirtualService
             metadata:
@@ -193,26 +205,41 @@ public sealed class XdsPeerInteropTests(EchoWorkloadsFixture fixture, ITestOutpu
                     host: echo.default.svc.cluster.local
                     subset: v2
                   weight: eighty
-            """);
-        var rejected = Stopwatch.StartNew();
-        while (cp.ControlPlane.ConfigErrors.Count == 0 && rejected.Elapsed < TimeSpan.FromSeconds(10))
+            """,
+        ];
+        var firstRejectedAt = TimeSpan.MaxValue;
+        var previousError = string.Empty;
+        foreach (var content in broken)
         {
-            await Task.Delay(20);
+            config.WriteRawRoute(content);
+            var rejected = Stopwatch.StartNew();
+            while ((cp.ControlPlane.ConfigErrors.Count == 0 || cp.ControlPlane.ConfigErrors[0].ToString() == previousError)
+                && rejected.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(20);
+            }
+
+            var errors = cp.ControlPlane.ConfigErrors;
+            Assert.True(errors.Count == 1 && errors[0].ToString() != previousError,
+                $"the broken file was not reported as a config error:\n{content}\n" + Diagnostics(client, cp, config));
+            Assert.EndsWith("virtualservice.yaml", errors[0].File);
+            Assert.True(errors[0].Line > 0, $"config error without a line: {errors[0]}");
+            output.WriteLine($"{peerName}: rejected: {errors[0]}");
+            previousError = errors[0].ToString();
+            if (firstRejectedAt == TimeSpan.MaxValue)
+            {
+                firstRejectedAt = client.Elapsed;
+            }
+
+            // Keep calling for a while on the last good config.
+            var callsAtReject = client.Calls.Count;
+            Assert.True(await client.WaitUntilAsync(c => c.Count >= callsAtReject + 20, TimeSpan.FromSeconds(10)),
+                "peer stopped calling after the broken file\n" + Diagnostics(client, cp, config));
         }
 
-        var errors = cp.ControlPlane.ConfigErrors;
-        Assert.True(errors.Count == 1, "the broken file was not reported as a config error\n" + Diagnostics(client, cp, config));
-        Assert.EndsWith("virtualservice.yaml", errors[0].File);
-        Assert.True(errors[0].Line > 0, $"config error without a line: {errors[0]}");
-        var rejectedAt = client.Elapsed;
-
-        // Keep calling for a while on the last good config.
-        var callsAtReject = client.Calls.Count;
-        Assert.True(await client.WaitUntilAsync(c => c.Count >= callsAtReject + 20, TimeSpan.FromSeconds(10)),
-            "peer stopped calling after the broken file\n" + Diagnostics(client, cp, config));
-        var afterReject = client.Calls.Where(c => c.At >= rejectedAt).ToList();
+        var afterReject = client.Calls.Where(c => c.At >= firstRejectedAt).ToList();
         Assert.True(afterReject.All(c => c.Ok && c.Version == "v1"),
-            "calls after the broken file did not all go to v1 unchanged\n" + Diagnostics(client, cp, config));
+            "calls after the broken files did not all go to v1 unchanged\n" + Diagnostics(client, cp, config));
 
         // The next good file is served again.
         config.WriteSingleRoute("v2");
