@@ -101,11 +101,7 @@ await using (var controlPlane = new MeshControlPlane(options))
     try
     {
         var bound = await controlPlane.StartAsync(stop.Token);
-        logger.LogInformation("xDS server listening on {Uri} (port {Port}); config from '{Directory}'.", controlPlane.XdsUri, bound, Path.GetFullPath(options.ConfigDirectory));
-        foreach (var error in controlPlane.ConfigErrors)
-        {
-            logger.LogError("Rejected: {Error}", error);
-        }
+        ProgramLog.Listening(logger, controlPlane.XdsUri!, bound, Path.GetFullPath(options.ConfigDirectory));
     }
     catch (IOException ex)
     {
@@ -122,7 +118,7 @@ await using (var controlPlane = new MeshControlPlane(options))
     }
     catch (OperationCanceledException)
     {
-        logger.LogInformation("Stopping.");
+        ProgramLog.Stopping(logger);
     }
 }
 
@@ -137,4 +133,13 @@ static int Fail(string message, int exitCode = 2)
     }
 
     return exitCode;
+}
+
+internal static partial class ProgramLog
+{
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "xDS server listening on '{Uri}' (port {Port}); config from '{Directory}'.")]
+    public static partial void Listening(ILogger logger, Uri uri, int port, string directory);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Stopping.")]
+    public static partial void Stopping(ILogger logger);
 }
