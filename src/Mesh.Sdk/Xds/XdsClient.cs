@@ -274,8 +274,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         {
             Log.StreamFailed(_logger, _transport.Target, ex.Message, ex);
         }
-        catch (OperationCanceledException)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
+            // Disposal: gRPC reports the cancelled call as RpcException(Cancelled).
         }
         finally
         {

@@ -218,8 +218,8 @@ internal static class XdsResourceValidator
 
                 switch (header.HeaderMatchSpecifierCase)
                 {
-                    case HeaderMatcher.HeaderMatchSpecifierOneofCase.StringMatch:
-                        CheckStringMatcher(header.StringMatch, hw, errors);
+                    case HeaderMatcher.HeaderMatchSpecifierOneofCase.None:
+                        errors.Add($"{hw} has no match specifier");
                         break;
                     case HeaderMatcher.HeaderMatchSpecifierOneofCase.RangeMatch:
                         if (header.RangeMatch.Start > header.RangeMatch.End)
@@ -227,6 +227,9 @@ internal static class XdsResourceValidator
                             errors.Add($"{hw} range_match start {header.RangeMatch.Start} is after end {header.RangeMatch.End}");
                         }
 
+                        break;
+                    case var _ when HeaderMatchers.TryGetStringMatcher(header, out var stringMatcher):
+                        CheckStringMatcher(stringMatcher, hw, errors);
                         break;
                 }
             }

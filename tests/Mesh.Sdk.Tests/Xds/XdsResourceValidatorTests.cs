@@ -1,0 +1,174 @@
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Core.V3;
+using Envoy.Config.Endpoint.V3;
+using Envoy.Config.Listener.V3;
+using Envoy.Config.Route.V3;
+using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Envoy.Type.Matcher.V3;
+using Google.Protobuf.WellKnownTypes;
+using Mesh.Sdk.Tests.Xds.Fakes;
+using Mesh.Sdk.Xds.Internal;
+using Mesh.Xds;
+using static Mesh.Sdk.Tests.Xds.Fakes.TestResources;
+
+namespace Mesh.Sdk.Tests.Xds;
+
+public sealed class XdsResourceValidatorTests
+{
+    private static string Reject(Action validate) => Assert.Throws<XdsValidationException>(validate).Message;
+
+    private static HttpFilter Filter(string name, string typeUrl, bool optional = false) =>
+        new() { Name = name, TypedConfig = new Any { TypeUrl = typeUrl }, IsOptional = optional };
+
+    [Fact]
+    public void Listener_WithRdsAndRouter_IsAccepted()
+    {
+        var result = XdsResourceValidator.ValidateListener(Listener(ListenerName, RouteName, Filter("fault", XdsTypeUrls.Fault), Router()));
+        Assert.Equal(RouteName, result.RouteConfigName);
+        Assert.Null(result.InlineRouteConfiguration);
+        Assert.Equal(2, result.HttpConnectionManager.HttpFilters.Count);
+    }
+
+    [Fact]
+    public void Listener_WithInlineRouteConfig_IsAccepted()
+    {
+        var hcm = new HttpConnectionManager { RouteConfig = Routes("inline", ClusterV1), HttpFilters = { Router() } };
+        var result = XdsResourceValidator.ValidateListener(ListenerWith(ListenerName, hcm));
+        Assert.Null(result.RouteConfigName);
+        Assert.Equal("inline", result.InlineRouteConfiguration!.Name);
+    }
+
+    [Fact]
+    public void Listener_Rejections_NameTheReason()
+    {
+        Assert.Contains("has no api_listener", Reject(() => XdsResourceValidator.ValidateListener(new Listener { Name = "x" })));
+        Assert.Contains("api_listener has type", Reject(() => XdsResourceValidator.ValidateListener(new Listener { Name = "x", ApiListener = new ApiListener { ApiListener_ = Any.Pack(new Cluster()) } })));
+        Assert.Contains("cannot be decoded", Reject(() => XdsResourceValidator.ValidateListener(new Listener
+        {
+            Name = "x",
+            ApiListener = new ApiListener { ApiListener_ = new Any { TypeUrl = XdsTypeUrls.HttpConnectionManager, Value = Google.Protobuf.ByteString.CopyFrom(0xff, 0xff) } },
+        })));
+        Assert.Contains("has no http_filters", Reject(() => XdsResourceValidator.ValidateListener(ListenerWith("x", new HttpConnectionManager { Rds = new Rds { RouteConfigName = "r", ConfigSource = new ConfigSource { Ads = new() } } }))));
+        Assert.Contains("the last filter http_filters[0] 'fault' is not the router", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("fault", XdsTypeUrls.Fault)))));
+        Assert.Contains("http_filters[0] 'envoy.filters.http.router' is the router but not the last filter", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Router(), Filter("r2", XdsTypeUrls.Router)))));
+        Assert.Contains("unsupported config type 'type.googleapis.com/acme.Filter' and is not optional", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("acme", "type.googleapis.com/acme.Filter"), Router()))));
+        Assert.Contains("duplicate filter name", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("f", XdsTypeUrls.Fault), Filter("f", XdsTypeUrls.Fault), Router()))));
+        Assert.Contains("rds.config_source must be ads or self", Reject(() => XdsResourceValidator.ValidateListener(ListenerWith("x", new HttpConnectionManager { Rds = new Rds { RouteConfigName = "r" }, HttpFilters = { Router() } }))));
+        Assert.Contains("neither rds nor route_config", Reject(() => XdsResourceValidator.ValidateListener(ListenerWith("x", new HttpConnectionManager { HttpFilters = { Router() } }))));
+    }
+
+    [Fact]
+    public void Listener_UnknownOptionalFilter_IsAccepted()
+    {
+        var result = XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("acme", "type.googleapis.com/acme.Filter", optional: true), Router()));
+        Assert.Equal("r", result.RouteConfigName);
+    }
+
+    [Fact]
+    public void RouteConfiguration_Rejections_NameTheRoute()
+    {
+        var noDomains = Routes("r", ClusterV1);
+        noDomains.VirtualHosts[0].Domains.Clear();
+        Assert.Contains("virtual_hosts[0] 'reviews' has no domains", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(noDomains)));
+
+        var badDomain = Routes("r", ClusterV1);
+        badDomain.VirtualHosts[0].Domains.Add("a*b");
+        Assert.Contains("domain 'a*b' is invalid", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(badDomain)));
+
+        var noMatch = Routes("r", ClusterV1);
+        noMatch.VirtualHosts[0].Routes[0].Match = null;
+        Assert.Contains("routes[0] has no match", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(noMatch)));
+
+        var noAction = Routes("r", ClusterV1);
+        noAction.VirtualHosts[0].Routes[0].ClearAction();
+        Assert.Contains("routes[0] has no action", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(noAction)));
+
+        var badRegex = Routes("r", ClusterV1);
+        badRegex.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = "/api/(v1" } };
+        Assert.Contains("match.safe_regex regex '/api/(v1' does not compile", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(badRegex)));
+
+        var badHeaderRegex = Routes("r", ClusterV1);
+        badHeaderRegex.VirtualHosts[0].Routes[0].Match.Headers.Add(new HeaderMatcher { Name = "end-user", StringMatch = new StringMatcher { SafeRegex = new RegexMatcher { Regex = "[" } } });
+        Assert.Contains("match.headers[0] 'end-user' safe_regex regex '[' does not compile", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(badHeaderRegex)));
+
+        var zeroWeights = Routes("r", ClusterV1, ClusterV2);
+        foreach (var c in zeroWeights.VirtualHosts[0].Routes[0].Route_.WeightedClusters.Clusters)
+        {
+            c.Weight = 0;
+        }
+
+        Assert.Contains("weighted_clusters total weight is 0", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(zeroWeights)));
+
+        var noCluster = Routes("r", ClusterV1);
+        noCluster.VirtualHosts[0].Routes[0].Route_.ClearClusterSpecifier();
+        Assert.Contains("route action names no cluster", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(noCluster)));
+    }
+
+    [Fact]
+    public void RouteConfiguration_WithRegexAndWeights_IsAccepted()
+    {
+        var routes = Routes("r", ClusterV1, ClusterV2);
+        routes.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = "^/reviews/[0-9]+$" } };
+        Assert.Same(routes, XdsResourceValidator.ValidateRouteConfiguration(routes));
+    }
+
+    [Fact]
+    public void Cluster_Rules()
+    {
+        Assert.Equal("svc", XdsResourceValidator.ValidateCluster(EdsCluster("c", "svc")).EdsServiceName);
+        Assert.Equal("c", XdsResourceValidator.ValidateCluster(EdsCluster("c")).EdsServiceName);
+
+        var maglev = EdsCluster("c");
+        maglev.LbPolicy = Cluster.Types.LbPolicy.Maglev;
+        Assert.Contains("lb_policy Maglev is not supported", Reject(() => XdsResourceValidator.ValidateCluster(maglev)));
+
+        var ring = EdsCluster("c");
+        ring.LbPolicy = Cluster.Types.LbPolicy.RingHash;
+        ring.RingHashLbConfig = new Cluster.Types.RingHashLbConfig { MinimumRingSize = 4096, MaximumRingSize = 1024 };
+        Assert.Contains("minimum_ring_size 4096 exceeds maximum_ring_size 1024", Reject(() => XdsResourceValidator.ValidateCluster(ring)));
+        ring.RingHashLbConfig = new Cluster.Types.RingHashLbConfig { MinimumRingSize = 1024, MaximumRingSize = 9_000_000 };
+        Assert.Contains("maximum_ring_size 9000000 must be in 1..8388608", Reject(() => XdsResourceValidator.ValidateCluster(ring)));
+        ring.RingHashLbConfig = new Cluster.Types.RingHashLbConfig { HashFunction = Cluster.Types.RingHashLbConfig.Types.HashFunction.MurmurHash2 };
+        Assert.Contains("XX_HASH only", Reject(() => XdsResourceValidator.ValidateCluster(ring)));
+
+        var strictDns = new Cluster { Name = "c", Type = Cluster.Types.DiscoveryType.StrictDns };
+        Assert.Contains("discovery type StrictDns is not supported", Reject(() => XdsResourceValidator.ValidateCluster(strictDns)));
+
+        var staticNoAssignment = new Cluster { Name = "c", Type = Cluster.Types.DiscoveryType.Static };
+        Assert.Contains("requires load_assignment", Reject(() => XdsResourceValidator.ValidateCluster(staticNoAssignment)));
+
+        var staticOk = new Cluster { Name = "c", Type = Cluster.Types.DiscoveryType.Static, LoadAssignment = Endpoints("c", "10.0.0.1:80") };
+        Assert.Null(XdsResourceValidator.ValidateCluster(staticOk).EdsServiceName);
+
+        var edsFromFile = EdsCluster("c");
+        edsFromFile.EdsClusterConfig.EdsConfig = new ConfigSource { PathConfigSource = new PathConfigSource { Path = "/x" } };
+        Assert.Contains("eds_config must be ads or self", Reject(() => XdsResourceValidator.ValidateCluster(edsFromFile)));
+
+        var typed = EdsCluster("c");
+        typed.LoadBalancingPolicy = new LoadBalancingPolicy { Policies = { new LoadBalancingPolicy.Types.Policy { TypedExtensionConfig = new TypedExtensionConfig { Name = "x", TypedConfig = new Any { TypeUrl = "type.googleapis.com/acme.Lb" } } } } };
+        Assert.Contains("load_balancing_policy has no supported policy (found 'type.googleapis.com/acme.Lb')", Reject(() => XdsResourceValidator.ValidateCluster(typed)));
+    }
+
+    [Fact]
+    public void Endpoints_Rules()
+    {
+        Assert.NotNull(XdsResourceValidator.ValidateEndpoints(Endpoints("c", "10.0.0.1:80", "[::1]:80".Trim('[').Replace("]", string.Empty, StringComparison.Ordinal))));
+
+        var noLocality = Endpoints("c", "10.0.0.1:80");
+        noLocality.Endpoints[0].Locality = null;
+        Assert.Contains("endpoints[0] has no locality", Reject(() => XdsResourceValidator.ValidateEndpoints(noLocality)));
+
+        Assert.Contains("address 'reviews' is not an IP address", Reject(() => XdsResourceValidator.ValidateEndpoints(Endpoints("c", "reviews:80"))));
+        Assert.Contains("port must be a port_value in 1..65535", Reject(() => XdsResourceValidator.ValidateEndpoints(Endpoints("c", "10.0.0.1:0"))));
+        Assert.Contains("duplicates address 10.0.0.1:80", Reject(() => XdsResourceValidator.ValidateEndpoints(Endpoints("c", "10.0.0.1:80", "10.0.0.1:80"))));
+
+        var gap = Endpoints("c", "10.0.0.1:80");
+        var second = Endpoints("c", "10.0.0.2:80").Endpoints[0];
+        second.Locality = new Locality { Region = "r2" };
+        second.Priority = 2;
+        gap.Endpoints.Add(second);
+        Assert.Contains("priorities are not contiguous: missing priority 1", Reject(() => XdsResourceValidator.ValidateEndpoints(gap)));
+        second.Priority = 1;
+        Assert.Same(gap, XdsResourceValidator.ValidateEndpoints(gap));
+    }
+}
