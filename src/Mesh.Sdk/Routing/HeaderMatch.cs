@@ -1,0 +1,166 @@
+using Envoy.Config.Route.V3;
+
+namespace Mesh.Sdk.Routing;
+
+/// <summary>How a <see cref="HeaderMatch"/> tests its header.</summary>
+internal enum HeaderMatchKind
+{
+    /// <summary>The (joined) value satisfies a <see cref="StringMatch"/>.</summary>
+    String,
+
+    /// <summary>The header is present (or absent, when the configured flag is false).</summary>
+    Present,
+
+    /// <summary>The value parses as a 64-bit integer within [start, end).</summary>
+    Range,
+}
+
+/// <summary>
+/// A compiled <c>HeaderMatcher</c>. Semantics follow Envoy: a missing header matches nothing except
+/// <c>present_match: false</c> (or, inverted, <c>present_match: true</c>), unless
+/// <c>treat_missing_header_as_empty</c> makes it the empty string; <c>invert_match</c> flips the result for
+/// headers that are present. Pseudo-headers <c>:authority</c>, <c>:path</c>, <c>:method</c> and <c>:scheme</c>
+/// read the request line.
+/// </summary>
+internal sealed class HeaderMatch
+{
+    private readonly StringMatch? _string;
+    private readonly long _start;
+    private readonly long _end;
+    private readonly bool _present;
+
+    private HeaderMatch(string name, HeaderMatchKind kind, StringMatch? stringMatch, bool present, long start, long end, bool invert, bool missingAsEmpty)
+    {
+        Name = name;
+        Kind = kind;
+        _string = stringMatch;
+        _present = present;
+        _start = start;
+        _end = end;
+        Invert = invert;
+        TreatMissingAsEmpty = missingAsEmpty;
+    }
+
+    /// <summary>The lower-case header name.</summary>
+    public string Name { get; }
+
+    /// <summary>How the header is tested.</summary>
+    public HeaderMatchKind Kind { get; }
+
+    /// <summary>Whether the result is inverted for present headers.</summary>
+    public bool Invert { get; }
+
+    /// <summary>Whether a missing header is tested as the empty string.</summary>
+    public bool TreatMissingAsEmpty { get; }
+
+    /// <summary>Compiles a wire header matcher; on failure <paramref name="error"/> says why.</summary>
+    public static bool TryCompile(HeaderMatcher matcher, out HeaderMatch? match, out string? error)
+    {
+        match = null;
+        error = null;
+        if (string.IsNullOrEmpty(matcher.Name))
+        {
+            error = "header matcher has an empty name";
+            return false;
+        }
+
+        var name = matcher.Name.ToLowerInvariant();
+        switch (matcher.HeaderMatchSpecifierCase)
+        {
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.StringMatch:
+                if (!StringMatch.TryCompile(matcher.StringMatch, out var stringMatch, out error))
+                {
+                    error = $"header '{name}': {error}";
+                    return false;
+                }
+
+                match = new HeaderMatch(name, HeaderMatchKind.String, stringMatch, false, 0, 0, matcher.InvertMatch, matcher.TreatMissingHeaderAsEmpty);
+                return true;
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.PresentMatch:
+                match = new HeaderMatch(name, HeaderMatchKind.Present, null, matcher.PresentMatch, 0, 0, matcher.InvertMatch, matcher.TreatMissingHeaderAsEmpty);
+                return true;
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.RangeMatch:
+                if (matcher.RangeMatch.Start >= matcher.RangeMatch.End)
+                {
+                    error = $"header '{name}' range_match [{matcher.RangeMatch.Start}, {matcher.RangeMatch.End}) is empty (start must be below end)";
+                    return false;
+                }
+
+                match = new HeaderMatch(name, HeaderMatchKind.Range, null, false, matcher.RangeMatch.Start, matcher.RangeMatch.End, matcher.InvertMatch, matcher.TreatMissingHeaderAsEmpty);
+                return true;
+            default:
+                error = $"header '{name}' matcher has no specifier (string_match, present_match or range_match)";
+                return false;
+        }
+    }
+
+    /// <summary>Evaluates the matcher against a request.</summary>
+    public bool Matches<TRequest>(in TRequest request)
+        where TRequest : IRouteRequest
+    {
+        string? value;
+        if (Name[0] == ':')
+        {
+            value = Name switch
+            {
+                ":authority" => request.Authority,
+                ":path" => request.PathAndQuery,
+                ":method" => request.Method,
+                ":scheme" => request.Scheme,
+                _ => null,
+            };
+        }
+        else if (!request.TryGetHeader(Name, out value))
+        {
+            value = null;
+        }
+
+        return Matches(value);
+    }
+
+    /// <summary>Evaluates the matcher against a header value (<see langword="null"/> when the header is absent).</summary>
+    public bool Matches(string? value)
+    {
+        if (value is null)
+        {
+            if (!TreatMissingAsEmpty)
+            {
+                return Kind == HeaderMatchKind.Present && _present == Invert;
+            }
+
+            value = string.Empty;
+        }
+
+        bool result;
+        switch (Kind)
+        {
+            case HeaderMatchKind.Present:
+                result = _present;
+                break;
+            case HeaderMatchKind.Range:
+                result = long.TryParse(value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var number)
+                    && number >= _start && number < _end;
+                break;
+            default:
+                result = _string!.Matches(value);
+                break;
+        }
+
+        return result != Invert;
+    }
+
+    /// <summary>Whether every matcher in <paramref name="matches"/> accepts the request.</summary>
+    public static bool All<TRequest>(HeaderMatch[] matches, in TRequest request)
+        where TRequest : IRouteRequest
+    {
+        for (var i = 0; i < matches.Length; i++)
+        {
+            if (!matches[i].Matches(in request))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,54 @@
+using System.Text.RegularExpressions;
+
+namespace Mesh.Sdk.Routing;
+
+/// <summary>How a route's path is matched.</summary>
+internal enum PathMatchKind
+{
+    /// <summary><c>prefix</c>: the <c>:path</c> (query string included, as Envoy) starts with the value.</summary>
+    Prefix,
+
+    /// <summary><c>path</c>: the path without query string equals the value.</summary>
+    Exact,
+
+    /// <summary><c>safe_regex</c>: the path without query string fully matches the regex.</summary>
+    Regex,
+
+    /// <summary><c>path_separated_prefix</c>: the path without query equals the value or continues with <c>/</c>.</summary>
+    SeparatedPrefix,
+}
+
+/// <summary>A compiled route path specifier.</summary>
+internal sealed class PathMatch
+{
+    private readonly Regex? _regex;
+    private readonly StringComparison _comparison;
+
+    /// <summary>Creates the matcher.</summary>
+    public PathMatch(PathMatchKind kind, string value, bool caseSensitive, Regex? regex)
+    {
+        Kind = kind;
+        Value = value;
+        CaseSensitive = caseSensitive;
+        _regex = regex;
+        _comparison = caseSensitive ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+    }
+
+    /// <summary>The specifier kind.</summary>
+    public PathMatchKind Kind { get; }
+
+    /// <summary>The prefix, path or regex source.</summary>
+    public string Value { get; }
+
+    /// <summary>Whether literal comparisons are case-sensitive (regexes always are).</summary>
+    public bool CaseSensitive { get; }
+
+    /// <summary>Tests the request's <c>:path</c> and its query-less path.</summary>
+    public bool Matches(ReadOnlySpan<char> pathAndQuery, ReadOnlySpan<char> path) => Kind switch
+    {
+        PathMatchKind.Prefix => pathAndQuery.StartsWith(Value, _comparison),
+        PathMatchKind.Exact => path.Equals(Value, _comparison),
+        PathMatchKind.SeparatedPrefix => path.StartsWith(Value, _comparison) && (path.Length == Value.Length || path[Value.Length] == '/'),
+        _ => _regex!.IsMatch(path),
+    };
+}
