@@ -418,22 +418,22 @@ internal sealed class XdsTranslator(string domain)
 
         foreach (var (name, value) in match.Headers)
         {
-            result.Headers.Add(new HeaderMatcher { Name = name, StringMatch = Matcher(value) });
+            result.Headers.Add(HeaderMatchers.Create(name, Matcher(value)));
         }
 
         foreach (var (name, value) in match.WithoutHeaders)
         {
-            result.Headers.Add(new HeaderMatcher { Name = name, StringMatch = Matcher(value), InvertMatch = true });
+            result.Headers.Add(HeaderMatchers.Create(name, Matcher(value), invert: true));
         }
 
         if (match.Method is { } method)
         {
-            result.Headers.Add(new HeaderMatcher { Name = ":method", StringMatch = Matcher(method) });
+            result.Headers.Add(HeaderMatchers.Create(":method", Matcher(method)));
         }
 
         if (match.Authority is { } authority)
         {
-            result.Headers.Add(new HeaderMatcher { Name = ":authority", StringMatch = Matcher(authority) });
+            result.Headers.Add(HeaderMatchers.Create(":authority", Matcher(authority)));
         }
 
         foreach (var (name, value) in match.QueryParams)

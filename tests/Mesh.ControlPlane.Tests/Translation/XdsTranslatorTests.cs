@@ -76,7 +76,7 @@ public class XdsTranslatorTests
         Assert.Equal("jason", jason.Name);
         Assert.Equal("/reviews", jason.Match.Prefix);
         var header = Assert.Single(jason.Match.Headers);
-        Assert.Equal(("end-user", "jason"), (header.Name, header.StringMatch.Exact));
+        Assert.Equal(("end-user", "jason"), (header.Name, header.ExactMatch));
         Assert.Equal($"outbound|9080|v2|{Fqdn}", jason.Route_.Cluster);
         Assert.Equal("x-user", Assert.Single(jason.Route_.HashPolicy).Header.HeaderName);
 
@@ -115,7 +115,7 @@ public class XdsTranslatorTests
         var route = snapshot.All(ResourceTypes.Route)[$"outbound|9080||{Fqdn}"].Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes[0];
         Assert.Equal("/r/[0-9]+", route.Match.SafeRegex.Regex);
         Assert.False(route.Match.CaseSensitive);
-        Assert.Equal((":method", "GET"), (route.Match.Headers[0].Name, route.Match.Headers[0].StringMatch.Exact));
+        Assert.Equal((":method", "GET"), (route.Match.Headers[0].Name, route.Match.Headers[0].ExactMatch));
         Assert.Equal(("debug", "1"), (route.Match.QueryParameters[0].Name, route.Match.QueryParameters[0].StringMatch.Exact));
         Assert.Equal(2, route.Route_.Timeout.Seconds);
         var fault = route.TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<Envoy.Extensions.Filters.Http.Fault.V3.HTTPFault>();
