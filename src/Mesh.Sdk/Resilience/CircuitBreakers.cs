@@ -1,0 +1,193 @@
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Core.V3;
+
+namespace Mesh.Sdk.Resilience;
+
+/// <summary>The resources a cluster's circuit breaker counts.</summary>
+internal enum CircuitBreakerResource
+{
+    /// <summary><c>max_connections</c>: open upstream connections.</summary>
+    Connections,
+
+    /// <summary><c>max_pending_requests</c>: requests waiting for a connection.</summary>
+    PendingRequests,
+
+    /// <summary><c>max_requests</c>: requests in flight.</summary>
+    Requests,
+
+    /// <summary><c>max_retries</c>: retries in flight.</summary>
+    Retries,
+}
+
+/// <summary>
+/// One counter of a circuit breaker: a limit and an <see cref="Interlocked"/> count of leases held.
+/// </summary>
+internal sealed class CircuitBreakerCounter
+{
+    private long _count;
+
+    public CircuitBreakerCounter(string clusterName, CircuitBreakerResource resource, long limit)
+    {
+        ClusterName = clusterName;
+        Resource = resource;
+        Limit = limit;
+    }
+
+    public string ClusterName { get; }
+
+    public CircuitBreakerResource Resource { get; }
+
+    public long Limit { get; }
+
+    /// <summary>Leases currently held.</summary>
+    public long Count => Volatile.Read(ref _count);
+
+    /// <summary>The xDS field name of the limit.</summary>
+    public string LimitName => Resource switch
+    {
+        CircuitBreakerResource.Connections => "max_connections",
+        CircuitBreakerResource.PendingRequests => "max_pending_requests",
+        CircuitBreakerResource.Requests => "max_requests",
+        _ => "max_retries",
+    };
+
+    /// <summary>Takes a slot when one is free.</summary>
+    public bool TryAcquire(out CircuitBreakerLease lease)
+    {
+        if (Interlocked.Increment(ref _count) > Limit)
+        {
+            Interlocked.Decrement(ref _count);
+            lease = default;
+            return false;
+        }
+
+        lease = new CircuitBreakerLease(this);
+        return true;
+    }
+
+    /// <summary>Takes a slot or throws <see cref="ClusterOverflowException"/>.</summary>
+    public CircuitBreakerLease Acquire()
+        => TryAcquire(out var lease) ? lease : throw CreateOverflowException();
+
+    /// <summary>The exception describing an overflow of this counter.</summary>
+    public ClusterOverflowException CreateOverflowException() => new(ClusterName, LimitName, Limit);
+
+    internal void Release() => Interlocked.Decrement(ref _count);
+}
+
+/// <summary>
+/// A held circuit-breaker slot; <see cref="Dispose"/> gives it back. A copy shares the slot: dispose exactly one.
+/// <see langword="default"/> holds nothing.
+/// </summary>
+internal readonly struct CircuitBreakerLease : IDisposable
+{
+    private readonly CircuitBreakerCounter? _counter;
+
+    internal CircuitBreakerLease(CircuitBreakerCounter counter) => _counter = counter;
+
+    /// <summary>Whether the lease holds a slot.</summary>
+    public bool IsAcquired => _counter is not null;
+
+    public void Dispose() => _counter?.Release();
+}
+
+/// <summary>The counters of one routing priority (DEFAULT or HIGH).</summary>
+internal sealed class CircuitBreakerThresholds
+{
+    /// <summary>Envoy's default for each of max_connections, max_pending_requests and max_requests.</summary>
+    public const uint DefaultLimit = 1024;
+
+    /// <summary>Envoy's default max_retries.</summary>
+    public const uint DefaultMaxRetries = 3;
+
+    public CircuitBreakerThresholds(string clusterName, CircuitBreakers.Types.Thresholds? thresholds)
+    {
+        Connections = new(clusterName, CircuitBreakerResource.Connections, thresholds?.MaxConnections ?? DefaultLimit);
+        PendingRequests = new(clusterName, CircuitBreakerResource.PendingRequests, thresholds?.MaxPendingRequests ?? DefaultLimit);
+        Requests = new(clusterName, CircuitBreakerResource.Requests, thresholds?.MaxRequests ?? DefaultLimit);
+        Retries = new(clusterName, CircuitBreakerResource.Retries, thresholds?.MaxRetries ?? DefaultMaxRetries);
+    }
+
+    public CircuitBreakerCounter Connections { get; }
+
+    public CircuitBreakerCounter PendingRequests { get; }
+
+    public CircuitBreakerCounter Requests { get; }
+
+    public CircuitBreakerCounter Retries { get; }
+
+    public CircuitBreakerCounter this[CircuitBreakerResource resource] => resource switch
+    {
+        CircuitBreakerResource.Connections => Connections,
+        CircuitBreakerResource.PendingRequests => PendingRequests,
+        CircuitBreakerResource.Requests => Requests,
+        _ => Retries,
+    };
+}
+
+/// <summary>
+/// A cluster's <c>circuit_breakers</c>: per routing priority, limits on connections, pending requests,
+/// requests and retries, counted with <see cref="Interlocked"/>. Acquire a slot per request (and per retry);
+/// on overflow the request must not be sent.
+/// </summary>
+internal sealed class ClusterCircuitBreakers
+{
+    public ClusterCircuitBreakers(string clusterName, CircuitBreakers? config)
+    {
+        ArgumentNullException.ThrowIfNull(clusterName);
+        ClusterName = clusterName;
+        CircuitBreakers.Types.Thresholds? defaults = null, high = null;
+        if (config is not null)
+        {
+            if (config.PerHostThresholds.Count > 0)
+            {
+                throw new NotSupportedException($"Cluster '{clusterName}': circuit_breakers.per_host_thresholds is not supported.");
+            }
+
+            foreach (var threshold in config.Thresholds)
+            {
+                if (threshold.RetryBudget is not null)
+                {
+                    throw new NotSupportedException($"Cluster '{clusterName}': circuit_breakers.thresholds.retry_budget is not supported (use max_retries).");
+                }
+
+                if (threshold.Priority == RoutingPriority.High)
+                {
+                    high ??= threshold;
+                }
+                else
+                {
+                    defaults ??= threshold;
+                }
+            }
+        }
+
+        Default = new CircuitBreakerThresholds(clusterName, defaults);
+        High = new CircuitBreakerThresholds(clusterName, high);
+    }
+
+    public string ClusterName { get; }
+
+    /// <summary>Limits of DEFAULT-priority requests.</summary>
+    public CircuitBreakerThresholds Default { get; }
+
+    /// <summary>Limits of HIGH-priority requests.</summary>
+    public CircuitBreakerThresholds High { get; }
+
+    /// <summary>The thresholds of a routing priority.</summary>
+    public CircuitBreakerThresholds For(RoutingPriority priority) => priority == RoutingPriority.High ? High : Default;
+
+    /// <summary>Takes a request slot (<c>max_requests</c>).</summary>
+    public bool TryAcquireRequest(RoutingPriority priority, out CircuitBreakerLease lease) => For(priority).Requests.TryAcquire(out lease);
+
+    /// <summary>Takes a retry slot (<c>max_retries</c>).</summary>
+    public bool TryAcquireRetry(RoutingPriority priority, out CircuitBreakerLease lease) => For(priority).Retries.TryAcquire(out lease);
+
+    /// <summary>Takes a slot of any resource.</summary>
+    public bool TryAcquire(CircuitBreakerResource resource, RoutingPriority priority, out CircuitBreakerLease lease)
+        => For(priority)[resource].TryAcquire(out lease);
+
+    /// <summary>Takes a slot of any resource or throws <see cref="ClusterOverflowException"/> naming the cluster and the limit.</summary>
+    public CircuitBreakerLease Acquire(CircuitBreakerResource resource, RoutingPriority priority = RoutingPriority.Default)
+        => For(priority)[resource].Acquire();
+}
