@@ -32,8 +32,8 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
         _debounce = debounce;
         _pollInterval = pollInterval;
         _logger = logger;
-        _debounceTimer = time.CreateTimer(static s => ((ConfigDirectoryWatcher)s!).Scan(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _pollTimer = time.CreateTimer(static s => ((ConfigDirectoryWatcher)s!).Scan(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _debounceTimer = time.CreateTimer(static s => ((ConfigDirectoryWatcher)s!).ScanFromTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _pollTimer = time.CreateTimer(static s => ((ConfigDirectoryWatcher)s!).ScanFromTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     public string Directory => _directory;
@@ -66,6 +66,20 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
         if (!_disposed)
         {
             _debounceTimer.Change(_debounce, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    // A timer callback that throws takes the whole process down: whatever goes wrong in one scan is
+    // logged, the config in force stays, and the next event or poll tries again.
+    private void ScanFromTimer()
+    {
+        try
+        {
+            Scan();
+        }
+        catch (Exception ex)
+        {
+            Log.ScanCrashed(_logger, _directory, ex);
         }
     }
 
@@ -158,5 +172,8 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
 
         [LoggerMessage(EventId = 1103, Level = LogLevel.Debug, Message = "Reading '{File}' failed: {Reason}; retrying on the next change.")]
         public static partial void ReadFailed(ILogger logger, string file, string reason);
+
+        [LoggerMessage(EventId = 1104, Level = LogLevel.Error, Message = "Applying changes in '{Directory}' failed; the configuration in force is kept.")]
+        public static partial void ScanCrashed(ILogger logger, string directory, Exception exception);
     }
 }

@@ -17,6 +17,8 @@ internal sealed partial class SnapshotCache : IDisposable
     private readonly ILogger _logger;
     private readonly ITimer _timer;
     private readonly Lock _gate = new();
+    private readonly Lock _notifyGate = new();
+    private long _lastNotified;
     private XdsSnapshot _current = XdsSnapshot.Empty;
     private long _version;
     private bool _disposed;
@@ -68,9 +70,20 @@ internal sealed partial class SnapshotCache : IDisposable
             Volatile.Write(ref _current, next);
         }
 
-        Log.Published(_logger, next.Version, next.All(ResourceTypes.Listener).Count, next.All(ResourceTypes.Route).Count,
-            next.All(ResourceTypes.Cluster).Count, next.All(ResourceTypes.Endpoint).Count);
-        Updated?.Invoke(next);
+        // Rebuilds on different threads may finish out of order: subscribers see versions in order
+        // and never an older snapshot after a newer one.
+        lock (_notifyGate)
+        {
+            if (next.Version <= _lastNotified)
+            {
+                return;
+            }
+
+            _lastNotified = next.Version;
+            Log.Published(_logger, next.Version, next.All(ResourceTypes.Listener).Count, next.All(ResourceTypes.Route).Count,
+                next.All(ResourceTypes.Cluster).Count, next.All(ResourceTypes.Endpoint).Count);
+            Updated?.Invoke(next);
+        }
     }
 
     public void Dispose()
