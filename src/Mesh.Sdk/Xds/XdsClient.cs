@@ -34,7 +34,6 @@ internal sealed partial class XdsClient : IAsyncDisposable
     private StreamState? _stream;
     private int _deferDepth;
     private Task? _loop;
-    private int _streamAttempts;
 
     public XdsClient(
         XdsBootstrap bootstrap,
@@ -80,9 +79,6 @@ internal sealed partial class XdsClient : IAsyncDisposable
     /// <summary>The validated snapshots published after each accepted update.</summary>
     public IMeshSnapshotSource Snapshots => _snapshots;
 
-    /// <summary>How many streams have been opened so far.</summary>
-    public int StreamAttempts => Volatile.Read(ref _streamAttempts);
-
     /// <summary>Raised after each response's notifications have been delivered, on the ADS reader.</summary>
     internal event Action? UpdateBatchCompleted;
 
@@ -120,6 +116,11 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 Log.Subscribed(_logger, type.ShortName, name);
                 FlushLocked();
             }
+            else
+            {
+                // Watched again before a deferred unwatch went out: keep the subscription and the cached value.
+                state.PendingRemoval.Remove(name);
+            }
 
             resource.Watchers.Add(watcher);
             cached = resource.Value;
@@ -148,11 +149,24 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 return;
             }
 
-            state.Resources.Remove(name);
-            state.MarkUnsubscribed(name);
-            Log.Unsubscribed(_logger, type.ShortName, name);
+            if (_deferDepth > 0)
+            {
+                // Decided at flush time: a watch of the same name in the same batch keeps the cached value,
+                // which the server would not send again for an unchanged subscription.
+                state.PendingRemoval.Add(name);
+                return;
+            }
+
+            RemoveLocked(state, name);
             FlushLocked();
         }
+    }
+
+    private void RemoveLocked(TypeState state, string name)
+    {
+        state.Resources.Remove(name);
+        state.MarkUnsubscribed(name);
+        Log.Unsubscribed(_logger, state.Type.ShortName, name);
     }
 
     /// <summary>Holds subscription requests back until the returned scope ends, so that several changes go out as one.</summary>
@@ -236,7 +250,6 @@ internal sealed partial class XdsClient : IAsyncDisposable
         var sawResponse = false;
         var outgoing = Channel.CreateUnbounded<IMessage>(new UnboundedChannelOptions { SingleReader = true });
         var stream = new StreamState(outgoing.Writer);
-        Interlocked.Increment(ref _streamAttempts);
         Log.StreamStarting(_logger, _transport.Target, Protocol.ToString());
 
         IAsyncDisposable? call = null;
@@ -405,7 +418,25 @@ internal sealed partial class XdsClient : IAsyncDisposable
     /// <summary>Sends pending subscription changes, one request per type, unless deferred or disconnected.</summary>
     private void FlushLocked()
     {
-        if (_deferDepth > 0 || _stream is null)
+        if (_deferDepth > 0)
+        {
+            return;
+        }
+
+        foreach (var state in _types.Values)
+        {
+            foreach (var name in state.PendingRemoval)
+            {
+                if (state.Resources.TryGetValue(name, out var resource) && resource.Watchers.Count == 0)
+                {
+                    RemoveLocked(state, name);
+                }
+            }
+
+            state.PendingRemoval.Clear();
+        }
+
+        if (_stream is null)
         {
             return;
         }
@@ -802,6 +833,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         public HashSet<string> PendingSubscribe { get; } = new(StringComparer.Ordinal);
 
         public HashSet<string> PendingUnsubscribe { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Names whose last watcher left while requests were deferred.</summary>
+        public HashSet<string> PendingRemoval { get; } = new(StringComparer.Ordinal);
 
         public void MarkSubscribed(string name)
         {

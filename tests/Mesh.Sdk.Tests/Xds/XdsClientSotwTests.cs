@@ -342,4 +342,33 @@ public sealed class XdsClientSotwTests
         Assert.Contains($"has type '{Cds}'", nack.ErrorDetail.Message, StringComparison.Ordinal);
         await h.WaitAsync(s => s.Listeners.ContainsKey(ListenerName));
     }
+
+    [Fact]
+    public async Task ListenersSwappingRoutesInOneResponse_KeepBothRoutes_WithoutResubscribing()
+    {
+        const string listenerB = "ratings.default.svc.cluster.local:9080";
+        await using var h = new XdsClientHarness();
+        h.Client.AddListener(ListenerName);
+        h.Client.AddListener(listenerB);
+        h.Client.Start();
+        var call = await h.Transport.NextSotwCallAsync();
+        Assert.Equal([listenerB, ListenerName], (await call.NextRequestAsync()).ResourceNames);
+        call.Respond(Sotw(Lds, "l1", "n1", Listener(ListenerName, "route-r"), Listener(listenerB, "route-s")));
+        Assert.Equal("l1", (await call.NextRequestAsync()).VersionInfo);
+        Assert.Equal(["route-r", "route-s"], (await call.NextRequestAsync()).ResourceNames);
+        call.Respond(Sotw(Rds, "r1", "n2", Routes("route-r", ClusterV1), Routes("route-s", ClusterV1)));
+        Assert.Equal("r1", (await call.NextRequestAsync()).VersionInfo);
+        Assert.Equal([ClusterV1], (await call.NextRequestAsync()).ResourceNames);
+        await h.WaitAsync(s => s.Routes.Count == 2);
+
+        // A now uses S and B uses R: for a moment in between, R is referenced by nobody.
+        call.Respond(Sotw(Lds, "l2", "n3", Listener(ListenerName, "route-s"), Listener(listenerB, "route-r")));
+        Assert.Equal("l2", (await call.NextRequestAsync()).VersionInfo);
+        var snapshot = await h.WaitAsync(s => s.Listeners[ListenerName].RouteConfigName == "route-s");
+        Assert.Equal("route-r", snapshot.Listeners[listenerB].RouteConfigName);
+        Assert.Equal(["route-r", "route-s"], snapshot.Routes.Keys.Order(StringComparer.Ordinal));
+        Assert.True(snapshot.TryGetRouteConfiguration(listenerB, out var routes));
+        Assert.Equal("route-r", routes.Name);
+        Assert.Empty(await call.DrainAsync());
+    }
 }
