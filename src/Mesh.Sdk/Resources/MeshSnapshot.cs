@@ -129,10 +129,13 @@ public sealed record MeshSnapshot
     }
 }
 
-/// <summary>A validated Listener with its decoded HttpConnectionManager.</summary>
+/// <summary>
+/// A validated Listener with its decoded HttpConnectionManager. Client (API) listeners have one; for a
+/// server-side listener (address and filter chains) this is the default filter chain's, else the first chain's.
+/// </summary>
 /// <param name="Name">The listener resource name.</param>
 /// <param name="Listener">The Listener message.</param>
-/// <param name="HttpConnectionManager">The HttpConnectionManager decoded from the listener's api_listener.</param>
+/// <param name="HttpConnectionManager">The HttpConnectionManager decoded from the api_listener (or the main filter chain).</param>
 /// <param name="RouteConfigName">The RDS resource name when routes come over RDS; otherwise <see langword="null"/>.</param>
 /// <param name="InlineRouteConfiguration">The inline route configuration; otherwise <see langword="null"/>.</param>
 public sealed record ListenerResource(
@@ -140,7 +143,15 @@ public sealed record ListenerResource(
     Listener Listener,
     HttpConnectionManager HttpConnectionManager,
     string? RouteConfigName,
-    RouteConfiguration? InlineRouteConfiguration);
+    RouteConfiguration? InlineRouteConfiguration)
+{
+    /// <summary>Every RDS name the listener uses (for server-side listeners, across all filter chains).</summary>
+    /// <value>Empty when routes are inline.</value>
+    public IReadOnlyList<string> RouteConfigNames { get; init; } = RouteConfigName is null ? [] : [RouteConfigName];
+
+    /// <summary>Whether this is a client-side API listener (as opposed to a server-side socket listener).</summary>
+    public bool IsApiListener => Listener.ApiListener is not null;
+}
 
 /// <summary>A validated Cluster.</summary>
 /// <param name="Name">The cluster resource name.</param>

@@ -41,7 +41,7 @@ public sealed class XdsResourceValidatorTests
     [Fact]
     public void Listener_Rejections_NameTheReason()
     {
-        Assert.Contains("has no api_listener", Reject(() => XdsResourceValidator.ValidateListener(new Listener { Name = "x" })));
+        Assert.Contains("has neither api_listener nor address", Reject(() => XdsResourceValidator.ValidateListener(new Listener { Name = "x" })));
         Assert.Contains("api_listener has type", Reject(() => XdsResourceValidator.ValidateListener(new Listener { Name = "x", ApiListener = new ApiListener { ApiListener_ = Any.Pack(new Cluster()) } })));
         Assert.Contains("cannot be decoded", Reject(() => XdsResourceValidator.ValidateListener(new Listener
         {
@@ -49,7 +49,7 @@ public sealed class XdsResourceValidatorTests
             ApiListener = new ApiListener { ApiListener_ = new Any { TypeUrl = XdsTypeUrls.HttpConnectionManager, Value = Google.Protobuf.ByteString.CopyFrom(0xff, 0xff) } },
         })));
         Assert.Contains("has no http_filters", Reject(() => XdsResourceValidator.ValidateListener(ListenerWith("x", new HttpConnectionManager { Rds = new Rds { RouteConfigName = "r", ConfigSource = new ConfigSource { Ads = new() } } }))));
-        Assert.Contains("the last filter http_filters[0] 'fault' is not the router", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("fault", XdsTypeUrls.Fault)))));
+        Assert.Contains("http_filters[0] 'fault' is the last filter but not the router", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("fault", XdsTypeUrls.Fault)))));
         Assert.Contains("http_filters[0] 'envoy.filters.http.router' is the router but not the last filter", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Router(), Filter("r2", XdsTypeUrls.Router)))));
         Assert.Contains("unsupported config type 'type.googleapis.com/acme.Filter' and is not optional", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("acme", "type.googleapis.com/acme.Filter"), Router()))));
         Assert.Contains("duplicate filter name", Reject(() => XdsResourceValidator.ValidateListener(Listener("x", "r", Filter("f", XdsTypeUrls.Fault), Filter("f", XdsTypeUrls.Fault), Router()))));
@@ -170,5 +170,53 @@ public sealed class XdsResourceValidatorTests
         Assert.Contains("priorities are not contiguous: missing priority 1", Reject(() => XdsResourceValidator.ValidateEndpoints(gap)));
         second.Priority = 1;
         Assert.Same(gap, XdsResourceValidator.ValidateEndpoints(gap));
+    }
+
+    private static Listener Inbound(params FilterChain[] chains)
+    {
+        var listener = new Listener
+        {
+            Name = "xds.istio.io/grpc/lds/inbound/0.0.0.0:9080",
+            Address = new Address { SocketAddress = new SocketAddress { Address = "0.0.0.0", PortValue = 9080 } },
+        };
+        listener.FilterChains.AddRange(chains);
+        return listener;
+    }
+
+    private static FilterChain Chain(string routeName, params HttpFilter[] filters)
+    {
+        var hcm = new HttpConnectionManager { Rds = new Rds { RouteConfigName = routeName, ConfigSource = new ConfigSource { Ads = new() } } };
+        hcm.HttpFilters.AddRange(filters.Length == 0 ? [Router()] : filters);
+        return new FilterChain { Filters = { new Filter { Name = XdsExtensionNames.HttpConnectionManager, TypedConfig = Any.Pack(hcm) } } };
+    }
+
+    [Fact]
+    public void ServerListener_WithFilterChains_IsAccepted_PreferringDefaultChain()
+    {
+        var listener = Inbound(Chain("inbound-mtls"));
+        listener.DefaultFilterChain = Chain("inbound-plain");
+        var result = XdsResourceValidator.ValidateListener(listener);
+        Assert.False(result.IsApiListener);
+        Assert.Equal("inbound-plain", result.RouteConfigName);
+        Assert.Equal(["inbound-mtls", "inbound-plain"], result.RouteConfigNames);
+    }
+
+    [Fact]
+    public void ServerListener_Rejections_NameTheChain()
+    {
+        var hostname = Inbound(Chain("r"));
+        hostname.Address.SocketAddress.Address = "localhost";
+        Assert.Contains("address 'localhost' is not an IP address", Reject(() => XdsResourceValidator.ValidateListener(hostname)));
+        Assert.Contains("has no filter_chains and no default_filter_chain", Reject(() => XdsResourceValidator.ValidateListener(Inbound())));
+
+        var twoFilters = Chain("r");
+        twoFilters.Filters.Add(new Filter { Name = "tcp", TypedConfig = new Any { TypeUrl = "type.googleapis.com/acme.Tcp" } });
+        Assert.Contains("filter_chains[0] must hold exactly one filter, an HttpConnectionManager", Reject(() => XdsResourceValidator.ValidateListener(Inbound(twoFilters))));
+
+        Assert.Contains("filter_chains[1] http_filters[0] 'fault' is the last filter but not the router", Reject(() => XdsResourceValidator.ValidateListener(Inbound(Chain("a"), Chain("b", Filter("fault", XdsTypeUrls.Fault))))));
+
+        var badTls = Chain("r");
+        badTls.TransportSocket = new TransportSocket { Name = "tls", TypedConfig = new Any { TypeUrl = XdsTypeUrls.UpstreamTlsContext } };
+        Assert.Contains("transport_socket has unsupported config type", Reject(() => XdsResourceValidator.ValidateListener(Inbound(badTls))));
     }
 }

@@ -203,7 +203,8 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
             {
                 routeConfigurations.Add(inline);
             }
-            else if (listener.RouteConfigName is { } rds)
+
+            foreach (var rds in listener.RouteConfigNames)
             {
                 wanted.Add((XdsResourceType.RouteConfiguration, rds));
                 if (_routes.TryGetValue(rds, out var routes))

@@ -1,5 +1,6 @@
 using System.Globalization;
 using IPAddress = System.Net.IPAddress;
+using SocketAddress = Envoy.Config.Core.V3.SocketAddress;
 using System.Text.RegularExpressions;
 using Envoy.Config.Cluster.V3;
 using Envoy.Config.Core.V3;
@@ -8,6 +9,7 @@ using Envoy.Config.Listener.V3;
 using Envoy.Config.Route.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Envoy.Type.Matcher.V3;
+using Google.Protobuf.WellKnownTypes;
 using Google.Protobuf;
 using Mesh.Sdk.Resources;
 using Mesh.Xds;
@@ -47,64 +49,163 @@ internal static class XdsResourceValidator
 
     public static ListenerResource ValidateListener(Listener listener)
     {
+        if (listener.ApiListener?.ApiListener_ is { } any)
+        {
+            if (any.TypeUrl != HttpConnectionManagerTypeUrl)
+            {
+                throw new XdsValidationException($"api_listener has type '{any.TypeUrl}', expected HttpConnectionManager");
+            }
+
+            var errors = new List<string>();
+            var hcm = DecodeHttpConnectionManager(any, "api_listener", errors);
+            Throw(errors);
+            CollectHttpConnectionManagerErrors(hcm!, string.Empty, errors, out var rdsName, out var inline);
+            Throw(errors);
+            return new ListenerResource(listener.Name, listener, hcm!, rdsName, inline)
+            {
+                RouteConfigNames = rdsName is null ? [] : [rdsName],
+            };
+        }
+
+        if (listener.Address is null)
+        {
+            throw new XdsValidationException("has neither api_listener nor address");
+        }
+
+        return ValidateSocketListener(listener);
+    }
+
+    /// <summary>
+    /// A server-side listener (xDS-enabled server, for Istio <c>xds.istio.io/grpc/lds/inbound/IP:PORT</c>): an IP
+    /// address and port, and filter chains that each hold exactly one HttpConnectionManager.
+    /// </summary>
+    private static ListenerResource ValidateSocketListener(Listener listener)
+    {
         var errors = new List<string>();
-        if (listener.ApiListener?.ApiListener_ is not { } any)
+        var socket = listener.Address.SocketAddress;
+        if (socket is null)
         {
-            throw new XdsValidationException("has no api_listener (only API listeners are supported by the client)");
+            errors.Add("address has no socket_address");
+        }
+        else
+        {
+            if (!IPAddress.TryParse(socket.Address, out _))
+            {
+                errors.Add($"address '{socket.Address}' is not an IP address");
+            }
+
+            if (socket.PortSpecifierCase != SocketAddress.PortSpecifierOneofCase.PortValue || socket.PortValue > 65535)
+            {
+                errors.Add("address needs a port_value in 0..65535");
+            }
         }
 
-        if (any.TypeUrl != HttpConnectionManagerTypeUrl)
+        var chains = new List<(string Where, FilterChain Chain)>();
+        for (var i = 0; i < listener.FilterChains.Count; i++)
         {
-            throw new XdsValidationException($"api_listener has type '{any.TypeUrl}', expected HttpConnectionManager");
+            chains.Add(($"filter_chains[{i}]", listener.FilterChains[i]));
         }
 
-        HttpConnectionManager hcm;
+        if (listener.DefaultFilterChain is { } defaultChain)
+        {
+            chains.Add(("default_filter_chain", defaultChain));
+        }
+
+        if (chains.Count == 0)
+        {
+            errors.Add("has no filter_chains and no default_filter_chain");
+        }
+
+        HttpConnectionManager? primary = null;
+        string? primaryRds = null;
+        RouteConfiguration? primaryInline = null;
+        var rdsNames = new List<string>();
+        foreach (var (where, chain) in chains)
+        {
+            if (chain.TransportSocket?.TypedConfig is { } tls && tls.TypeUrl != XdsTypeUrls.DownstreamTlsContext)
+            {
+                errors.Add($"{where} transport_socket has unsupported config type '{tls.TypeUrl}' (DownstreamTlsContext only)");
+            }
+
+            if (chain.Filters.Count != 1 || chain.Filters[0].TypedConfig is not { } config || config.TypeUrl != HttpConnectionManagerTypeUrl)
+            {
+                errors.Add($"{where} must hold exactly one filter, an HttpConnectionManager");
+                continue;
+            }
+
+            var hcm = DecodeHttpConnectionManager(config, where, errors);
+            if (hcm is null)
+            {
+                continue;
+            }
+
+            CollectHttpConnectionManagerErrors(hcm, where + " ", errors, out var rds, out var inline);
+            if (rds is not null && !rdsNames.Contains(rds, StringComparer.Ordinal))
+            {
+                rdsNames.Add(rds);
+            }
+
+            // The default chain serves whatever no other chain matches: prefer it as the listener's main HCM.
+            if (primary is null || ReferenceEquals(chain, listener.DefaultFilterChain))
+            {
+                (primary, primaryRds, primaryInline) = (hcm, rds, inline);
+            }
+        }
+
+        Throw(errors);
+        return new ListenerResource(listener.Name, listener, primary!, primaryRds, primaryInline) { RouteConfigNames = rdsNames };
+    }
+
+    private static HttpConnectionManager? DecodeHttpConnectionManager(Any any, string where, List<string> errors)
+    {
         try
         {
-            hcm = HttpConnectionManager.Parser.ParseFrom(any.Value);
+            return HttpConnectionManager.Parser.ParseFrom(any.Value);
         }
         catch (InvalidProtocolBufferException ex)
         {
-            throw new XdsValidationException($"api_listener HttpConnectionManager cannot be decoded: {ex.Message}");
+            errors.Add($"{where} HttpConnectionManager cannot be decoded: {ex.Message}");
+            return null;
         }
+    }
 
-        string? rdsName = null;
-        RouteConfiguration? inline = null;
+    private static void CollectHttpConnectionManagerErrors(HttpConnectionManager hcm, string prefix, List<string> errors, out string? rdsName, out RouteConfiguration? inline)
+    {
+        rdsName = null;
+        inline = null;
         switch (hcm.RouteSpecifierCase)
         {
             case HttpConnectionManager.RouteSpecifierOneofCase.Rds:
                 var source = hcm.Rds.ConfigSource;
                 if (source is null || source.ConfigSourceSpecifierCase is not (ConfigSource.ConfigSourceSpecifierOneofCase.Ads or ConfigSource.ConfigSourceSpecifierOneofCase.Self))
                 {
-                    errors.Add("HttpConnectionManager rds.config_source must be ads or self");
+                    errors.Add($"{prefix}HttpConnectionManager rds.config_source must be ads or self");
                 }
 
                 if (string.IsNullOrEmpty(hcm.Rds.RouteConfigName))
                 {
-                    errors.Add("HttpConnectionManager rds.route_config_name is empty");
+                    errors.Add($"{prefix}HttpConnectionManager rds.route_config_name is empty");
                 }
 
                 rdsName = hcm.Rds.RouteConfigName;
                 break;
             case HttpConnectionManager.RouteSpecifierOneofCase.RouteConfig:
-                CollectRouteConfigurationErrors(hcm.RouteConfig, errors, "HttpConnectionManager route_config ");
+                CollectRouteConfigurationErrors(hcm.RouteConfig, errors, $"{prefix}HttpConnectionManager route_config ");
                 inline = hcm.RouteConfig;
                 break;
             default:
-                errors.Add("HttpConnectionManager has neither rds nor route_config");
+                errors.Add($"{prefix}HttpConnectionManager has neither rds nor route_config");
                 break;
         }
 
-        CollectHttpFilterErrors(hcm, errors);
-        Throw(errors);
-        return new ListenerResource(listener.Name, listener, hcm, rdsName, inline);
+        CollectHttpFilterErrors(hcm, prefix, errors);
     }
 
-    private static void CollectHttpFilterErrors(HttpConnectionManager hcm, List<string> errors)
+    private static void CollectHttpFilterErrors(HttpConnectionManager hcm, string prefix, List<string> errors)
     {
         if (hcm.HttpFilters.Count == 0)
         {
-            errors.Add("HttpConnectionManager has no http_filters (the router filter is required)");
+            errors.Add($"{prefix}HttpConnectionManager has no http_filters (the router filter is required)");
             return;
         }
 
@@ -112,10 +213,10 @@ internal static class XdsResourceValidator
         for (var i = 0; i < hcm.HttpFilters.Count; i++)
         {
             var filter = hcm.HttpFilters[i];
-            var where = $"http_filters[{i}] '{filter.Name}'";
+            var where = $"{prefix}http_filters[{i}] '{filter.Name}'";
             if (string.IsNullOrEmpty(filter.Name))
             {
-                errors.Add($"http_filters[{i}] has an empty name");
+                errors.Add($"{prefix}http_filters[{i}] has an empty name");
             }
             else if (!names.Add(filter.Name))
             {
@@ -143,7 +244,7 @@ internal static class XdsResourceValidator
             }
             else if (last && !isRouter)
             {
-                errors.Add($"the last filter {where} is not the router");
+                errors.Add($"{where} is the last filter but not the router");
             }
         }
     }
