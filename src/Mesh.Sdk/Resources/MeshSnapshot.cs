@@ -57,6 +57,14 @@ public sealed record MeshSnapshot
     /// <summary>Cluster load assignments received over EDS, by resource name (the EDS service name).</summary>
     public IReadOnlyDictionary<string, ClusterLoadAssignment> Endpoints { get; }
 
+    /// <summary>
+    /// Listeners that were asked for but that the control plane says do not exist (deleted, left out of a
+    /// State-of-the-World response, or not sent within 15 s of subscribing). A caller can treat such a host
+    /// as outside the mesh instead of waiting for it.
+    /// </summary>
+    /// <value>Empty by default.</value>
+    public IReadOnlySet<string> MissingListeners { get; init; } = FrozenSet<string>.Empty;
+
     /// <summary>The route configuration a listener uses: its inline one or the RDS resource it names.</summary>
     /// <param name="listenerName">The listener resource name.</param>
     /// <param name="routeConfiguration">The route configuration when known.</param>

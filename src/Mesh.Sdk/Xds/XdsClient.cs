@@ -20,6 +20,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
 {
     private const int InvalidArgument = 3;
 
+    /// <summary>gRPC's wait for a subscribed resource before it is reported as not existing.</summary>
+    public static readonly TimeSpan DefaultResourceTimeout = TimeSpan.FromSeconds(15);
+
     private readonly Lock _gate = new();
     private readonly IAdsTransport _transport;
     private readonly TimeProvider _timeProvider;
@@ -27,6 +30,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
     private readonly ExponentialBackoff _backoff;
     private readonly Node _node;
     private readonly bool _ignoreResourceDeletion;
+    private readonly TimeSpan _resourceTimeout;
     private readonly Dictionary<XdsResourceType, TypeState> _types = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly XdsDependencyTracker _tracker;
@@ -42,7 +46,8 @@ internal sealed partial class XdsClient : IAsyncDisposable
         TimeProvider timeProvider,
         Random random,
         ILoggerFactory? loggerFactory = null,
-        BackoffSettings? backoff = null)
+        BackoffSettings? backoff = null,
+        TimeSpan? resourceTimeout = null)
     {
         ArgumentNullException.ThrowIfNull(bootstrap);
         ArgumentNullException.ThrowIfNull(options);
@@ -53,6 +58,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<XdsClient>();
         _backoff = new ExponentialBackoff(random, backoff ?? BackoffSettings.Grpc);
         _ignoreResourceDeletion = server.HasFeature(XdsServerConfig.IgnoreResourceDeletionFeature);
+        _resourceTimeout = resourceTimeout ?? DefaultResourceTimeout;
         _node = BuildNode(bootstrap.Node);
         foreach (var type in XdsResourceType.All)
         {
@@ -164,7 +170,11 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
     private void RemoveLocked(TypeState state, string name)
     {
-        state.Resources.Remove(name);
+        if (state.Resources.Remove(name, out var resource))
+        {
+            resource.StopTimer();
+        }
+
         state.MarkUnsubscribed(name);
         Log.Unsubscribed(_logger, state.Type.ShortName, name);
     }
@@ -298,6 +308,13 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 if (_stream == stream)
                 {
                     _stream = null;
+                    foreach (var state in _types.Values)
+                    {
+                        foreach (var resource in state.Resources.Values)
+                        {
+                            resource.StopTimer();
+                        }
+                    }
                 }
             }
 
@@ -370,8 +387,55 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 {
                     EnqueueLocked(SotwRequestLocked(state, errorDetail: null));
                 }
+
+                StartTimersLocked(state);
             }
         }
+    }
+
+    /// <summary>Starts the does-not-exist timer of every resource of the type that has no value yet.</summary>
+    private void StartTimersLocked(TypeState state)
+    {
+        if (_stream is not { } stream)
+        {
+            return;
+        }
+
+        foreach (var (name, resource) in state.Resources)
+        {
+            if (resource.Value is not null || resource.DoesNotExist || resource.Timer is not null)
+            {
+                continue;
+            }
+
+            var type = state.Type;
+            var key = name;
+            resource.Timer = _timeProvider.CreateTimer(
+                _ => OnResourceTimeout(type, key, resource, stream),
+                null,
+                _resourceTimeout,
+                Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void OnResourceTimeout(XdsResourceType type, string name, ResourceState resource, StreamState stream)
+    {
+        var notifications = new List<Notification>();
+        lock (_gate)
+        {
+            if (_stream != stream || resource.Timer is null || resource.Value is not null || resource.DoesNotExist
+                || !_types[type].Resources.TryGetValue(name, out var current) || current != resource)
+            {
+                return;
+            }
+
+            resource.StopTimer();
+            resource.DoesNotExist = true;
+            Log.ResourceTimedOut(_logger, type.ShortName, name, _resourceTimeout.TotalSeconds);
+            Notify(notifications, resource, n => n.Watcher.OnResourceDoesNotExist(type, name));
+        }
+
+        Dispatch(notifications);
     }
 
     private DiscoveryRequest SotwRequestLocked(TypeState state, Google.Rpc.Status? errorDetail)
@@ -465,6 +529,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             }
 
             state.ClearPending();
+            StartTimersLocked(state);
         }
     }
 
@@ -710,6 +775,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
     private void Accept(XdsResourceType type, string name, ResourceState resource, object value, string version, List<Notification> notifications)
     {
+        resource.StopTimer();
         resource.Version = version;
         resource.DoesNotExist = false;
         if (resource.Value is not null && resource.Value.Equals(value))
@@ -724,6 +790,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
     private void Delete(XdsResourceType type, string name, ResourceState resource, List<Notification> notifications)
     {
+        resource.StopTimer();
         if (resource.DoesNotExist)
         {
             return;
@@ -814,6 +881,15 @@ internal sealed partial class XdsClient : IAsyncDisposable
         public string? Version { get; set; }
 
         public bool DoesNotExist { get; set; }
+
+        /// <summary>Reports the resource as not existing when the server stays silent about it.</summary>
+        public ITimer? Timer { get; set; }
+
+        public void StopTimer()
+        {
+            Timer?.Dispose();
+            Timer = null;
+        }
     }
 
     private sealed class TypeState(XdsResourceType type)
@@ -919,6 +995,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
         [LoggerMessage(113, LogLevel.Warning, "Ignoring response of unknown resource type '{TypeUrl}'.")]
         public static partial void UnknownType(ILogger logger, string typeUrl);
+
+        [LoggerMessage(115, LogLevel.Warning, "{Type} resource '{Name}' was not received within {Seconds} s of subscribing; treating it as not existing.")]
+        public static partial void ResourceTimedOut(ILogger logger, string type, string name, double seconds);
 
         [LoggerMessage(114, LogLevel.Error, "An xDS watcher failed: {Reason}")]
         public static partial void WatcherFailed(ILogger logger, string reason, Exception exception);

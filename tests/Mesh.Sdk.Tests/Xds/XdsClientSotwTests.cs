@@ -179,6 +179,7 @@ public sealed class XdsClientSotwTests
         Assert.All(requests, r => Assert.Empty(r.ResourceNames));
 
         var snapshot = await h.WaitAsync(s => s.Listeners.Count == 0);
+        Assert.Equal([ListenerName], snapshot.MissingListeners);
         Assert.Empty(snapshot.Routes);
         Assert.Empty(snapshot.Clusters);
         Assert.Empty(snapshot.Endpoints);
@@ -370,5 +371,27 @@ public sealed class XdsClientSotwTests
         Assert.True(snapshot.TryGetRouteConfiguration(listenerB, out var routes));
         Assert.Equal("route-r", routes.Name);
         Assert.Empty(await call.DrainAsync());
+    }
+
+    [Fact]
+    public async Task ListenerNotSentWithin15Seconds_IsReportedMissing_UntilItArrives()
+    {
+        await using var h = new XdsClientHarness();
+        h.Client.AddListener(ListenerName);
+        h.Client.Start();
+        var call = await h.Transport.NextSotwCallAsync();
+        await call.NextRequestAsync();
+        await Task.Delay(30);
+
+        h.Time.Advance(TimeSpan.FromSeconds(14.9));
+        await Task.Delay(50);
+        Assert.Empty(h.Current.MissingListeners);
+        h.Time.Advance(TimeSpan.FromSeconds(0.1));
+        var missing = await h.WaitAsync(s => s.MissingListeners.Contains(ListenerName));
+        Assert.Empty(missing.Listeners);
+
+        call.Respond(Sotw(Lds, "l1", "n1", Listener()));
+        var present = await h.WaitAsync(s => s.Listeners.ContainsKey(ListenerName));
+        Assert.Empty(present.MissingListeners);
     }
 }

@@ -20,6 +20,7 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
     private readonly Dictionary<string, RouteConfiguration> _routes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ClusterResource> _clusters = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ClusterLoadAssignment> _endpoints = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _missingListeners = new(StringComparer.Ordinal);
     private readonly Dictionary<(XdsResourceType Type, string Name), IDisposable?> _watches = [];
     private bool _reconciling;
     private bool _reconcileAgain;
@@ -79,6 +80,7 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
             {
                 case ListenerResource listener:
                     _listeners[name] = listener;
+                    _missingListeners.Remove(name);
                     break;
                 case RouteConfiguration routes:
                     _routes[name] = routes;
@@ -100,6 +102,11 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
     {
         lock (_gate)
         {
+            if (type == XdsResourceType.Listener && _watches.ContainsKey((type, name)) && _missingListeners.Add(name))
+            {
+                _dirty = true;
+            }
+
             if (Forget(type, name))
             {
                 _dirty = true;
@@ -134,7 +141,10 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
             _listeners.ToFrozenDictionary(StringComparer.Ordinal),
             _routes.ToFrozenDictionary(StringComparer.Ordinal),
             _clusters.ToFrozenDictionary(StringComparer.Ordinal),
-            _endpoints.ToFrozenDictionary(StringComparer.Ordinal));
+            _endpoints.ToFrozenDictionary(StringComparer.Ordinal))
+        {
+            MissingListeners = _missingListeners.ToFrozenSet(StringComparer.Ordinal),
+        };
         _publisher.Publish(snapshot);
     }
 
@@ -231,6 +241,11 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
             var handle = _watches[key];
             _watches.Remove(key);
             handle?.Dispose();
+            if (key.Type == XdsResourceType.Listener && _missingListeners.Remove(key.Name))
+            {
+                _dirty = true;
+            }
+
             if (Forget(key.Type, key.Name))
             {
                 _dirty = true;

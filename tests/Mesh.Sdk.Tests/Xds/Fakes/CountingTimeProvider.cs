@@ -14,10 +14,15 @@ internal sealed class CountingTimeProvider : FakeTimeProvider
 
     public int TimersCreated => Volatile.Read(ref _timers);
 
+    /// <summary>Counts timers other than the client's 15 s resource timers, that is, the backoff delays.</summary>
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         var timer = base.CreateTimer(callback, state, dueTime, period);
-        Interlocked.Increment(ref _timers);
+        if (dueTime != Mesh.Sdk.Xds.XdsClient.DefaultResourceTimeout)
+        {
+            Interlocked.Increment(ref _timers);
+        }
+
         return timer;
     }
 
