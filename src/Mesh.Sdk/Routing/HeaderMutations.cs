@@ -217,8 +217,16 @@ internal sealed class HeaderMutations
 
         public void Remove(string name)
         {
-            headers.Remove(name);
-            content?.Remove(name);
+            // Remove throws for a name that belongs to the other collection; Contains on the non-validated view does not.
+            if (headers.NonValidated.Contains(name))
+            {
+                headers.Remove(name);
+            }
+
+            if (content is not null && content.NonValidated.Contains(name))
+            {
+                content.Remove(name);
+            }
         }
 
         public void Append(string name, string value)

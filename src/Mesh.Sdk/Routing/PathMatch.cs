@@ -22,6 +22,7 @@ internal enum PathMatchKind
 internal sealed class PathMatch
 {
     private readonly Regex? _regex;
+    private readonly string _regexPrefix;
     private readonly StringComparison _comparison;
 
     /// <summary>Creates the matcher.</summary>
@@ -31,6 +32,7 @@ internal sealed class PathMatch
         Value = value;
         CaseSensitive = caseSensitive;
         _regex = regex;
+        _regexPrefix = regex is null ? string.Empty : Internal.Re2Regex.LiteralPrefix(value);
         _comparison = caseSensitive ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
     }
 
@@ -49,6 +51,6 @@ internal sealed class PathMatch
         PathMatchKind.Prefix => pathAndQuery.StartsWith(Value, _comparison),
         PathMatchKind.Exact => path.Equals(Value, _comparison),
         PathMatchKind.SeparatedPrefix => path.StartsWith(Value, _comparison) && (path.Length == Value.Length || path[Value.Length] == '/'),
-        _ => _regex!.IsMatch(path),
+        _ => path.StartsWith(_regexPrefix, StringComparison.Ordinal) && _regex!.IsMatch(path),
     };
 }

@@ -52,6 +52,33 @@ internal static class Re2Regex
     }
 
     /// <summary>
+    /// The literal text every full match of <paramref name="pattern"/> starts with (empty when there is none), so
+    /// matching can reject most inputs with one ordinal comparison before running the regex. Conservative: stops at
+    /// the first metacharacter, drops a literal a quantifier applies to, and gives up on any alternation.
+    /// </summary>
+    public static string LiteralPrefix(string pattern)
+    {
+        if (pattern.Contains('|', StringComparison.Ordinal))
+        {
+            return string.Empty;
+        }
+
+        var end = 0;
+        while (end < pattern.Length && pattern[end] is not ('\\' or '.' or '[' or ']' or '(' or ')' or '*' or '+' or '?' or '{' or '}' or '^' or '$'))
+        {
+            end++;
+        }
+
+        if (end < pattern.Length && end > 0 && pattern[end] is '*' or '?' or '{')
+        {
+            // The last literal is optional or repeated: it is not part of the guaranteed prefix.
+            end--;
+        }
+
+        return pattern[..end];
+    }
+
+    /// <summary>
     /// Translates an RE2 substitution string (<c>\1</c> for capture group 1, <c>\\</c> for a backslash) to .NET
     /// replacement syntax.
     /// </summary>
