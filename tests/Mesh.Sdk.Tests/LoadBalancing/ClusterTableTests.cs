@@ -1,0 +1,95 @@
+using System.Collections.Frozen;
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Endpoint.V3;
+using Mesh.Sdk.LoadBalancing;
+using Mesh.Sdk.Resources;
+using Microsoft.Extensions.Time.Testing;
+using static Mesh.Sdk.Tests.LoadBalancing.Lb;
+
+namespace Mesh.Sdk.Tests.LoadBalancing;
+
+public sealed class ClusterTableTests
+{
+    private readonly FakeTimeProvider _time = new();
+
+    private static MeshSnapshot Snapshot(long version, Cluster cluster, ClusterLoadAssignment? endpoints)
+        => new(
+            version,
+            FrozenDictionary<string, ListenerResource>.Empty,
+            FrozenDictionary<string, Envoy.Config.Route.V3.RouteConfiguration>.Empty,
+            new Dictionary<string, ClusterResource> { [cluster.Name] = new(cluster.Name, cluster, cluster.Name) },
+            endpoints is null ? new Dictionary<string, ClusterLoadAssignment>() : new Dictionary<string, ClusterLoadAssignment> { [cluster.Name] = endpoints });
+
+    [Fact]
+    public void Update_CompilesClustersAndFollowsEds_KeepingEndpointState()
+    {
+        using var table = new ClusterTable(_time);
+        var cluster = Cluster();
+        table.Update(Snapshot(1, cluster, null));
+        Assert.True(table.TryGetCluster(ClusterName, out var runtime));
+        Assert.Null(runtime.Pick(default));
+
+        table.Update(Snapshot(2, cluster, Flat(Ep("10.0.0.1"))));
+        var first = runtime.Pick(default)!;
+        first.State.RequestStarted();
+        table.Update(Snapshot(3, cluster, Flat(Ep("10.0.0.1"), Ep("10.0.0.2"))));
+
+        Assert.True(table.TryGetCluster(ClusterName, out var same));
+        Assert.Same(runtime, same);
+        Assert.Equal(2, runtime.LoadBalancer.Endpoints.All.Count);
+        Assert.Equal(1, runtime.LoadBalancer.Endpoints.All[0].State.ActiveRequests);
+    }
+
+    [Fact]
+    public void Update_RecompilesAChangedClusterAndCarriesEjections()
+    {
+        using var table = new ClusterTable(_time);
+        var cluster = Cluster();
+        cluster.OutlierDetection = new OutlierDetection { MaxEjectionPercent = 100 };
+        table.Update(Snapshot(1, cluster, Flat(Ep("10.0.0.1"), Ep("10.0.0.2"))));
+        table.TryGetCluster(ClusterName, out var before);
+        var host = before!.LoadBalancer.Endpoints.All[0];
+        for (var i = 0; i < 5; i++)
+        {
+            before.ReportResponse(host, 503);
+        }
+
+        var changed = cluster.Clone();
+        changed.LbPolicy = Envoy.Config.Cluster.V3.Cluster.Types.LbPolicy.Random;
+        table.Update(Snapshot(2, changed, Flat(Ep("10.0.0.1"), Ep("10.0.0.2"))));
+
+        table.TryGetCluster(ClusterName, out var after);
+        Assert.NotSame(before, after);
+        Assert.Equal(LoadBalancerKind.Random, after!.LoadBalancer.Policy.Kind);
+        Assert.False(Count(after.LoadBalancer, 50).ContainsKey(host.Key));
+    }
+
+    [Fact]
+    public void Update_KeepsTheLastGoodClusterAndReportsTheError()
+    {
+        using var table = new ClusterTable(_time);
+        table.Update(Snapshot(1, Cluster(), Flat(Ep("10.0.0.1"))));
+
+        var errors = table.Update(Snapshot(2, Cluster(Envoy.Config.Cluster.V3.Cluster.Types.LbPolicy.Maglev), Flat(Ep("10.0.0.1"))));
+
+        Assert.StartsWith($"Cluster '{ClusterName}': lb_policy Maglev is not supported", errors[ClusterName]);
+        Assert.True(table.TryGetCluster(ClusterName, out var runtime));
+        Assert.Equal(LoadBalancerKind.RoundRobin, runtime.LoadBalancer.Policy.Kind);
+        Assert.Equal("10.0.0.1:9080", runtime.Pick(default)!.Key);
+
+        var badEndpoints = table.Update(Snapshot(3, Cluster(), Flat(Ep("10.0.0.9", weight: 0))));
+        Assert.Contains("load_balancing_weight must be at least 1", badEndpoints[ClusterName]);
+        Assert.Equal("10.0.0.1:9080", runtime.Pick(default)!.Key);
+    }
+
+    [Fact]
+    public void Update_DropsRemovedClusters()
+    {
+        using var table = new ClusterTable(_time);
+        table.Update(Snapshot(1, Cluster(), Flat(Ep("10.0.0.1"))));
+
+        table.Update(MeshSnapshot.Empty);
+
+        Assert.False(table.TryGetCluster(ClusterName, out _));
+    }
+}
