@@ -178,6 +178,58 @@ internal sealed record HashPolicy
         }
     }
 
+    /// <summary>
+    /// The request hash for consistent-hash load balancing, combined over <paramref name="policies"/> as Envoy does:
+    /// each key found is hashed with xxHash64 (seed 0) over its UTF-8 bytes; the running hash is rotated left by one
+    /// and XORed with the next; a terminal policy that produced a key ends the evaluation. Returns
+    /// <see langword="false"/> when no policy yields a key (the load balancer then picks as it would without one).
+    /// </summary>
+    public static bool TryComputeHash<TRequest>(HashPolicy[] policies, in TRequest request, out ulong hash)
+        where TRequest : IRouteRequest
+    {
+        hash = 0;
+        var found = false;
+        for (var i = 0; i < policies.Length; i++)
+        {
+            var policy = policies[i];
+            var key = policy.GetKey(in request);
+            if (key is not null)
+            {
+                var next = HashKey(key);
+                hash = found ? ((hash << 1) | (hash >> 63)) ^ next : next;
+                found = true;
+            }
+
+            if (found && policy.Terminal)
+            {
+                break;
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>xxHash64 (seed 0) of the UTF-8 bytes of <paramref name="key"/>.</summary>
+    public static ulong HashKey(ReadOnlySpan<char> key)
+    {
+        const int StackLimit = 512;
+        var max = System.Text.Encoding.UTF8.GetMaxByteCount(key.Length);
+        byte[]? rented = null;
+        var buffer = max <= StackLimit ? stackalloc byte[StackLimit] : (rented = System.Buffers.ArrayPool<byte>.Shared.Rent(max));
+        try
+        {
+            var length = System.Text.Encoding.UTF8.GetBytes(key, buffer);
+            return System.IO.Hashing.XxHash64.HashToUInt64(buffer[..length]);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
     internal static bool TryCompileRewrite(Envoy.Type.Matcher.V3.RegexMatchAndSubstitute rewrite, out Regex? pattern, out string? substitution, out string? error)
     {
         pattern = null;

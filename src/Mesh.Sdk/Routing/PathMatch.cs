@@ -46,11 +46,19 @@ internal sealed class PathMatch
     public bool CaseSensitive { get; }
 
     /// <summary>Tests the request's <c>:path</c> and its query-less path.</summary>
-    public bool Matches(ReadOnlySpan<char> pathAndQuery, ReadOnlySpan<char> path) => Kind switch
+    public bool Matches(ReadOnlySpan<char> pathAndQuery, ReadOnlySpan<char> path)
     {
-        PathMatchKind.Prefix => pathAndQuery.StartsWith(Value, _comparison),
-        PathMatchKind.Exact => path.Equals(Value, _comparison),
-        PathMatchKind.SeparatedPrefix => path.StartsWith(Value, _comparison) && (path.Length == Value.Length || path[Value.Length] == '/'),
-        _ => path.StartsWith(_regexPrefix, StringComparison.Ordinal) && _regex!.IsMatch(path),
-    };
+        switch (Kind)
+        {
+            case PathMatchKind.Prefix:
+                // The common case-sensitive forms use the vectorised ordinal span comparisons directly.
+                return CaseSensitive ? pathAndQuery.StartsWith(Value.AsSpan()) : pathAndQuery.StartsWith(Value, _comparison);
+            case PathMatchKind.Exact:
+                return CaseSensitive ? path.SequenceEqual(Value.AsSpan()) : path.Equals(Value, _comparison);
+            case PathMatchKind.SeparatedPrefix:
+                return path.StartsWith(Value, _comparison) && (path.Length == Value.Length || path[Value.Length] == '/');
+            default:
+                return path.StartsWith(_regexPrefix.AsSpan()) && _regex!.IsMatch(path);
+        }
+    }
 }

@@ -197,4 +197,46 @@ public sealed class CompiledRouteTableTests
         Assert.Equal("a", table.ClusterFor(TestRequest.Get("/", ("x-pick", "149"))));
         Assert.Equal("b", table.ClusterFor(TestRequest.Get("/", ("x-pick", "150"))));
     }
+
+    [Fact]
+    public void Match_AllocatesNothingOnceWarm()
+    {
+        var header = Rds.Regex("/v[0-9]+/items", "regex");
+        header.Match.Headers.Add(new HeaderMatcher { Name = "end-user", StringMatch = new StringMatcher { SafeRegex = new RegexMatcher { Regex = "j.*n" } } });
+        var weighted = new Route { Match = new RouteMatch { Prefix = "/w" }, Route_ = new RouteAction { WeightedClusters = new WeightedCluster() } };
+        weighted.Route_.WeightedClusters.Clusters.Add(new WeightedCluster.Types.ClusterWeight { Name = "a", Weight = 1 });
+        weighted.Route_.WeightedClusters.Clusters.Add(new WeightedCluster.Types.ClusterWeight { Name = "b", Weight = 1 });
+        var table = Rds.Compile(Rds.Config(
+            Rds.Host("vh", ["svc", "*.svc.local"], Rds.Path("/exact", "exact"), header, weighted, Rds.Prefix("/p", "prefix"))));
+        TestRequest[] requests =
+        [
+            TestRequest.Get("/exact?q=1"),
+            TestRequest.Get("/v2/items", ("end-user", "jason")),
+            TestRequest.Get("/w"),
+            TestRequest.Get("/p/x"),
+            TestRequest.Get("/none"),
+            new("a.svc.local", "/p"),
+            new("unknown", "/p"),
+        ];
+        for (var i = 0; i < 100; i++)
+        {
+            foreach (var request in requests)
+            {
+                _ = table.Match(in request);
+            }
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var matched = 0;
+        for (var i = 0; i < 1000; i++)
+        {
+            foreach (var request in requests)
+            {
+                matched += table.Match(in request).IsMatch ? 1 : 0;
+            }
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(5000, matched);
+    }
 }
