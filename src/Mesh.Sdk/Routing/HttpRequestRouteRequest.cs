@@ -16,7 +16,12 @@ internal readonly struct HttpRequestRouteRequest : IRouteRequest
     /// <summary>Creates the view.</summary>
     /// <param name="request">The request; its <see cref="HttpRequestMessage.RequestUri"/> must be absolute.</param>
     /// <param name="sourceAddress">The local address calls leave from, when hash policies need it.</param>
-    public HttpRequestRouteRequest(HttpRequestMessage request, IPAddress? sourceAddress = null)
+    /// <param name="authority">
+    /// The authority to route by, when the URI does not carry it: a grpc-dotnet channel to <c>xds:///reviews:9080</c>
+    /// sends calls to <c>xds:///pkg.Service/Method</c>, so its picker passes the channel's target
+    /// (<c>reviews:9080</c>). Otherwise the <c>Host</c> header, else <see cref="Uri.Authority"/>.
+    /// </param>
+    public HttpRequestRouteRequest(HttpRequestMessage request, IPAddress? sourceAddress = null, string? authority = null)
     {
         ArgumentNullException.ThrowIfNull(request);
         var uri = request.RequestUri;
@@ -26,7 +31,12 @@ internal readonly struct HttpRequestRouteRequest : IRouteRequest
         }
 
         _request = request;
-        Authority = request.Headers.Host ?? uri.Authority;
+        Authority = authority ?? request.Headers.Host ?? uri.Authority;
+        if (Authority.Length == 0)
+        {
+            throw new ArgumentException($"The request URI '{uri}' has no authority to route by; pass the channel target as 'authority'.", nameof(request));
+        }
+
         PathAndQuery = uri.PathAndQuery;
         Scheme = uri.Scheme;
         SourceAddress = sourceAddress;

@@ -58,4 +58,15 @@ public sealed class HttpRequestRouteRequestTests
         Assert.Equal("outbound|9080|v2|reviews", table.Match(new HttpRequestRouteRequest(jason)).Cluster);
         Assert.Equal("outbound|9080|v1|reviews", table.Match(new HttpRequestRouteRequest(other)).Cluster);
     }
+
+    [Fact]
+    public void GrpcXdsCallsRouteByTheChannelTarget()
+    {
+        // grpc-dotnet resolves the method path against the channel address, as here.
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(new Uri("xds:///reviews:9080"), "/pkg.Reviews/Get"));
+        Assert.Equal("/pkg.Reviews/Get", new HttpRequestRouteRequest(request, authority: "reviews:9080").PathAndQuery);
+        Assert.Equal("reviews:9080", new HttpRequestRouteRequest(request, authority: "reviews:9080").Authority);
+        var ex = Assert.Throws<ArgumentException>(() => new HttpRequestRouteRequest(request));
+        Assert.Contains("pass the channel target as 'authority'", ex.Message);
+    }
 }
