@@ -103,8 +103,14 @@ internal sealed class CompiledRouteTable
         }
 
         var routes = virtualHost.Routes;
-        for (var i = 0; i < routes.Length; i++)
+        var gates = virtualHost.PathGates;
+        for (var i = 0; i < routes.Length && i < gates.Length; i++)
         {
+            if (!pathAndQuery.StartsWith(gates[i].AsSpan()))
+            {
+                continue;
+            }
+
             var route = routes[i];
             if (route.Matches(in request, pathAndQuery, path, query, _random))
             {

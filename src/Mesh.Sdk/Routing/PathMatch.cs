@@ -45,6 +45,12 @@ internal sealed class PathMatch
     /// <summary>Whether literal comparisons are case-sensitive (regexes always are).</summary>
     public bool CaseSensitive { get; }
 
+    /// <summary>
+    /// Text every matching <c>:path</c> starts with (ordinal), for a cheap first test; empty when the matcher
+    /// guarantees none (case-insensitive matchers, regexes without a literal start).
+    /// </summary>
+    public string GuaranteedPrefix => Kind == PathMatchKind.Regex ? _regexPrefix : CaseSensitive ? Value : string.Empty;
+
     /// <summary>Tests the request's <c>:path</c> and its query-less path.</summary>
     public bool Matches(ReadOnlySpan<char> pathAndQuery, ReadOnlySpan<char> path)
     {
