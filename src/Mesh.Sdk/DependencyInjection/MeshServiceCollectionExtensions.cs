@@ -1,0 +1,66 @@
+using Mesh.Sdk;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers the in-process mesh.</summary>
+public static class MeshServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the in-process mesh: <see cref="MeshOptions"/> bound from the <c>Mesh</c> configuration section and
+    /// validated at start, the xDS client started with the host, and (unless
+    /// <see cref="MeshOptions.MeshAllHttpClients"/> is <see langword="false"/>) every <c>IHttpClientFactory</c> client
+    /// routed by the mesh. Calling it again adds nothing.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddMesh(this IServiceCollection services) => services.AddMesh(configure: null);
+
+    /// <summary>
+    /// Adds the in-process mesh (see <see cref="AddMesh(IServiceCollection)"/>) and configures its options after
+    /// the configuration section is bound.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configure">Changes the options; applied after binding, so code wins over configuration.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddMesh(this IServiceCollection services, Action<MeshOptions>? configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddMeshCore();
+        if (configure is not null)
+        {
+            services.Configure(configure);
+        }
+
+        return services;
+    }
+
+    internal static IServiceCollection AddMeshCore(this IServiceCollection services)
+    {
+        if (services.Any(static d => d.ServiceType == typeof(MeshMarker)))
+        {
+            return services;
+        }
+
+        services.AddSingleton<MeshMarker>();
+        services.AddOptions<MeshOptions>().ValidateOnStart();
+        services.AddSingleton<IConfigureOptions<MeshOptions>>(static sp => new ConfigureNamedOptions<MeshOptions>(
+            Options.Options.DefaultName,
+            options => sp.GetService<IConfiguration>()?.GetSection(MeshOptions.SectionName).Bind(options)));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshOptions>, MeshOptionsValidator>());
+        services.TryAddSingleton(static sp => MeshRuntime.Create(
+            sp.GetRequiredService<IOptions<MeshOptions>>().Value,
+            sp.GetService<IConfiguration>(),
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            sp.GetService<ILoggerFactory>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshHostedService>());
+        return services;
+    }
+
+    /// <summary>Marks a collection that already has the mesh.</summary>
+    internal sealed class MeshMarker;
+}

@@ -1,0 +1,87 @@
+using Mesh.Sdk.Xds;
+
+namespace Mesh.Sdk;
+
+/// <summary>
+/// Settings of the in-process mesh, bound from the <c>Mesh</c> configuration section by
+/// <c>services.AddMesh()</c> and validated at start: a bad value fails start-up with a message naming its key.
+/// The xDS bootstrap itself (control plane address, node) is read by <see cref="XdsBootstrapLoader"/> from
+/// <c>GRPC_XDS_BOOTSTRAP</c>, <c>GRPC_XDS_BOOTSTRAP_CONFIG</c> or the same section, unless
+/// <see cref="BootstrapConfig"/> is set.
+/// </summary>
+public sealed class MeshOptions
+{
+    /// <summary>The configuration section the options are bound from.</summary>
+    public const string SectionName = "Mesh";
+
+    /// <summary>The namespace used when neither the options nor the bootstrap name one.</summary>
+    public const string DefaultNamespace = "default";
+
+    /// <summary>
+    /// The service this workload belongs to (node metadata <c>MESH_SERVICE</c>), for example <c>reviews</c>. When
+    /// set, the workload registers itself with the control plane as an endpoint of that service; requires
+    /// <see cref="Ports"/>.
+    /// </summary>
+    /// <value>Default: <see langword="null"/> (no self-registration; the workload only calls others).</value>
+    public string? ServiceName { get; set; }
+
+    /// <summary>
+    /// The workload's namespace (node metadata <c>NAMESPACE</c>); short host names such as <c>reviews</c> expand to
+    /// <c>reviews.{Namespace}.svc.{ClusterDomain}</c>.
+    /// </summary>
+    /// <value>Default: <see langword="null"/>, meaning the bootstrap's node metadata <c>NAMESPACE</c>, else <c>default</c>.</value>
+    public string? Namespace { get; set; }
+
+    /// <summary>The workload's labels (node metadata <c>LABELS</c>), such as <c>app</c> and <c>version</c>; DestinationRule subsets select on them.</summary>
+    /// <value>Default: empty.</value>
+    public IDictionary<string, string> Labels { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>The workload's service account (node metadata <c>SERVICE_ACCOUNT</c>).</summary>
+    /// <value>Default: <see langword="null"/>.</value>
+    public string? ServiceAccount { get; set; }
+
+    /// <summary>The workload's name (node metadata <c>WORKLOAD_NAME</c>), shown by the control plane.</summary>
+    /// <value>Default: <see langword="null"/>.</value>
+    public string? WorkloadName { get; set; }
+
+    /// <summary>
+    /// Service ports mapped to the ports this workload listens on (node metadata <c>MESH_PORTS</c>), for example
+    /// <c>{ "9080": 41234 }</c>: callers address <c>reviews:9080</c>, requests reach this process on 41234.
+    /// </summary>
+    /// <value>Default: empty.</value>
+    public IDictionary<int, int> Ports { get; } = new Dictionary<int, int>();
+
+    /// <summary>The IP address other workloads reach this one on (node metadata <c>INSTANCE_IPS</c>).</summary>
+    /// <value>Default: <see langword="null"/>, meaning the first up, non-loopback IPv4 address of the host, else <c>127.0.0.1</c>.</value>
+    public string? InstanceIp { get; set; }
+
+    /// <summary>The cluster DNS domain short names expand into.</summary>
+    /// <value>Default: <c>cluster.local</c>.</value>
+    public string ClusterDomain { get; set; } = "cluster.local";
+
+    /// <summary>
+    /// How long the first request to a host waits for the control plane to say whether the host is in the mesh
+    /// (its listener and everything it depends on arrive, or the server reports it does not exist). When it
+    /// elapses with nothing known, the request fails with an <see cref="HttpRequestException"/> naming the listener.
+    /// </summary>
+    /// <value>Default: 10 seconds.</value>
+    public TimeSpan ResolveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Whether <c>AddMesh()</c> meshes every <c>IHttpClientFactory</c> client. When <see langword="false"/>, only
+    /// clients configured with <c>IHttpClientBuilder.AddMesh()</c> are.
+    /// </summary>
+    /// <value>Default: <see langword="true"/>.</value>
+    public bool MeshAllHttpClients { get; set; } = true;
+
+    /// <summary>
+    /// The xDS bootstrap as gRPC bootstrap JSON, taking precedence over <c>GRPC_XDS_BOOTSTRAP</c>,
+    /// <c>GRPC_XDS_BOOTSTRAP_CONFIG</c> and the section's bootstrap keys (key <c>Mesh:BootstrapConfig</c>).
+    /// </summary>
+    /// <value>Default: <see langword="null"/> (read the bootstrap from the environment or configuration).</value>
+    public string? BootstrapConfig { get; set; }
+
+    /// <summary>The xDS client's options (key <c>Mesh:Xds</c>): protocol and listeners subscribed at start.</summary>
+    /// <value>Default: protocol from the bootstrap, no listeners.</value>
+    public XdsClientOptions Xds { get; } = new();
+}
