@@ -66,6 +66,14 @@ public sealed class RouteTableCompilerTests
             { "direct-status", "direct_response.status 42 is outside 200-599" },
             { "direct-file", "direct_response.body Filename is not supported (inline_string or inline_bytes)" },
             { "redirect-path", "redirect.path_redirect 'x' must start with '/'" },
+            { "redirect-substitution", "redirect.regex_rewrite: substitution '\\2' refers to group 2 but the pattern has 1" },
+            { "weighted-header", "route.weighted_clusters.clusters[0] '' must name a cluster (cluster_header is not supported)" },
+            { "weighted-metadata", "route.weighted_clusters.clusters[0] 'a' metadata_match (subset load balancing) is not supported" },
+            { "path-rewrite-policy", "route.path_rewrite_policy is not supported (use prefix_rewrite or regex_rewrite)" },
+            { "internal-redirect", "route.internal_redirect_policy is not supported" },
+            { "retry-typed", "route.retry_policy_typed_config is not supported" },
+            { "cookie-ttl", "route.hash_policy[0]: hash_policy cookie ttl -5s0ns is negative or out of range" },
+            { "source-ip-false", "route.hash_policy[0]: hash_policy connection_properties has source_ip false, which hashes nothing" },
         };
         return data;
     }
@@ -127,6 +135,26 @@ public sealed class RouteTableCompilerTests
             case "direct-status": route.DirectResponse = new DirectResponseAction { Status = 42 }; break;
             case "direct-file": route.DirectResponse = new DirectResponseAction { Status = 200, Body = new DataSource { Filename = "/etc/passwd" } }; break;
             case "redirect-path": route.Redirect = new RedirectAction { PathRedirect = "x" }; break;
+            case "redirect-substitution":
+                route.Redirect = new RedirectAction { RegexRewrite = new RegexMatchAndSubstitute { Pattern = new RegexMatcher { Regex = "(a)" }, Substitution = "\\2" } };
+                break;
+            case "weighted-header":
+                route.Route_ = new RouteAction { WeightedClusters = new WeightedCluster() };
+                route.Route_.WeightedClusters.Clusters.Add(new WeightedCluster.Types.ClusterWeight { ClusterHeader = "x-c", Weight = 1 });
+                break;
+            case "weighted-metadata":
+                route.Route_ = new RouteAction { WeightedClusters = new WeightedCluster() };
+                route.Route_.WeightedClusters.Clusters.Add(new WeightedCluster.Types.ClusterWeight { Name = "a", Weight = 1, MetadataMatch = new Metadata() });
+                break;
+            case "path-rewrite-policy": route.Route_.PathRewritePolicy = new TypedExtensionConfig { Name = "x" }; break;
+            case "internal-redirect": route.Route_.InternalRedirectPolicy = new InternalRedirectPolicy(); break;
+            case "retry-typed": route.Route_.RetryPolicyTypedConfig = new Any { TypeUrl = "type.googleapis.com/x.Retry" }; break;
+            case "cookie-ttl":
+                route.Route_.HashPolicy.Add(new RouteAction.Types.HashPolicy { Cookie = new RouteAction.Types.HashPolicy.Types.Cookie { Name = "s", Ttl = new Duration { Seconds = -5 } } });
+                break;
+            case "source-ip-false":
+                route.Route_.HashPolicy.Add(new RouteAction.Types.HashPolicy { ConnectionProperties = new RouteAction.Types.HashPolicy.Types.ConnectionProperties() });
+                break;
         }
 
         return route;
@@ -172,7 +200,16 @@ public sealed class RouteTableCompilerTests
         var config = Rds.Single(Rds.Prefix("/", "c"));
         config.VirtualHosts[0].RequireTls = VirtualHost.Types.TlsRequirementType.All;
         config.IgnorePathParametersInPathMatching = true;
+        config.ClusterSpecifierPlugins.Add(new ClusterSpecifierPlugin());
+        config.VirtualHosts[0].HedgePolicy = new HedgePolicy();
+        config.VirtualHosts[0].RetryPolicyTypedConfig = new Any { TypeUrl = "type.googleapis.com/x.Retry" };
+        config.VirtualHosts[0].RetryPolicy = new Envoy.Config.Route.V3.RetryPolicy { RetryOn = "5xx", RetryPriority = new Envoy.Config.Route.V3.RetryPolicy.Types.RetryPriority { Name = "envoy.retry_priorities.previous_priorities" } };
         var errors = Rds.Errors(config);
+        Assert.Equal(6, errors.Length);
+        Assert.Contains("route configuration 'rc': cluster_specifier_plugins are not supported", errors);
+        Assert.Contains("route configuration 'rc' virtual_hosts[0] 'vh': hedge_policy is not supported", errors);
+        Assert.Contains("route configuration 'rc' virtual_hosts[0] 'vh': retry_policy_typed_config is not supported", errors);
+        Assert.Contains("route configuration 'rc' virtual_hosts[0] 'vh': retry_policy: retry_priority 'envoy.retry_priorities.previous_priorities' is not supported", errors);
         Assert.Contains("route configuration 'rc': ignore_path_parameters_in_path_matching is not supported", errors);
         Assert.Contains("route configuration 'rc' virtual_hosts[0] 'vh': require_tls All is not supported by a client-side data plane", errors);
     }
