@@ -1,0 +1,75 @@
+using Grpc.Net.Client.Balancer;
+using Mesh.Sdk.LoadBalancing;
+using Mesh.Sdk.Resilience;
+using Mesh.Sdk.Routing;
+
+namespace Mesh.Sdk.Grpc.Internal;
+
+/// <summary>
+/// What the picker decided for one gRPC call (route, target, cluster, endpoint, fault), carried to
+/// <see cref="MeshGrpcHandler"/> in <see cref="HttpRequestMessage.Options"/>, and the call's
+/// <see cref="ISubchannelCallTracker"/>: active-request counts, the cluster's <c>max_requests</c> slot and, when no
+/// handler saw the call, local-origin failures for outlier detection. One allocation per call.
+/// </summary>
+internal sealed class MeshGrpcCall : ISubchannelCallTracker
+{
+    /// <summary>The request option holding the call.</summary>
+    public static readonly HttpRequestOptionsKey<MeshGrpcCall> OptionKey = new("Mesh.Sdk.Grpc.Call");
+
+    private CircuitBreakerLease _lease;
+    private int _state; // 0 created, 1 started, 2 completed
+
+    public MeshGrpcCall(string listenerName, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault)
+    {
+        ListenerName = listenerName;
+        Route = route;
+        Target = target;
+        Cluster = cluster;
+        Endpoint = endpoint;
+        Fault = fault;
+    }
+
+    public string ListenerName { get; }
+
+    public CompiledRoute Route { get; }
+
+    public RouteTarget Target { get; }
+
+    public ClusterRuntime Cluster { get; }
+
+    public MeshEndpoint Endpoint { get; }
+
+    /// <summary>The fault decision left for the handler (a delay, possibly followed by an abort).</summary>
+    public FaultDecision Fault { get; }
+
+    /// <summary>Set by <see cref="MeshGrpcHandler"/>: it reports outcomes per attempt, so the tracker does not.</summary>
+    public bool HandledByMeshHandler { get; set; }
+
+    public void Start()
+    {
+        if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
+        {
+            return;
+        }
+
+        // The picker only checked the limit: taking the slot here pairs it with Complete, which grpc-dotnet calls
+        // for every started call (a pick whose subchannel stopped being ready is never started).
+        Cluster.CircuitBreakers.TryAcquireRequest(Envoy.Config.Core.V3.RoutingPriority.Default, out _lease);
+        Endpoint.State.RequestStarted();
+    }
+
+    public void Complete(CompletionContext context)
+    {
+        if (Interlocked.Exchange(ref _state, 2) != 1)
+        {
+            return;
+        }
+
+        Endpoint.State.RequestCompleted();
+        _lease.Dispose();
+        if (context.Error is not null && !HandledByMeshHandler && context.Error is not OperationCanceledException)
+        {
+            Cluster.ReportLocalOrigin(Endpoint, LocalOriginOutcome.ConnectFailed);
+        }
+    }
+}

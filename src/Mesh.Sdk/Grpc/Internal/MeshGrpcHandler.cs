@@ -1,0 +1,330 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using Envoy.Config.Core.V3;
+using Grpc.Core;
+using Mesh.Sdk.Resilience;
+using Mesh.Sdk.Routing;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Sdk.Grpc.Internal;
+
+/// <summary>
+/// The per-call policies of the matched route that a picker cannot apply, in the channel's HTTP handler chain
+/// (grpc-dotnet's balancer handler runs first, so the call is already routed and its <see cref="MeshGrpcCall"/> is in
+/// the request options): the fault filter's delay (then its abort), the route timeout and
+/// <c>max_stream_duration</c> as a deadline, and the retry policy on gRPC status codes. Each attempt's outcome feeds
+/// the cluster's outlier detection. Requests of other channels pass through untouched.
+/// </summary>
+/// <remarks>
+/// Like Envoy, retries and outlier detection read the <c>grpc-status</c> of trailers-only responses (a call failed
+/// before sending a message); a status that arrives in trailers after messages is the call's own business. Retries
+/// re-send the call on the same subchannel, and only for calls whose request is a single message (unary and
+/// server-streaming): a client stream cannot be replayed.
+/// </remarks>
+internal sealed partial class MeshGrpcHandler : DelegatingHandler
+{
+    private const string GrpcTimeoutHeader = "grpc-timeout";
+
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public MeshGrpcHandler(TimeProvider timeProvider, ILogger<MeshGrpcHandler> logger)
+    {
+        _time = timeProvider;
+        _logger = logger;
+    }
+
+    /// <summary>Whether <paramref name="handler"/> is, or wraps, a <see cref="MeshGrpcHandler"/>.</summary>
+    public static bool IsInChain(HttpMessageHandler? handler)
+    {
+        while (handler is DelegatingHandler delegating)
+        {
+            if (delegating is MeshGrpcHandler)
+            {
+                return true;
+            }
+
+            handler = delegating.InnerHandler;
+        }
+
+        return false;
+    }
+
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (!request.Options.TryGetValue(MeshGrpcCall.OptionKey, out var call))
+        {
+            return base.SendAsync(request, cancellationToken);
+        }
+
+        call.HandledByMeshHandler = true;
+        return SendMeshedAsync(request, call, cancellationToken);
+    }
+
+    private async Task<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, MeshGrpcCall call, CancellationToken cancellationToken)
+    {
+        var route = call.Route;
+        var timeout = EffectiveTimeout(route, request);
+        if (route.MaxStreamDuration is { } maxStream && IsFinite(maxStream))
+        {
+            // The server enforces the bound for the whole stream, past the response headers this handler sees.
+            LowerGrpcTimeout(request, maxStream);
+        }
+
+        using var timeoutSource = timeout is { } t ? new CancellationTokenSource(t, _time) : null;
+        using var linked = timeoutSource is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+        var token = linked?.Token ?? cancellationToken;
+        try
+        {
+            if (call.Fault.Delay is { } delay)
+            {
+                Log.FaultDelay(_logger, route.Name, delay.TotalMilliseconds);
+                await Task.Delay(delay, _time, token).ConfigureAwait(false);
+            }
+
+            if (call.Fault.IsAbort)
+            {
+                return TrailersOnly(request, MeshGrpcPicker.AbortStatus(call.Fault, route));
+            }
+
+            return await SendWithRetriesAsync(request, call, token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (timeoutSource is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        {
+            call.Cluster.ReportLocalOrigin(call.Endpoint, LocalOriginOutcome.Timeout);
+            Log.RouteTimeout(_logger, route.Name, call.Cluster.Name, timeout!.Value.TotalMilliseconds);
+            return TrailersOnly(request, new Status(
+                StatusCode.DeadlineExceeded,
+                string.Create(CultureInfo.InvariantCulture, $"Mesh.Sdk: route '{route.Name}' timed out after {timeout!.Value.TotalMilliseconds} ms")));
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendWithRetriesAsync(HttpRequestMessage request, MeshGrpcCall call, CancellationToken token)
+    {
+        var policy = call.Route.RetryPolicy;
+        var retriesLeft = policy is not null && IsReplayable(request.Content) ? (int)Math.Min(policy.NumRetries, 100) : 0;
+        var attempt = 0;
+        while (true)
+        {
+            attempt++;
+            CircuitBreakerLease retryLease = default;
+            try
+            {
+                if (attempt > 1)
+                {
+                    // CanRetry checked the limit; a race past it only costs the slot accounting of one retry.
+                    call.Cluster.CircuitBreakers.TryAcquireRetry(RoutingPriority.Default, out retryLease);
+                }
+
+                using var perTryTimer = policy?.PerTryTimeout is { } perTryTimeout && IsFinite(perTryTimeout)
+                    ? new CancellationTokenSource(perTryTimeout, _time)
+                    : null;
+                using var perTry = perTryTimer is null ? null : CancellationTokenSource.CreateLinkedTokenSource(token, perTryTimer.Token);
+
+                HttpResponseMessage response;
+                try
+                {
+                    response = await base.SendAsync(request, perTry?.Token ?? token).ConfigureAwait(false);
+                }
+                catch (HttpRequestException) when (!token.IsCancellationRequested)
+                {
+                    call.Cluster.ReportLocalOrigin(call.Endpoint, LocalOriginOutcome.ConnectFailed);
+                    if (retriesLeft > 0 && policy!.IsRetriableConnectFailure && CanRetry(call))
+                    {
+                        retriesLeft--;
+                        await BackOffAsync(policy, attempt, call, "connect failure", token).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    throw;
+                }
+                catch (OperationCanceledException) when (perTryTimer is { IsCancellationRequested: true } && !token.IsCancellationRequested)
+                {
+                    call.Cluster.ReportLocalOrigin(call.Endpoint, LocalOriginOutcome.Timeout);
+                    if (retriesLeft > 0 && (policy!.IsRetriableReset || policy.IsRetriableGrpcStatus((int)StatusCode.DeadlineExceeded)) && CanRetry(call))
+                    {
+                        retriesLeft--;
+                        await BackOffAsync(policy, attempt, call, "per-try timeout", token).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    return TrailersOnly(request, new Status(
+                        StatusCode.DeadlineExceeded,
+                        string.Create(CultureInfo.InvariantCulture, $"Mesh.Sdk: route '{call.Route.Name}' per-try timeout of {policy!.PerTryTimeout!.Value.TotalMilliseconds} ms exceeded")));
+                }
+
+                var status = StatusOf(response, out var httpStatus);
+                call.Cluster.ReportResponse(call.Endpoint, status is { } s ? GrpcStatusMapping.ToHttp(s) : httpStatus);
+                if (status is { } code && code != StatusCode.OK && retriesLeft > 0
+                    && (policy!.IsRetriableGrpcStatus((int)code) || (httpStatus != 200 && policy.IsRetriableStatus(httpStatus)))
+                    && CanRetry(call))
+                {
+                    retriesLeft--;
+                    response.Dispose();
+                    await BackOffAsync(policy, attempt, call, code.ToString(), token).ConfigureAwait(false);
+                    continue;
+                }
+
+                return response;
+            }
+            finally
+            {
+                retryLease.Dispose();
+            }
+        }
+    }
+
+    private bool CanRetry(MeshGrpcCall call)
+    {
+        var retries = call.Cluster.CircuitBreakers.Default.Retries;
+        if (retries.Count < retries.Limit)
+        {
+            return true;
+        }
+
+        Log.RetryOverflow(_logger, call.Cluster.Name);
+        return false;
+    }
+
+    private async Task BackOffAsync(RetryPolicy policy, int attempt, MeshGrpcCall call, string reason, CancellationToken token)
+    {
+        var backOff = policy.BackOff(attempt, Random.Shared);
+        Log.Retrying(_logger, call.Route.Name, call.Endpoint.Key, reason, attempt, backOff.TotalMilliseconds);
+        if (backOff > TimeSpan.Zero)
+        {
+            await Task.Delay(backOff, _time, token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The gRPC status of a response when it is known from its headers: trailers-only (<c>grpc-status</c> in the
+    /// headers), or an HTTP status other than 200 mapped as gRPC does. <see langword="null"/> when messages follow.
+    /// </summary>
+    internal static StatusCode? StatusOf(HttpResponseMessage response, out int httpStatus)
+    {
+        httpStatus = (int)response.StatusCode;
+        if (httpStatus != 200)
+        {
+            return GrpcStatusMapping.FromHttp(httpStatus);
+        }
+
+        if (response.Headers.NonValidated.TryGetValues("grpc-status", out var values)
+            && int.TryParse(values.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var code))
+        {
+            return (StatusCode)code;
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Envoy's timeout for a gRPC call: with <c>grpc_timeout_header_max</c> set, the client's <c>grpc-timeout</c>
+    /// (capped, minus <c>grpc_timeout_header_offset</c>) replaces the route timeout; <c>max_stream_duration</c> bounds both.
+    /// </summary>
+    internal static TimeSpan? EffectiveTimeout(CompiledRoute route, HttpRequestMessage request)
+    {
+        TimeSpan? timeout = IsFinite(route.Timeout) ? route.Timeout : null;
+        if (route.GrpcTimeoutHeaderMax is { } headerMax && TryGetGrpcTimeout(request, out var fromHeader))
+        {
+            var value = IsFinite(headerMax) && headerMax < fromHeader ? headerMax : fromHeader;
+            if (route.GrpcTimeoutHeaderOffset is { } offset && IsFinite(offset))
+            {
+                value = value > offset ? value - offset : TimeSpan.FromMilliseconds(1);
+            }
+
+            timeout = value;
+        }
+
+        if (route.MaxStreamDuration is { } maxStream && IsFinite(maxStream))
+        {
+            timeout = timeout is { } t && t < maxStream ? t : maxStream;
+        }
+
+        return timeout;
+    }
+
+    private static bool IsFinite(TimeSpan value) => value > TimeSpan.Zero && value != Timeout.InfiniteTimeSpan;
+
+    private static bool TryGetGrpcTimeout(HttpRequestMessage request, out TimeSpan timeout)
+    {
+        timeout = default;
+        if (!request.Headers.NonValidated.TryGetValues(GrpcTimeoutHeader, out var values))
+        {
+            return false;
+        }
+
+        var text = values.ToString();
+        if (text.Length < 2 || !long.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var amount))
+        {
+            return false;
+        }
+
+        timeout = text[^1] switch
+        {
+            'H' => TimeSpan.FromHours(amount),
+            'M' => TimeSpan.FromMinutes(amount),
+            'S' => TimeSpan.FromSeconds(amount),
+            'm' => TimeSpan.FromMilliseconds(amount),
+            'u' => TimeSpan.FromMicroseconds(amount),
+            'n' => TimeSpan.FromTicks(amount / 100),
+            _ => TimeSpan.MinValue,
+        };
+        return timeout >= TimeSpan.Zero;
+    }
+
+    private static void LowerGrpcTimeout(HttpRequestMessage request, TimeSpan bound)
+    {
+        if (TryGetGrpcTimeout(request, out var existing) && existing <= bound)
+        {
+            return;
+        }
+
+        request.Headers.Remove(GrpcTimeoutHeader);
+        // At most 8 digits: milliseconds up to ~27 hours, then whole seconds.
+        var millis = (long)Math.Ceiling(bound.TotalMilliseconds);
+        var value = millis < 100_000_000
+            ? millis.ToString(CultureInfo.InvariantCulture) + "m"
+            : ((long)Math.Ceiling(bound.TotalSeconds)).ToString(CultureInfo.InvariantCulture) + "S";
+        request.Headers.TryAddWithoutValidation(GrpcTimeoutHeader, value);
+    }
+
+    // grpc-dotnet sends a unary or server-streaming request as one pre-built message that can be written again; a
+    // client or duplex stream is pushed by the caller once.
+    private static bool IsReplayable(HttpContent? content)
+        => content is not null && content.GetType().Name.StartsWith("PushUnaryContent", StringComparison.Ordinal);
+
+    /// <summary>A trailers-only gRPC response carrying <paramref name="status"/>, as Envoy answers locally.</summary>
+    internal static HttpResponseMessage TrailersOnly(HttpRequestMessage request, Status status)
+    {
+        var response = new HttpResponseMessage(HttpStatusCode.OK)
+        {
+            RequestMessage = request,
+            Version = HttpVersion.Version20,
+            Content = new ByteArrayContent([]),
+        };
+        response.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
+        response.Headers.TryAddWithoutValidation("grpc-status", ((int)status.StatusCode).ToString(CultureInfo.InvariantCulture));
+        if (status.Detail.Length > 0)
+        {
+            response.Headers.TryAddWithoutValidation("grpc-message", Uri.EscapeDataString(status.Detail));
+        }
+
+        return response;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(7010, LogLevel.Debug, "Route '{RouteName}': fault filter delays the call by {DelayMs} ms.")]
+        public static partial void FaultDelay(ILogger logger, string routeName, double delayMs);
+
+        [LoggerMessage(7011, LogLevel.Debug, "Route '{RouteName}': timeout of {TimeoutMs} ms to cluster '{ClusterName}' exceeded; answering DEADLINE_EXCEEDED.")]
+        public static partial void RouteTimeout(ILogger logger, string routeName, string clusterName, double timeoutMs);
+
+        [LoggerMessage(7012, LogLevel.Debug, "Route '{RouteName}': retrying the call to '{Endpoint}' after {Reason} (attempt {Attempt}, back-off {BackOffMs} ms).")]
+        public static partial void Retrying(ILogger logger, string routeName, string endpoint, string reason, int attempt, double backOffMs);
+
+        [LoggerMessage(7013, LogLevel.Warning, "Cluster '{ClusterName}' is over its max_retries limit; the call is not retried.")]
+        public static partial void RetryOverflow(ILogger logger, string clusterName);
+    }
+}

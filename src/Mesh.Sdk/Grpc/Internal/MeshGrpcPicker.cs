@@ -1,0 +1,166 @@
+using System.Collections.Frozen;
+using System.Globalization;
+using Grpc.Core;
+using Grpc.Net.Client.Balancer;
+using Mesh.Sdk.LoadBalancing;
+using Mesh.Sdk.Routing;
+using GrpcPickContext = Grpc.Net.Client.Balancer.PickContext;
+using MeshPickContext = Mesh.Sdk.LoadBalancing.PickContext;
+
+namespace Mesh.Sdk.Grpc.Internal;
+
+/// <summary>
+/// Picks a subchannel for one call the way Envoy's router would: match the route in the listener's compiled table
+/// (<c>/package.Service/Method</c> path, metadata as headers), choose the (weighted) cluster, apply the fault
+/// filter's abort, check the cluster's <c>max_requests</c>, then ask the cluster's load balancer for an endpoint,
+/// keeping to endpoints with a READY subchannel. Routes and clusters are read live from <see cref="MeshRuntime"/>, so
+/// a route change applies to the next call without a new picker; the picker itself is rebuilt only when the set of
+/// ready subchannels changes.
+/// </summary>
+internal sealed class MeshGrpcPicker : SubchannelPicker
+{
+    private static readonly Func<MeshEndpoint, object?, bool> NotReady =
+        static (endpoint, state) => !((MeshGrpcPicker)state!)._ready.ContainsKey(endpoint.Key);
+
+    private readonly MeshRuntime _runtime;
+    private readonly MeshGrpcTarget _target;
+    private readonly FrozenDictionary<string, Subchannel> _ready;
+    private readonly Func<string, ConnectivityState?> _stateOf;
+
+    public MeshGrpcPicker(MeshRuntime runtime, MeshGrpcTarget target, FrozenDictionary<string, Subchannel> ready, Func<string, ConnectivityState?> stateOf)
+    {
+        _runtime = runtime;
+        _target = target;
+        _ready = ready;
+        _stateOf = stateOf;
+    }
+
+    public override PickResult Pick(GrpcPickContext context)
+    {
+        var request = context.Request;
+        if (request is null)
+        {
+            return PickResult.ForFailure(new Status(StatusCode.Internal, "Mesh.Sdk: the call has no HTTP request to route."));
+        }
+
+        var listener = _target.ListenerName;
+        if (!_runtime.Routes.TryGetTable(listener, out var table))
+        {
+            return PickResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: listener '{listener}' has no route table."));
+        }
+
+        var routeRequest = new GrpcRouteRequest(request, _target.Authority);
+        var match = table.Match(in routeRequest);
+        if (!match.IsMatch)
+        {
+            return PickResult.ForFailure(new Status(
+                StatusCode.Unavailable,
+                $"Mesh.Sdk: no route of listener '{listener}' matches '{routeRequest.PathAndQuery}' for authority '{_target.Authority}'."));
+        }
+
+        var route = match.Route!;
+        if (route.Action != RouteActionKind.Forward)
+        {
+            return PickResult.ForDrop(new Status(
+                StatusCode.Unavailable,
+                $"Mesh.Sdk: route '{route.Name}' of listener '{listener}' answers with a {(route.Action == RouteActionKind.Redirect ? "redirect" : "direct response")}, which a gRPC call cannot follow."));
+        }
+
+        var target = match.Target!;
+        if (!_runtime.Clusters.TryGetCluster(target.Cluster, out var cluster))
+        {
+            return PickResult.ForFailure(new Status(
+                GrpcStatusMapping.FromHttp(route.ClusterNotFoundStatus),
+                $"Mesh.Sdk: cluster '{target.Cluster}' of route '{route.Name}' is unknown."));
+        }
+
+        var fault = target.Fault is { } policy ? policy.Evaluate(in routeRequest, target.Cluster, table.Random) : default;
+        if (fault.IsAbort && (fault.Delay is null || !_target.HasMeshHandler))
+        {
+            return PickResult.ForDrop(AbortStatus(fault, route));
+        }
+
+        var requests = cluster.CircuitBreakers.Default.Requests;
+        if (requests.Count >= requests.Limit)
+        {
+            return PickResult.ForDrop(new Status(StatusCode.Unavailable, requests.CreateOverflowException().Message));
+        }
+
+        ulong? hash = route.HashPolicies.Length > 0 && HashPolicy.TryComputeHash(route.HashPolicies, in routeRequest, out var h) ? h : null;
+        var attempts = (int)Math.Clamp(route.RetryPolicy?.HostSelectionRetryMaxAttempts ?? 1, 3, 16);
+        var endpoint = cluster.Pick(new MeshPickContext(hash, NotReady, this, attempts));
+        if (endpoint is null)
+        {
+            return PickResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: cluster '{cluster.Name}' has no healthy upstream."));
+        }
+
+        if (!_ready.TryGetValue(endpoint.Key, out var subchannel) || endpoint.State.Outlier.IsEjected)
+        {
+            endpoint = FirstReady(cluster, skipEjected: true, out subchannel) ?? FirstReady(cluster, skipEjected: false, out subchannel);
+            if (endpoint is null)
+            {
+                return Connecting(cluster)
+                    ? PickResult.ForQueue()
+                    : PickResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: no endpoint of cluster '{cluster.Name}' is reachable."));
+            }
+        }
+
+        var call = new MeshGrpcCall(listener, route, target, cluster, endpoint, fault);
+        request.Options.Set(MeshGrpcCall.OptionKey, call);
+        return PickResult.ForSubchannel(subchannel!, call);
+    }
+
+    /// <summary>The status of an abort: <c>grpc_status</c> as given, an <c>http_status</c> mapped as gRPC maps HTTP statuses.</summary>
+    public static Status AbortStatus(FaultDecision fault, CompiledRoute route)
+    {
+        var code = fault.GrpcStatus is { } grpc ? (StatusCode)grpc : GrpcStatusMapping.FromHttp(fault.HttpStatus ?? 503);
+        var detail = fault.HttpStatus is { } http
+            ? string.Create(CultureInfo.InvariantCulture, $"fault filter abort (HTTP {http}) on route '{route.Name}'")
+            : string.Create(CultureInfo.InvariantCulture, $"fault filter abort on route '{route.Name}'");
+        return new Status(code, detail);
+    }
+
+    private MeshEndpoint? FirstReady(ClusterRuntime cluster, bool skipEjected, out Subchannel? subchannel)
+    {
+        var all = cluster.LoadBalancer.Endpoints.All;
+        var count = all.Count;
+        var start = count > 1 ? Random.Shared.Next(count) : 0;
+        for (var i = 0; i < count; i++)
+        {
+            var endpoint = all[(start + i) % count];
+            if (endpoint.HealthClass == EndpointHealth.Excluded || (skipEjected && endpoint.State.Outlier.IsEjected))
+            {
+                continue;
+            }
+
+            if (_ready.TryGetValue(endpoint.Key, out subchannel))
+            {
+                return endpoint;
+            }
+        }
+
+        subchannel = null;
+        return null;
+    }
+
+    // Whether some usable endpoint may still become ready (no subchannel yet, idle or connecting): then the call waits
+    // for the next picker, as gRPC does while a channel connects; when all are in transient failure it fails now.
+    private bool Connecting(ClusterRuntime cluster)
+    {
+        foreach (var endpoint in cluster.LoadBalancer.Endpoints.All)
+        {
+            if (endpoint.HealthClass == EndpointHealth.Excluded)
+            {
+                continue;
+            }
+
+            var state = _stateOf(endpoint.Key);
+            if (state is null or ConnectivityState.Idle or ConnectivityState.Connecting)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
