@@ -1,4 +1,5 @@
 using Envoy.Config.Route.V3;
+using Mesh.Xds;
 
 namespace Mesh.Sdk.Routing;
 
@@ -68,7 +69,14 @@ internal sealed class HeaderMatch
         switch (matcher.HeaderMatchSpecifierCase)
         {
             case HeaderMatcher.HeaderMatchSpecifierOneofCase.StringMatch:
-                if (!StringMatch.TryCompile(matcher.StringMatch, out var stringMatch, out error))
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.ExactMatch:
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.PrefixMatch:
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.SuffixMatch:
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.ContainsMatch:
+            case HeaderMatcher.HeaderMatchSpecifierOneofCase.SafeRegexMatch:
+                // Control planes send the single-purpose fields to stay readable by older gRPC clients.
+                HeaderMatchers.TryGetStringMatcher(matcher, out var wireMatcher);
+                if (!StringMatch.TryCompile(wireMatcher, out var stringMatch, out error))
                 {
                     error = $"header '{name}': {error}";
                     return false;

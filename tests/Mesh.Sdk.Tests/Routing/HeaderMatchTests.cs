@@ -35,6 +35,19 @@ public sealed class HeaderMatchTests
         Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Prefix = "V1", IgnoreCase = true } }, ("x", value)));
     }
 
+    [Theory]
+    [InlineData("v1", true)]
+    [InlineData("v2", false)]
+    public void SinglePurposeFields_MatchLikeStringMatch(string value, bool expected)
+    {
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", ExactMatch = "v1" }, ("x", value)));
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", PrefixMatch = "v1" }, ("x", value)));
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", SuffixMatch = "1" }, ("x", value)));
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", ContainsMatch = "1" }, ("x", value)));
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", SafeRegexMatch = new RegexMatcher { Regex = "v[01]" } }, ("x", value)));
+        Assert.Equal(!expected, Eval(new HeaderMatcher { Name = "x", ExactMatch = "v1", InvertMatch = true }, ("x", value)));
+    }
+
     [Fact]
     public void Invert_FlipsPresentHeadersButMissingHeaderStillFails()
     {
