@@ -48,7 +48,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         TimeProvider = timeProvider;
         _logger = loggerFactory.CreateLogger<MeshRuntime>();
         Namespace = options.Namespace ?? MetadataString(bootstrap.Node.Metadata, "NAMESPACE") ?? MeshOptions.DefaultNamespace;
-        Bootstrap = WithWorkloadMetadata(bootstrap, options, Namespace);
+        InstanceAddress = IPAddress.Parse(options.InstanceIp ?? DetectInstanceIp());
+        Bootstrap = WithWorkloadMetadata(bootstrap, options, Namespace, InstanceAddress.ToString());
         Routes = new RouteTables(loggerFactory.CreateLogger<RouteTables>());
         Clusters = new ClusterTable(timeProvider, loggerFactory.CreateLogger<ClusterTable>());
         _client = XdsClient.Create(Bootstrap, options.Xds, timeProvider, loggerFactory);
@@ -72,6 +73,9 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 
     /// <summary>The workload namespace short names expand in (options, else bootstrap <c>NAMESPACE</c>, else <c>default</c>).</summary>
     public string Namespace { get; }
+
+    /// <summary>The address requests leave from (options' <c>InstanceIp</c>, else detected); the key of <c>source_ip</c> hash policies.</summary>
+    public IPAddress InstanceAddress { get; }
 
     /// <summary>The bootstrap sent to the control plane, with the workload's metadata merged in.</summary>
     public XdsBootstrap Bootstrap { get; }
@@ -299,7 +303,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, string ns)
+    internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, string ns, string ip)
     {
         var metadata = JsonNode.Parse(bootstrap.Node.Metadata.GetRawText()) as JsonObject ?? new JsonObject();
         metadata[IstioNaming.GeneratorMetadataKey] ??= IstioNaming.GrpcGenerator;
@@ -325,10 +329,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             metadata["WORKLOAD_NAME"] = options.WorkloadName;
         }
 
-        var ip = options.InstanceIp;
         if (options.ServiceName is not null)
         {
-            ip ??= DetectInstanceIp();
             metadata["MESH_SERVICE"] = options.ServiceName;
             metadata["INSTANCE_IPS"] = ip;
             var ports = new JsonObject();
@@ -345,7 +347,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         if (string.IsNullOrEmpty(id))
         {
             var workload = options.WorkloadName ?? options.ServiceName ?? "mesh-client";
-            id = string.Create(CultureInfo.InvariantCulture, $"sidecar~{ip ?? "127.0.0.1"}~{workload}-{Guid.NewGuid().ToString("N")[..8]}.{ns}~{ns}.svc.{options.ClusterDomain}");
+            id = string.Create(CultureInfo.InvariantCulture, $"sidecar~{ip}~{workload}-{Guid.NewGuid().ToString("N")[..8]}.{ns}~{ns}.svc.{options.ClusterDomain}");
         }
 
         using var document = JsonDocument.Parse(metadata.ToJsonString());

@@ -58,6 +58,7 @@ public static class MeshServiceCollectionExtensions
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
             sp.GetService<ILoggerFactory>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshHostedService>());
+        MeshHttpClientBuilderExtensions.AddMeshHttp(services);
         Mesh.Sdk.Grpc.MeshGrpcServiceCollectionExtensions.AddMeshGrpc(services);
         return services;
     }

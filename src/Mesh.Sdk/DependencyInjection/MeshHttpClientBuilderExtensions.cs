@@ -1,0 +1,59 @@
+using Mesh.Sdk;
+using Mesh.Sdk.Http;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Meshes one <c>IHttpClientFactory</c> client.</summary>
+public static class MeshHttpClientBuilderExtensions
+{
+    /// <summary>
+    /// Routes this client's requests through the mesh (adding the mesh with <c>services.AddMesh()</c> when it is
+    /// not yet added). Needed only when <see cref="MeshOptions.MeshAllHttpClients"/> is <see langword="false"/>;
+    /// otherwise every client is meshed already and this adds nothing. The mesh handler is placed after the
+    /// client's other handlers, so they see the logical request once and the mesh retries below them.
+    /// </summary>
+    /// <param name="builder">The client builder.</param>
+    /// <returns><paramref name="builder"/>.</returns>
+    public static IHttpClientBuilder AddMesh(this IHttpClientBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddMeshCore();
+        builder.Services.PostConfigure<HttpClientFactoryOptions>(builder.Name, static options => options.HttpMessageHandlerBuilderActions.Add(AddHandler));
+        return builder;
+    }
+
+    internal static void AddMeshHttp(IServiceCollection services)
+    {
+        services.AddHttpClient();
+        services.TryAddSingleton<MeshTransports>();
+        services.PostConfigureAll<HttpClientFactoryOptions>(static options => options.HttpMessageHandlerBuilderActions.Add(static builder =>
+        {
+            if (builder.Services.GetRequiredService<IOptions<MeshOptions>>().Value.MeshAllHttpClients)
+            {
+                AddHandler(builder);
+            }
+        }));
+    }
+
+    private static void AddHandler(HttpMessageHandlerBuilder builder)
+    {
+        var handlers = builder.AdditionalHandlers;
+        for (var i = 0; i < handlers.Count; i++)
+        {
+            if (handlers[i] is MeshHttpHandler)
+            {
+                return;
+            }
+        }
+
+        var services = builder.Services;
+        handlers.Add(new MeshHttpHandler(
+            services.GetRequiredService<MeshRuntime>(),
+            services.GetRequiredService<MeshTransports>(),
+            services.GetService<ILogger<MeshHttpHandler>>()));
+    }
+}

@@ -1,0 +1,582 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using Envoy.Config.Core.V3;
+using Mesh.Sdk.LoadBalancing;
+using Mesh.Sdk.Resilience;
+using Mesh.Sdk.Routing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mesh.Sdk.Http;
+
+/// <summary>
+/// The outbound data plane for <see cref="HttpClient"/>: a request to a host in the mesh is routed by the
+/// listener's compiled route table, faults, circuit breakers, load balancing, retries and timeouts of the matched
+/// route and cluster, and sent straight to the chosen endpoint over the cluster's own
+/// <see cref="SocketsHttpHandler"/>. Requests to hosts outside the mesh go to the inner handler untouched.
+/// See docs/http.md.
+/// </summary>
+internal sealed partial class MeshHttpHandler : DelegatingHandler
+{
+    /// <summary>Response header naming why the SDK answered locally, with Envoy's response flags (NR, UO, UH, UT, UF, FI, NC).</summary>
+    public const string ResponseFlagsHeader = "x-mesh-response-flags";
+
+    /// <summary>Set to <c>true</c> on responses refused by a circuit breaker, as Envoy does.</summary>
+    public const string OverloadedHeader = "x-envoy-overloaded";
+
+    /// <summary>The attempt number, on requests and responses when the route asks for it.</summary>
+    public const string AttemptCountHeader = "x-envoy-attempt-count";
+
+    private static readonly Func<MeshEndpoint, object?, bool> PreviousHosts = PickContext.PreviousHosts;
+
+    private readonly MeshRuntime _runtime;
+    private readonly MeshTransports _transports;
+    private readonly ILogger _logger;
+
+    public MeshHttpHandler(MeshRuntime runtime, MeshTransports transports, ILogger<MeshHttpHandler>? logger = null)
+    {
+        _runtime = runtime;
+        _transports = transports;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var uri = request.RequestUri;
+        if (uri is null || !uri.IsAbsoluteUri || !(uri.Scheme is "http" or "https"))
+        {
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        string? listener;
+        try
+        {
+            listener = await _runtime.ResolveListenerAsync(uri.IdnHost, uri.Port, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new HttpRequestException(HttpRequestError.NameResolutionError, ex.Message, ex);
+        }
+
+        if (listener is null)
+        {
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await SendMeshedAsync(request, uri, listener, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, Uri originalUri, string listener, CancellationToken cancellationToken)
+    {
+        if (!_runtime.Routes.TryGetTable(listener, out var table))
+        {
+            return Local(request, 503, "NC", $"Mesh.Sdk: listener '{listener}' has no route configuration in force (not received yet, or rejected; see the log)");
+        }
+
+        var view = new HttpRequestRouteRequest(request, _runtime.InstanceAddress);
+        var match = table.Match(in view);
+        if (!match.IsMatch)
+        {
+            var why = match.Status == RouteMatchStatus.NoVirtualHost
+                ? "no virtual host matches the authority"
+                : $"no route of virtual host '{match.VirtualHost!.Name}' matches";
+            Log.NoRoute(_logger, view.Method, view.Authority, view.PathAndQuery, table.Name);
+            return Local(request, RouteMatchResult.NoRouteStatus, "NR", $"Mesh.Sdk: no route for {view.Method} '{view.Authority}{view.PathAndQuery}' in route configuration '{table.Name}' of listener '{listener}': {why}");
+        }
+
+        var route = match.Route!;
+        var target = match.Target!;
+        switch (route.Action)
+        {
+            case RouteActionKind.Redirect:
+            {
+                var redirect = new HttpResponseMessage((HttpStatusCode)route.Redirect!.StatusCode) { RequestMessage = request };
+                redirect.Headers.Location = new Uri(route.BuildRedirectLocation(in view), UriKind.RelativeOrAbsolute);
+                target.ResponseHeaders.ApplyTo(redirect);
+                return redirect;
+            }
+
+            case RouteActionKind.DirectResponse:
+            {
+                var direct = route.DirectResponse!;
+                var response = new HttpResponseMessage((HttpStatusCode)direct.Status) { RequestMessage = request, Content = new ByteArrayContent(direct.Body.ToArray()) };
+                target.ResponseHeaders.ApplyTo(response);
+                return response;
+            }
+        }
+
+        if (target.Fault is { } fault)
+        {
+            if (TryStartFault(fault, in view, target.Cluster, table.Random, out var decision, out var counted)
+                && await InjectAsync(request, decision, counted, cancellationToken).ConfigureAwait(false) is { } faulted)
+            {
+                target.ResponseHeaders.ApplyTo(faulted);
+                return faulted;
+            }
+        }
+
+        if (!_runtime.Clusters.TryGetCluster(target.Cluster, out var cluster))
+        {
+            return Local(request, route.ClusterNotFoundStatus, "NC", $"Mesh.Sdk: cluster '{target.Cluster}' of route '{route.Name}' is not known (not received from the control plane yet, or rejected; see the log)");
+        }
+
+        var authority = view.Authority;
+        var pathAndQuery = route.RewritePath(view.PathAndQuery);
+        var hash = route.HashPolicies.Length > 0 && HashPolicy.TryComputeHash(route.HashPolicies, in view, out var h) ? h : (ulong?)null;
+        var policy = route.RetryPolicy;
+        if (policy is { NumRetries: > 0 } && request.Content is { } content)
+        {
+            // Each attempt sends the body again: buffer it once (only when there is one).
+            await content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (route.MirrorPolicies.Length > 0)
+        {
+            await StartMirrorsAsync(request, route, authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
+        }
+
+        var breakers = cluster.CircuitBreakers;
+        if (!breakers.TryAcquireRequest(RoutingPriority.Default, out var requestLease))
+        {
+            return Overflow(request, breakers.Default.Requests);
+        }
+
+        var originalHost = request.Headers.Host;
+        try
+        {
+            var upstreamAuthority = target.HostRewriteLiteral ?? authority;
+            if (route.AppendXForwardedHost && (route.AutoHostRewrite || !string.Equals(upstreamAuthority, authority, StringComparison.Ordinal)))
+            {
+                request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
+            }
+
+            target.RequestHeaders.ApplyTo(request);
+            var response = await SendWithRetriesAsync(request, route, target, cluster, hash, pathAndQuery, upstreamAuthority, table.Random, cancellationToken).ConfigureAwait(false);
+            target.ResponseHeaders.ApplyTo(response);
+            return response;
+        }
+        finally
+        {
+            requestLease.Dispose();
+            request.RequestUri = originalUri;
+            request.Headers.Host = originalHost;
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendWithRetriesAsync(
+        HttpRequestMessage request,
+        CompiledRoute route,
+        RouteTarget target,
+        ClusterRuntime cluster,
+        ulong? hash,
+        string pathAndQuery,
+        string upstreamAuthority,
+        Random random,
+        CancellationToken cancellationToken)
+    {
+        var policy = route.RetryPolicy;
+        var retries = policy is null || !RequestAllowsRetry(policy, request) ? 0u : policy.NumRetries;
+        var invoker = _transports.Get(cluster);
+        var scheme = cluster.Cluster.TransportSocket is null ? "http://" : "https://";
+        var time = _runtime.TimeProvider;
+
+        // The route timeout covers every attempt and back-off; the caller's token cancels everything.
+        using var routeCts = route.Timeout == Timeout.InfiniteTimeSpan ? new CancellationTokenSource() : new CancellationTokenSource(route.Timeout, time);
+        using var callerLink = cancellationToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), routeCts);
+        var routeToken = routeCts.Token;
+
+        MeshEndpoint? previous = null;
+        List<MeshEndpoint>? tried = null;
+        var retryLease = default(CircuitBreakerLease);
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                object? excluded = (object?)tried ?? previous;
+                var exclude = policy is { RetryOnDifferentHost: true } && excluded is not null ? PreviousHosts : null;
+                var context = new PickContext(hash, exclude, excluded, (int)Math.Clamp(policy?.HostSelectionRetryMaxAttempts ?? 1, 0, int.MaxValue));
+                var endpoint = cluster.Pick(in context);
+                if (endpoint is null)
+                {
+                    return Local(request, 503, "UH", $"Mesh.Sdk: no healthy upstream in cluster '{cluster.Name}' (every endpoint is unhealthy, ejected or absent)");
+                }
+
+                request.RequestUri = new Uri(string.Concat(scheme, endpoint.Key, pathAndQuery));
+                request.Headers.Host = route.AutoHostRewrite ? (endpoint.Hostname.Length > 0 ? endpoint.Hostname : endpoint.Key) : upstreamAuthority;
+                if (route.IncludeRequestAttemptCount)
+                {
+                    request.Headers.Remove(AttemptCountHeader);
+                    request.Headers.TryAddWithoutValidation(AttemptCountHeader, attempt.ToString(CultureInfo.InvariantCulture));
+                }
+
+                HttpResponseMessage? response = null;
+                var failure = AttemptFailure.None;
+                string? failureDetail = null;
+                var perTry = policy?.PerTryTimeout;
+                var tryCts = perTry is { } t ? new CancellationTokenSource(t, time) : null;
+                var tryLink = tryCts is null ? default : routeToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), tryCts);
+                endpoint.State.RequestStarted();
+                try
+                {
+                    response = await invoker.SendAsync(request, tryCts?.Token ?? routeToken).ConfigureAwait(false);
+                    cluster.ReportResponse(endpoint, (int)response.StatusCode);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && routeToken.IsCancellationRequested)
+                {
+                    cluster.ReportLocalOrigin(endpoint, LocalOriginOutcome.Timeout);
+                    return RouteTimeout(request, route);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && tryCts is { IsCancellationRequested: true })
+                {
+                    cluster.ReportLocalOrigin(endpoint, LocalOriginOutcome.Timeout);
+                    failure = AttemptFailure.PerTryTimeout;
+                }
+                catch (HttpRequestException ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    cluster.ReportLocalOrigin(endpoint, LocalOriginOutcome.ConnectFailed);
+                    failure = ex.HttpRequestError == HttpRequestError.ConnectionError ? AttemptFailure.ConnectFailure : AttemptFailure.Reset;
+                    failureDetail = ex.Message;
+                }
+                finally
+                {
+                    endpoint.State.RequestCompleted();
+                    tryLink.Dispose();
+                    tryCts?.Dispose();
+                    retryLease.Dispose();
+                    retryLease = default;
+                }
+
+                var retriable = attempt <= retries && policy is not null && failure switch
+                {
+                    AttemptFailure.None => IsRetriable(policy, response!),
+                    AttemptFailure.ConnectFailure => policy.IsRetriableConnectFailure,
+                    AttemptFailure.PerTryTimeout => policy.IsRetriableStatus(504) || policy.IsRetriableReset,
+                    _ => policy.IsRetriableReset,
+                };
+
+                if (retriable && cluster.CircuitBreakers.TryAcquireRetry(RoutingPriority.Default, out retryLease))
+                {
+                    response?.Dispose();
+                    if (previous is not null)
+                    {
+                        tried ??= [previous];
+                        tried.Add(endpoint);
+                    }
+
+                    previous = endpoint;
+                    try
+                    {
+                        await Task.Delay(policy!.BackOff(attempt, random), time, routeToken).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        return RouteTimeout(request, route);
+                    }
+
+                    continue;
+                }
+
+                if (retriable)
+                {
+                    Log.RetryOverflow(_logger, cluster.Name, breakers: cluster.CircuitBreakers.Default.Retries.Limit);
+                }
+
+                if (response is null)
+                {
+                    return failure == AttemptFailure.PerTryTimeout
+                        ? Local(request, 504, "UT", $"Mesh.Sdk: upstream request timeout: no response from '{endpoint.Key}' of cluster '{cluster.Name}' within the per-try timeout {perTry} (attempt {attempt})")
+                        : Local(request, 503, failure == AttemptFailure.ConnectFailure ? "UF" : "UR", $"Mesh.Sdk: upstream connect error or disconnect/reset before headers from '{endpoint.Key}' of cluster '{cluster.Name}' (attempt {attempt}): {Sanitize(failureDetail)}");
+                }
+
+                if (route.IncludeAttemptCountInResponse)
+                {
+                    response.Headers.TryAddWithoutValidation(AttemptCountHeader, attempt.ToString(CultureInfo.InvariantCulture));
+                }
+
+                return response;
+            }
+        }
+        finally
+        {
+            retryLease.Dispose();
+        }
+    }
+
+    /// <summary>Evaluates the fault filter; <paramref name="counted"/> tells whether a <c>max_active_faults</c> slot was taken.</summary>
+    private bool TryStartFault(FaultPolicy fault, in HttpRequestRouteRequest view, string cluster, Random random, out FaultDecision decision, out bool counted)
+    {
+        counted = false;
+        decision = fault.Evaluate(in view, cluster, random);
+        if (decision.Delay is null && !decision.IsAbort)
+        {
+            return false;
+        }
+
+        if (fault.MaxActiveFaults is { } limit)
+        {
+            ref var active = ref _transports.ActiveFaults;
+            if (Interlocked.Increment(ref active) > limit)
+            {
+                Interlocked.Decrement(ref active);
+                return false;
+            }
+
+            counted = true;
+        }
+
+        return true;
+    }
+
+    private async ValueTask<HttpResponseMessage?> InjectAsync(HttpRequestMessage request, FaultDecision decision, bool counted, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (decision.Delay is { } delay && delay > TimeSpan.Zero)
+            {
+                await Task.Delay(delay, _runtime.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (decision.HttpStatus is { } status)
+            {
+                return Local(request, status, "FI", "Mesh.Sdk: fault filter abort");
+            }
+
+            if (decision.GrpcStatus is { } grpc)
+            {
+                var response = new HttpResponseMessage(HttpStatusCode.OK) { RequestMessage = request, Version = HttpVersion.Version20, Content = new ByteArrayContent([]) };
+                response.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
+                response.Headers.TryAddWithoutValidation("grpc-status", grpc.ToString(CultureInfo.InvariantCulture));
+                response.Headers.TryAddWithoutValidation("grpc-message", "fault filter abort");
+                response.Headers.TryAddWithoutValidation(ResponseFlagsHeader, "FI");
+                return response;
+            }
+
+            return null;
+        }
+        finally
+        {
+            if (counted)
+            {
+                Interlocked.Decrement(ref _transports.ActiveFaults);
+            }
+        }
+    }
+
+    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, CompiledRoute route, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
+    {
+        byte[]? body = null;
+        foreach (var mirror in route.MirrorPolicies)
+        {
+            if (!mirror.ShouldMirror(random) || !_runtime.Clusters.TryGetCluster(mirror.Cluster, out var cluster))
+            {
+                continue;
+            }
+
+            if (body is null && request.Content is { } content)
+            {
+                await content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+                body = await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var copy = new HttpRequestMessage(request.Method, request.RequestUri) { Version = request.Version, VersionPolicy = request.VersionPolicy };
+            foreach (var header in request.Headers.NonValidated)
+            {
+                copy.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+
+            if (request.Content is { } original)
+            {
+                copy.Content = new ByteArrayContent(body ?? []);
+                foreach (var header in original.Headers.NonValidated)
+                {
+                    copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                }
+            }
+
+            copy.Headers.Host = mirror.ShadowAuthority(authority);
+            _ = MirrorAsync(copy, cluster, pathAndQuery, route.Timeout);
+        }
+    }
+
+    private async Task MirrorAsync(HttpRequestMessage copy, ClusterRuntime cluster, string pathAndQuery, TimeSpan timeout)
+    {
+        // Fire and forget: never affects the main request; the shadow's response is discarded.
+        await Task.Yield();
+        using (copy)
+        {
+            if (!cluster.CircuitBreakers.TryAcquireRequest(RoutingPriority.Default, out var lease))
+            {
+                return;
+            }
+
+            using (lease)
+            {
+                var context = new PickContext();
+                var endpoint = cluster.Pick(in context);
+                if (endpoint is null)
+                {
+                    return;
+                }
+
+                copy.RequestUri = new Uri(string.Concat(cluster.Cluster.TransportSocket is null ? "http://" : "https://", endpoint.Key, pathAndQuery));
+                using var cts = timeout == Timeout.InfiniteTimeSpan ? new CancellationTokenSource() : new CancellationTokenSource(timeout, _runtime.TimeProvider);
+                endpoint.State.RequestStarted();
+                try
+                {
+                    using var response = await _transports.Get(cluster).SendAsync(copy, cts.Token).ConfigureAwait(false);
+                    cluster.ReportResponse(endpoint, (int)response.StatusCode);
+                }
+                catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
+                {
+                    Log.MirrorFailed(_logger, cluster.Name, ex.Message);
+                }
+                finally
+                {
+                    endpoint.State.RequestCompleted();
+                }
+            }
+        }
+    }
+
+    private static bool RequestAllowsRetry(RetryPolicy policy, HttpRequestMessage request)
+    {
+        var headers = policy.RetriableRequestHeaders;
+        if (headers.Length == 0)
+        {
+            return true;
+        }
+
+        var view = new HttpRequestRouteRequest(request);
+        for (var i = 0; i < headers.Length; i++)
+        {
+            if (headers[i].Matches(in view))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool IsRetriable(RetryPolicy policy, HttpResponseMessage response)
+    {
+        if (policy.IsRetriableStatus((int)response.StatusCode))
+        {
+            return true;
+        }
+
+        if (response.Headers.NonValidated.TryGetValues("grpc-status", out var grpc)
+            && int.TryParse(grpc.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var code)
+            && policy.IsRetriableGrpcStatus(code))
+        {
+            return true;
+        }
+
+        var retriableHeaders = policy.RetriableHeaders;
+        if (retriableHeaders.Length > 0)
+        {
+            var view = new ResponseHeadersView(response);
+            for (var i = 0; i < retriableHeaders.Length; i++)
+            {
+                if (retriableHeaders[i].Matches(in view))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private HttpResponseMessage RouteTimeout(HttpRequestMessage request, CompiledRoute route)
+    {
+        Log.RouteTimeout(_logger, route.Name, route.Timeout);
+        return Local(request, 504, "UT", $"Mesh.Sdk: upstream request timeout: route '{route.Name}' timeout {route.Timeout} elapsed");
+    }
+
+    private static HttpResponseMessage Overflow(HttpRequestMessage request, CircuitBreakerCounter counter)
+    {
+        var response = Local(request, 503, "UO", $"Mesh.Sdk: cluster '{counter.ClusterName}' is over its {counter.LimitName} limit of {counter.Limit.ToString(CultureInfo.InvariantCulture)}; the request was not sent (circuit breaker)");
+        response.Headers.TryAddWithoutValidation(OverloadedHeader, "true");
+        return response;
+    }
+
+    /// <summary>A response the SDK makes itself; the reason phrase carries the message, so <c>EnsureSuccessStatusCode</c> shows it.</summary>
+    internal static HttpResponseMessage Local(HttpRequestMessage request, int status, string flags, string message)
+    {
+        var response = new HttpResponseMessage((HttpStatusCode)status)
+        {
+            RequestMessage = request,
+            ReasonPhrase = Sanitize(message),
+            Content = new StringContent(message + "\n"),
+        };
+        response.Headers.TryAddWithoutValidation(ResponseFlagsHeader, flags);
+        return response;
+    }
+
+    private static string Sanitize(string? text) => text is null ? string.Empty : text.ReplaceLineEndings(" ");
+
+    private static void Cancel(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The attempt already finished.
+        }
+    }
+
+    private enum AttemptFailure
+    {
+        None,
+        ConnectFailure,
+        Reset,
+        PerTryTimeout,
+    }
+
+    /// <summary>Response headers seen through <see cref="IRouteRequest"/>, for <c>retriable_headers</c>.</summary>
+    private readonly struct ResponseHeadersView(HttpResponseMessage response) : IRouteRequest
+    {
+        public string Authority => string.Empty;
+
+        public string PathAndQuery => string.Empty;
+
+        public string Method => string.Empty;
+
+        public string Scheme => string.Empty;
+
+        public IPAddress? SourceAddress => null;
+
+        public bool TryGetHeader(string name, [NotNullWhen(true)] out string? value)
+        {
+            if (response.Headers.NonValidated.TryGetValues(name, out var values)
+                || (response.Content is { } content && content.Headers.NonValidated.TryGetValues(name, out values)))
+            {
+                value = values.Count == 1 ? values.ToString() : string.Join(',', values);
+                return true;
+            }
+
+            value = null;
+            return false;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1100, LogLevel.Debug, "No route for {Method} '{Authority}{PathAndQuery}' in route configuration '{RouteConfigName}'.")]
+        public static partial void NoRoute(ILogger logger, string method, string authority, string pathAndQuery, string routeConfigName);
+
+        [LoggerMessage(1101, LogLevel.Debug, "Route '{RouteName}' timed out after {Timeout}.")]
+        public static partial void RouteTimeout(ILogger logger, string routeName, TimeSpan timeout);
+
+        [LoggerMessage(1102, LogLevel.Debug, "Mirror request to cluster '{ClusterName}' failed: {Reason}")]
+        public static partial void MirrorFailed(ILogger logger, string clusterName, string reason);
+
+        [LoggerMessage(1103, LogLevel.Debug, "Retry not attempted: cluster '{ClusterName}' is at its max_retries limit of {Breakers}.")]
+        public static partial void RetryOverflow(ILogger logger, string clusterName, long breakers);
+    }
+}
