@@ -105,6 +105,19 @@ public sealed class XdsResourceValidatorTests
     }
 
     [Fact]
+    public void RouteConfiguration_ThatTheRouteCompilerRefuses_IsRejected()
+    {
+        // Compiles as a .NET regex, but RE2 (and so the data plane) has no lookahead.
+        var lookahead = Routes("r", ClusterV1);
+        lookahead.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = "/api/(?=v1).*" } };
+
+        var message = Reject(() => XdsResourceValidator.ValidateRouteConfiguration(lookahead));
+
+        Assert.Contains("route configuration 'r' virtual_hosts[0] 'reviews' routes[0]", message);
+        Assert.Contains("lookahead", message);
+    }
+
+    [Fact]
     public void RouteConfiguration_WithRegexAndWeights_IsAccepted()
     {
         var routes = Routes("r", ClusterV1, ClusterV2);

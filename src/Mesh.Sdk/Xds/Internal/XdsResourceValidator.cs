@@ -12,6 +12,7 @@ using Envoy.Type.Matcher.V3;
 using Google.Protobuf.WellKnownTypes;
 using Google.Protobuf;
 using Mesh.Sdk.Resources;
+using Mesh.Sdk.Routing;
 using Mesh.Xds;
 
 namespace Mesh.Sdk.Xds.Internal;
@@ -279,6 +280,17 @@ internal static class XdsResourceValidator
             for (var r = 0; r < host.Routes.Count; r++)
             {
                 CollectRouteErrors(host.Routes[r], $"{where} routes[{r}]", errors);
+            }
+        }
+
+        // What the structural checks pass must also compile into the data plane's route table (RE2-only
+        // regex syntax, supported actions and policies): a configuration the request path would refuse is
+        // NACKed here rather than ACKed and then ignored.
+        if (errors.Count == 0)
+        {
+            foreach (var error in RouteTableCompiler.Validate(routes))
+            {
+                errors.Add(prefix + error);
             }
         }
     }
