@@ -19,8 +19,9 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
     private CircuitBreakerLease _lease;
     private int _state; // 0 created, 1 started, 2 completed
 
-    public MeshGrpcCall(string listenerName, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault)
+    public MeshGrpcCall(string listenerName, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault, CircuitBreakerLease lease)
     {
+        _lease = lease;
         ListenerName = listenerName;
         Route = route;
         Target = target;
@@ -52,10 +53,19 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
             return;
         }
 
-        // The picker only checked the limit: taking the slot here pairs it with Complete, which grpc-dotnet calls
-        // for every started call (a pick whose subchannel stopped being ready is never started).
-        Cluster.CircuitBreakers.TryAcquireRequest(Envoy.Config.Core.V3.RoutingPriority.Default, out _lease);
         Endpoint.State.RequestStarted();
+    }
+
+    /// <summary>
+    /// Gives the <c>max_requests</c> slot back when the call was never started: grpc-dotnet picks again for the same
+    /// request when the chosen subchannel stopped being ready before use.
+    /// </summary>
+    public void Abandon()
+    {
+        if (Interlocked.CompareExchange(ref _state, 2, 0) == 0)
+        {
+            _lease.Dispose();
+        }
     }
 
     public void Complete(CompletionContext context)

@@ -17,6 +17,8 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
     private readonly MeshRuntime _runtime;
     private readonly StateTrackingController _controller;
     private MeshGrpcTarget? _target;
+    private IReadOnlyList<Subchannel>? _lastReady;
+    private int _picked;
 
     public MeshGrpcLoadBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, MeshRuntime runtime)
         : this(new StateTrackingController(controller), loggerFactory, runtime)
@@ -32,16 +34,26 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
 
     public override void UpdateChannelState(ChannelState state)
     {
-        if (state.Attributes.TryGetValue(MeshGrpcTarget.AttributeKey, out var target))
+        // The resolver puts its target on every address (channel-level attributes do not reach the balancer).
+        if (state.Addresses is { Count: > 0 } addresses && addresses[0].Attributes.TryGetValue(MeshGrpcTarget.AttributeKey, out var target))
         {
             Volatile.Write(ref _target, target);
         }
 
+        var published = _picked;
         base.UpdateChannelState(state);
+        if (_picked == published && State == ConnectivityState.Ready && _lastReady is { } ready)
+        {
+            // Same addresses, so the base kept its picker; publish a fresh one anyway: calls queued for a cluster
+            // that was not known yet are picked again against the routes and clusters of the new snapshot.
+            Controller.UpdateState(new BalancerState(ConnectivityState.Ready, CreatePicker(ready)));
+        }
     }
 
     protected override SubchannelPicker CreatePicker(IReadOnlyList<Subchannel> readySubchannels)
     {
+        _lastReady = readySubchannels;
+        _picked++;
         var target = Volatile.Read(ref _target);
         if (target is null)
         {

@@ -43,6 +43,13 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
             return PickResult.ForFailure(new Status(StatusCode.Internal, "Mesh.Sdk: the call has no HTTP request to route."));
         }
 
+        if (request.Options.TryGetValue(MeshGrpcCall.OptionKey, out var previous))
+        {
+            // An earlier pick for this request was not used.
+            previous.Abandon();
+            request.Options.Set(MeshGrpcCall.OptionKey, null!);
+        }
+
         var listener = _target.ListenerName;
         if (!_runtime.Routes.TryGetTable(listener, out var table))
         {
@@ -69,6 +76,12 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         var target = match.Target!;
         if (!_runtime.Clusters.TryGetCluster(target.Cluster, out var cluster))
         {
+            if (!_runtime.Snapshots.Current.IsComplete(listener))
+            {
+                // A new route names a cluster still on its way from the control plane: wait for it, as gRPC does.
+                return PickResult.ForQueue();
+            }
+
             return PickResult.ForFailure(new Status(
                 GrpcStatusMapping.FromHttp(route.ClusterNotFoundStatus),
                 $"Mesh.Sdk: cluster '{target.Cluster}' of route '{route.Name}' is unknown."));
@@ -81,7 +94,7 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         }
 
         var requests = cluster.CircuitBreakers.Default.Requests;
-        if (requests.Count >= requests.Limit)
+        if (!requests.TryAcquire(out var lease))
         {
             return PickResult.ForDrop(new Status(StatusCode.Unavailable, requests.CreateOverflowException().Message));
         }
@@ -91,6 +104,12 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         var endpoint = cluster.Pick(new MeshPickContext(hash, NotReady, this, attempts));
         if (endpoint is null)
         {
+            lease.Dispose();
+            if (cluster.Assignment is null && !_runtime.Snapshots.Current.IsComplete(listener))
+            {
+                return PickResult.ForQueue();
+            }
+
             return PickResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: cluster '{cluster.Name}' has no healthy upstream."));
         }
 
@@ -99,13 +118,14 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
             endpoint = FirstReady(cluster, skipEjected: true, out subchannel) ?? FirstReady(cluster, skipEjected: false, out subchannel);
             if (endpoint is null)
             {
+                lease.Dispose();
                 return Connecting(cluster)
                     ? PickResult.ForQueue()
                     : PickResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: no endpoint of cluster '{cluster.Name}' is reachable."));
             }
         }
 
-        var call = new MeshGrpcCall(listener, route, target, cluster, endpoint, fault);
+        var call = new MeshGrpcCall(listener, route, target, cluster, endpoint, fault, lease);
         request.Options.Set(MeshGrpcCall.OptionKey, call);
         return PickResult.ForSubchannel(subchannel!, call);
     }
@@ -143,8 +163,9 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         return null;
     }
 
-    // Whether some usable endpoint may still become ready (no subchannel yet, idle or connecting): then the call waits
-    // for the next picker, as gRPC does while a channel connects; when all are in transient failure it fails now.
+    // Whether some usable endpoint may still become ready (no subchannel yet, idle, connecting, or ready after this
+    // picker was built): then the call waits for the next picker, as gRPC does while a channel connects; when all are
+    // in transient failure it fails now.
     private bool Connecting(ClusterRuntime cluster)
     {
         foreach (var endpoint in cluster.LoadBalancer.Endpoints.All)
@@ -154,8 +175,8 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
                 continue;
             }
 
-            var state = _stateOf(endpoint.Key);
-            if (state is null or ConnectivityState.Idle or ConnectivityState.Connecting)
+            // READY here but not in this picker: the balancer is about to publish a picker that has it.
+            if (_stateOf(endpoint.Key) is not (ConnectivityState.TransientFailure or ConnectivityState.Shutdown))
             {
                 return true;
             }

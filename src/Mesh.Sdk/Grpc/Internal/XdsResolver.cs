@@ -140,7 +140,9 @@ internal sealed partial class XdsResolver : Resolver
         }
     }
 
-    private void OnUpdated(MeshSnapshot snapshot) => Push(force: false);
+    // Every snapshot is pushed, changed addresses or not: the balancer then publishes a new picker, which picks calls
+    // queued for a cluster the previous snapshot did not have yet.
+    private void OnUpdated(MeshSnapshot snapshot) => Push(force: true);
 
     private void Push(bool force)
     {
@@ -183,7 +185,9 @@ internal sealed partial class XdsResolver : Resolver
                     {
                         if (endpoint.HealthClass != EndpointHealth.Excluded && keys.Add(endpoint.Key))
                         {
-                            addresses.Add(new BalancerAddress(endpoint.Host, endpoint.Port));
+                            var address = new BalancerAddress(endpoint.Host, endpoint.Port);
+                            address.Attributes.Set(MeshGrpcTarget.AttributeKey, target);
+                            addresses.Add(address);
                         }
                     }
                 }
@@ -210,7 +214,6 @@ internal sealed partial class XdsResolver : Resolver
         }
 
         var result = ResolverResult.ForResult(addresses, MeshServiceConfig, serviceConfigStatus: null);
-        result.Attributes.Set(MeshGrpcTarget.AttributeKey, target);
         Log.Pushed(_logger, _authority, addresses.Count, clusters.Count);
         Publish(result);
     }
