@@ -100,6 +100,11 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         }
 
         _errors.Remove(path);
+        foreach (var note in parsed.Notes)
+        {
+            Log.FieldNotApplied(logger, path, note);
+        }
+
         foreach (var ignored in parsed.Ignored)
         {
             Log.KindIgnored(logger, path, ignored);
@@ -151,6 +156,9 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
 
         [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "'{File}': ignoring unsupported resource {Resource}.")]
         public static partial void KindIgnored(ILogger logger, string file, string resource);
+
+        [LoggerMessage(EventId = 1006, Level = LogLevel.Debug, Message = "'{File}' {Note}.")]
+        public static partial void FieldNotApplied(ILogger logger, string file, string note);
 
         [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Resource '{Key}' at {Location} duplicates the one at {First}; the first one is used.")]
         public static partial void DuplicateResource(ILogger logger, string key, string location, string first);

@@ -64,10 +64,24 @@ internal sealed record ConsistentHash
     public HttpCookie? HttpCookie { get; init; }
     public bool UseSourceIp { get; init; }
     public string? HttpQueryParameterName { get; init; }
-    public ulong? MinimumRingSize { get; init; }
+
+    /// <summary><c>ringHash.minimumRingSize</c> or the deprecated top-level <c>minimumRingSize</c>; 0 when neither is set.</summary>
+    public ulong MinimumRingSize { get; init; }
+
+    /// <summary>Whether <c>ringHash</c> was written (istiod then leaves the ring size to Envoy's default when it is 0).</summary>
+    public bool ExplicitRingHash { get; init; }
 }
 
-internal sealed record LoadBalancerSettings(SimpleLb Simple, ConsistentHash? ConsistentHash);
+/// <summary>DestinationRule <c>localityLbSetting</c>: parsed and validated, not translated (see docs/control-plane.md).</summary>
+internal sealed record LocalityLbSetting(bool? Enabled, int DistributeCount, int FailoverCount, IReadOnlyList<string> FailoverPriority);
+
+internal sealed record LoadBalancerSettings(SimpleLb Simple, ConsistentHash? ConsistentHash)
+{
+    public LocalityLbSetting? LocalityLbSetting { get; init; }
+
+    /// <summary><c>warmupDurationSecs</c>: parsed, not translated.</summary>
+    public TimeSpan? WarmupDuration { get; init; }
+}
 
 internal sealed record ConnectionPoolSettings
 {
@@ -78,6 +92,18 @@ internal sealed record ConnectionPoolSettings
     public int? MaxRequestsPerConnection { get; init; }
     public int? MaxRetries { get; init; }
     public TimeSpan? IdleTimeout { get; init; }
+
+    /// <summary><c>tcp.maxConnectionDuration</c>.</summary>
+    public TimeSpan? MaxConnectionDuration { get; init; }
+
+    /// <summary><c>tcp.idleTimeout</c>: used when <c>http.idleTimeout</c> is not set (as istiod does).</summary>
+    public TimeSpan? TcpIdleTimeout { get; init; }
+
+    /// <summary><c>http.h2UpgradePolicy</c>: parsed, not translated.</summary>
+    public string? H2UpgradePolicy { get; init; }
+
+    /// <summary><c>tcp.tcpKeepalive</c> was set: parsed, not translated.</summary>
+    public bool HasTcpKeepalive { get; init; }
 }
 
 internal sealed record OutlierDetection
@@ -87,14 +113,31 @@ internal sealed record OutlierDetection
     public TimeSpan? Interval { get; init; }
     public TimeSpan? BaseEjectionTime { get; init; }
     public int? MaxEjectionPercent { get; init; }
+
+    /// <summary>Deprecated <c>consecutiveErrors</c>: istiod maps it to gateway failures.</summary>
+    public int? ConsecutiveErrors { get; init; }
+    public int? ConsecutiveLocalOriginFailures { get; init; }
+    public bool SplitExternalLocalOriginErrors { get; init; }
+
+    /// <summary><c>minHealthPercent</c>; 0 when unset (istiod then disables Envoy's panic threshold).</summary>
+    public int MinHealthPercent { get; init; }
 }
 
-internal sealed record TrafficPolicy
+/// <summary>The four sections of a traffic policy that port-level settings and subsets override.</summary>
+internal abstract record PolicySections
 {
     public LoadBalancerSettings? LoadBalancer { get; init; }
     public ConnectionPoolSettings? ConnectionPool { get; init; }
     public OutlierDetection? OutlierDetection { get; init; }
     public string? TlsMode { get; init; }
+}
+
+/// <summary><c>trafficPolicy.portLevelSettings[]</c>: replaces the whole policy for one port.</summary>
+internal sealed record PortTrafficPolicy(uint Port) : PolicySections;
+
+internal sealed record TrafficPolicy : PolicySections
+{
+    public IReadOnlyList<PortTrafficPolicy> PortLevelSettings { get; init; } = [];
 }
 
 internal sealed record Subset(string Name, IReadOnlyDictionary<string, string> Labels, TrafficPolicy? TrafficPolicy);
@@ -115,8 +158,18 @@ internal sealed record HttpMatchRequest
     public IReadOnlyDictionary<string, StringMatch> Headers { get; init; } = Empty.Matches;
     public IReadOnlyDictionary<string, StringMatch> QueryParams { get; init; } = Empty.Matches;
     public IReadOnlyDictionary<string, StringMatch> WithoutHeaders { get; init; } = Empty.Matches;
+    public StringMatch? Scheme { get; init; }
     public bool IgnoreUriCase { get; init; }
     public uint? Port { get; init; }
+
+    /// <summary><c>sourceLabels</c>: the route applies only to clients whose node LABELS contain all of these.</summary>
+    public IReadOnlyDictionary<string, string> SourceLabels { get; init; } = Empty.Labels;
+
+    /// <summary><c>sourceNamespace</c>: the route applies only to clients in this namespace.</summary>
+    public string? SourceNamespace { get; init; }
+
+    /// <summary><c>gateways</c> of the match: when set, the match applies to sidecars only if it lists <c>mesh</c>.</summary>
+    public IReadOnlyList<string> Gateways { get; init; } = [];
 }
 
 internal sealed record Destination(string Host, string? Subset, uint? Port);
@@ -132,7 +185,15 @@ internal sealed record Headers(HeaderOperations? Request, HeaderOperations? Resp
 
 internal sealed record HttpRouteDestination(Destination Destination, uint Weight, Headers? Headers);
 
-internal sealed record HttpRetry(int Attempts, TimeSpan? PerTryTimeout, string? RetryOn);
+internal sealed record HttpRetry(int Attempts, TimeSpan? PerTryTimeout, string? RetryOn)
+{
+    public bool? RetryIgnorePreviousHosts { get; init; }
+
+    /// <summary><c>retryRemoteLocalities</c>: parsed, not translated.</summary>
+    public bool? RetryRemoteLocalities { get; init; }
+
+    public TimeSpan? Backoff { get; init; }
+}
 
 internal sealed record FaultDelay(double Percentage, TimeSpan FixedDelay);
 
@@ -140,9 +201,25 @@ internal sealed record FaultAbort(double Percentage, uint? HttpStatus, int? Grpc
 
 internal sealed record HttpFault(FaultDelay? Delay, FaultAbort? Abort);
 
-internal sealed record HttpRedirect(string? Uri, string? Authority, uint RedirectCode);
+internal enum RedirectPortKind { None, Port, FromProtocolDefault, FromRequestPort }
 
-internal sealed record HttpRewrite(string? Uri, string? Authority);
+internal sealed record HttpRedirect(string? Uri, string? Authority, uint RedirectCode)
+{
+    public string? Scheme { get; init; }
+    public RedirectPortKind PortKind { get; init; }
+    public uint Port { get; init; }
+}
+
+internal sealed record RegexRewrite(string Match, string Rewrite);
+
+internal sealed record HttpRewrite(string? Uri, string? Authority)
+{
+    public RegexRewrite? UriRegexRewrite { get; init; }
+}
+
+internal sealed record HttpDirectResponse(uint Status, string? Body);
+
+internal sealed record HttpMirror(Destination Destination, double? Percentage);
 
 internal sealed record HttpRoute
 {
@@ -154,9 +231,11 @@ internal sealed record HttpRoute
     public HttpFault? Fault { get; init; }
     public HttpRedirect? Redirect { get; init; }
     public HttpRewrite? Rewrite { get; init; }
+    public HttpDirectResponse? DirectResponse { get; init; }
     public Headers? Headers { get; init; }
     public Destination? Mirror { get; init; }
     public double? MirrorPercentage { get; init; }
+    public IReadOnlyList<HttpMirror> Mirrors { get; init; } = [];
     public required SourceLocation Source { get; init; }
 }
 

@@ -6,7 +6,11 @@ using YamlDotNet.RepresentationModel;
 namespace Mesh.ControlPlane.Config;
 
 /// <summary>What one file parsed into: the resources we handle and the documents we skip.</summary>
-internal sealed record ParsedFile(IReadOnlyList<IstioResource> Resources, IReadOnlyList<string> Ignored);
+internal sealed record ParsedFile(IReadOnlyList<IstioResource> Resources, IReadOnlyList<string> Ignored)
+{
+    /// <summary>Fields that were read and validated but are not translated (logged at debug level).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+}
 
 /// <summary>
 /// Parses Istio YAML (multi-document) into <see cref="IstioModel"/> records, validating as it goes.
@@ -18,6 +22,20 @@ internal static class IstioYamlParser
     private static readonly HashSet<string> NetworkingVersions = ["v1", "v1beta1", "v1alpha3"];
 
     public static ParsedFile Parse(string text, string defaultNamespace)
+    {
+        var notes = new List<string>();
+        t_notes = notes;
+        try
+        {
+            return ParseCore(text, defaultNamespace) with { Notes = notes };
+        }
+        finally
+        {
+            t_notes = null;
+        }
+    }
+
+    private static ParsedFile ParseCore(string text, string defaultNamespace)
     {
         var stream = new YamlStream();
         try
@@ -204,109 +222,268 @@ internal static class IstioYamlParser
         }
 
         var tp = AsMap(node, path);
-        LoadBalancerSettings? lb = null;
-        if (Get(tp, "loadBalancer") is { } lbNode && !IsNull(lbNode))
+        var ports = new List<PortTrafficPolicy>();
+        var seen = new HashSet<uint>();
+        foreach (var item in Sequence(tp, "portLevelSettings", path))
         {
-            var lbMap = AsMap(lbNode, path + ".loadBalancer");
-            var simpleNode = Get(lbMap, "simple");
-            var hashNode = Get(lbMap, "consistentHash");
-            if (simpleNode is not null && hashNode is not null)
+            var pm = AsMap(item, path + ".portLevelSettings[]");
+            var portMap = AsMap(Required(pm, "port", path + ".portLevelSettings[]"), path + ".portLevelSettings[].port");
+            var number = RequiredPort(portMap, "number", path + ".portLevelSettings[].port");
+            if (!seen.Add(number))
             {
-                throw Error(lbMap, $"'{path}.loadBalancer' sets both 'simple' and 'consistentHash'");
+                throw Error(portMap, $"duplicate port {number} in '{path}.portLevelSettings'");
             }
 
-            var simple = SimpleLb.Unspecified;
-            if (simpleNode is not null)
-            {
-                var text = ScalarValue(simpleNode, path + ".loadBalancer.simple");
-                simple = text switch
-                {
-                    "UNSPECIFIED" => SimpleLb.Unspecified,
-                    "ROUND_ROBIN" => SimpleLb.RoundRobin,
-                    "LEAST_REQUEST" or "LEAST_CONN" => SimpleLb.LeastRequest,
-                    "RANDOM" => SimpleLb.Random,
-                    "PASSTHROUGH" => throw Error(simpleNode, $"load balancer 'PASSTHROUGH' in '{path}.loadBalancer.simple' is not supported by proxyless clients (use ROUND_ROBIN, LEAST_REQUEST or RANDOM)"),
-                    _ => throw Error(simpleNode, $"unknown load balancer '{text}' in '{path}.loadBalancer.simple' (expected ROUND_ROBIN, LEAST_REQUEST, RANDOM or PASSTHROUGH)"),
-                };
-            }
-
-            ConsistentHash? hash = null;
-            if (hashNode is not null)
-            {
-                var h = AsMap(hashNode, path + ".loadBalancer.consistentHash");
-                HttpCookie? cookie = null;
-                if (Get(h, "httpCookie") is { } c)
-                {
-                    var cm = AsMap(c, "httpCookie");
-                    cookie = new HttpCookie(RequiredString(cm, "name", "httpCookie"), OptionalString(cm, "path"), OptionalDuration(cm, "ttl"));
-                }
-
-                ulong? ring = null;
-                if (Get(h, "ringHash") is { } rh)
-                {
-                    ring = Get(AsMap(rh, "ringHash"), "minimumRingSize") is { } mrs ? UIntValue(mrs, "ringHash.minimumRingSize", 1, uint.MaxValue) : null;
-                }
-                else if (Get(h, "minimumRingSize") is { } mrs2)
-                {
-                    ring = UIntValue(mrs2, "consistentHash.minimumRingSize", 1, uint.MaxValue);
-                }
-
-                hash = new ConsistentHash
-                {
-                    HttpHeaderName = OptionalString(h, "httpHeaderName"),
-                    HttpCookie = cookie,
-                    UseSourceIp = OptionalBool(h, "useSourceIp") ?? false,
-                    HttpQueryParameterName = OptionalString(h, "httpQueryParameterName"),
-                    MinimumRingSize = ring,
-                };
-                if (hash.HttpHeaderName is null && cookie is null && !hash.UseSourceIp && hash.HttpQueryParameterName is null)
-                {
-                    throw Error(h, $"'{path}.loadBalancer.consistentHash' needs one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName");
-                }
-            }
-
-            lb = new LoadBalancerSettings(simple, hash);
+            ports.Add(ReadSections(pm, $"{path}.portLevelSettings[{number}]", new PortTrafficPolicy(number)));
         }
 
-        ConnectionPoolSettings? pool = null;
-        if (Get(tp, "connectionPool") is { } cpNode && !IsNull(cpNode))
-        {
-            var cp = AsMap(cpNode, path + ".connectionPool");
-            var tcp = Get(cp, "tcp") is { } tn ? AsMap(tn, "connectionPool.tcp") : null;
-            var http = Get(cp, "http") is { } hn ? AsMap(hn, "connectionPool.http") : null;
-            pool = new ConnectionPoolSettings
-            {
-                MaxConnections = tcp is null ? null : OptionalInt(tcp, "maxConnections"),
-                ConnectTimeout = tcp is null ? null : OptionalDuration(tcp, "connectTimeout"),
-                Http1MaxPendingRequests = http is null ? null : OptionalInt(http, "http1MaxPendingRequests"),
-                Http2MaxRequests = http is null ? null : OptionalInt(http, "http2MaxRequests"),
-                MaxRequestsPerConnection = http is null ? null : OptionalInt(http, "maxRequestsPerConnection"),
-                MaxRetries = http is null ? null : OptionalInt(http, "maxRetries"),
-                IdleTimeout = http is null ? null : OptionalDuration(http, "idleTimeout"),
-            };
-        }
+        return ReadSections(tp, path, new TrafficPolicy()) with { PortLevelSettings = ports };
+    }
 
-        OutlierDetection? od = null;
-        if (Get(tp, "outlierDetection") is { } odNode && !IsNull(odNode))
-        {
-            var o = AsMap(odNode, path + ".outlierDetection");
-            od = new OutlierDetection
-            {
-                Consecutive5xxErrors = OptionalInt(o, "consecutive5xxErrors"),
-                ConsecutiveGatewayErrors = OptionalInt(o, "consecutiveGatewayErrors"),
-                Interval = OptionalDuration(o, "interval"),
-                BaseEjectionTime = OptionalDuration(o, "baseEjectionTime"),
-                MaxEjectionPercent = OptionalInt(o, "maxEjectionPercent"),
-            };
-        }
-
+    /// <summary>Reads loadBalancer, connectionPool, outlierDetection and tls into <paramref name="target"/>.</summary>
+    private static T ReadSections<T>(YamlMappingNode tp, string path, T target)
+        where T : PolicySections
+    {
         string? tlsMode = null;
         if (Get(tp, "tls") is { } tlsNode && !IsNull(tlsNode))
         {
             tlsMode = Enum(AsMap(tlsNode, path + ".tls"), "mode", ["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]);
         }
 
-        return new TrafficPolicy { LoadBalancer = lb, ConnectionPool = pool, OutlierDetection = od, TlsMode = tlsMode };
+        return target with
+        {
+            LoadBalancer = ParseLoadBalancer(tp, path),
+            ConnectionPool = ParseConnectionPool(tp, path),
+            OutlierDetection = ParseOutlierDetection(tp, path),
+            TlsMode = tlsMode,
+        };
+    }
+
+    private static LoadBalancerSettings? ParseLoadBalancer(YamlMappingNode tp, string path)
+    {
+        if (Get(tp, "loadBalancer") is not { } lbNode || IsNull(lbNode))
+        {
+            return null;
+        }
+
+        var lbPath = path + ".loadBalancer";
+        var lbMap = AsMap(lbNode, lbPath);
+        var simpleNode = Get(lbMap, "simple");
+        var hashNode = Get(lbMap, "consistentHash");
+        if (simpleNode is not null && hashNode is not null)
+        {
+            throw Error(lbMap, $"'{lbPath}' sets both 'simple' and 'consistentHash'");
+        }
+
+        var simple = SimpleLb.Unspecified;
+        if (simpleNode is not null)
+        {
+            var text = ScalarValue(simpleNode, lbPath + ".simple");
+            simple = text switch
+            {
+                "UNSPECIFIED" => SimpleLb.Unspecified,
+                "ROUND_ROBIN" => SimpleLb.RoundRobin,
+                "LEAST_REQUEST" or "LEAST_CONN" => SimpleLb.LeastRequest,
+                "RANDOM" => SimpleLb.Random,
+                "PASSTHROUGH" => throw Error(simpleNode, $"load balancer 'PASSTHROUGH' in '{lbPath}.simple' is not supported by proxyless clients (use ROUND_ROBIN, LEAST_REQUEST or RANDOM)"),
+                _ => throw Error(simpleNode, $"unknown load balancer '{text}' in '{lbPath}.simple' (expected ROUND_ROBIN, LEAST_REQUEST, RANDOM or PASSTHROUGH)"),
+            };
+        }
+
+        ConsistentHash? hash = null;
+        if (hashNode is not null)
+        {
+            hash = ParseConsistentHash(AsMap(hashNode, lbPath + ".consistentHash"), lbPath + ".consistentHash");
+        }
+
+        LocalityLbSetting? locality = null;
+        if (Get(lbMap, "localityLbSetting") is { } ll && !IsNull(ll))
+        {
+            var lm = AsMap(ll, lbPath + ".localityLbSetting");
+            var distribute = Sequence(lm, "distribute", lbPath + ".localityLbSetting").ToList();
+            var failover = Sequence(lm, "failover", lbPath + ".localityLbSetting").ToList();
+            if (distribute.Count > 0 && failover.Count > 0)
+            {
+                throw Error(lm, $"'{lbPath}.localityLbSetting' cannot set both 'distribute' and 'failover'");
+            }
+
+            foreach (var f in failover)
+            {
+                var fm = AsMap(f, lbPath + ".localityLbSetting.failover[]");
+                var from = RequiredString(fm, "from", lbPath + ".localityLbSetting.failover[]");
+                var to = RequiredString(fm, "to", lbPath + ".localityLbSetting.failover[]");
+                if (from == to)
+                {
+                    throw Error(fm, $"'{lbPath}.localityLbSetting.failover[]' fails over from '{from}' to itself");
+                }
+            }
+
+            foreach (var d in distribute)
+            {
+                var dm = AsMap(d, lbPath + ".localityLbSetting.distribute[]");
+                RequiredString(dm, "from", lbPath + ".localityLbSetting.distribute[]");
+                long sum = 0;
+                if (Get(dm, "to") is { } toNode && !IsNull(toNode))
+                {
+                    foreach (var (_, w) in AsMap(toNode, lbPath + ".localityLbSetting.distribute[].to").Children)
+                    {
+                        sum += UIntValue(w, lbPath + ".localityLbSetting.distribute[].to", 0, 100);
+                    }
+                }
+
+                if (sum != 100)
+                {
+                    throw Error(dm, $"'{lbPath}.localityLbSetting.distribute[].to' weights sum to {sum}, they must sum to 100");
+                }
+            }
+
+            locality = new LocalityLbSetting(OptionalBool(lm, "enabled"), distribute.Count, failover.Count,
+                StringList(lm, "failoverPriority", lbPath + ".localityLbSetting"));
+            Note(lm, $"'{lbPath}.localityLbSetting' is parsed but not applied (endpoints keep priority 0)");
+        }
+
+        var warmup = OptionalDuration(lbMap, "warmupDurationSecs");
+        if (warmup is not null)
+        {
+            Note(lbMap, $"'{lbPath}.warmupDurationSecs' is parsed but not applied (no slow start)");
+        }
+
+        return new LoadBalancerSettings(simple, hash) { LocalityLbSetting = locality, WarmupDuration = warmup };
+    }
+
+    private static ConsistentHash ParseConsistentHash(YamlMappingNode h, string path)
+    {
+        if (Get(h, "maglev") is { } mg)
+        {
+            throw Error(mg, $"'{path}.maglev' is not supported: proxyless clients implement only ring hash (use 'ringHash')");
+        }
+
+        var keys = new[] { "httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName" }.Where(k => Get(h, k) is { } n && !IsNull(n)).ToList();
+        if (keys.Count == 0)
+        {
+            throw Error(h, $"'{path}' needs one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName");
+        }
+
+        if (keys.Count > 1)
+        {
+            throw Error(h, $"'{path}' sets {string.Join(" and ", keys)}; set exactly one hash key");
+        }
+
+        HttpCookie? cookie = null;
+        if (Get(h, "httpCookie") is { } c && !IsNull(c))
+        {
+            var cm = AsMap(c, path + ".httpCookie");
+            cookie = new HttpCookie(RequiredString(cm, "name", path + ".httpCookie"), OptionalString(cm, "path"), OptionalDuration(cm, "ttl"));
+        }
+
+        var useSourceIp = OptionalBool(h, "useSourceIp") ?? false;
+        if (keys[0] == "useSourceIp" && !useSourceIp)
+        {
+            throw Error(Get(h, "useSourceIp")!, $"'{path}.useSourceIp' is false and no other hash key is set");
+        }
+
+        ulong ring = 0;
+        var explicitRing = false;
+        if (Get(h, "ringHash") is { } rh && !IsNull(rh))
+        {
+            explicitRing = true;
+            ring = Get(AsMap(rh, path + ".ringHash"), "minimumRingSize") is { } mrs ? UIntValue(mrs, path + ".ringHash.minimumRingSize", 0, uint.MaxValue) : 0;
+            if (Get(h, "minimumRingSize") is { } both)
+            {
+                throw Error(both, $"'{path}' sets both 'ringHash' and the deprecated 'minimumRingSize'");
+            }
+        }
+        else if (Get(h, "minimumRingSize") is { } mrs2)
+        {
+            ring = UIntValue(mrs2, path + ".minimumRingSize", 0, uint.MaxValue);
+        }
+
+        return new ConsistentHash
+        {
+            HttpHeaderName = OptionalString(h, "httpHeaderName"),
+            HttpCookie = cookie,
+            UseSourceIp = useSourceIp,
+            HttpQueryParameterName = OptionalString(h, "httpQueryParameterName"),
+            MinimumRingSize = ring,
+            ExplicitRingHash = explicitRing,
+        };
+    }
+
+    private static ConnectionPoolSettings? ParseConnectionPool(YamlMappingNode tp, string path)
+    {
+        if (Get(tp, "connectionPool") is not { } cpNode || IsNull(cpNode))
+        {
+            return null;
+        }
+
+        var cpPath = path + ".connectionPool";
+        var cp = AsMap(cpNode, cpPath);
+        var tcp = Get(cp, "tcp") is { } tn && !IsNull(tn) ? AsMap(tn, cpPath + ".tcp") : null;
+        var http = Get(cp, "http") is { } hn && !IsNull(hn) ? AsMap(hn, cpPath + ".http") : null;
+        string? h2 = null;
+        if (http is not null)
+        {
+            h2 = Enum(http, "h2UpgradePolicy", ["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"]);
+            if (h2 is not null)
+            {
+                Note(http, $"'{cpPath}.http.h2UpgradePolicy' is parsed but not applied (the client picks the HTTP version)");
+            }
+
+            if (Get(http, "useClientProtocol") is not null)
+            {
+                Note(http, $"'{cpPath}.http.useClientProtocol' is parsed but not applied");
+            }
+        }
+
+        var keepalive = false;
+        if (tcp is not null && Get(tcp, "tcpKeepalive") is { } ka && !IsNull(ka))
+        {
+            var km = AsMap(ka, cpPath + ".tcp.tcpKeepalive");
+            _ = OptionalInt(km, "probes");
+            _ = OptionalDuration(km, "time");
+            _ = OptionalDuration(km, "interval");
+            keepalive = true;
+            Note(km, $"'{cpPath}.tcp.tcpKeepalive' is parsed but not applied");
+        }
+
+        return new ConnectionPoolSettings
+        {
+            MaxConnections = tcp is null ? null : OptionalInt(tcp, "maxConnections"),
+            ConnectTimeout = tcp is null ? null : OptionalDuration(tcp, "connectTimeout"),
+            MaxConnectionDuration = tcp is null ? null : OptionalDuration(tcp, "maxConnectionDuration"),
+            TcpIdleTimeout = tcp is null ? null : OptionalDuration(tcp, "idleTimeout"),
+            HasTcpKeepalive = keepalive,
+            Http1MaxPendingRequests = http is null ? null : OptionalInt(http, "http1MaxPendingRequests"),
+            Http2MaxRequests = http is null ? null : OptionalInt(http, "http2MaxRequests"),
+            MaxRequestsPerConnection = http is null ? null : OptionalInt(http, "maxRequestsPerConnection"),
+            MaxRetries = http is null ? null : OptionalInt(http, "maxRetries"),
+            IdleTimeout = http is null ? null : OptionalDuration(http, "idleTimeout"),
+            H2UpgradePolicy = h2,
+        };
+    }
+
+    private static OutlierDetection? ParseOutlierDetection(YamlMappingNode tp, string path)
+    {
+        if (Get(tp, "outlierDetection") is not { } odNode || IsNull(odNode))
+        {
+            return null;
+        }
+
+        var o = AsMap(odNode, path + ".outlierDetection");
+        var maxEjection = Get(o, "maxEjectionPercent") is { } mep && !IsNull(mep) ? (int)UIntValue(mep, path + ".outlierDetection.maxEjectionPercent", 0, 100) : (int?)null;
+        var minHealth = Get(o, "minHealthPercent") is { } mhp && !IsNull(mhp) ? (int)UIntValue(mhp, path + ".outlierDetection.minHealthPercent", 0, 100) : 0;
+        return new OutlierDetection
+        {
+            Consecutive5xxErrors = OptionalInt(o, "consecutive5xxErrors"),
+            ConsecutiveGatewayErrors = OptionalInt(o, "consecutiveGatewayErrors"),
+            ConsecutiveErrors = OptionalInt(o, "consecutiveErrors"),
+            ConsecutiveLocalOriginFailures = OptionalInt(o, "consecutiveLocalOriginFailures"),
+            SplitExternalLocalOriginErrors = OptionalBool(o, "splitExternalLocalOriginErrors") ?? false,
+            Interval = OptionalDuration(o, "interval"),
+            BaseEjectionTime = OptionalDuration(o, "baseEjectionTime"),
+            MaxEjectionPercent = maxEjection,
+            MinHealthPercent = minHealth,
+        };
     }
 
     // ---- VirtualService ----
@@ -355,18 +532,74 @@ internal static class IstioYamlParser
         if (Get(r, "redirect") is { } rn)
         {
             var m = AsMap(rn, P + ".redirect");
+            var portNode = Get(m, "port");
+            var deriveNode = Get(m, "derivePort");
+            if (portNode is not null && deriveNode is not null)
+            {
+                throw Error(m, $"'{P}.redirect' cannot set both 'port' and 'derivePort'");
+            }
+
+            var (kind, port) = (RedirectPortKind.None, 0u);
+            if (portNode is not null)
+            {
+                (kind, port) = (RedirectPortKind.Port, PortValue(portNode, P + ".redirect.port"));
+            }
+            else if (deriveNode is not null)
+            {
+                kind = ScalarValue(deriveNode, P + ".redirect.derivePort") switch
+                {
+                    "FROM_PROTOCOL_DEFAULT" => RedirectPortKind.FromProtocolDefault,
+                    "FROM_REQUEST_PORT" => RedirectPortKind.FromRequestPort,
+                    var other => throw Error(deriveNode, $"unknown value '{other}' for '{P}.redirect.derivePort' (expected FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT)"),
+                };
+            }
+
             redirect = new HttpRedirect(OptionalString(m, "uri"), OptionalString(m, "authority"),
-                Get(m, "redirectCode") is { } rc ? UIntValue(rc, P + ".redirect.redirectCode", 300, 399) : 301);
+                Get(m, "redirectCode") is { } rc ? UIntValue(rc, P + ".redirect.redirectCode", 300, 399) : 301)
+            {
+                Scheme = OptionalString(m, "scheme"),
+                PortKind = kind,
+                Port = port,
+            };
+            if (redirect.RedirectCode is not (301 or 302 or 303 or 307 or 308))
+            {
+                throw Error(Get(m, "redirectCode")!, $"'{P}.redirect.redirectCode' {redirect.RedirectCode} is not supported (expected 301, 302, 303, 307 or 308)");
+            }
         }
 
-        if (destinations.Count == 0 && redirect is null)
+        HttpDirectResponse? direct = null;
+        if (Get(r, "directResponse") is { } drn)
         {
-            throw Error(r, $"'{P}' needs a 'route' with at least one destination (or a 'redirect')");
+            var m = AsMap(drn, P + ".directResponse");
+            var status = UIntValue(Required(m, "status", P + ".directResponse"), P + ".directResponse.status", 200, 599);
+            string? body = null;
+            if (Get(m, "body") is { } bn && !IsNull(bn))
+            {
+                var bm = AsMap(bn, P + ".directResponse.body");
+                if (Get(bm, "bytes") is { } bytesNode)
+                {
+                    throw Error(bytesNode, $"'{P}.directResponse.body.bytes' is not supported (use 'string')");
+                }
+
+                body = Get(bm, "string") is { } sn ? ScalarValue(sn, P + ".directResponse.body.string") : throw Error(bm, $"'{P}.directResponse.body' needs 'string'");
+                if (System.Text.Encoding.UTF8.GetByteCount(body) > MaxDirectResponseBody)
+                {
+                    throw Error(sn, $"'{P}.directResponse.body.string' is larger than {MaxDirectResponseBody} bytes");
+                }
+            }
+
+            direct = new HttpDirectResponse(status, body);
         }
 
-        if (destinations.Count > 0 && redirect is not null)
+        var actions = (destinations.Count > 0 ? 1 : 0) + (redirect is null ? 0 : 1) + (direct is null ? 0 : 1);
+        if (actions == 0)
         {
-            throw Error(r, $"'{P}' cannot set both 'route' and 'redirect'");
+            throw Error(r, $"'{P}' needs a 'route' with at least one destination (or a 'redirect' or 'directResponse')");
+        }
+
+        if (actions > 1)
+        {
+            throw Error(r, $"'{P}' can set only one of 'route', 'redirect' and 'directResponse'");
         }
 
         if (destinations.Count == 1 && weightNodes[0].Weight == 0)
@@ -386,7 +619,22 @@ internal static class IstioYamlParser
         if (Get(r, "retries") is { } retNode)
         {
             var m = AsMap(retNode, P + ".retries");
-            retries = new HttpRetry(OptionalInt(m, "attempts") ?? 0, OptionalDuration(m, "perTryTimeout"), OptionalString(m, "retryOn"));
+            var retryOn = OptionalString(m, "retryOn");
+            if (retryOn is not null)
+            {
+                ValidateRetryOn(Get(m, "retryOn")!, retryOn);
+            }
+
+            retries = new HttpRetry(OptionalInt(m, "attempts") ?? 0, OptionalDuration(m, "perTryTimeout"), retryOn)
+            {
+                RetryIgnorePreviousHosts = OptionalBool(m, "retryIgnorePreviousHosts"),
+                RetryRemoteLocalities = OptionalBool(m, "retryRemoteLocalities"),
+                Backoff = OptionalDuration(m, "backoff"),
+            };
+            if (retries.RetryRemoteLocalities is true)
+            {
+                Note(m, $"'{P}.retries.retryRemoteLocalities' is parsed but not applied");
+            }
         }
 
         HttpFault? fault = null;
@@ -397,8 +645,24 @@ internal static class IstioYamlParser
             if (Get(f, "delay") is { } dn)
             {
                 var dm = AsMap(dn, "fault.delay");
+                if (Get(dm, "exponentialDelay") is { } ed)
+                {
+                    throw Error(ed, "'fault.delay.exponentialDelay' is not supported (use 'fixedDelay')");
+                }
+
                 var fixedDelay = OptionalDuration(dm, "fixedDelay") ?? throw Error(dm, "'fault.delay.fixedDelay' is required");
-                delay = new FaultDelay(Percentage(dm, "fault.delay"), fixedDelay);
+                double percentage = 100;
+                if (Get(dm, "percentage") is not null)
+                {
+                    percentage = Percentage(dm, "fault.delay");
+                }
+                else if (Get(dm, "percent") is { } pn)
+                {
+                    // The deprecated integer form.
+                    percentage = UIntValue(pn, "fault.delay.percent", 0, 100);
+                }
+
+                delay = new FaultDelay(percentage, fixedDelay);
             }
 
             FaultAbort? abort = null;
@@ -427,11 +691,37 @@ internal static class IstioYamlParser
         if (Get(r, "rewrite") is { } rwNode)
         {
             var m = AsMap(rwNode, P + ".rewrite");
-            rewrite = new HttpRewrite(OptionalString(m, "uri"), OptionalString(m, "authority"));
+            RegexRewrite? regexRewrite = null;
+            if (Get(m, "uriRegexRewrite") is { } rr && !IsNull(rr))
+            {
+                var rm = AsMap(rr, P + ".rewrite.uriRegexRewrite");
+                var pattern = RequiredString(rm, "match", P + ".rewrite.uriRegexRewrite");
+                CheckRegex(Get(rm, "match")!, pattern, P + ".rewrite.uriRegexRewrite.match");
+                regexRewrite = new RegexRewrite(pattern, Get(rm, "rewrite") is { } rw ? ScalarValue(rw, P + ".rewrite.uriRegexRewrite.rewrite") : string.Empty);
+                if (Get(m, "uri") is not null)
+                {
+                    throw Error(rr, $"'{P}.rewrite' cannot set both 'uri' and 'uriRegexRewrite'");
+                }
+            }
+
+            rewrite = new HttpRewrite(OptionalString(m, "uri"), OptionalString(m, "authority")) { UriRegexRewrite = regexRewrite };
         }
 
         Destination? mirror = Get(r, "mirror") is { } mn ? ParseDestination(AsMap(mn, P + ".mirror"), P + ".mirror") : null;
         double? mirrorPct = Get(r, "mirrorPercentage") is { } mp ? Percentage(AsMap(mp, P + ".mirrorPercentage"), P + ".mirrorPercentage", own: true) : null;
+        var mirrors = new List<HttpMirror>();
+        foreach (var node in Sequence(r, "mirrors", P))
+        {
+            var mm = AsMap(node, P + ".mirrors[]");
+            var destination = ParseDestination(AsMap(Required(mm, "destination", P + ".mirrors[]"), P + ".mirrors[].destination"), P + ".mirrors[].destination");
+            double? pct = Get(mm, "percentage") is { } pn && !IsNull(pn) ? Percentage(AsMap(pn, P + ".mirrors[].percentage"), P + ".mirrors[]", own: true) : null;
+            mirrors.Add(new HttpMirror(destination, pct));
+        }
+
+        if (mirror is not null && mirrors.Count > 0)
+        {
+            throw Error(Get(r, "mirrors")!, $"'{P}' cannot set both 'mirror' and 'mirrors'");
+        }
 
         return new HttpRoute
         {
@@ -442,10 +732,12 @@ internal static class IstioYamlParser
             Retries = retries,
             Fault = fault,
             Redirect = redirect,
+            DirectResponse = direct,
             Rewrite = rewrite,
             Headers = ParseHeaders(r, P + ".headers"),
             Mirror = mirror,
             MirrorPercentage = mirrorPct,
+            Mirrors = mirrors,
             Source = new SourceLocation(string.Empty, (int)r.Start.Line),
         };
     }
@@ -541,8 +833,12 @@ internal static class IstioYamlParser
             Headers = MatchMap(m, "headers", P),
             QueryParams = MatchMap(m, "queryParams", P),
             WithoutHeaders = MatchMap(m, "withoutHeaders", P),
+            Scheme = OptionalStringMatch(m, "scheme", P),
             IgnoreUriCase = OptionalBool(m, "ignoreUriCase") ?? false,
             Port = Get(m, "port") is { } pn ? PortValue(pn, P + ".port") : null,
+            SourceLabels = StringMap(m, "sourceLabels", P),
+            SourceNamespace = OptionalString(m, "sourceNamespace"),
+            Gateways = StringList(m, "gateways", P),
         };
     }
 
@@ -585,18 +881,57 @@ internal static class IstioYamlParser
         var value = ScalarValue(v, $"{path}.{k}");
         if (kind == StringMatchKind.Regex)
         {
-            try
-            {
-                _ = new Regex(value, RegexOptions.None, TimeSpan.FromSeconds(1));
-            }
-            catch (ArgumentException ex)
-            {
-                throw Error(v, $"invalid regex in '{path}': {ex.Message}");
-            }
+            CheckRegex(v, value, path);
         }
 
         return new StringMatch(kind, value);
     }
+
+    private static void CheckRegex(YamlNode node, string value, string path)
+    {
+        try
+        {
+            _ = new Regex(value, RegexOptions.None, TimeSpan.FromSeconds(1));
+        }
+        catch (ArgumentException ex)
+        {
+            throw Error(node, $"invalid regex in '{path}': {ex.Message}");
+        }
+    }
+
+    // Istio's accepted retryOn policies: Envoy's HTTP and gRPC conditions; HTTP status codes are also allowed.
+    private static readonly HashSet<string> RetryOnPolicies = new(StringComparer.Ordinal)
+    {
+        "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited", "retriable-4xx", "refused-stream",
+        "retriable-status-codes", "retriable-headers", "http3-post-connect-failure",
+        "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
+    };
+
+    private static void ValidateRetryOn(YamlNode node, string retryOn)
+    {
+        foreach (var raw in retryOn.Split(','))
+        {
+            var token = raw.Trim();
+            if (token.Length == 0 || RetryOnPolicies.Contains(token))
+            {
+                continue;
+            }
+
+            if (!int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var code) || code is < 100 or > 599)
+            {
+                throw Error(node, $"unknown retryOn policy '{token}' (expected HTTP status codes or {string.Join(", ", RetryOnPolicies)})");
+            }
+        }
+    }
+
+    /// <summary>Istio's limit on a direct response body (istiod raises Envoy's limit to it).</summary>
+    public const int MaxDirectResponseBody = 1024 * 1024;
+
+    [ThreadStatic]
+    private static List<string>? t_notes;
+
+    /// <summary>Records a field that is read and validated but has no effect on the translation.</summary>
+    private static void Note(YamlNode node, string message) => t_notes?.Add($"line {node.Start.Line}: {message}");
 
     // ---- node helpers ----
 

@@ -38,14 +38,21 @@ internal sealed record XdsResource(string Name, Any Resource, string Hash)
 /// <summary>An immutable set of xDS resources for one configuration + registry state.</summary>
 internal sealed class XdsSnapshot
 {
+    private static readonly IReadOnlyDictionary<string, ScopedRouteConfiguration> NoScopedRoutes = new Dictionary<string, ScopedRouteConfiguration>();
+
     private readonly Dictionary<string, IReadOnlyDictionary<string, XdsResource>> _byType;
+    private readonly IReadOnlyDictionary<string, ScopedRouteConfiguration> _scopedRoutes;
     private readonly string _domain;
 
+    /// <param name="routes">Route configurations that are the same for every client.</param>
+    /// <param name="scopedRoutes">Route configurations that differ per client (source-restricted VirtualService matches).</param>
     public XdsSnapshot(long version, string domain, IReadOnlyDictionary<string, XdsResource> listeners, IReadOnlyDictionary<string, XdsResource> routes,
-        IReadOnlyDictionary<string, XdsResource> clusters, IReadOnlyDictionary<string, XdsResource> endpoints)
+        IReadOnlyDictionary<string, XdsResource> clusters, IReadOnlyDictionary<string, XdsResource> endpoints,
+        IReadOnlyDictionary<string, ScopedRouteConfiguration>? scopedRoutes = null)
     {
         Version = version;
         _domain = domain;
+        _scopedRoutes = scopedRoutes ?? NoScopedRoutes;
         _byType = new(StringComparer.Ordinal)
         {
             [ResourceTypes.Listener] = listeners,
@@ -62,20 +69,51 @@ internal sealed class XdsSnapshot
 
     public string VersionInfo => Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    public IReadOnlyDictionary<string, XdsResource> All(string typeUrl) =>
-        _byType.TryGetValue(typeUrl, out var map) ? map : new Dictionary<string, XdsResource>();
+    /// <summary>The route configurations that differ per client, by name.</summary>
+    public IReadOnlyDictionary<string, ScopedRouteConfiguration> ScopedRoutes => _scopedRoutes;
+
+    /// <summary>Every resource of a type as a client without labels or namespace sees it (<see cref="ClientScope.None"/>).</summary>
+    public IReadOnlyDictionary<string, XdsResource> All(string typeUrl) => All(typeUrl, ClientScope.None);
+
+    /// <summary>Every resource of a type as <paramref name="client"/> sees it.</summary>
+    public IReadOnlyDictionary<string, XdsResource> All(string typeUrl, ClientScope client)
+    {
+        var map = _byType.TryGetValue(typeUrl, out var m) ? m : new Dictionary<string, XdsResource>();
+        if (typeUrl != ResourceTypes.Route || _scopedRoutes.Count == 0)
+        {
+            return map;
+        }
+
+        var merged = new Dictionary<string, XdsResource>(map, StringComparer.Ordinal);
+        foreach (var (name, scoped) in _scopedRoutes)
+        {
+            merged[name] = scoped.Resolve(client);
+        }
+
+        return merged;
+    }
+
+    /// <summary>Finds a resource for a client known only by its namespace.</summary>
+    public XdsResource? Find(string typeUrl, string name, string nodeNamespace) => Find(typeUrl, name, ClientScope.InNamespace(nodeNamespace));
 
     /// <summary>
-    /// Finds a resource by the name a client asked for. Listener names may be aliases
+    /// Finds a resource by the name a client asked for, as that client sees it. Listener names may be aliases
     /// (<c>reviews:9080</c>, <c>reviews.default:9080</c>, ...); the returned listener carries the requested name.
     /// </summary>
-    public XdsResource? Find(string typeUrl, string name, string nodeNamespace)
+    public XdsResource? Find(string typeUrl, string name, ClientScope client)
     {
-        var all = All(typeUrl);
+        if (typeUrl == ResourceTypes.Route && _scopedRoutes.TryGetValue(name, out var scoped))
+        {
+            return scoped.Resolve(client);
+        }
+
+        var all = _byType.TryGetValue(typeUrl, out var m) ? m : new Dictionary<string, XdsResource>();
         if (all.TryGetValue(name, out var exact))
         {
             return exact;
         }
+
+        var nodeNamespace = client.Namespace;
 
         if (typeUrl != ResourceTypes.Listener)
         {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Google.Protobuf.Collections;
 using Envoy.Config.Cluster.V3;
 using Envoy.Config.Core.V3;
 using Envoy.Config.Endpoint.V3;
@@ -17,8 +18,9 @@ using CommonFaultDelay = Envoy.Extensions.Filters.Common.Fault.V3.FaultDelay;
 using EnvoyCluster = Envoy.Config.Cluster.V3.Cluster;
 using EnvoyOutlier = Envoy.Config.Cluster.V3.OutlierDetection;
 using EnvoyRoute = Envoy.Config.Route.V3.Route;
+using HttpProtocolOptions = Envoy.Config.Core.V3.HttpProtocolOptions;
+using UpstreamHttpProtocolOptions = Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions;
 using IstioDestinationRule = Mesh.ControlPlane.Config.DestinationRule;
-using IstioTrafficPolicy = Mesh.ControlPlane.Config.TrafficPolicy;
 
 namespace Mesh.ControlPlane.Translation;
 
@@ -41,6 +43,7 @@ internal sealed class XdsTranslator(string domain)
     {
         var listeners = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         var routes = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
+        var scopedRoutes = new Dictionary<string, ScopedRouteConfiguration>(StringComparer.Ordinal);
         var clusters = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         var endpoints = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
 
@@ -60,11 +63,20 @@ internal sealed class XdsTranslator(string domain)
             {
                 var listener = BuildListener(service.Hostname, port.Number);
                 listeners[listener.Name] = XdsResource.Create(listener.Name, listener);
-                var route = BuildRoute(service, port.Number, virtualServices, registry, rules);
-                routes[route.Name] = XdsResource.Create(route.Name, route);
-
-                foreach (var (subset, policy) in Subsets(rule))
+                var (skeleton, scoped) = BuildRoute(service, port.Number, virtualServices, registry, rules);
+                if (scoped.Any(r => r.Source is not null))
                 {
+                    scopedRoutes[skeleton.Name] = new ScopedRouteConfiguration(skeleton, scoped);
+                }
+                else
+                {
+                    skeleton.VirtualHosts[0].Routes.AddRange(scoped.Select(r => r.Route));
+                    routes[skeleton.Name] = XdsResource.Create(skeleton.Name, skeleton);
+                }
+
+                foreach (var subset in Subsets(rule))
+                {
+                    var policy = TrafficPolicies.Resolve(rule, subset, port.Number);
                     var cluster = BuildCluster(ClusterName(port.Number, subset?.Name, service.Hostname), policy);
                     clusters[cluster.Name] = XdsResource.Create(cluster.Name, cluster);
                     var cla = BuildLoadAssignment(cluster.Name, service, port.Number, subset?.Labels);
@@ -73,38 +85,16 @@ internal sealed class XdsTranslator(string domain)
             }
         }
 
-        return new XdsSnapshot(version, Domain, listeners, routes, clusters, endpoints);
+        return new XdsSnapshot(version, Domain, listeners, routes, clusters, endpoints, scopedRoutes);
     }
 
-    private static IEnumerable<(Subset? Subset, IstioTrafficPolicy? Policy)> Subsets(IstioDestinationRule? rule)
+    private static IEnumerable<Subset?> Subsets(IstioDestinationRule? rule)
     {
-        yield return (null, rule?.TrafficPolicy);
-        if (rule is null)
+        yield return null;
+        foreach (var subset in rule?.Subsets ?? [])
         {
-            yield break;
+            yield return subset;
         }
-
-        foreach (var subset in rule.Subsets)
-        {
-            yield return (subset, Merge(rule.TrafficPolicy, subset.TrafficPolicy));
-        }
-    }
-
-    /// <summary>A subset's policy overrides the rule's, section by section (as Istio merges them).</summary>
-    private static IstioTrafficPolicy? Merge(IstioTrafficPolicy? parent, IstioTrafficPolicy? child)
-    {
-        if (parent is null || child is null)
-        {
-            return child ?? parent;
-        }
-
-        return new IstioTrafficPolicy
-        {
-            LoadBalancer = child.LoadBalancer ?? parent.LoadBalancer,
-            ConnectionPool = child.ConnectionPool ?? parent.ConnectionPool,
-            OutlierDetection = child.OutlierDetection ?? parent.OutlierDetection,
-            TlsMode = child.TlsMode ?? parent.TlsMode,
-        };
     }
 
     // ---- LDS ----
@@ -130,8 +120,19 @@ internal sealed class XdsTranslator(string domain)
 
     // ---- RDS ----
 
-    private RouteConfiguration BuildRoute(MeshService service, uint port, List<Config.VirtualService> virtualServices, RegistrySnapshot registry,
-        Dictionary<string, IstioDestinationRule> rules)
+    /// <summary>istiod's default retry policy (mesh <c>defaultHttpRetryPolicy</c> unset, 503 excluded as since Istio 1.24).</summary>
+    internal const string DefaultRetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+
+    /// <summary>The type URL of Envoy's <c>previous_hosts</c> retry host predicate config (an empty message).</summary>
+    internal const string PreviousHostsTypeUrl = XdsTypeUrls.Prefix + "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+
+    internal const string PreviousHostsName = "envoy.retry_host_predicates.previous_hosts";
+
+    /// <summary>The body size limit istiod sets on route configurations (1 MiB, also its validation limit).</summary>
+    internal const uint MaxDirectResponseBodyBytes = IstioYamlParser.MaxDirectResponseBody;
+
+    private (RouteConfiguration Skeleton, List<ScopedRoute> Routes) BuildRoute(MeshService service, uint port, List<Config.VirtualService> virtualServices,
+        RegistrySnapshot registry, Dictionary<string, IstioDestinationRule> rules)
     {
         var vhost = new VirtualHost { Name = ListenerName(service.Hostname, port) };
         foreach (var form in HostNames.ShortForms(service.Hostname, Domain))
@@ -140,11 +141,13 @@ internal sealed class XdsTranslator(string domain)
             vhost.Domains.Add($"{form}:{port}");
         }
 
+        var routes = new List<ScopedRoute>();
         foreach (var vs in virtualServices)
         {
             foreach (var http in vs.Http)
             {
-                var applicable = http.Match.Where(m => m.Port is null || m.Port == port).ToList();
+                // A match names a port, or sidecars ("mesh") are not among its gateways: not for this route table.
+                var applicable = http.Match.Where(m => (m.Port is null || m.Port == port) && (m.Gateways.Count == 0 || m.Gateways.Contains("mesh"))).ToList();
                 if (http.Match.Count > 0 && applicable.Count == 0)
                 {
                     continue;
@@ -152,134 +155,163 @@ internal sealed class XdsTranslator(string domain)
 
                 if (applicable.Count == 0)
                 {
-                    vhost.Routes.Add(BuildRoute(http, null, vs, service, port, registry, rules));
+                    routes.Add(new ScopedRoute(BuildRoute(http, null, vs, service, port, registry, rules), null));
                 }
                 else
                 {
                     foreach (var match in applicable)
                     {
-                        vhost.Routes.Add(BuildRoute(http, match, vs, service, port, registry, rules));
+                        routes.Add(new ScopedRoute(BuildRoute(http, match, vs, service, port, registry, rules), SourcePredicate.For(match)));
                     }
                 }
             }
         }
 
-        // Traffic no VirtualService route matched goes to the service itself.
-        vhost.Routes.Add(new EnvoyRoute
+        // Traffic no VirtualService route matched goes to the service itself, with istiod's default route settings.
+        var defaultAction = new RouteAction
         {
-            Name = "default",
-            Match = new RouteMatch { Prefix = "/" },
-            Route_ = new RouteAction { Cluster = ClusterName(port, null, service.Hostname) },
-        });
+            Cluster = ClusterName(port, null, service.Hostname),
+            RetryPolicy = DefaultRetryPolicy(consistentHash: false),
+        };
+        SetTimeout(defaultAction, null);
+        if (rules.TryGetValue(service.Hostname, out var rule) && ServiceHash(rule, port) is { } serviceHash)
+        {
+            defaultAction.HashPolicy.Add(BuildHashPolicy(serviceHash));
+        }
 
-        var config = new RouteConfiguration { Name = RouteName(port, service.Hostname) };
+        routes.Add(new ScopedRoute(new EnvoyRoute { Name = "default", Match = new RouteMatch { Prefix = "/" }, Route_ = defaultAction }, null));
+
+        var config = new RouteConfiguration { Name = RouteName(port, service.Hostname), MaxDirectResponseBodySizeBytes = MaxDirectResponseBodyBytes };
         config.VirtualHosts.Add(vhost);
-        return config;
+        return (config, routes);
+    }
+
+    /// <summary>istiod's <c>hashForService</c>: the rule's consistent hash, overridden by the port-level one.</summary>
+    private static ConsistentHash? ServiceHash(IstioDestinationRule rule, uint port) =>
+        rule.TrafficPolicy?.PortLevelSettings.FirstOrDefault(p => p.Port == port)?.LoadBalancer?.ConsistentHash
+        ?? rule.TrafficPolicy?.LoadBalancer?.ConsistentHash;
+
+    private static void SetTimeout(RouteAction action, TimeSpan? timeout)
+    {
+        // istiod writes 0 (no timeout) when the VirtualService sets none, and mirrors it into
+        // max_stream_duration for proxyless clients.
+        var value = Duration.FromTimeSpan(timeout ?? TimeSpan.Zero);
+        action.Timeout = value;
+        action.MaxStreamDuration = new RouteAction.Types.MaxStreamDuration { MaxStreamDuration_ = value.Clone() };
+    }
+
+    private static RetryPolicy DefaultRetryPolicy(bool consistentHash)
+    {
+        var policy = new RetryPolicy { NumRetries = 2, RetryOn = DefaultRetryOn, HostSelectionRetryMaxAttempts = 5 };
+        if (!consistentHash)
+        {
+            // With consistent hashing a retry stays on the hashed host.
+            policy.RetryHostPredicate.Add(PreviousHosts());
+        }
+
+        return policy;
+    }
+
+    private static RetryPolicy.Types.RetryHostPredicate PreviousHosts() =>
+        new() { Name = PreviousHostsName, TypedConfig = new Any { TypeUrl = PreviousHostsTypeUrl } };
+
+    /// <summary>istiod's <c>ConvertPolicy</c>: null means no retries.</summary>
+    private static RetryPolicy? ConvertRetries(HttpRetry? retries, bool consistentHash)
+    {
+        var policy = DefaultRetryPolicy(consistentHash);
+        if (retries is null)
+        {
+            return policy;
+        }
+
+        if (retries.Attempts <= 0)
+        {
+            return null;
+        }
+
+        policy.NumRetries = (uint)retries.Attempts;
+        if (!string.IsNullOrEmpty(retries.RetryOn))
+        {
+            // HTTP status codes in retryOn become retriable_status_codes.
+            var conditions = new List<string>();
+            foreach (var raw in retries.RetryOn.Split(','))
+            {
+                var part = raw.Trim();
+                if (part.Length == 0)
+                {
+                    continue;
+                }
+
+                if (uint.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var code) && code is >= 100 and <= 599)
+                {
+                    policy.RetriableStatusCodes.Add(code);
+                }
+                else
+                {
+                    conditions.Add(part);
+                }
+            }
+
+            policy.RetryOn = string.Join(",", conditions);
+            if (policy.RetriableStatusCodes.Count > 0 && !policy.RetryOn.Contains("retriable-status-codes", StringComparison.Ordinal))
+            {
+                policy.RetryOn += policy.RetryOn.Length == 0 ? "retriable-status-codes" : ",retriable-status-codes";
+            }
+        }
+
+        if (retries.PerTryTimeout is { } perTry)
+        {
+            policy.PerTryTimeout = Duration.FromTimeSpan(perTry);
+        }
+
+        if (retries.RetryIgnorePreviousHosts is { } ignorePrevious)
+        {
+            policy.RetryHostPredicate.Clear();
+            if (ignorePrevious)
+            {
+                policy.RetryHostPredicate.Add(PreviousHosts());
+            }
+        }
+
+        if (retries.Backoff is { } backoff)
+        {
+            policy.RetryBackOff = new RetryPolicy.Types.RetryBackOff { BaseInterval = Duration.FromTimeSpan(backoff) };
+        }
+
+        return policy;
     }
 
     private EnvoyRoute BuildRoute(HttpRoute http, HttpMatchRequest? match, Config.VirtualService vs, MeshService service, uint port, RegistrySnapshot registry,
         Dictionary<string, IstioDestinationRule> rules)
     {
-        var route = new EnvoyRoute { Name = http.Name ?? match?.Name ?? string.Empty, Match = BuildMatch(match) };
+        var name = http.Name ?? string.Empty;
+        if (!string.IsNullOrEmpty(match?.Name))
+        {
+            name = $"{name}.{match.Name}";
+        }
+
+        var route = new EnvoyRoute { Name = name, Match = BuildMatch(match) };
+        var authority = string.Empty;
+        if (http.Headers is { } headers)
+        {
+            authority = AddHeaderOperations(headers, route.RequestHeadersToAdd, route.RequestHeadersToRemove, route.ResponseHeadersToAdd, route.ResponseHeadersToRemove);
+        }
 
         if (http.Redirect is { } redirect)
         {
-            var action = new RedirectAction
+            route.Redirect = BuildRedirect(redirect, port);
+        }
+        else if (http.DirectResponse is { } direct)
+        {
+            route.DirectResponse = new DirectResponseAction { Status = direct.Status };
+            if (direct.Body is not null)
             {
-                ResponseCode = redirect.RedirectCode switch
-                {
-                    302 => RedirectAction.Types.RedirectResponseCode.Found,
-                    303 => RedirectAction.Types.RedirectResponseCode.SeeOther,
-                    307 => RedirectAction.Types.RedirectResponseCode.TemporaryRedirect,
-                    308 => RedirectAction.Types.RedirectResponseCode.PermanentRedirect,
-                    _ => RedirectAction.Types.RedirectResponseCode.MovedPermanently,
-                },
-            };
-            if (redirect.Uri is not null)
-            {
-                action.PathRedirect = redirect.Uri;
+                route.DirectResponse.Body = new DataSource { InlineString = direct.Body };
             }
-
-            if (redirect.Authority is not null)
-            {
-                action.HostRedirect = redirect.Authority;
-            }
-
-            route.Redirect = action;
         }
         else
         {
-            var action = new RouteAction();
-            var targets = http.Route.Select(d => (Cluster: DestinationCluster(d.Destination, vs, service, port, registry), d.Weight)).ToList();
-            if (targets.Count == 1)
-            {
-                action.Cluster = targets[0].Cluster;
-            }
-            else
-            {
-                var weighted = new WeightedCluster();
-                foreach (var (cluster, weight) in targets)
-                {
-                    weighted.Clusters.Add(new WeightedCluster.Types.ClusterWeight { Name = cluster, Weight = weight });
-                }
-
-                action.WeightedClusters = weighted;
-            }
-
-            if (http.Timeout is { } timeout)
-            {
-                action.Timeout = Duration.FromTimeSpan(timeout);
-                action.MaxStreamDuration = new RouteAction.Types.MaxStreamDuration { MaxStreamDuration_ = Duration.FromTimeSpan(timeout) };
-            }
-
-            if (http.Retries is { Attempts: > 0 } retries)
-            {
-                var policy = new RetryPolicy
-                {
-                    RetryOn = retries.RetryOn ?? "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
-                    NumRetries = (uint)retries.Attempts,
-                };
-                if (retries.PerTryTimeout is { } perTry)
-                {
-                    policy.PerTryTimeout = Duration.FromTimeSpan(perTry);
-                }
-
-                action.RetryPolicy = policy;
-            }
-
-            if (http.Rewrite is { } rewrite)
-            {
-                if (rewrite.Uri is not null)
-                {
-                    action.PrefixRewrite = rewrite.Uri;
-                }
-
-                if (rewrite.Authority is not null)
-                {
-                    action.HostRewriteLiteral = rewrite.Authority;
-                }
-            }
-
-            if (http.Mirror is { } mirror)
-            {
-                action.RequestMirrorPolicies.Add(new RouteAction.Types.RequestMirrorPolicy
-                {
-                    Cluster = DestinationCluster(mirror, vs, service, port, registry),
-                    RuntimeFraction = new RuntimeFractionalPercent { DefaultValue = Fraction(http.MirrorPercentage ?? 100) },
-                });
-            }
-
-            var first = http.Route[0].Destination;
-            if (rules.TryGetValue(HostNames.ToFqdn(first.Host, vs.Namespace, Domain), out var rule))
-            {
-                var policy = first.Subset is null ? rule.TrafficPolicy : Merge(rule.TrafficPolicy, rule.Subsets.FirstOrDefault(s => s.Name == first.Subset)?.TrafficPolicy);
-                if (policy?.LoadBalancer?.ConsistentHash is { } hash)
-                {
-                    action.HashPolicy.Add(BuildHashPolicy(hash));
-                }
-            }
-
-            route.Route_ = action;
+            route.Route_ = BuildRouteAction(http, route, authority, vs, service, port, registry, rules);
         }
 
         if (http.Fault is { } fault)
@@ -308,43 +340,213 @@ internal sealed class XdsTranslator(string domain)
             route.TypedPerFilterConfig[HttpFilterNames.Fault] = Any.Pack(httpFault);
         }
 
-        if (http.Headers is { } headers)
-        {
-            AddHeaderOperations(headers.Request, route.RequestHeadersToAdd, route.RequestHeadersToRemove);
-            AddHeaderOperations(headers.Response, route.ResponseHeadersToAdd, route.ResponseHeadersToRemove);
-        }
-
         return route;
     }
 
-    private static void AddHeaderOperations(HeaderOperations? ops, Google.Protobuf.Collections.RepeatedField<HeaderValueOption> add,
-        Google.Protobuf.Collections.RepeatedField<string> remove)
+    private RouteAction BuildRouteAction(HttpRoute http, EnvoyRoute route, string authority, Config.VirtualService vs, MeshService service, uint port,
+        RegistrySnapshot registry, Dictionary<string, IstioDestinationRule> rules)
     {
-        if (ops is null)
-        {
-            return;
-        }
+        var action = new RouteAction();
+        SetTimeout(action, http.Timeout);
 
-        foreach (var (key, value) in ops.Set)
+        if (http.Rewrite is { } rewrite)
         {
-            add.Add(new HeaderValueOption
+            if (rewrite.UriRegexRewrite is { } regex)
             {
-                Header = new HeaderValue { Key = key, Value = value },
-                AppendAction = HeaderValueOption.Types.HeaderAppendAction.OverwriteIfExistsOrAdd,
-            });
-        }
-
-        foreach (var (key, value) in ops.Add)
-        {
-            add.Add(new HeaderValueOption
+                action.RegexRewrite = new RegexMatchAndSubstitute { Pattern = new RegexMatcher { Regex = regex.Match }, Substitution = regex.Rewrite };
+            }
+            else if (!string.IsNullOrEmpty(rewrite.Uri))
             {
-                Header = new HeaderValue { Key = key, Value = value },
-                AppendAction = HeaderValueOption.Types.HeaderAppendAction.AppendIfExistsOrAdd,
-            });
+                action.PrefixRewrite = rewrite.Uri;
+            }
+
+            if (!string.IsNullOrEmpty(rewrite.Authority))
+            {
+                authority = rewrite.Authority;
+            }
         }
 
-        remove.AddRange(ops.Remove);
+        if (authority.Length > 0)
+        {
+            action.HostRewriteLiteral = authority;
+        }
+
+        if (http.Mirror is { } mirror && (http.MirrorPercentage ?? 100) > 0)
+        {
+            action.RequestMirrorPolicies.Add(MirrorPolicy(DestinationCluster(mirror, vs, port, registry), http.MirrorPercentage ?? 100));
+        }
+
+        foreach (var m in http.Mirrors)
+        {
+            if ((m.Percentage ?? 100) > 0)
+            {
+                action.RequestMirrorPolicies.Add(MirrorPolicy(DestinationCluster(m.Destination, vs, port, registry), m.Percentage ?? 100));
+            }
+        }
+
+        var consistentHash = false;
+        if (http.Route.Count == 1)
+        {
+            var destination = http.Route[0];
+            action.Cluster = DestinationCluster(destination.Destination, vs, port, registry);
+            if (destination.Headers is { } headers)
+            {
+                var destinationAuthority = AddHeaderOperations(headers, route.RequestHeadersToAdd, route.RequestHeadersToRemove, route.ResponseHeadersToAdd,
+                    route.ResponseHeadersToRemove);
+                if (destinationAuthority.Length > 0 && action.HostRewriteSpecifierCase == RouteAction.HostRewriteSpecifierOneofCase.None)
+                {
+                    action.HostRewriteLiteral = destinationAuthority;
+                }
+            }
+
+            consistentHash = AddHashPolicy(action, destination.Destination, vs, port, registry, rules);
+        }
+        else
+        {
+            var weighted = new WeightedCluster();
+            foreach (var destination in http.Route)
+            {
+                if (destination.Weight == 0)
+                {
+                    // istiod leaves out zero-weight destinations when there are others.
+                    continue;
+                }
+
+                var clusterWeight = new WeightedCluster.Types.ClusterWeight
+                {
+                    Name = DestinationCluster(destination.Destination, vs, port, registry),
+                    Weight = destination.Weight,
+                };
+                if (destination.Headers is { } headers)
+                {
+                    var destinationAuthority = AddHeaderOperations(headers, clusterWeight.RequestHeadersToAdd, clusterWeight.RequestHeadersToRemove,
+                        clusterWeight.ResponseHeadersToAdd, clusterWeight.ResponseHeadersToRemove);
+                    if (destinationAuthority.Length > 0)
+                    {
+                        clusterWeight.HostRewriteLiteral = destinationAuthority;
+                    }
+                }
+
+                weighted.Clusters.Add(clusterWeight);
+                AddHashPolicy(action, destination.Destination, vs, port, registry, rules);
+            }
+
+            action.WeightedClusters = weighted;
+        }
+
+        if (ConvertRetries(http.Retries, consistentHash) is { } retryPolicy)
+        {
+            action.RetryPolicy = retryPolicy;
+        }
+
+        return action;
     }
+
+    private static RouteAction.Types.RequestMirrorPolicy MirrorPolicy(string cluster, double percentage) => new()
+    {
+        Cluster = cluster,
+        RuntimeFraction = new RuntimeFractionalPercent { DefaultValue = Fraction(percentage) },
+        TraceSampled = false,
+    };
+
+    /// <summary>Adds the destination's consistent hash (if its DestinationRule has one); returns whether it did.</summary>
+    private bool AddHashPolicy(RouteAction action, Destination destination, Config.VirtualService vs, uint listenerPort, RegistrySnapshot registry,
+        Dictionary<string, IstioDestinationRule> rules)
+    {
+        var host = HostNames.ToFqdn(destination.Host, vs.Namespace, Domain);
+        if (!rules.TryGetValue(host, out var rule) || TrafficPolicies.HashFor(rule, destination.Subset, DestinationPort(destination, host, listenerPort, registry)) is not { } hash)
+        {
+            return false;
+        }
+
+        action.HashPolicy.Add(BuildHashPolicy(hash));
+        return true;
+    }
+
+    private static RedirectAction BuildRedirect(HttpRedirect redirect, uint listenerPort)
+    {
+        var action = new RedirectAction
+        {
+            ResponseCode = redirect.RedirectCode switch
+            {
+                302 => RedirectAction.Types.RedirectResponseCode.Found,
+                303 => RedirectAction.Types.RedirectResponseCode.SeeOther,
+                307 => RedirectAction.Types.RedirectResponseCode.TemporaryRedirect,
+                308 => RedirectAction.Types.RedirectResponseCode.PermanentRedirect,
+                _ => RedirectAction.Types.RedirectResponseCode.MovedPermanently,
+            },
+        };
+        if (!string.IsNullOrEmpty(redirect.Uri))
+        {
+            action.PathRedirect = redirect.Uri;
+        }
+
+        if (!string.IsNullOrEmpty(redirect.Authority))
+        {
+            action.HostRedirect = redirect.Authority;
+        }
+
+        if (!string.IsNullOrEmpty(redirect.Scheme))
+        {
+            action.SchemeRedirect = redirect.Scheme;
+        }
+
+        if (redirect.PortKind != RedirectPortKind.None)
+        {
+            // Routes are built per listener port, so "the request's port" is that port (as istiod does).
+            action.PortRedirect = redirect.PortKind switch
+            {
+                RedirectPortKind.Port => redirect.Port,
+                RedirectPortKind.FromRequestPort => listenerPort,
+                _ => 0,
+            };
+            var scheme = string.IsNullOrEmpty(redirect.Scheme) ? "http" : redirect.Scheme;
+            if ((action.PortRedirect == 80 && scheme == "http") || (action.PortRedirect == 443 && scheme == "https"))
+            {
+                action.PortRedirect = 0;
+            }
+        }
+
+        return action;
+    }
+
+    /// <summary>
+    /// istiod's header translation: set → OVERWRITE_IF_EXISTS_OR_ADD, add → APPEND_IF_EXISTS_OR_ADD, each sorted by
+    /// name; pseudo-headers and <c>host</c> are not mutated, an <c>:authority</c>/<c>host</c> value is returned to
+    /// become the host rewrite instead (set wins over add).
+    /// </summary>
+    private static string AddHeaderOperations(Headers headers, RepeatedField<HeaderValueOption> requestAdd, RepeatedField<string> requestRemove,
+        RepeatedField<HeaderValueOption> responseAdd, RepeatedField<string> responseRemove)
+    {
+        var setAuthority = Append(headers.Request?.Set, HeaderValueOption.Types.HeaderAppendAction.OverwriteIfExistsOrAdd, requestAdd);
+        var addAuthority = Append(headers.Request?.Add, HeaderValueOption.Types.HeaderAppendAction.AppendIfExistsOrAdd, requestAdd);
+        requestRemove.AddRange((headers.Request?.Remove ?? []).Where(k => !IsInternalHeader(k)));
+        Append(headers.Response?.Set, HeaderValueOption.Types.HeaderAppendAction.OverwriteIfExistsOrAdd, responseAdd);
+        Append(headers.Response?.Add, HeaderValueOption.Types.HeaderAppendAction.AppendIfExistsOrAdd, responseAdd);
+        responseRemove.AddRange((headers.Response?.Remove ?? []).Where(k => !IsInternalHeader(k)));
+        return setAuthority.Length > 0 ? setAuthority : addAuthority;
+
+        static string Append(IReadOnlyDictionary<string, string>? values, HeaderValueOption.Types.HeaderAppendAction appendAction, RepeatedField<HeaderValueOption> target)
+        {
+            var authority = string.Empty;
+            foreach (var (key, value) in (values ?? Config.Empty.Labels).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                if (key.Equals(":authority", StringComparison.OrdinalIgnoreCase) || key.Equals("host", StringComparison.OrdinalIgnoreCase))
+                {
+                    authority = value;
+                }
+
+                if (!IsInternalHeader(key))
+                {
+                    target.Add(new HeaderValueOption { Header = new HeaderValue { Key = key, Value = value }, AppendAction = appendAction });
+                }
+            }
+
+            return authority;
+        }
+    }
+
+    private static bool IsInternalHeader(string name) => name.StartsWith(':') || name.Equals("host", StringComparison.OrdinalIgnoreCase);
 
     private static RouteAction.Types.HashPolicy BuildHashPolicy(ConsistentHash hash)
     {
@@ -380,12 +582,15 @@ internal sealed class XdsTranslator(string domain)
         Denominator = FractionalPercent.Types.DenominatorType.Million,
     };
 
-    private string DestinationCluster(Destination destination, Config.VirtualService vs, MeshService service, uint listenerPort, RegistrySnapshot registry)
+    private string DestinationCluster(Destination destination, Config.VirtualService vs, uint listenerPort, RegistrySnapshot registry)
     {
         var host = HostNames.ToFqdn(destination.Host, vs.Namespace, Domain);
-        var port = destination.Port ?? (registry.Find(host) is { Ports.Count: 1 } target ? target.Ports[0].Number : listenerPort);
-        return ClusterName(port, destination.Subset, host);
+        return ClusterName(DestinationPort(destination, host, listenerPort, registry), destination.Subset, host);
     }
+
+    /// <summary>The destination's port: as written, else the service's only port, else the listener port (istiod's rule).</summary>
+    private static uint DestinationPort(Destination destination, string host, uint listenerPort, RegistrySnapshot registry) =>
+        destination.Port ?? (registry.Find(host) is { Ports.Count: 1 } target ? target.Ports[0].Number : listenerPort);
 
     private static RouteMatch BuildMatch(HttpMatchRequest? match)
     {
@@ -436,6 +641,11 @@ internal sealed class XdsTranslator(string domain)
             result.Headers.Add(HeaderMatchers.Create(":authority", Matcher(authority)));
         }
 
+        if (match.Scheme is { } scheme)
+        {
+            result.Headers.Add(HeaderMatchers.Create(":scheme", Matcher(scheme)));
+        }
+
         foreach (var (name, value) in match.QueryParams)
         {
             result.QueryParameters.Add(new QueryParameterMatcher { Name = name, StringMatch = Matcher(value) });
@@ -453,7 +663,10 @@ internal sealed class XdsTranslator(string domain)
 
     // ---- CDS ----
 
-    private static EnvoyCluster BuildCluster(string name, IstioTrafficPolicy? policy)
+    /// <summary>istiod's default circuit breaker limit for every threshold (Envoy's own defaults are too low for pod churn).</summary>
+    private const uint UnlimitedThreshold = uint.MaxValue;
+
+    private static EnvoyCluster BuildCluster(string name, EffectivePolicy? policy)
     {
         var cluster = new EnvoyCluster
         {
@@ -468,88 +681,153 @@ internal sealed class XdsTranslator(string domain)
             LbPolicy = EnvoyCluster.Types.LbPolicy.RoundRobin,
         };
 
-        if (policy?.LoadBalancer is { } lb)
-        {
-            if (lb.ConsistentHash is { } hash)
-            {
-                cluster.LbPolicy = EnvoyCluster.Types.LbPolicy.RingHash;
-                cluster.RingHashLbConfig = new EnvoyCluster.Types.RingHashLbConfig();
-                if (hash.MinimumRingSize is { } size)
-                {
-                    cluster.RingHashLbConfig.MinimumRingSize = size;
-                }
-            }
-            else
-            {
-                cluster.LbPolicy = lb.Simple switch
-                {
-                    SimpleLb.LeastRequest => EnvoyCluster.Types.LbPolicy.LeastRequest,
-                    SimpleLb.Random => EnvoyCluster.Types.LbPolicy.Random,
-                    _ => EnvoyCluster.Types.LbPolicy.RoundRobin,
-                };
-            }
-        }
-
-        if (policy?.ConnectionPool is { } pool
-            && (pool.MaxConnections ?? pool.Http1MaxPendingRequests ?? pool.Http2MaxRequests ?? pool.MaxRetries) is not null)
-        {
-            var thresholds = new CircuitBreakers.Types.Thresholds();
-            if (pool.MaxConnections is { } c)
-            {
-                thresholds.MaxConnections = (uint)c;
-            }
-
-            if (pool.Http1MaxPendingRequests is { } p)
-            {
-                thresholds.MaxPendingRequests = (uint)p;
-            }
-
-            if (pool.Http2MaxRequests is { } r)
-            {
-                thresholds.MaxRequests = (uint)r;
-            }
-
-            if (pool.MaxRetries is { } m)
-            {
-                thresholds.MaxRetries = (uint)m;
-            }
-
-            cluster.CircuitBreakers = new CircuitBreakers();
-            cluster.CircuitBreakers.Thresholds.Add(thresholds);
-        }
-
-        if (policy?.OutlierDetection is { } od)
-        {
-            var outlier = new EnvoyOutlier();
-            if (od.Consecutive5xxErrors is { } c5)
-            {
-                outlier.Consecutive5Xx = (uint)c5;
-            }
-
-            if (od.ConsecutiveGatewayErrors is { } cg)
-            {
-                outlier.ConsecutiveGatewayFailure = (uint)cg;
-            }
-
-            if (od.Interval is { } interval)
-            {
-                outlier.Interval = Duration.FromTimeSpan(interval);
-            }
-
-            if (od.BaseEjectionTime is { } bet)
-            {
-                outlier.BaseEjectionTime = Duration.FromTimeSpan(bet);
-            }
-
-            if (od.MaxEjectionPercent is { } mep)
-            {
-                outlier.MaxEjectionPercent = (uint)mep;
-            }
-
-            cluster.OutlierDetection = outlier;
-        }
-
+        ApplyConnectionPool(cluster, policy?.ConnectionPool);
+        ApplyOutlierDetection(cluster, policy?.OutlierDetection);
+        ApplyLoadBalancer(cluster, policy?.LoadBalancer);
         return cluster;
+    }
+
+    /// <summary>
+    /// istiod's <c>applyConnectionPool</c>: thresholds always present (unlimited unless set to a positive value),
+    /// upstream HTTP protocol options when an idle timeout, a request or duration limit is set.
+    /// </summary>
+    private static void ApplyConnectionPool(EnvoyCluster cluster, Config.ConnectionPoolSettings? pool)
+    {
+        var thresholds = new CircuitBreakers.Types.Thresholds
+        {
+            MaxConnections = Positive(pool?.MaxConnections) ?? UnlimitedThreshold,
+            MaxPendingRequests = Positive(pool?.Http1MaxPendingRequests) ?? UnlimitedThreshold,
+            MaxRequests = Positive(pool?.Http2MaxRequests) ?? UnlimitedThreshold,
+            MaxRetries = Positive(pool?.MaxRetries) ?? UnlimitedThreshold,
+            TrackRemaining = true,
+        };
+        cluster.CircuitBreakers = new CircuitBreakers();
+        cluster.CircuitBreakers.Thresholds.Add(thresholds);
+
+        var idle = pool?.IdleTimeout ?? pool?.TcpIdleTimeout;
+        var perConnection = Positive(pool?.MaxRequestsPerConnection);
+        if (pool?.MaxConnectionDuration is null && idle is null && perConnection is null)
+        {
+            return;
+        }
+
+        var common = new HttpProtocolOptions();
+        if (idle is { } i)
+        {
+            common.IdleTimeout = Duration.FromTimeSpan(i);
+        }
+
+        if (perConnection is { } p)
+        {
+            common.MaxRequestsPerConnection = p;
+        }
+
+        if (pool?.MaxConnectionDuration is { } d)
+        {
+            common.MaxConnectionDuration = Duration.FromTimeSpan(d);
+        }
+
+        cluster.TypedExtensionProtocolOptions[HttpProtocolOptionsKey] = Any.Pack(new UpstreamHttpProtocolOptions { CommonHttpProtocolOptions = common });
+    }
+
+    /// <summary>The <c>typed_extension_protocol_options</c> key of the upstream HTTP protocol options.</summary>
+    internal const string HttpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+    private static uint? Positive(int? value) => value is > 0 ? (uint)value.Value : null;
+
+    /// <summary>istiod's <c>applyOutlierDetection</c>, including the panic threshold it sets from minHealthPercent.</summary>
+    private static void ApplyOutlierDetection(EnvoyCluster cluster, Config.OutlierDetection? od)
+    {
+        if (od is null)
+        {
+            return;
+        }
+
+        // Success-rate ejection stays off: Istio has no field for it.
+        var outlier = new EnvoyOutlier { EnforcingSuccessRate = 0 };
+        if (od.ConsecutiveErrors is > 0 and var errors)
+        {
+            // The deprecated field counts gateway errors only.
+            outlier.ConsecutiveGatewayFailure = (uint)errors;
+            outlier.EnforcingConsecutiveGatewayFailure = 100;
+            outlier.EnforcingConsecutive5Xx = 0;
+        }
+
+        if (od.Consecutive5xxErrors is { } c5)
+        {
+            outlier.Consecutive5Xx = (uint)c5;
+            outlier.EnforcingConsecutive5Xx = c5 > 0 ? 100u : 0u;
+        }
+
+        if (od.ConsecutiveGatewayErrors is { } cg)
+        {
+            outlier.ConsecutiveGatewayFailure = (uint)cg;
+            outlier.EnforcingConsecutiveGatewayFailure = cg > 0 ? 100u : 0u;
+        }
+
+        if (od.Interval is { } interval)
+        {
+            outlier.Interval = Duration.FromTimeSpan(interval);
+        }
+
+        if (od.BaseEjectionTime is { } bet)
+        {
+            outlier.BaseEjectionTime = Duration.FromTimeSpan(bet);
+        }
+
+        if (od.MaxEjectionPercent is > 0 and var mep)
+        {
+            outlier.MaxEjectionPercent = (uint)mep;
+        }
+
+        if (od.SplitExternalLocalOriginErrors)
+        {
+            outlier.SplitExternalLocalOriginErrors = true;
+            if (od.ConsecutiveLocalOriginFailures is > 0 and var local)
+            {
+                outlier.ConsecutiveLocalOriginFailure = (uint)local;
+                outlier.EnforcingConsecutiveLocalOriginFailure = 100;
+            }
+
+            outlier.EnforcingLocalOriginSuccessRate = 0;
+        }
+
+        cluster.OutlierDetection = outlier;
+
+        // istiod always writes the panic threshold here (0 when minHealthPercent is unset, which disables panic mode).
+        cluster.CommonLbConfig = new EnvoyCluster.Types.CommonLbConfig { HealthyPanicThreshold = new Percent { Value = od.MinHealthPercent } };
+    }
+
+    private static void ApplyLoadBalancer(EnvoyCluster cluster, LoadBalancerSettings? lb)
+    {
+        if (lb is null)
+        {
+            return;
+        }
+
+        if (lb.ConsistentHash is { } hash)
+        {
+            cluster.LbPolicy = EnvoyCluster.Types.LbPolicy.RingHash;
+            if (!hash.ExplicitRingHash)
+            {
+                // Without ringHash istiod always writes the ring size: the deprecated field or Envoy's 1024.
+                cluster.RingHashLbConfig = new EnvoyCluster.Types.RingHashLbConfig { MinimumRingSize = hash.MinimumRingSize != 0 ? hash.MinimumRingSize : 1024 };
+            }
+            else if (hash.MinimumRingSize != 0)
+            {
+                cluster.RingHashLbConfig = new EnvoyCluster.Types.RingHashLbConfig { MinimumRingSize = hash.MinimumRingSize };
+            }
+
+            return;
+        }
+
+        // istiod's sidecar default is LEAST_REQUEST; proxyless clients get ROUND_ROBIN (gRPC has no least-request).
+        cluster.LbPolicy = lb.Simple switch
+        {
+            SimpleLb.LeastRequest => EnvoyCluster.Types.LbPolicy.LeastRequest,
+            SimpleLb.Random => EnvoyCluster.Types.LbPolicy.Random,
+            _ => EnvoyCluster.Types.LbPolicy.RoundRobin,
+        };
     }
 
     // ---- EDS ----

@@ -102,6 +102,9 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
 
     protected string Namespace => Node?.Namespace ?? Context.DefaultNamespace;
 
+    /// <summary>The client's namespace and labels: source-restricted routes are resolved against them.</summary>
+    protected ClientScope Scope => Node?.Scope ?? ClientScope.InNamespace(Context.DefaultNamespace);
+
     public abstract Task OnRequestAsync(TRequest request, XdsSnapshot snapshot, CancellationToken cancellationToken);
 
     public abstract Task OnSnapshotAsync(XdsSnapshot snapshot, CancellationToken cancellationToken);

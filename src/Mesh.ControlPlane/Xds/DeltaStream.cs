@@ -124,7 +124,7 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
         var desired = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         if (state.Wildcard)
         {
-            foreach (var (name, resource) in snapshot.All(typeUrl))
+            foreach (var (name, resource) in snapshot.All(typeUrl, Scope))
             {
                 desired[name] = resource;
             }
@@ -132,7 +132,7 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
 
         foreach (var name in state.Names)
         {
-            if (!desired.ContainsKey(name) && snapshot.Find(typeUrl, name, Namespace) is { } resource)
+            if (!desired.ContainsKey(name) && snapshot.Find(typeUrl, name, Scope) is { } resource)
             {
                 desired[name] = resource;
             }

@@ -9,6 +9,12 @@ namespace Mesh.ControlPlane.Xds;
 /// <summary>What the server needs from an ADS client's <see cref="Node"/>.</summary>
 internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? Registration, string? RegistrationProblem)
 {
+    /// <summary>The node's <c>LABELS</c> (string values; other kinds as their JSON text).</summary>
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = Mesh.ControlPlane.Config.Empty.Labels;
+
+    /// <summary>What per-client translation needs to know about this node.</summary>
+    public Mesh.ControlPlane.Translation.ClientScope Scope => new(Namespace, Labels);
+
     public const string NamespaceKey = "NAMESPACE";
     public const string LabelsKey = "LABELS";
     public const string ServiceAccountKey = "SERVICE_ACCOUNT";
@@ -22,6 +28,22 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
         var id = node?.Id ?? string.Empty;
         var fields = node?.Metadata?.Fields;
         var ns = String(fields, NamespaceKey) is { Length: > 0 } n ? n : defaultNamespace;
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (fields is not null && fields.TryGetValue(LabelsKey, out var labelsValue) && labelsValue.StructValue is { } labelStruct)
+        {
+            foreach (var (key, value) in labelStruct.Fields)
+            {
+                labels[key] = value.KindCase == Value.KindOneofCase.StringValue ? value.StringValue : value.ToString();
+            }
+        }
+
+        var info = From(node, id, ns, labels, fields, domain);
+        return info with { Labels = labels };
+    }
+
+    private static NodeInfo From(Node? node, string id, string ns, Dictionary<string, string> labels,
+        Google.Protobuf.Collections.MapField<string, Value>? fields, string domain)
+    {
         var service = String(fields, ServiceKey);
         if (string.IsNullOrEmpty(service))
         {
@@ -53,15 +75,6 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
         if (ports.Count == 0)
         {
             return new NodeInfo(id, ns, null, $"'{PortsKey}' must map at least one service port to a workload port, e.g. {{\"9080\": 41234}}");
-        }
-
-        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (fields is not null && fields.TryGetValue(LabelsKey, out var labelsValue) && labelsValue.StructValue is { } labelStruct)
-        {
-            foreach (var (key, value) in labelStruct.Fields)
-            {
-                labels[key] = value.KindCase == Value.KindOneofCase.StringValue ? value.StringValue : value.ToString();
-            }
         }
 
         var locality = node!.Locality is { } l ? new EndpointLocality(l.Region, l.Zone, l.SubZone) : EndpointLocality.None;

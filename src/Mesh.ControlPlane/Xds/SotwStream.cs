@@ -104,7 +104,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
         var resources = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         if (state.Wildcard)
         {
-            foreach (var (name, resource) in snapshot.All(typeUrl))
+            foreach (var (name, resource) in snapshot.All(typeUrl, Scope))
             {
                 resources[name] = resource;
             }
@@ -112,7 +112,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
 
         foreach (var name in state.Names)
         {
-            if (!resources.ContainsKey(name) && snapshot.Find(typeUrl, name, Namespace) is { } resource)
+            if (!resources.ContainsKey(name) && snapshot.Find(typeUrl, name, Scope) is { } resource)
             {
                 resources[name] = resource;
             }

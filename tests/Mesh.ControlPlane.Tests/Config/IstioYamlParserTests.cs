@@ -89,12 +89,90 @@ public class IstioYamlParserTests
     [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      simple: FASTEST\n", 8, "unknown load balancer 'FASTEST'")]
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a, subset: v1}\n      weight: 70\n    - destination: {host: a, subset: v2}\n      weight: 20\n", 8, "route weights sum to 90, they must sum to 100")]
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {subset: v1}\n", 8, "'spec.http[].route[].destination.host' is required")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpHeaderName: x\n        maglev: {tableSize: 65537}\n", 10, "'spec.trafficPolicy.loadBalancer.consistentHash.maglev' is not supported")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      consistentHash: {httpHeaderName: x, useSourceIp: true}\n", 8, "sets httpHeaderName and useSourceIp; set exactly one hash key")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    outlierDetection:\n      maxEjectionPercent: 101\n", 8, "'spec.trafficPolicy.outlierDetection.maxEjectionPercent' must be an integer from 0 to 100, got '101'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    outlierDetection:\n      minHealthPercent: -1\n", 8, "'spec.trafficPolicy.outlierDetection.minHealthPercent' must be an integer from 0 to 100, got '-1'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 80}\n    - port: {number: 80}\n", 9, "duplicate port 80 in 'spec.trafficPolicy.portLevelSettings'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    portLevelSettings:\n    - loadBalancer: {simple: RANDOM}\n", 8, "'spec.trafficPolicy.portLevelSettings[].port' is required")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 80}\n      loadBalancer: {simple: FAST}\n", 9, "unknown load balancer 'FAST' in 'spec.trafficPolicy.portLevelSettings[80].loadBalancer.simple'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    connectionPool:\n      http: {h2UpgradePolicy: SOMETIMES}\n", 8, "unknown value 'SOMETIMES' for 'h2UpgradePolicy'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        distribute:\n        - from: r1/*\n          to: {r1/*: 60, r2/*: 30}\n", 10, "weights sum to 90, they must sum to 100")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - redirect: {port: 8080, derivePort: FROM_REQUEST_PORT}\n", 7, "'spec.http[].redirect' cannot set both 'port' and 'derivePort'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - redirect: {derivePort: SOMEWHERE}\n", 7, "unknown value 'SOMEWHERE' for 'spec.http[].redirect.derivePort'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - redirect: {uri: /x, redirectCode: 305}\n", 7, "'spec.http[].redirect.redirectCode' 305 is not supported")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - retries: {attempts: 2, retryOn: \"5xx,sometimes\"}\n    route: [{destination: {host: a}}]\n", 7, "unknown retryOn policy 'sometimes'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - directResponse: {status: 503}\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[]' can set only one of 'route', 'redirect' and 'directResponse'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - directResponse: {status: 99}\n", 7, "'spec.http[].directResponse.status' must be an integer from 200 to 599, got '99'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - mirror: {host: b}\n    mirrors: [{destination: {host: c}}]\n    route: [{destination: {host: a}}]\n", 8, "'spec.http[]' cannot set both 'mirror' and 'mirrors'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - mirrors: [{destination: {host: c}, percentage: {value: 120}}]\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[].mirrors[].percentage.value' must be a number from 0 to 100, got '120'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - rewrite: {uriRegexRewrite: {match: \"(\", rewrite: /}}\n    route: [{destination: {host: a}}]\n", 7, "invalid regex in 'spec.http[].rewrite.uriRegexRewrite.match'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - fault: {delay: {exponentialDelay: 1s}}\n    route: [{destination: {host: a}}]\n", 7, "'fault.delay.exponentialDelay' is not supported")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - fault: {delay: {percent: 130, fixedDelay: 1s}}\n    route: [{destination: {host: a}}]\n", 7, "'fault.delay.percent' must be an integer from 0 to 100, got '130'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - match: [{scheme: {exact: http, prefix: h}}]\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[].match[].scheme' must set exactly one of exact, prefix, regex")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - match: [{sourceLabels: [app]}]\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[].match[].sourceLabels' must be a mapping, got a list")]
     public void Parse_RejectsInvalidFileWithLineAndReason(string yaml, int line, string reason)
     {
         var ex = Assert.Throws<ConfigException>(() => IstioYamlParser.Parse(yaml, "default"));
 
         Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
         Assert.Equal(line, ex.Line);
+    }
+
+    [Fact]
+    public void Parse_RecordsFieldsThatAreReadButNotApplied()
+    {
+        var parsed = IstioYamlParser.Parse("""
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: r}
+            spec:
+              host: r
+              trafficPolicy:
+                connectionPool:
+                  tcp: {tcpKeepalive: {time: 10s, probes: 3}}
+                  http: {h2UpgradePolicy: UPGRADE}
+                loadBalancer:
+                  simple: ROUND_ROBIN
+                  warmupDurationSecs: 30s
+                  localityLbSetting: {enabled: true, failoverPriority: [topology.kubernetes.io/region]}
+            """, "default");
+
+        var dr = Assert.IsType<DestinationRule>(Assert.Single(parsed.Resources));
+        Assert.Equal(("UPGRADE", true), (dr.TrafficPolicy!.ConnectionPool!.H2UpgradePolicy, dr.TrafficPolicy.ConnectionPool.HasTcpKeepalive));
+        Assert.Equal(TimeSpan.FromSeconds(30), dr.TrafficPolicy.LoadBalancer!.WarmupDuration);
+        var locality = dr.TrafficPolicy.LoadBalancer.LocalityLbSetting!;
+        Assert.Equal(((bool?)true, 0, 0), (locality.Enabled, locality.DistributeCount, locality.FailoverCount));
+        Assert.Equal(["topology.kubernetes.io/region"], locality.FailoverPriority);
+        Assert.Equal(4, parsed.Notes.Count);
+        Assert.Contains(parsed.Notes, n => n.StartsWith("line 9: 'spec.trafficPolicy.connectionPool.http.h2UpgradePolicy' is parsed but not applied", StringComparison.Ordinal));
+        Assert.Contains(parsed.Notes, n => n.Contains("'spec.trafficPolicy.loadBalancer.warmupDurationSecs'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Parse_ReadsSourceMatchesRetriesAndRedirectForms()
+    {
+        var parsed = IstioYamlParser.Parse("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: r}
+            spec:
+              hosts: [r]
+              http:
+              - match:
+                - sourceLabels: {app: productpage}
+                  sourceNamespace: shop
+                  scheme: {prefix: http}
+                retries: {attempts: 3, retryOn: "gateway-error,503", retryRemoteLocalities: true, retryIgnorePreviousHosts: true}
+                route: [{destination: {host: r}}]
+              - redirect: {scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}
+            """, "default");
+
+        var vs = Assert.IsType<VirtualService>(Assert.Single(parsed.Resources));
+        var match = vs.Http[0].Match[0];
+        Assert.Equal(("productpage", "shop", new StringMatch(StringMatchKind.Prefix, "http")), (match.SourceLabels["app"], match.SourceNamespace, match.Scheme));
+        Assert.Equal((3, "gateway-error,503", true, true), (vs.Http[0].Retries!.Attempts, vs.Http[0].Retries!.RetryOn, vs.Http[0].Retries!.RetryRemoteLocalities, vs.Http[0].Retries!.RetryIgnorePreviousHosts));
+        Assert.Equal(("https", RedirectPortKind.FromProtocolDefault), (vs.Http[1].Redirect!.Scheme, vs.Http[1].Redirect!.PortKind));
     }
 
     [Theory]

@@ -241,3 +241,96 @@ public sealed class AdsServerTests : IAsyncLifetime
         Assert.Equal([("127.0.0.1", 19081u), ("127.0.0.1", 19082u)], Endpoints(await watcher.NextAsync()));
     }
 }
+
+/// <summary>Route configurations with sourceLabels matches differ per client over a real ADS stream.</summary>
+public sealed class AdsSourceScopedRouteTests : IAsyncLifetime
+{
+    private const string RouteName = "outbound|9080||reviews.default.svc.cluster.local";
+
+    private readonly TempDir _dir = new();
+    private MeshControlPlane _controlPlane = null!;
+    private GrpcChannel _channel = null!;
+
+    private static string Config(string canaryLabel) => TestYaml.All + $$$"""
+
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: ratings-canary}
+        spec:
+          hosts: [reviews]
+          http:
+          - name: canary
+            match:
+            - sourceLabels: {version: {{{canaryLabel}}}}
+            route: [{destination: {host: reviews, subset: v2}}]
+        """;
+
+    public async Task InitializeAsync()
+    {
+        _dir.Write("reviews.yaml", Config("v2"));
+        _controlPlane = new MeshControlPlane(new MeshControlPlaneOptions
+        {
+            ConfigDirectory = _dir.Path,
+            XdsPort = 0,
+            PushDebounce = TimeSpan.FromMilliseconds(20),
+            ConfigPollInterval = TimeSpan.FromHours(1),
+        });
+        await _controlPlane.StartAsync();
+        Assert.Empty(_controlPlane.ConfigErrors);
+        _channel = GrpcChannel.ForAddress(_controlPlane.XdsUri!);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _channel.Dispose();
+        await _controlPlane.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private static Envoy.Config.Core.V3.Node NodeWithVersion(string id, string version) => Ads.Node(id, metadata: m =>
+        m.Fields["LABELS"] = Value.ForStruct(new Struct { Fields = { ["app"] = Value.ForString("productpage"), ["version"] = Value.ForString(version) } }));
+
+    private static List<string> RouteNames(DiscoveryResponse response)
+    {
+        var config = Assert.Single(response.Resources).Unpack<RouteConfiguration>();
+        Assert.Equal(RouteName, config.Name);
+        return config.VirtualHosts[0].Routes.Select(r => r.Name).ToList();
+    }
+
+    [Fact]
+    public async Task TwoNodesWithDifferentLabels_GetTheirOwnRoutesForTheSameName_AndAChangeReevaluates()
+    {
+        await using var v1Client = Ads.Sotw(_channel);
+        await using var v2Client = Ads.Delta(_channel);
+        await v1Client.SendAsync(Ads.Request(XdsTypeUrls.RouteConfiguration, [RouteName], NodeWithVersion("productpage-v1", "v1")));
+        await v2Client.SendAsync(new DeltaDiscoveryRequest
+        {
+            Node = NodeWithVersion("productpage-v2", "v2"),
+            TypeUrl = XdsTypeUrls.RouteConfiguration,
+            ResourceNamesSubscribe = { RouteName },
+        });
+
+        var v1First = await v1Client.NextAsync();
+        Assert.Equal(["jason", "", "default"], RouteNames(v1First));
+        var v2First = await v2Client.NextAsync();
+        var v2Resource = Assert.Single(v2First.Resources);
+        Assert.Equal(RouteName, v2Resource.Name);
+        Assert.Equal(["jason", "", "canary", "default"], v2Resource.Resource_.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name));
+        await v1Client.SendAsync(Ads.Ack(v1First, [RouteName]));
+        await v2Client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.RouteConfiguration, ResponseNonce = v2First.Nonce });
+
+        // The canary moves to version v1: each client is pushed its new variant.
+        _dir.Write("reviews.yaml", Config("v1"));
+        _controlPlane.ReloadConfig();
+        Assert.Equal(["jason", "", "canary", "default"], RouteNames(await v1Client.NextAsync()));
+        var v2Next = await v2Client.NextAsync();
+        Assert.Equal(["jason", "", "default"], Assert.Single(v2Next.Resources).Resource_.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name));
+
+        // A change that leaves a client's variant as it was sends that client nothing.
+        _dir.Write("reviews.yaml", Config("v1").Replace("name: canary", "name: canary2"));
+        _controlPlane.ReloadConfig();
+        Assert.Equal(["jason", "", "canary2", "default"], RouteNames(await v1Client.NextAsync()));
+        Assert.Null(await v2Client.TryNextAsync(TimeSpan.FromMilliseconds(500)));
+    }
+}

@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using Envoy.Config.Route.V3;
+using Mesh.ControlPlane.Config;
+using EnvoyRoute = Envoy.Config.Route.V3.Route;
+
+namespace Mesh.ControlPlane.Translation;
+
+/// <summary>
+/// Who is asking: the namespace and labels of an ADS client's node (metadata <c>NAMESPACE</c> and
+/// <c>LABELS</c>). Route configurations with <c>sourceLabels</c> / <c>sourceNamespace</c> matches
+/// differ per client.
+/// </summary>
+internal sealed record ClientScope(string Namespace, IReadOnlyDictionary<string, string> Labels)
+{
+    /// <summary>A client with no labels and no namespace: source-restricted routes never apply to it.</summary>
+    public static ClientScope None { get; } = new(string.Empty, Empty.Labels);
+
+    public static ClientScope InNamespace(string ns) => new(ns, Empty.Labels);
+}
+
+/// <summary>
+/// A VirtualService match's source condition (istiod's <c>sourceMatchHTTP</c>): every label in
+/// <see cref="Labels"/> is among the client's labels, and the client's namespace is
+/// <see cref="Namespace"/> when that is set.
+/// </summary>
+internal sealed class SourcePredicate
+{
+    private SourcePredicate(IReadOnlyDictionary<string, string> labels, string? ns, string key)
+    {
+        Labels = labels;
+        Namespace = ns;
+        Key = key;
+    }
+
+    public IReadOnlyDictionary<string, string> Labels { get; }
+
+    public string? Namespace { get; }
+
+    /// <summary>Canonical text of the condition; equal conditions have equal keys.</summary>
+    public string Key { get; }
+
+    /// <summary>The predicate of a match, or null when the match applies to every client.</summary>
+    public static SourcePredicate? For(HttpMatchRequest? match)
+    {
+        if (match is null || (match.SourceLabels.Count == 0 && match.SourceNamespace is null))
+        {
+            return null;
+        }
+
+        var labels = string.Join(",", match.SourceLabels.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+        return new SourcePredicate(match.SourceLabels, match.SourceNamespace, $"{labels}|{match.SourceNamespace}");
+    }
+
+    public bool Matches(ClientScope client)
+    {
+        if (Namespace is not null && Namespace != client.Namespace)
+        {
+            return false;
+        }
+
+        foreach (var (key, value) in Labels)
+        {
+            if (!client.Labels.TryGetValue(key, out var actual) || actual != value)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
+
+/// <summary>One translated route and the source condition it carries (null: applies to every client).</summary>
+internal readonly record struct ScopedRoute(EnvoyRoute Route, SourcePredicate? Source);
+
+/// <summary>
+/// A RouteConfiguration whose routes depend on the client (istiod generates RDS per proxy). It is
+/// translated once per snapshot with every route guarded by its source condition; a client gets the
+/// routes whose condition holds for it. Clients with the same outcome for every distinct condition
+/// share one packed resource, cached for the life of the snapshot, so a thousand clients with two
+/// label sets cost two serializations.
+/// </summary>
+internal sealed class ScopedRouteConfiguration
+{
+    private readonly RouteConfiguration _skeleton;
+    private readonly IReadOnlyList<(EnvoyRoute Route, int Predicate)> _routes;
+    private readonly IReadOnlyList<SourcePredicate> _predicates;
+    private readonly ConcurrentDictionary<string, XdsResource> _variants = new(StringComparer.Ordinal);
+
+    /// <param name="skeleton">The configuration with one virtual host and no routes.</param>
+    /// <param name="routes">The virtual host's routes in order.</param>
+    public ScopedRouteConfiguration(RouteConfiguration skeleton, IReadOnlyList<ScopedRoute> routes)
+    {
+        _skeleton = skeleton;
+        var predicates = new List<SourcePredicate>();
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        var list = new List<(EnvoyRoute, int)>(routes.Count);
+        foreach (var (route, source) in routes)
+        {
+            var i = -1;
+            if (source is not null && !index.TryGetValue(source.Key, out i))
+            {
+                i = predicates.Count;
+                index[source.Key] = i;
+                predicates.Add(source);
+            }
+
+            list.Add((route, i));
+        }
+
+        _routes = list;
+        _predicates = predicates;
+    }
+
+    public string Name => _skeleton.Name;
+
+    /// <summary>How many distinct variants were built so far (one per distinct outcome of the conditions).</summary>
+    public int VariantCount => _variants.Count;
+
+    /// <summary>The configuration as <paramref name="client"/> sees it.</summary>
+    public XdsResource Resolve(ClientScope client)
+    {
+        var outcome = string.Create(_predicates.Count, (_predicates, client), static (span, state) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+            {
+                span[i] = state._predicates[i].Matches(state.client) ? '1' : '0';
+            }
+        });
+        return _variants.GetOrAdd(outcome, static (key, self) => self.Build(key), this);
+    }
+
+    private XdsResource Build(string outcome)
+    {
+        var config = _skeleton.Clone();
+        var vhost = config.VirtualHosts[0];
+        foreach (var (route, predicate) in _routes)
+        {
+            if (predicate < 0 || outcome[predicate] == '1')
+            {
+                vhost.Routes.Add(route);
+            }
+        }
+
+        return XdsResource.Create(config.Name, config);
+    }
+}

@@ -1,0 +1,255 @@
+using Envoy.Config.Core.V3;
+using Envoy.Config.Route.V3;
+using Envoy.Extensions.Filters.Http.Fault.V3;
+using Mesh.ControlPlane.Translation;
+using Mesh.Xds;
+
+namespace Mesh.ControlPlane.Tests.Translation;
+
+/// <summary>VirtualService http routes → Route fields, as istiod builds them.</summary>
+public class VirtualServiceTranslationTests
+{
+    private const string Fqdn = "reviews.default.svc.cluster.local";
+    private const string Base = $"outbound|9080||{Fqdn}";
+
+    private static List<Route> Routes(string virtualServiceHttp, ClientScope? client = null)
+    {
+        var snapshot = TrafficPolicyTranslationTests.Translate(TestYaml.ReviewsServiceEntry + "\n---\n" + """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+            """ + "\n" + virtualServiceHttp);
+        var resource = snapshot.Find(ResourceTypes.Route, Base, client ?? ClientScope.InNamespace("default"))!;
+        return resource.Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.ToList();
+    }
+
+    private static void AssertDefaultRetry(RetryPolicy policy, bool previousHosts = true)
+    {
+        Assert.Equal((2u, "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", 5L),
+            (policy.NumRetries ?? 0, policy.RetryOn, policy.HostSelectionRetryMaxAttempts));
+        Assert.Empty(policy.RetriableStatusCodes);
+        if (previousHosts)
+        {
+            var predicate = Assert.Single(policy.RetryHostPredicate);
+            Assert.Equal(("envoy.retry_host_predicates.previous_hosts", "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"),
+                (predicate.Name, predicate.TypedConfig.TypeUrl));
+            Assert.True(predicate.TypedConfig.Value.IsEmpty);
+        }
+        else
+        {
+            Assert.Empty(policy.RetryHostPredicate);
+        }
+    }
+
+    [Fact]
+    public void Retries_DefaultPolicyWhenUnset_NoneForZeroAttempts_StatusCodesSplitOut()
+    {
+        var routes = Routes("""
+              - name: unset
+                match: [{uri: {prefix: /a}}]
+                route: [{destination: {host: reviews}}]
+              - name: off
+                match: [{uri: {prefix: /b}}]
+                retries: {attempts: 0}
+                route: [{destination: {host: reviews}}]
+              - name: custom
+                match: [{uri: {prefix: /c}}]
+                retries: {attempts: 4, perTryTimeout: 300ms, retryOn: "5xx, 503,reset", retryIgnorePreviousHosts: false, backoff: 40ms, retryRemoteLocalities: true}
+                route: [{destination: {host: reviews}}]
+            """);
+
+        AssertDefaultRetry(routes[0].Route_.RetryPolicy);
+        Assert.Null(routes[1].Route_.RetryPolicy);
+        var custom = routes[2].Route_.RetryPolicy;
+        Assert.Equal((4u, "5xx,reset,retriable-status-codes", TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(40), 5L),
+            (custom.NumRetries ?? 0, custom.RetryOn, custom.PerTryTimeout.ToTimeSpan(), custom.RetryBackOff.BaseInterval.ToTimeSpan(), custom.HostSelectionRetryMaxAttempts));
+        Assert.Equal([503u], custom.RetriableStatusCodes);
+        Assert.Empty(custom.RetryHostPredicate);
+        Assert.Null(custom.RetryPriority);
+
+        // The default route carries the default policy and no timeout (0), like every route without one.
+        var fallback = routes[3];
+        Assert.Equal(("default", Base), (fallback.Name, fallback.Route_.Cluster));
+        AssertDefaultRetry(fallback.Route_.RetryPolicy);
+        Assert.All(routes.Where(r => r.Route_ is not null), r =>
+            Assert.Equal((TimeSpan.Zero, TimeSpan.Zero), (r.Route_.Timeout.ToTimeSpan(), r.Route_.MaxStreamDuration.MaxStreamDuration_.ToTimeSpan())));
+    }
+
+    [Fact]
+    public void DirectResponse_RedirectSchemePort_RegexRewriteAndSchemeMatch()
+    {
+        var routes = Routes("""
+              - name: gone
+                match: [{uri: {exact: /old}, scheme: {exact: http}}]
+                directResponse: {status: 410, body: {string: "moved away"}}
+              - name: secure
+                match: [{uri: {prefix: /s}}]
+                redirect: {scheme: https, port: 8443, authority: secure.example, redirectCode: 308}
+              - name: same-port
+                match: [{uri: {prefix: /p}}]
+                redirect: {uri: /q, derivePort: FROM_REQUEST_PORT}
+              - name: default-port
+                match: [{uri: {prefix: /d}}]
+                redirect: {scheme: https, port: 443}
+              - name: rx
+                match: [{uri: {prefix: /r}}]
+                rewrite: {uriRegexRewrite: {match: "^/r/(.*)$", rewrite: "/reviews/\\1"}, authority: backend}
+                route: [{destination: {host: reviews}}]
+            """);
+
+        var gone = routes[0];
+        Assert.Equal((410u, "moved away"), (gone.DirectResponse.Status, gone.DirectResponse.Body.InlineString));
+        var scheme = Assert.Single(gone.Match.Headers);
+        Assert.Equal((":scheme", "http"), (scheme.Name, scheme.ExactMatch));
+
+        var secure = routes[1].Redirect;
+        Assert.Equal(("https", 8443u, "secure.example", RedirectAction.Types.RedirectResponseCode.PermanentRedirect),
+            (secure.SchemeRedirect, secure.PortRedirect, secure.HostRedirect, secure.ResponseCode));
+        Assert.Equal(("/q", 9080u, RedirectAction.Types.RedirectResponseCode.MovedPermanently),
+            (routes[2].Redirect.PathRedirect, routes[2].Redirect.PortRedirect, routes[2].Redirect.ResponseCode));
+        // :443 is not written for https.
+        Assert.Equal(("https", 0u), (routes[3].Redirect.SchemeRedirect, routes[3].Redirect.PortRedirect));
+
+        var rx = routes[4].Route_;
+        Assert.Equal(("^/r/(.*)$", "/reviews/\\1", "backend"), (rx.RegexRewrite.Pattern.Regex, rx.RegexRewrite.Substitution, rx.HostRewriteLiteral));
+        Assert.Equal(string.Empty, rx.PrefixRewrite);
+    }
+
+    [Fact]
+    public void DestinationHeaders_GoToTheRouteOrTheWeightedCluster_AuthorityBecomesHostRewrite()
+    {
+        var routes = Routes("""
+              - name: single
+                match: [{uri: {prefix: /one}}]
+                headers:
+                  request: {set: {x-route: r}}
+                route:
+                - destination: {host: reviews}
+                  headers:
+                    request: {set: {x-dest: d, ":authority": one.example}, remove: [x-drop, ":path"]}
+                    response: {add: {x-resp: a}}
+              - name: split
+                route:
+                - destination: {host: reviews, subset: v1}
+                  weight: 70
+                  headers: {request: {add: {x-v: "1", host: v1.example}}, response: {remove: [server]}}
+                - destination: {host: reviews, subset: v2}
+                  weight: 30
+                - destination: {host: reviews, subset: v3}
+                  weight: 0
+            """);
+
+        var single = routes[0];
+        Assert.Equal([("x-route", "r", HeaderValueOption.Types.HeaderAppendAction.OverwriteIfExistsOrAdd), ("x-dest", "d", HeaderValueOption.Types.HeaderAppendAction.OverwriteIfExistsOrAdd)],
+            single.RequestHeadersToAdd.Select(h => (h.Header.Key, h.Header.Value, h.AppendAction)));
+        Assert.Equal(["x-drop"], single.RequestHeadersToRemove);
+        Assert.Equal([("x-resp", HeaderValueOption.Types.HeaderAppendAction.AppendIfExistsOrAdd)], single.ResponseHeadersToAdd.Select(h => (h.Header.Key, h.AppendAction)));
+        Assert.Equal("one.example", single.Route_.HostRewriteLiteral);
+
+        var clusters = routes[1].Route_.WeightedClusters.Clusters;
+        Assert.Equal([($"outbound|9080|v1|{Fqdn}", 70u), ($"outbound|9080|v2|{Fqdn}", 30u)], clusters.Select(c => (c.Name, c.Weight ?? 0)));
+        Assert.Equal([("x-v", "1")], clusters[0].RequestHeadersToAdd.Select(h => (h.Header.Key, h.Header.Value)));
+        Assert.Equal(["server"], clusters[0].ResponseHeadersToRemove);
+        Assert.Equal("v1.example", clusters[0].HostRewriteLiteral);
+        Assert.Empty(clusters[1].RequestHeadersToAdd);
+        Assert.Empty(routes[1].RequestHeadersToAdd);
+    }
+
+    [Fact]
+    public void Mirrors_ListAndSingleForms_FaultDelayPercent()
+    {
+        var routes = Routes("""
+              - name: many
+                match: [{uri: {prefix: /m}}]
+                mirrors:
+                - destination: {host: reviews, subset: v2}
+                  percentage: {value: 12.5}
+                - destination: {host: ratings.shop.svc.cluster.local, port: {number: 9090}}
+                - destination: {host: reviews, subset: v3}
+                  percentage: {value: 0}
+                route: [{destination: {host: reviews}}]
+              - name: one
+                match: [{uri: {prefix: /o}}]
+                mirror: {host: reviews, subset: v1}
+                mirrorPercentage: {value: 50}
+                fault:
+                  delay: {percent: 30, fixedDelay: 1s}
+                route: [{destination: {host: reviews}}]
+            """);
+
+        Assert.Equal([($"outbound|9080|v2|{Fqdn}", 125_000u), ("outbound|9090||ratings.shop.svc.cluster.local", 1_000_000u)],
+            routes[0].Route_.RequestMirrorPolicies.Select(m => (m.Cluster, m.RuntimeFraction.DefaultValue.Numerator)));
+        Assert.All(routes[0].Route_.RequestMirrorPolicies, m => Assert.False(m.TraceSampled));
+        var one = Assert.Single(routes[1].Route_.RequestMirrorPolicies);
+        Assert.Equal(($"outbound|9080|v1|{Fqdn}", 500_000u), (one.Cluster, one.RuntimeFraction.DefaultValue.Numerator));
+
+        var fault = routes[1].TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<HTTPFault>();
+        Assert.Equal((300_000u, TimeSpan.FromSeconds(1)), (fault.Delay.Percentage.Numerator, fault.Delay.FixedDelay.ToTimeSpan()));
+    }
+
+    [Fact]
+    public void HeaderMatches_UseTheSinglePurposeMatcherFields()
+    {
+        var routes = Routes("""
+              - name: h
+                match:
+                - name: m
+                  headers: {x-exact: {exact: a}, x-prefix: {prefix: b}, x-regex: {regex: "c+"}}
+                  withoutHeaders: {x-not: {exact: d}}
+                route: [{destination: {host: reviews}}]
+            """);
+
+        var route = routes[0];
+        Assert.Equal("h.m", route.Name);
+        var headers = route.Match.Headers.ToDictionary(h => h.Name);
+        Assert.Equal("a", headers["x-exact"].ExactMatch);
+        Assert.Equal("b", headers["x-prefix"].PrefixMatch);
+        Assert.Equal("c+", headers["x-regex"].SafeRegexMatch.Regex);
+        Assert.Equal(("d", true), (headers["x-not"].ExactMatch, headers["x-not"].InvertMatch));
+        Assert.All(route.Match.Headers, h => Assert.Null(h.StringMatch));
+    }
+
+    [Fact]
+    public void SourceLabels_RoutesApplyOnlyToMatchingClients_AndVariantsAreShared()
+    {
+        var snapshot = TrafficPolicyTranslationTests.Translate(TestYaml.ReviewsServiceEntry + "\n---\n" + """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - name: canary
+                match:
+                - sourceLabels: {app: productpage, version: v2}
+                route: [{destination: {host: reviews, subset: v2}}]
+              - name: shop-only
+                match:
+                - sourceNamespace: shop
+                  uri: {prefix: /shop}
+                - uri: {prefix: /mesh-gw-only}
+                  gateways: [my-gateway]
+                route: [{destination: {host: reviews, subset: v3}}]
+              - name: rest
+                route: [{destination: {host: reviews, subset: v1}}]
+            """);
+        List<string> NamesFor(string ns, params (string, string)[] labels) =>
+            snapshot.Find(ResourceTypes.Route, Base, new ClientScope(ns, labels.ToDictionary(l => l.Item1, l => l.Item2)))!
+                .Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name).ToList();
+
+        Assert.True(snapshot.ScopedRoutes.ContainsKey(Base));
+        Assert.Equal(["canary", "rest", "default"], NamesFor("default", ("app", "productpage"), ("version", "v2"), ("extra", "x")));
+        Assert.Equal(["rest", "default"], NamesFor("default", ("app", "productpage"), ("version", "v1")));
+        Assert.Equal(["shop-only", "rest", "default"], NamesFor("shop", ("app", "other")));
+        Assert.Equal(["canary", "shop-only", "rest", "default"], NamesFor("shop", ("app", "productpage"), ("version", "v2")));
+        Assert.Equal(["rest", "default"], snapshot.All(ResourceTypes.Route)[Base].Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name));
+
+        // Another client with the same outcome (different labels) reuses the variant already built.
+        var before = snapshot.ScopedRoutes[Base].VariantCount;
+        Assert.Equal(["rest", "default"], NamesFor("default", ("app", "details")));
+        Assert.Equal(before, snapshot.ScopedRoutes[Base].VariantCount);
+    }
+}
