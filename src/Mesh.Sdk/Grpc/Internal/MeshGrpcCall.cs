@@ -19,16 +19,21 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
     private CircuitBreakerLease _lease;
     private int _state; // 0 created, 1 started, 2 completed
 
-    public MeshGrpcCall(string listenerName, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault, CircuitBreakerLease lease)
+    public MeshGrpcCall(MeshGrpcPicker picker, string listenerName, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault, CircuitBreakerLease lease)
     {
         _lease = lease;
+        Picker = picker;
         ListenerName = listenerName;
         Route = route;
         Target = target;
         Cluster = cluster;
         Endpoint = endpoint;
+        CurrentEndpoint = endpoint;
         Fault = fault;
     }
+
+    /// <summary>The picker that chose the endpoint, for retries on another host.</summary>
+    public MeshGrpcPicker Picker { get; }
 
     public string ListenerName { get; }
 
@@ -38,7 +43,11 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
 
     public ClusterRuntime Cluster { get; }
 
+    /// <summary>The endpoint the picker chose.</summary>
     public MeshEndpoint Endpoint { get; }
+
+    /// <summary>The endpoint the current attempt goes to: <see cref="Endpoint"/> until a retry moves to another host.</summary>
+    public MeshEndpoint CurrentEndpoint { get; set; }
 
     /// <summary>The fault decision left for the handler (a delay, possibly followed by an abort).</summary>
     public FaultDecision Fault { get; }
@@ -75,11 +84,11 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
             return;
         }
 
-        Endpoint.State.RequestCompleted();
+        CurrentEndpoint.State.RequestCompleted();
         _lease.Dispose();
         if (context.Error is not null && !HandledByMeshHandler && context.Error is not OperationCanceledException)
         {
-            Cluster.ReportLocalOrigin(Endpoint, LocalOriginOutcome.ConnectFailed);
+            Cluster.ReportLocalOrigin(CurrentEndpoint, LocalOriginOutcome.ConnectFailed);
         }
     }
 }

@@ -3,6 +3,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using Envoy.Config.Core.V3;
 using Grpc.Core;
+using Grpc.Net.Client.Balancer;
+using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Routing;
 using Microsoft.Extensions.Logging;
@@ -19,12 +21,17 @@ namespace Mesh.Sdk.Grpc.Internal;
 /// <remarks>
 /// Like Envoy, retries and outlier detection read the <c>grpc-status</c> of trailers-only responses (a call failed
 /// before sending a message); a status that arrives in trailers after messages is the call's own business. Retries
-/// re-send the call on the same subchannel, and only for calls whose request is a single message (unary and
-/// server-streaming): a client stream cannot be replayed.
+/// re-send the call, on another ready host when the route has the <c>previous_hosts</c> predicate (else on the same
+/// subchannel), and only for calls whose request is a single message (unary and server-streaming): a client stream
+/// cannot be replayed.
 /// </remarks>
 internal sealed partial class MeshGrpcHandler : DelegatingHandler
 {
     private const string GrpcTimeoutHeader = "grpc-timeout";
+
+    // grpc-dotnet's BalancerHttpHandler request options (internal names, stable since 2.37).
+    private static readonly HttpRequestOptionsKey<Subchannel> SubchannelOption = new("Subchannel");
+    private static readonly HttpRequestOptionsKey<BalancerAddress> CurrentAddressOption = new("CurrentAddress");
 
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -92,7 +99,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
         }
         catch (OperationCanceledException) when (timeoutSource is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
-            call.Cluster.ReportLocalOrigin(call.Endpoint, LocalOriginOutcome.Timeout);
+            call.Cluster.ReportLocalOrigin(call.CurrentEndpoint, LocalOriginOutcome.Timeout);
             Log.RouteTimeout(_logger, route.Name, call.Cluster.Name, timeout!.Value.TotalMilliseconds);
             return TrailersOnly(request, new Status(
                 StatusCode.DeadlineExceeded,
@@ -105,6 +112,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
         var policy = call.Route.RetryPolicy;
         var retriesLeft = policy is not null && IsReplayable(request.Content) ? (int)Math.Min(policy.NumRetries, 100) : 0;
         var attempt = 0;
+        List<MeshEndpoint>? tried = null;
         while (true)
         {
             attempt++;
@@ -129,11 +137,12 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 }
                 catch (HttpRequestException) when (!token.IsCancellationRequested)
                 {
-                    call.Cluster.ReportLocalOrigin(call.Endpoint, LocalOriginOutcome.ConnectFailed);
+                    call.Cluster.ReportLocalOrigin(call.CurrentEndpoint, LocalOriginOutcome.ConnectFailed);
                     if (retriesLeft > 0 && policy!.IsRetriableConnectFailure && CanRetry(call))
                     {
                         retriesLeft--;
                         await BackOffAsync(policy, attempt, call, "connect failure", token).ConfigureAwait(false);
+                        MoveToAnotherHost(request, call, policy, ref tried);
                         continue;
                     }
 
@@ -141,11 +150,12 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 }
                 catch (OperationCanceledException) when (perTryTimer is { IsCancellationRequested: true } && !token.IsCancellationRequested)
                 {
-                    call.Cluster.ReportLocalOrigin(call.Endpoint, LocalOriginOutcome.Timeout);
+                    call.Cluster.ReportLocalOrigin(call.CurrentEndpoint, LocalOriginOutcome.Timeout);
                     if (retriesLeft > 0 && (policy!.IsRetriableReset || policy.IsRetriableGrpcStatus((int)StatusCode.DeadlineExceeded)) && CanRetry(call))
                     {
                         retriesLeft--;
                         await BackOffAsync(policy, attempt, call, "per-try timeout", token).ConfigureAwait(false);
+                        MoveToAnotherHost(request, call, policy, ref tried);
                         continue;
                     }
 
@@ -155,7 +165,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 }
 
                 var status = StatusOf(response, out var httpStatus);
-                call.Cluster.ReportResponse(call.Endpoint, status is { } s ? GrpcStatusMapping.ToHttp(s) : httpStatus);
+                call.Cluster.ReportResponse(call.CurrentEndpoint, status is { } s ? GrpcStatusMapping.ToHttp(s) : httpStatus);
                 if (status is { } code && code != StatusCode.OK && retriesLeft > 0
                     && (policy!.IsRetriableGrpcStatus((int)code) || (httpStatus != 200 && policy.IsRetriableStatus(httpStatus)))
                     && CanRetry(call))
@@ -163,6 +173,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                     retriesLeft--;
                     response.Dispose();
                     await BackOffAsync(policy, attempt, call, code.ToString(), token).ConfigureAwait(false);
+                    MoveToAnotherHost(request, call, policy, ref tried);
                     continue;
                 }
 
@@ -173,6 +184,38 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 retryLease.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// With the route's <c>previous_hosts</c> retry predicate, points the request at another READY endpoint of the
+    /// cluster: grpc-dotnet's balancer handler has already chosen the subchannel for this request, so the retry
+    /// rewrites what it set (the URI's host and port, and its <c>Subchannel</c>/<c>CurrentAddress</c> request options,
+    /// which its connect callback reads). Without those options (another grpc-dotnet version) the retry stays on the
+    /// same host.
+    /// </summary>
+    private void MoveToAnotherHost(HttpRequestMessage request, MeshGrpcCall call, RetryPolicy policy, ref List<MeshEndpoint>? tried)
+    {
+        if (!policy.RetryOnDifferentHost || request.RequestUri is not { IsAbsoluteUri: true } uri
+            || !request.Options.TryGetValue(SubchannelOption, out _) || !request.Options.TryGetValue(CurrentAddressOption, out _))
+        {
+            return;
+        }
+
+        tried ??= [call.CurrentEndpoint];
+        var attempts = (int)Math.Clamp(policy.HostSelectionRetryMaxAttempts, 1, 16);
+        if (!call.Picker.TryPickRetry(call.Cluster, tried, attempts, out var endpoint, out var subchannel) || subchannel!.CurrentAddress is not { } address)
+        {
+            return;
+        }
+
+        tried.Add(endpoint!);
+        request.RequestUri = new UriBuilder(uri) { Host = address.EndPoint.Host, Port = address.EndPoint.Port }.Uri;
+        request.Options.Set(SubchannelOption, subchannel);
+        request.Options.Set(CurrentAddressOption, address);
+        call.CurrentEndpoint.State.RequestCompleted();
+        endpoint!.State.RequestStarted();
+        Log.RetryHost(_logger, call.Route.Name, call.CurrentEndpoint.Key, endpoint.Key);
+        call.CurrentEndpoint = endpoint;
     }
 
     private bool CanRetry(MeshGrpcCall call)
@@ -190,7 +233,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
     private async Task BackOffAsync(RetryPolicy policy, int attempt, MeshGrpcCall call, string reason, CancellationToken token)
     {
         var backOff = policy.BackOff(attempt, Random.Shared);
-        Log.Retrying(_logger, call.Route.Name, call.Endpoint.Key, reason, attempt, backOff.TotalMilliseconds);
+        Log.Retrying(_logger, call.Route.Name, call.CurrentEndpoint.Key, reason, attempt, backOff.TotalMilliseconds);
         if (backOff > TimeSpan.Zero)
         {
             await Task.Delay(backOff, _time, token).ConfigureAwait(false);
@@ -323,6 +366,9 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
 
         [LoggerMessage(7012, LogLevel.Debug, "Route '{RouteName}': retrying the call to '{Endpoint}' after {Reason} (attempt {Attempt}, back-off {BackOffMs} ms).")]
         public static partial void Retrying(ILogger logger, string routeName, string endpoint, string reason, int attempt, double backOffMs);
+
+        [LoggerMessage(7014, LogLevel.Debug, "Route '{RouteName}': the retry moves from '{From}' to '{To}' (previous_hosts).")]
+        public static partial void RetryHost(ILogger logger, string routeName, string from, string to);
 
         [LoggerMessage(7013, LogLevel.Warning, "Cluster '{ClusterName}' is over its max_retries limit; the call is not retried.")]
         public static partial void RetryOverflow(ILogger logger, string clusterName);

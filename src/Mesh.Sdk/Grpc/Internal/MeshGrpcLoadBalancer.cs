@@ -19,6 +19,7 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
     private MeshGrpcTarget? _target;
     private IReadOnlyList<Subchannel>? _lastReady;
     private int _picked;
+    private FrozenDictionary<string, Subchannel> _latestReady = FrozenDictionary<string, Subchannel>.Empty;
 
     public MeshGrpcLoadBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, MeshRuntime runtime)
         : this(new StateTrackingController(controller), loggerFactory, runtime)
@@ -69,7 +70,9 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
             }
         }
 
-        return new MeshGrpcPicker(_runtime, target, ready.ToFrozenDictionary(StringComparer.Ordinal), _controller.StateOf);
+        var frozen = ready.ToFrozenDictionary(StringComparer.Ordinal);
+        Volatile.Write(ref _latestReady, frozen);
+        return new MeshGrpcPicker(_runtime, target, frozen, _controller.StateOf, () => Volatile.Read(ref _latestReady));
     }
 
     private sealed class FailurePicker(Status status) : SubchannelPicker

@@ -26,9 +26,16 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
     private readonly MeshGrpcTarget _target;
     private readonly FrozenDictionary<string, Subchannel> _ready;
     private readonly Func<string, ConnectivityState?> _stateOf;
+    private readonly Func<FrozenDictionary<string, Subchannel>> _latestReady;
 
-    public MeshGrpcPicker(MeshRuntime runtime, MeshGrpcTarget target, FrozenDictionary<string, Subchannel> ready, Func<string, ConnectivityState?> stateOf)
+    public MeshGrpcPicker(
+        MeshRuntime runtime,
+        MeshGrpcTarget target,
+        FrozenDictionary<string, Subchannel> ready,
+        Func<string, ConnectivityState?> stateOf,
+        Func<FrozenDictionary<string, Subchannel>> latestReady)
     {
+        _latestReady = latestReady;
         _runtime = runtime;
         _target = target;
         _ready = ready;
@@ -125,10 +132,60 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
             }
         }
 
-        var call = new MeshGrpcCall(listener, route, target, cluster, endpoint, fault, lease);
+        var call = new MeshGrpcCall(this, listener, route, target, cluster, endpoint, fault, lease);
         request.Options.Set(MeshGrpcCall.OptionKey, call);
         return PickResult.ForSubchannel(subchannel!, call);
     }
+
+    /// <summary>
+    /// Picks another READY endpoint of the call's cluster for a retry (Envoy's <c>previous_hosts</c> predicate):
+    /// the cluster's load balancer with <paramref name="tried"/> excluded, else any ready host not tried, among the
+    /// subchannels ready now (the balancer's latest picker, which may have more than the one that picked the call).
+    /// Returns <see langword="false"/> when every ready host was tried.
+    /// </summary>
+    public bool TryPickRetry(ClusterRuntime cluster, List<MeshEndpoint> tried, int attempts, out MeshEndpoint? endpoint, out Subchannel? subchannel)
+    {
+        var ready = _latestReady();
+        var state = (ready, tried);
+        endpoint = cluster.Pick(new MeshPickContext(null, NotReadyOrTried, state, attempts));
+        if (endpoint is not null && !NotReadyOrTried(endpoint, state) && !endpoint.State.Outlier.IsEjected && ready.TryGetValue(endpoint.Key, out subchannel))
+        {
+            return true;
+        }
+
+        foreach (var candidate in cluster.LoadBalancer.Endpoints.All)
+        {
+            if (candidate.HealthClass != EndpointHealth.Excluded && !candidate.State.Outlier.IsEjected && !NotReadyOrTried(candidate, state)
+                && ready.TryGetValue(candidate.Key, out subchannel))
+            {
+                endpoint = candidate;
+                return true;
+            }
+        }
+
+        endpoint = null;
+        subchannel = null;
+        return false;
+    }
+
+    private static readonly Func<MeshEndpoint, object?, bool> NotReadyOrTried = static (endpoint, state) =>
+    {
+        var (ready, tried) = ((FrozenDictionary<string, Subchannel>, List<MeshEndpoint>))state!;
+        if (!ready.ContainsKey(endpoint.Key))
+        {
+            return true;
+        }
+
+        foreach (var previous in tried)
+        {
+            if (previous.Key == endpoint.Key)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    };
 
     /// <summary>The status of an abort: <c>grpc_status</c> as given, an <c>http_status</c> mapped as gRPC maps HTTP statuses.</summary>
     public static Status AbortStatus(FaultDecision fault, CompiledRoute route)

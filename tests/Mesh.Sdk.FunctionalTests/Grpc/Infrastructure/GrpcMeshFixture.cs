@@ -1,0 +1,234 @@
+using System.Globalization;
+using System.Text;
+using Grpc.Net.Client;
+using Mesh.ControlPlane;
+using Mesh.Sdk.Grpc;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Sdk.FunctionalTests.Grpc.Infrastructure;
+
+/// <summary>
+/// The gRPC functional test world, shared by the tests of a class: real Kestrel Greeter workloads
+/// (<c>greeter</c> v1 ×2 and v2 ×1; <c>outlier</c> good and bad), the real <see cref="MeshControlPlane"/> on
+/// 127.0.0.1 serving Istio YAML from a temporary folder, and a client <see cref="IServiceProvider"/> from
+/// <c>AddMesh()</c> bootstrapped to that control plane. Every test has its own service (ServiceEntry, DestinationRule,
+/// VirtualService), all written before the control plane starts, so no test sees another's routes.
+/// </summary>
+public sealed class GrpcMeshFixture : IAsyncLifetime
+{
+    public const int ServicePort = 9080;
+
+    private readonly List<GreeterWorkload> _workloads = [];
+    private MeshControlPlane? _controlPlane;
+    private ILoggerFactory? _controlPlaneLogs;
+    private ServiceProvider? _client;
+
+    public string ConfigDirectory { get; } = Directory.CreateTempSubdirectory("mesh-grpc-ft-").FullName;
+
+    internal GreeterWorkload V1A { get; private set; } = null!;
+
+    internal GreeterWorkload V1B { get; private set; } = null!;
+
+    internal GreeterWorkload V2 { get; private set; } = null!;
+
+    internal GreeterWorkload OutlierGood { get; private set; } = null!;
+
+    internal GreeterWorkload OutlierBad { get; private set; } = null!;
+
+    /// <summary>The client's services: <c>AddMesh()</c> bootstrapped to the control plane, plus the test's gRPC clients.</summary>
+    public IServiceProvider Services => _client ?? throw new InvalidOperationException("Fixture not started.");
+
+    public MeshControlPlane ControlPlane => _controlPlane ?? throw new InvalidOperationException("Fixture not started.");
+
+    public async Task InitializeAsync()
+    {
+        V1A = await Add("greeter-v1-a", "greeter", "v1");
+        V1B = await Add("greeter-v1-b", "greeter", "v1");
+        V2 = await Add("greeter-v2", "greeter", "v2");
+        OutlierGood = await Add("outlier-good", "outlier", "v1");
+        OutlierBad = await Add("outlier-bad", "outlier", "v1");
+        OutlierBad.FailAllWith = global::Grpc.Core.StatusCode.Unavailable;
+
+        WriteWorkloads();
+        foreach (var (name, app, trafficPolicy, http) in GrpcTestServices.All)
+        {
+            WriteService(name, app, trafficPolicy);
+            if (http is not null)
+            {
+                WriteVirtualService(name, http);
+            }
+        }
+
+        _controlPlaneLogs = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning));
+        _controlPlane = new MeshControlPlane(new MeshControlPlaneOptions
+        {
+            ConfigDirectory = ConfigDirectory,
+            XdsAddress = "127.0.0.1",
+            XdsPort = 0,
+            LoggerFactory = _controlPlaneLogs,
+        });
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            await _controlPlane.StartAsync(cts.Token);
+        }
+
+        if (_controlPlane.ConfigErrors.Count > 0)
+        {
+            throw new InvalidOperationException("The control plane rejected the gRPC test configuration:\n" + string.Join("\n", _controlPlane.ConfigErrors) + "\n" + Dump());
+        }
+
+        var services = new ServiceCollection();
+        services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
+        services.AddMesh(o => o.BootstrapConfig = Bootstrap(_controlPlane.XdsPort));
+        services.AddGrpcClient<Greeter.Greeter.GreeterClient>(o => o.Address = new Uri(Target(GrpcTestServices.Factory)));
+        _client = services.BuildServiceProvider();
+    }
+
+    /// <summary>The xds target of a test service: <c>xds:///name:9080</c> (a short name, expanded in namespace default).</summary>
+    public static string Target(string service) => string.Create(CultureInfo.InvariantCulture, $"xds:///{service}:{ServicePort}");
+
+    public static string Host(string service) => service + ".default.svc.cluster.local";
+
+    /// <summary>A channel to a test service configured with <see cref="MeshGrpcChannelOptionsExtensions.UseMesh"/>.</summary>
+    public GrpcChannel CreateChannel(string service) => GrpcChannel.ForAddress(Target(service), new GrpcChannelOptions().UseMesh(Services));
+
+    /// <summary>Replaces a test service's VirtualService (<paramref name="http"/> is the <c>http:</c> list, indented by two).</summary>
+    public void WriteVirtualService(string service, string http) => WriteAtomically(service + "-vs.yaml", $"""
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata:
+          name: {service}
+          namespace: default
+        spec:
+          hosts:
+          - {Host(service)}
+          http:
+        {http}
+        """);
+
+    public string Dump()
+    {
+        var sb = new StringBuilder();
+        foreach (var file in Directory.GetFiles(ConfigDirectory, "*.yaml").Order(StringComparer.Ordinal))
+        {
+            sb.Append("--- ").AppendLine(Path.GetFileName(file)).AppendLine(File.ReadAllText(file));
+        }
+
+        return sb.ToString();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_client is not null)
+        {
+            await _client.DisposeAsync();
+        }
+
+        if (_controlPlane is not null)
+        {
+            await _controlPlane.DisposeAsync();
+        }
+
+        _controlPlaneLogs?.Dispose();
+        foreach (var workload in _workloads)
+        {
+            await workload.DisposeAsync();
+        }
+
+        try
+        {
+            Directory.Delete(ConfigDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A temp folder left behind is harmless.
+        }
+    }
+
+    private async Task<GreeterWorkload> Add(string name, string app, string version)
+    {
+        var workload = await GreeterWorkload.StartAsync(name, app, version);
+        _workloads.Add(workload);
+        return workload;
+    }
+
+    private void WriteWorkloads()
+    {
+        var sb = new StringBuilder();
+        foreach (var w in _workloads)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"""
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: WorkloadEntry
+                metadata:
+                  name: {w.Name}
+                  namespace: default
+                spec:
+                  address: 127.0.0.1
+                  ports:
+                    grpc: {w.Port}
+                  labels:
+                    app: {w.App}
+                    version: {w.Version}
+
+                """);
+        }
+
+        WriteAtomically("workloads.yaml", sb.ToString());
+    }
+
+    private void WriteService(string service, string app, string? trafficPolicy) => WriteAtomically(service + ".yaml", $"""
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata:
+          name: {service}
+          namespace: default
+        spec:
+          hosts:
+          - {Host(service)}
+          location: MESH_INTERNAL
+          ports:
+          - number: {ServicePort}
+            name: grpc
+            protocol: GRPC
+          resolution: STATIC
+          workloadSelector:
+            labels:
+              app: {app}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata:
+          name: {service}
+          namespace: default
+        spec:
+          host: {Host(service)}
+        {trafficPolicy ?? string.Empty}
+          subsets:
+          - name: v1
+            labels:
+              version: v1
+          - name: v2
+            labels:
+              version: v2
+
+        """);
+
+    private static string Bootstrap(int xdsPort) =>
+        "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + xdsPort.ToString(CultureInfo.InvariantCulture)
+        + "\",\"channel_creds\":[{\"type\":\"insecure\"}],\"server_features\":[\"xds_v3\"]}],"
+        + "\"node\":{\"id\":\"sidecar~127.0.0.1~grpc-client.default~default.svc.cluster.local\","
+        + "\"locality\":{\"region\":\"r1\",\"zone\":\"z1\"},"
+        + "\"metadata\":{\"GENERATOR\":\"grpc\",\"NAMESPACE\":\"default\"}}}";
+
+    // Write beside, then rename over: the control plane's watcher never sees a half-written file.
+    private void WriteAtomically(string name, string content)
+    {
+        var target = Path.Combine(ConfigDirectory, name);
+        var temp = Path.Combine(ConfigDirectory, "." + name + ".tmp");
+        File.WriteAllText(temp, content);
+        File.Move(temp, target, overwrite: true);
+    }
+}

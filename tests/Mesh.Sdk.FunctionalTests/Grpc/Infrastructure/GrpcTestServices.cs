@@ -1,0 +1,133 @@
+namespace Mesh.Sdk.FunctionalTests.Grpc.Infrastructure;
+
+/// <summary>
+/// The test services of the gRPC suite and their Istio routing, one per test so tests never share routes. YAML
+/// fragments are indented for their place: traffic policies under the DestinationRule's <c>spec</c>, routes under
+/// the VirtualService's <c>http</c>.
+/// </summary>
+internal static class GrpcTestServices
+{
+    public const string Split = "grpc-split";
+    public const string Method = "grpc-method";
+    public const string Header = "grpc-header";
+    public const string Abort = "grpc-abort";
+    public const string Delay = "grpc-delay";
+    public const string Retry = "grpc-retry";
+    public const string Deadline = "grpc-deadline";
+    public const string Outlier = "grpc-outlier";
+    public const string Shift = "grpc-shift";
+    public const string Factory = "grpc-factory";
+    public const string Breaker = "grpc-breaker";
+
+    public const string SayHelloPath = "/mesh.functional.Greeter/SayHello";
+    public const string SayGoodbyePath = "/mesh.functional.Greeter/SayGoodbye";
+
+    public static IEnumerable<(string Name, string App, string? TrafficPolicy, string? Http)> All =>
+    [
+        (Split, "greeter", null, WeightedRoute(Split, 80, 20)),
+        (Method, "greeter", null, MethodRoute(Method)),
+        (Factory, "greeter", null, MethodRoute(Factory)),
+        (Header, "greeter", null, $"""
+          - name: canary
+            match:
+            - headers:
+                x-canary:
+                  exact: "yes"
+            route:
+            - destination: {Destination(Header, "v2")}
+          - name: default
+            route:
+            - destination: {Destination(Header, "v1")}
+        """),
+        (Abort, "greeter", null, $"""
+          - name: abort-http
+            match:
+            - headers:
+                x-abort:
+                  exact: http
+            fault:
+              abort:
+                httpStatus: 404
+                percentage:
+                  value: 100
+            route:
+            - destination: {Destination(Abort, "v1")}
+          - name: abort-grpc
+            fault:
+              abort:
+                grpcStatus: RESOURCE_EXHAUSTED
+                percentage:
+                  value: 100
+            route:
+            - destination: {Destination(Abort, "v1")}
+        """),
+        (Delay, "greeter", null, $"""
+          - name: delayed
+            fault:
+              delay:
+                fixedDelay: 400ms
+                percentage:
+                  value: 100
+            route:
+            - destination: {Destination(Delay, "v1")}
+        """),
+        (Retry, "greeter", null, $"""
+          - name: retried
+            retries:
+              attempts: 3
+              retryOn: unavailable
+            route:
+            - destination: {Destination(Retry, "v2")}
+        """),
+        (Deadline, "greeter", null, $"""
+          - name: bounded
+            timeout: 300ms
+            route:
+            - destination: {Destination(Deadline, "v1")}
+        """),
+        (Outlier, "outlier", """
+          trafficPolicy:
+            outlierDetection:
+              consecutive5xxErrors: 3
+              interval: 1s
+              baseEjectionTime: 60s
+              maxEjectionPercent: 100
+        """, null),
+        (Shift, "greeter", null, SingleRoute(Shift, "v1")),
+        (Breaker, "greeter", """
+          trafficPolicy:
+            connectionPool:
+              http:
+                http2MaxRequests: 2
+        """, SingleRoute(Breaker, "v1")),
+    ];
+
+    public static string Destination(string service, string subset) => $$"""{ host: {{GrpcMeshFixture.Host(service)}}, subset: {{subset}}, port: { number: {{GrpcMeshFixture.ServicePort}} } }""";
+
+    public static string SingleRoute(string service, string subset) => $"""
+          - name: all-{subset}
+            route:
+            - destination: {Destination(service, subset)}
+        """;
+
+    public static string WeightedRoute(string service, int v1, int v2) => $"""
+          - name: split
+            route:
+            - destination: {Destination(service, "v1")}
+              weight: {v1}
+            - destination: {Destination(service, "v2")}
+              weight: {v2}
+        """;
+
+    public static string MethodRoute(string service) => $"""
+          - name: goodbye-to-v2
+            match:
+            - uri:
+                exact: {SayGoodbyePath}
+            route:
+            - destination: {Destination(service, "v2")}
+          - name: default
+            route:
+            - destination: {Destination(service, "v1")}
+        """;
+}
