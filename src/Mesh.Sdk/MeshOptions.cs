@@ -62,10 +62,11 @@ public sealed class MeshOptions
     /// <summary>
     /// How long the first request to a host waits for the control plane to say whether the host is in the mesh
     /// (its listener and everything it depends on arrive, or the server reports it does not exist). When it
-    /// elapses with nothing known, the request fails with an <see cref="HttpRequestException"/> naming the listener.
+    /// elapses with nothing known, the host is treated as outside the mesh (Istio's <c>ALLOW_ANY</c>) and a warning
+    /// names the listener; should the listener arrive later, requests to the host are meshed from then on.
     /// </summary>
-    /// <value>Default: 10 seconds.</value>
-    public TimeSpan ResolveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    /// <value>Default: 5 seconds.</value>
+    public TimeSpan ResolveTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Whether <c>AddMesh()</c> meshes every <c>IHttpClientFactory</c> client. When <see langword="false"/>, only

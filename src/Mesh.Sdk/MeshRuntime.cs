@@ -28,6 +28,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     private readonly Lock _updateGate = new();
     private readonly Lock _hostsGate = new();
     private readonly ConcurrentDictionary<(string Host, int Port), HostEntry> _hosts = new();
+    private readonly List<IDisposable> _selfInterest = [];
     private TaskCompletionSource _updatedSignal = NewSignal();
     private long _appliedVersion;
     private int _started;
@@ -107,6 +108,19 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         if (Interlocked.Exchange(ref _started, 1) == 0)
         {
             Log.Starting(_logger, Bootstrap.Servers[0].ServerUri, Bootstrap.Node.Id, Namespace, Options.ServiceName ?? string.Empty);
+            if (Options.ServiceName is { } service)
+            {
+                // The node (and so the self-registration) reaches the server with the first request of the stream:
+                // subscribe to the workload's own service so there is one even before any outbound call.
+                foreach (var servicePort in Options.Ports.Keys)
+                {
+                    if (ListenerNameFor(service, servicePort) is { } own)
+                    {
+                        _selfInterest.Add(_client.AddListener(own));
+                    }
+                }
+            }
+
             _client.Start();
         }
     }
@@ -139,10 +153,9 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// The listener a request to <paramref name="host"/>:<paramref name="port"/> goes through, or
     /// <see langword="null"/> when the host is not in the mesh (pass the request through untouched). The first
     /// call for a host registers interest in its listener and waits, at most <see cref="MeshOptions.ResolveTimeout"/>,
-    /// until the listener and what it depends on are present or the control plane says it does not exist; later
-    /// calls complete synchronously.
+    /// until the listener and what it depends on are present or the control plane says it does not exist (or says
+    /// nothing: then the host passes through, as Istio's <c>ALLOW_ANY</c>); later calls complete synchronously.
     /// </summary>
-    /// <exception cref="TimeoutException">Nothing was known about the listener within the resolve timeout.</exception>
     public ValueTask<string?> ResolveListenerAsync(string host, int port, CancellationToken cancellationToken)
     {
         if (_hosts.TryGetValue((host, port), out var entry) && entry.Resolved)
@@ -160,12 +173,51 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             return null;
         }
 
-        if (Routes.TryGetTable(entry.Listener, out _))
+        // In the mesh while its routes are in force; otherwise (deleted, never sent) the request passes through.
+        return Routes.TryGetTable(entry.Listener, out _) ? entry.Listener : null;
+    }
+
+    /// <summary>
+    /// The runtime of a cluster a matched route names, with its endpoints. A route update can name a cluster the
+    /// client has not received yet (CDS/EDS follow RDS): like gRPC's queued picks, the request then waits, at most
+    /// <see cref="MeshOptions.ResolveTimeout"/>, for it to arrive. Returns <see langword="null"/> when it does not.
+    /// </summary>
+    public ValueTask<ClusterRuntime?> GetClusterAsync(string name, CancellationToken cancellationToken)
+    {
+        if (Clusters.TryGetCluster(name, out var cluster) && cluster.Assignment is not null)
         {
-            return entry.Listener;
+            return new ValueTask<ClusterRuntime?>(cluster);
         }
 
-        return Snapshots.Current.MissingListeners.Contains(entry.Listener) ? null : entry.Listener;
+        return WaitForClusterAsync(name, cancellationToken);
+    }
+
+    private async ValueTask<ClusterRuntime?> WaitForClusterAsync(string name, CancellationToken cancellationToken)
+    {
+        var started = TimeProvider.GetTimestamp();
+        while (true)
+        {
+            var signal = Volatile.Read(ref _updatedSignal).Task;
+            if (Clusters.TryGetCluster(name, out var cluster) && cluster.Assignment is not null)
+            {
+                return cluster;
+            }
+
+            var remaining = Options.ResolveTimeout - TimeProvider.GetElapsedTime(started);
+            if (remaining <= TimeSpan.Zero || Volatile.Read(ref _disposed) != 0)
+            {
+                return cluster;
+            }
+
+            try
+            {
+                await signal.WaitAsync(remaining, TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Checked once more at the top of the loop.
+            }
+        }
     }
 
     private async ValueTask<string?> ResolveSlowAsync(string host, int port, CancellationToken cancellationToken)
@@ -217,16 +269,17 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             var remaining = timeout - TimeProvider.GetElapsedTime(started);
             if (remaining <= TimeSpan.Zero)
             {
+                entry.Resolved = true;
                 if (Routes.TryGetTable(name, out _))
                 {
                     // Routable, though some cluster it names has no endpoints yet: requests get 503 for those.
-                    entry.Resolved = true;
                     return name;
                 }
 
-                throw new TimeoutException(
-                    $"Mesh.Sdk: the control plane at '{Bootstrap.Servers[0].ServerUri}' sent neither listener '{name}' (for '{host}:{port.ToString(CultureInfo.InvariantCulture)}') "
-                    + $"nor word that it does not exist within {timeout} ({MeshOptions.SectionName}:ResolveTimeout).");
+                // Istio's ALLOW_ANY: a host the control plane says nothing about passes through. The listener stays
+                // subscribed, so a later answer puts the host in the mesh.
+                Log.ResolveTimedOut(_logger, host, port, name, timeout);
+                return null;
             }
 
             try
@@ -291,6 +344,10 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             }
 
             _hosts.Clear();
+            foreach (var interest in _selfInterest)
+            {
+                interest.Dispose();
+            }
         }
 
         await _client.DisposeAsync().ConfigureAwait(false);
@@ -410,6 +467,9 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 
         [LoggerMessage(1002, LogLevel.Debug, "Host '{Host}:{Port}' is not in the mesh: the control plane has no listener '{ListenerName}'; requests pass through.")]
         public static partial void NotInMesh(ILogger logger, string host, int port, string listenerName);
+
+        [LoggerMessage(1004, LogLevel.Warning, "The control plane sent neither listener '{ListenerName}' (for '{Host}:{Port}') nor word that it does not exist within {Timeout} (Mesh:ResolveTimeout); requests to it pass through outside the mesh until it arrives.")]
+        public static partial void ResolveTimedOut(ILogger logger, string host, int port, string listenerName, TimeSpan timeout);
 
         [LoggerMessage(1003, LogLevel.Warning, "Cluster '{ClusterName}' was not applied: {Reason}")]
         public static partial void ClusterNotApplied(ILogger logger, string clusterName, string reason);

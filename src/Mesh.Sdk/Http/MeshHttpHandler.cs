@@ -50,16 +50,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
 
-        string? listener;
-        try
-        {
-            listener = await _runtime.ResolveListenerAsync(uri.IdnHost, uri.Port, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException ex)
-        {
-            throw new HttpRequestException(HttpRequestError.NameResolutionError, ex.Message, ex);
-        }
-
+        var listener = await _runtime.ResolveListenerAsync(uri.IdnHost, uri.Port, cancellationToken).ConfigureAwait(false);
         if (listener is null)
         {
             return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
@@ -117,7 +108,8 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             }
         }
 
-        if (!_runtime.Clusters.TryGetCluster(target.Cluster, out var cluster))
+        var cluster = await _runtime.GetClusterAsync(target.Cluster, cancellationToken).ConfigureAwait(false);
+        if (cluster is null)
         {
             return Local(request, route.ClusterNotFoundStatus, "NC", $"Mesh.Sdk: cluster '{target.Cluster}' of route '{route.Name}' is not known (not received from the control plane yet, or rejected; see the log)");
         }
