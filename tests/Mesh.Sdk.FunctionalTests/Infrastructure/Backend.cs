@@ -1,0 +1,159 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Sdk.FunctionalTests.Infrastructure;
+
+/// <summary>What a backend saw of one request.</summary>
+internal sealed record SeenRequest(string Method, string PathAndQuery, string Host, IReadOnlyDictionary<string, string> Headers, string Body);
+
+/// <summary>The JSON a backend answers with.</summary>
+internal sealed record BackendReply(string Workload, string Version, string Method, string Path, string Host, Dictionary<string, string> Headers);
+
+/// <summary>
+/// One workload of a service: a real Kestrel server on 127.0.0.1 with an ephemeral port (HTTP/1.1 and h2c
+/// prior knowledge), answering every path with JSON naming its workload and version and echoing the request
+/// headers. It counts what it saw and can be told to answer with a status, delay, or fail the next N requests.
+/// </summary>
+internal sealed class Backend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ConcurrentQueue<SeenRequest> _seen = new();
+    private int _count;
+    private int _failRemaining;
+    private int _failStatus = 503;
+    private int _status;
+    private long _delayTicks;
+
+    private Backend(string service, string workload, string version, WebApplication app)
+    {
+        Service = service;
+        Workload = workload;
+        Version = version;
+        _app = app;
+    }
+
+    public string Service { get; }
+
+    public string Workload { get; }
+
+    public string Version { get; }
+
+    public int Port { get; private set; }
+
+    /// <summary>Requests received.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Requests received, in order.</summary>
+    public IReadOnlyList<SeenRequest> Seen => [.. _seen];
+
+    public static async Task<Backend> StartAsync(string service, string workload, string version, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http1));
+        var app = builder.Build();
+        var backend = new Backend(service, workload, version, app);
+        app.Run(backend.HandleAsync);
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+        backend.Port = new Uri(address).Port;
+        return backend;
+    }
+
+    /// <summary>The next <paramref name="count"/> requests get <paramref name="status"/>.</summary>
+    public void FailNext(int count, int status = 503)
+    {
+        Volatile.Write(ref _failStatus, status);
+        Volatile.Write(ref _failRemaining, count);
+    }
+
+    /// <summary>Every request gets <paramref name="status"/> (0 restores 200).</summary>
+    public void AlwaysAnswer(int status) => Volatile.Write(ref _status, status);
+
+    /// <summary>Every request waits <paramref name="delay"/> before the answer.</summary>
+    public void Delay(TimeSpan delay) => Interlocked.Exchange(ref _delayTicks, delay.Ticks);
+
+    /// <summary>Forgets counts and behaviours.</summary>
+    public void Reset()
+    {
+        Volatile.Write(ref _count, 0);
+        Volatile.Write(ref _failRemaining, 0);
+        Volatile.Write(ref _status, 0);
+        Interlocked.Exchange(ref _delayTicks, 0);
+        _seen.Clear();
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        Interlocked.Increment(ref _count);
+        var request = context.Request;
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in request.Headers)
+        {
+            headers[key] = value.ToString();
+        }
+
+        string body;
+        using (var reader = new StreamReader(request.Body))
+        {
+            body = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        }
+
+        var pathAndQuery = request.Path + request.QueryString;
+        _seen.Enqueue(new SeenRequest(request.Method, pathAndQuery, request.Host.Value ?? string.Empty, headers, body));
+        var delay = Interlocked.Read(ref _delayTicks);
+        if (delay > 0)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromTicks(delay), context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
+        var status = Volatile.Read(ref _status);
+        if (Interlocked.Decrement(ref _failRemaining) >= 0)
+        {
+            status = Volatile.Read(ref _failStatus);
+        }
+        else
+        {
+            Interlocked.Exchange(ref _failRemaining, 0);
+        }
+
+        context.Response.StatusCode = status == 0 ? 200 : status;
+        context.Response.Headers["x-backend-workload"] = Workload;
+        context.Response.Headers["x-backend-version"] = Version;
+        context.Response.ContentType = "application/json";
+        var reply = new BackendReply(Workload, Version, request.Method, pathAndQuery, request.Host.Value ?? string.Empty, headers);
+        await context.Response.WriteAsync(JsonSerializer.Serialize(reply, JsonOptions), context.RequestAborted).ConfigureAwait(false);
+    }
+
+    internal static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web);
+
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await _app.StopAsync(cts.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
