@@ -165,6 +165,7 @@ public sealed class GrpcMeshTests(GrpcMeshFixture fixture) : IClassFixture<GrpcM
     {
         using var channel = fixture.CreateChannel(Outlier);
         var client = new Greeter.Greeter.GreeterClient(channel);
+        var badBefore = fixture.OutlierBad.Calls;
         var failures = 0;
         var tail = new List<string>();
         for (var i = 0; i < 40; i++)
@@ -187,12 +188,31 @@ public sealed class GrpcMeshTests(GrpcMeshFixture fixture) : IClassFixture<GrpcM
             }
         }
 
-        // consecutive5xxErrors: 3 ejects the bad host after its third consecutive failure, for 60 s. The route's
-        // default retry policy (istiod's: two retries on unavailable, previous_hosts) retries each of those calls on
-        // the good host, so the caller sees no failure at all.
-        Assert.Equal(3, fixture.OutlierBad.Calls);
-        Assert.Equal(0, failures);
+        // consecutive5xxErrors: 3 ejects the bad host after its third consecutive failure, for 60 s; the route has
+        // retries off (attempts: 0), so each of those three calls fails and no later call reaches the bad host.
+        Assert.Equal(3, fixture.OutlierBad.Calls - badBefore);
+        Assert.Equal(3, failures);
         Assert.Equal(Enumerable.Repeat("outlier-good", 20), tail);
+    }
+
+    [Fact]
+    public async Task Retries_WithPreviousHosts_MoveToAnotherHost()
+    {
+        // Round robin over a good and an always-UNAVAILABLE host, no outlier detection; istiod's retry policy adds
+        // the previous_hosts predicate, so every call the bad host fails is retried on the good one.
+        using var channel = fixture.CreateChannel(RetryHost);
+        var client = new Greeter.Greeter.GreeterClient(channel);
+        var badBefore = fixture.OutlierBad.Calls;
+        var workloads = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            workloads.Add((await client.SayHelloAsync(new HelloRequest(), deadline: Deadline())).Workload);
+        }
+
+        // The bad host did take first attempts (a retry's pick advances round robin too, as in Envoy, so most first
+        // picks land on it), and each of them was answered by the good host.
+        Assert.Equal(Enumerable.Repeat("outlier-good", 20), workloads);
+        Assert.InRange(fixture.OutlierBad.Calls - badBefore, 5, 20);
     }
 
     [Fact]

@@ -15,6 +15,7 @@ internal static class GrpcTestServices
     public const string Retry = "grpc-retry";
     public const string Deadline = "grpc-deadline";
     public const string Outlier = "grpc-outlier";
+    public const string RetryHost = "grpc-retry-host";
     public const string Shift = "grpc-shift";
     public const string Factory = "grpc-factory";
     public const string Breaker = "grpc-breaker";
@@ -92,7 +93,21 @@ internal static class GrpcTestServices
               interval: 1s
               baseEjectionTime: 60s
               maxEjectionPercent: 100
-        """, null),
+        """, $"""
+          - name: no-retries
+            retries:
+              attempts: 0
+            route:
+            - destination: {ServiceDestination(Outlier)}
+        """),
+        (RetryHost, "outlier", null, $"""
+          - name: retried-elsewhere
+            retries:
+              attempts: 2
+              retryOn: unavailable
+            route:
+            - destination: {ServiceDestination(RetryHost)}
+        """),
         (Shift, "greeter", null, SingleRoute(Shift, "v1")),
         (Breaker, "greeter", """
           trafficPolicy:
@@ -103,6 +118,8 @@ internal static class GrpcTestServices
     ];
 
     public static string Destination(string service, string subset) => $$"""{ host: {{GrpcMeshFixture.Host(service)}}, subset: {{subset}}, port: { number: {{GrpcMeshFixture.ServicePort}} } }""";
+
+    public static string ServiceDestination(string service) => $$"""{ host: {{GrpcMeshFixture.Host(service)}}, port: { number: {{GrpcMeshFixture.ServicePort}} } }""";
 
     public static string SingleRoute(string service, string subset) => $"""
           - name: all-{subset}
