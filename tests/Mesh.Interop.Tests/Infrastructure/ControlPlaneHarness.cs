@@ -1,4 +1,5 @@
 using Mesh.ControlPlane;
+using Mesh.Testing;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Interop.Tests.Infrastructure;

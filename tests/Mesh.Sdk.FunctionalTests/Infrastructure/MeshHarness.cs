@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using Mesh.ControlPlane;
 using Mesh.Sdk.Routing;
+using Mesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 

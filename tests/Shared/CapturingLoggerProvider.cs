@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
 
-namespace Mesh.Interop.Tests.Infrastructure;
+namespace Mesh.Testing;
 
 /// <summary>A warning or error the control plane logged; <see cref="Line"/> is the formatted log line.</summary>
 internal sealed record CapturedLogEntry(string Category, int EventId, LogLevel Level, string Line)
@@ -11,7 +11,7 @@ internal sealed record CapturedLogEntry(string Category, int EventId, LogLevel L
     public override string ToString() => Line;
 }
 
-/// <summary>Keeps the control plane's log lines in memory so a failing test can show them.</summary>
+/// <summary>Keeps log lines (control plane, mesh client) in memory so a failing test can show them. Shared by the test projects that host real processes.</summary>
 internal sealed class CapturingLoggerProvider : ILoggerProvider
 {
     private const int MaxLines = 400;
