@@ -9,6 +9,7 @@ namespace Mesh.ControlPlane.Xds;
 /// version of every resource the client holds (seeded from initial_resource_versions on
 /// reconnect). Only resources whose version differs are sent; resources the client holds that no
 /// longer exist are listed in removed_resources. A NACKed version is not sent again.
+/// Pushes after a new snapshot follow <see cref="PushOrder"/>.
 /// </summary>
 internal sealed class DeltaStream(AdsContext context, long streamId, string peer, IServerStreamWriter<DeltaDiscoveryResponse> writer)
     : AdsStream<DeltaDiscoveryRequest>(context, streamId, peer)
@@ -105,21 +106,21 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
         }
 
         state.Started = true;
-        await PushAsync(typeUrl, state, snapshot, cancellationToken).ConfigureAwait(false);
+        await PushAsync(typeUrl, state, snapshot, PushPhase.All, cancellationToken).ConfigureAwait(false);
     }
 
     public override async Task OnSnapshotAsync(XdsSnapshot snapshot, CancellationToken cancellationToken)
     {
-        foreach (var typeUrl in ResourceTypes.All)
+        foreach (var (typeUrl, phase) in PushOrder.Steps)
         {
             if (_types.TryGetValue(typeUrl, out var state) && state.Started)
             {
-                await PushAsync(typeUrl, state, snapshot, cancellationToken).ConfigureAwait(false);
+                await PushAsync(typeUrl, state, snapshot, phase, cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
-    private async Task PushAsync(string typeUrl, TypeState state, XdsSnapshot snapshot, CancellationToken cancellationToken)
+    private async Task PushAsync(string typeUrl, TypeState state, XdsSnapshot snapshot, PushPhase phase, CancellationToken cancellationToken)
     {
         var desired = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         if (state.Wildcard)
@@ -139,17 +140,23 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
         }
 
         var response = new DeltaDiscoveryResponse { TypeUrl = typeUrl, SystemVersionInfo = snapshot.VersionInfo };
-        foreach (var resource in desired.Values.OrderBy(r => r.Name, StringComparer.Ordinal))
+        if (phase != PushPhase.Removals)
         {
-            if (!state.ClientVersions.TryGetValue(resource.Name, out var held) || held != resource.Hash)
+            foreach (var resource in desired.Values.OrderBy(r => r.Name, StringComparer.Ordinal))
             {
-                response.Resources.Add(new Resource { Name = resource.Name, Version = resource.Hash, Resource_ = resource.Resource });
+                if (!state.ClientVersions.TryGetValue(resource.Name, out var held) || held != resource.Hash)
+                {
+                    response.Resources.Add(new Resource { Name = resource.Name, Version = resource.Hash, Resource_ = resource.Resource });
+                }
             }
         }
 
-        foreach (var name in state.ClientVersions.Keys.Where(n => !desired.ContainsKey(n)).Order(StringComparer.Ordinal))
+        if (phase != PushPhase.Additions)
         {
-            response.RemovedResources.Add(name);
+            foreach (var name in state.ClientVersions.Keys.Where(n => !desired.ContainsKey(n)).Order(StringComparer.Ordinal))
+            {
+                response.RemovedResources.Add(name);
+            }
         }
 
         if (response.Resources.Count == 0 && response.RemovedResources.Count == 0)

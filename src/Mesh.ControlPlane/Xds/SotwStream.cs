@@ -6,9 +6,10 @@ namespace Mesh.ControlPlane.Xds;
 
 /// <summary>
 /// State-of-the-World ADS for one stream. Per type: the subscribed names, what was last sent
-/// (name → content hash), the last nonce, and the last ACKed / NACKed versions. A response is sent
+/// (name → resource), the last nonce, and the last ACKed / NACKed versions. A response is sent
 /// when what the client subscribes to differs from what it was last sent, so a NACKed response is
-/// never repeated: only a later change produces a new one.
+/// never repeated: only a later change produces a new one. Pushes after a new snapshot follow
+/// <see cref="PushOrder"/>.
 /// </summary>
 internal sealed class SotwStream(AdsContext context, long streamId, string peer, IServerStreamWriter<DiscoveryResponse> writer)
     : AdsStream<DiscoveryRequest>(context, streamId, peer)
@@ -31,7 +32,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
 
         public string? NackedVersion { get; set; }
 
-        public Dictionary<string, string> Sent { get; set; } = new(StringComparer.Ordinal);
+        public Dictionary<string, XdsResource> Sent { get; set; } = new(StringComparer.Ordinal);
     }
 
     public override async Task OnRequestAsync(DiscoveryRequest request, XdsSnapshot snapshot, CancellationToken cancellationToken)
@@ -72,34 +73,30 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
 
         var names = request.ResourceNames;
         var wildcardAllowed = ResourceTypes.IsFullState(typeUrl);
-        state.Wildcard = names.Contains("*")
+        var wildcard = names.Contains("*")
             || (names.Count == 0 && wildcardAllowed && (!state.Started || state.Wildcard));
-        state.Names.Clear();
-        foreach (var name in names)
-        {
-            if (name != "*")
-            {
-                state.Names.Add(name);
-            }
-        }
-
+        var subscribed = new HashSet<string>(names.Where(static n => n != "*"), StringComparer.Ordinal);
         var first = !state.Started;
+        state.Wildcard = wildcard;
+        state.Names.Clear();
+        state.Names.UnionWith(subscribed);
         state.Started = true;
-        await PushAsync(typeUrl, state, snapshot, first, cancellationToken).ConfigureAwait(false);
+
+        await PushAsync(typeUrl, state, snapshot, PushPhase.All, force: first, cancellationToken).ConfigureAwait(false);
     }
 
     public override async Task OnSnapshotAsync(XdsSnapshot snapshot, CancellationToken cancellationToken)
     {
-        foreach (var typeUrl in ResourceTypes.All)
+        foreach (var (typeUrl, phase) in PushOrder.Steps)
         {
             if (_types.TryGetValue(typeUrl, out var state) && state.Started)
             {
-                await PushAsync(typeUrl, state, snapshot, force: false, cancellationToken).ConfigureAwait(false);
+                await PushAsync(typeUrl, state, snapshot, phase, force: false, cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
-    private async Task PushAsync(string typeUrl, TypeState state, XdsSnapshot snapshot, bool force, CancellationToken cancellationToken)
+    private async Task PushAsync(string typeUrl, TypeState state, XdsSnapshot snapshot, PushPhase phase, bool force, CancellationToken cancellationToken)
     {
         var resources = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         if (state.Wildcard)
@@ -118,8 +115,21 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
             }
         }
 
+        if (phase == PushPhase.Additions)
+        {
+            // Make before break: what went away stays listed until the listeners and routes that
+            // may still name it have been sent; the Removals step then drops it.
+            foreach (var (name, previous) in state.Sent)
+            {
+                if (!resources.ContainsKey(name) && (state.Wildcard || state.Names.Contains(name)))
+                {
+                    resources[name] = previous;
+                }
+            }
+        }
+
         if (!force && resources.Count == state.Sent.Count
-            && resources.All(r => state.Sent.TryGetValue(r.Key, out var hash) && hash == r.Value.Hash))
+            && resources.All(r => state.Sent.TryGetValue(r.Key, out var sent) && sent.Hash == r.Value.Hash))
         {
             return;
         }
@@ -132,7 +142,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
 
         state.Nonce = response.Nonce;
         state.SentVersion = response.VersionInfo;
-        state.Sent = resources.ToDictionary(r => r.Key, r => r.Value.Hash, StringComparer.Ordinal);
+        state.Sent = resources;
         await writer.WriteAsync(response, cancellationToken).ConfigureAwait(false);
         LogSent(typeUrl, response.VersionInfo, response.Nonce, response.Resources.Count, 0);
     }
