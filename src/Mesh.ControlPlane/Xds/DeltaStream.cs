@@ -8,7 +8,8 @@ namespace Mesh.ControlPlane.Xds;
 /// Delta (incremental) ADS for one stream. Per type: the subscribed names (or wildcard) and the
 /// version of every resource the client holds (seeded from initial_resource_versions on
 /// reconnect). Only resources whose version differs are sent; resources the client holds that no
-/// longer exist are listed in removed_resources. A NACKed version is not sent again.
+/// longer exist are listed in removed_resources, and so is, once, a subscribed name that does not
+/// exist (Delta's "does not exist", as istiod sends it). A NACKed version is not sent again.
 /// Pushes after a new snapshot follow <see cref="PushOrder"/>.
 /// </summary>
 internal sealed class DeltaStream(AdsContext context, long streamId, string peer, IServerStreamWriter<DeltaDiscoveryResponse> writer)
@@ -25,6 +26,9 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
         public bool Started { get; set; }
 
         public Dictionary<string, string> ClientVersions { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Subscribed names already reported in removed_resources because they do not exist.</summary>
+        public HashSet<string> ReportedAbsent { get; } = new(StringComparer.Ordinal);
 
         public string? LastNonce { get; set; }
     }
@@ -93,6 +97,7 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
             {
                 state.Names.Remove(name);
                 state.ClientVersions.Remove(name);
+                state.ReportedAbsent.Remove(name);
             }
         }
 
@@ -153,7 +158,10 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
 
         if (phase != PushPhase.Additions)
         {
-            foreach (var name in state.ClientVersions.Keys.Where(n => !desired.ContainsKey(n)).Order(StringComparer.Ordinal))
+            // Held resources that went away, and subscribed names that do not exist (not yet said so).
+            var removed = state.ClientVersions.Keys.Where(n => !desired.ContainsKey(n))
+                .Concat(state.Names.Where(n => !desired.ContainsKey(n) && !state.ClientVersions.ContainsKey(n) && !state.ReportedAbsent.Contains(n)));
+            foreach (var name in removed.Order(StringComparer.Ordinal))
             {
                 response.RemovedResources.Add(name);
             }
@@ -167,11 +175,16 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
         foreach (var resource in response.Resources)
         {
             state.ClientVersions[resource.Name] = resource.Version;
+            state.ReportedAbsent.Remove(resource.Name);
         }
 
         foreach (var name in response.RemovedResources)
         {
             state.ClientVersions.Remove(name);
+            if (state.Names.Contains(name))
+            {
+                state.ReportedAbsent.Add(name);
+            }
         }
 
         response.Nonce = NextNonce();

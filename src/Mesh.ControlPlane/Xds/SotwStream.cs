@@ -6,9 +6,11 @@ namespace Mesh.ControlPlane.Xds;
 
 /// <summary>
 /// State-of-the-World ADS for one stream. Per type: the subscribed names, what was last sent
-/// (name → resource), the last nonce, and the last ACKed / NACKed versions. A response is sent
-/// when what the client subscribes to differs from what it was last sent, so a NACKed response is
-/// never repeated: only a later change produces a new one. Pushes after a new snapshot follow
+/// (name → resource), the last nonce, and the last ACKed / NACKed versions. A request that changes
+/// the subscription is always answered (so a name that does not exist is learnt at once: absent
+/// from an LDS/CDS response = does not exist); otherwise a response is sent only when what the
+/// client subscribes to differs from what it was last sent, so a NACKed response is never
+/// repeated: only a later change produces a new one. Pushes after a new snapshot follow
 /// <see cref="PushOrder"/>.
 /// </summary>
 internal sealed class SotwStream(AdsContext context, long streamId, string peer, IServerStreamWriter<DiscoveryResponse> writer)
@@ -76,13 +78,16 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
         var wildcard = names.Contains("*")
             || (names.Count == 0 && wildcardAllowed && (!state.Started || state.Wildcard));
         var subscribed = new HashSet<string>(names.Where(static n => n != "*"), StringComparer.Ordinal);
-        var first = !state.Started;
+        var changed = !state.Started || wildcard != state.Wildcard || !subscribed.SetEquals(state.Names);
         state.Wildcard = wildcard;
         state.Names.Clear();
         state.Names.UnionWith(subscribed);
         state.Started = true;
 
-        await PushAsync(typeUrl, state, snapshot, PushPhase.All, force: first, cancellationToken).ConfigureAwait(false);
+        // A changed subscription is answered even when the content stays the same: a client that
+        // adds a listener name that does not exist learns so from this response instead of waiting
+        // for its does-not-exist timer.
+        await PushAsync(typeUrl, state, snapshot, PushPhase.All, force: changed, cancellationToken).ConfigureAwait(false);
     }
 
     public override async Task OnSnapshotAsync(XdsSnapshot snapshot, CancellationToken cancellationToken)

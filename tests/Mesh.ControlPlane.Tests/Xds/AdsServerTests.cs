@@ -150,6 +150,74 @@ public sealed class AdsServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sotw_AddedListenerNameThatDoesNotExist_IsAnsweredAtOnceWithoutIt()
+    {
+        var bound = TimeSpan.FromSeconds(2);
+        await using var client = Ads.Sotw(_channel);
+        await client.SendAsync(Ads.Request(XdsTypeUrls.Listener, ["reviews:9080"], Ads.Node("client-missing")));
+        var first = await client.NextAsync();
+        await client.SendAsync(Ads.Ack(first, ["reviews:9080"]));
+
+        // The content the client subscribes to is unchanged, yet the subscription change is answered:
+        // absent from an LDS response means "does not exist".
+        string[] names = ["reviews:9080", "example.com:80"];
+        await client.SendAsync(Ads.Ack(first, names));
+        var second = await client.NextAsync(bound);
+        Assert.Equal(XdsTypeUrls.Listener, second.TypeUrl);
+        Assert.Equal(["reviews:9080"], second.Resources.Select(r => r.Unpack<Listener>().Name));
+        Assert.NotEqual(first.Nonce, second.Nonce);
+        Assert.Equal(_controlPlane.SnapshotVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), second.VersionInfo);
+        await client.SendAsync(Ads.Ack(second, names));
+
+        await client.SendAsync(Ads.Ack(second, ["nothere.default.svc.cluster.local:9080"]));
+        var third = await client.NextAsync(bound);
+        Assert.Equal(XdsTypeUrls.Listener, third.TypeUrl);
+        Assert.Empty(third.Resources);
+        Assert.NotEqual(second.Nonce, third.Nonce);
+        Assert.NotEmpty(third.VersionInfo);
+        await client.SendAsync(Ads.Ack(third, ["nothere.default.svc.cluster.local:9080"]));
+
+        // ACKs that leave the subscription as it is are not answered.
+        Assert.Null(await client.TryNextAsync(Quiet));
+    }
+
+    [Fact]
+    public async Task Delta_SubscribedListenerNameThatDoesNotExist_IsReportedRemovedOnce()
+    {
+        var bound = TimeSpan.FromSeconds(2);
+        await using var client = Ads.Delta(_channel);
+        await client.SendAsync(new DeltaDiscoveryRequest { Node = Ads.Node("delta-missing"), TypeUrl = XdsTypeUrls.Listener, ResourceNamesSubscribe = { "reviews:9080" } });
+        var first = await client.NextAsync();
+        Assert.Equal(["reviews:9080"], first.Resources.Select(r => r.Name));
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Listener, ResponseNonce = first.Nonce });
+
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Listener, ResourceNamesSubscribe = { "example.com:80" } });
+        var second = await client.NextAsync(bound);
+        Assert.Equal(XdsTypeUrls.Listener, second.TypeUrl);
+        Assert.Empty(second.Resources);
+        Assert.Equal(["example.com:80"], second.RemovedResources);
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Listener, ResponseNonce = second.Nonce });
+
+        // Each missing name is reported once: the next one alone, and nothing on a later unrelated push.
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Listener, ResourceNamesSubscribe = { "nothere.default.svc.cluster.local:9080" } });
+        var third = await client.NextAsync(bound);
+        Assert.Empty(third.Resources);
+        Assert.Equal(["nothere.default.svc.cluster.local:9080"], third.RemovedResources);
+        await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Listener, ResponseNonce = third.Nonce });
+
+        var version = _controlPlane.SnapshotVersion;
+        ChangeConfig(TestYaml.All.Replace("simple: LEAST_REQUEST", "simple: RANDOM"));
+        Assert.Null(await client.TryNextAsync(Quiet));
+        Assert.True(_controlPlane.SnapshotVersion > version);
+
+        // The name that did not exist is sent once it does.
+        ChangeConfig(TestYaml.All.Replace("hosts: [reviews.default.svc.cluster.local]", "hosts: [reviews.default.svc.cluster.local, nothere.default.svc.cluster.local]"));
+        var appeared = await client.NextAsync();
+        Assert.Equal(["nothere.default.svc.cluster.local:9080"], appeared.Resources.Select(r => r.Name));
+        Assert.Empty(appeared.RemovedResources);
+    }
+
+    [Fact]
     public async Task Delta_SubscribeUnsubscribeAndRemovedResources()
     {
         await using var client = Ads.Delta(_channel);
@@ -162,7 +230,9 @@ public sealed class AdsServerTests : IAsyncLifetime
         var first = await client.NextAsync();
         Assert.Equal([V1], first.Resources.Select(r => r.Name));
         Assert.Equal(V1, first.Resources[0].Resource_.Unpack<Cluster>().Name);
-        Assert.Empty(first.RemovedResources);
+
+        // A subscribed name that does not exist is reported removed (Delta's "does not exist").
+        Assert.Equal(["outbound|1||nosuch"], first.RemovedResources);
         await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Cluster, ResponseNonce = first.Nonce });
 
         await client.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Cluster, ResourceNamesSubscribe = { V2 } });
