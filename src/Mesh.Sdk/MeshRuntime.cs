@@ -23,7 +23,8 @@ namespace Mesh.Sdk;
 /// </summary>
 internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 {
-    private readonly XdsClient _client;
+    private readonly XdsClient? _client;
+    private readonly IMeshSnapshotSource _snapshots;
     private readonly ILogger _logger;
     private readonly Lock _updateGate = new();
     private readonly Lock _hostsGate = new();
@@ -40,6 +41,16 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// <param name="timeProvider">The clock.</param>
     /// <param name="loggerFactory">Where logs go.</param>
     public MeshRuntime(MeshOptions options, XdsBootstrap bootstrap, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null)
+        : this(options, bootstrap, timeProvider, loggerFactory, snapshots: null)
+    {
+    }
+
+    /// <summary>
+    /// Creates a runtime fed by <paramref name="snapshots"/> instead of an xDS client (nothing is ever sent; listener
+    /// interest is not registered anywhere): snapshots published there are applied as the client's would be.
+    /// For benchmarks and tests without a control plane.
+    /// </summary>
+    internal MeshRuntime(MeshOptions options, XdsBootstrap bootstrap, TimeProvider timeProvider, ILoggerFactory? loggerFactory, MeshSnapshotSource? snapshots)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(bootstrap);
@@ -53,12 +64,21 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         Bootstrap = WithWorkloadMetadata(bootstrap, options, Namespace, InstanceAddress.ToString());
         Routes = new RouteTables(loggerFactory.CreateLogger<RouteTables>());
         Clusters = new ClusterTable(timeProvider, loggerFactory.CreateLogger<ClusterTable>());
-        _client = XdsClient.Create(Bootstrap, options.Xds, timeProvider, loggerFactory);
-        _client.Snapshots.SnapshotChanged += OnSnapshot;
+        if (snapshots is null)
+        {
+            _client = XdsClient.Create(Bootstrap, options.Xds, timeProvider, loggerFactory);
+            _snapshots = _client.Snapshots;
+        }
+        else
+        {
+            _snapshots = snapshots;
+        }
+
+        _snapshots.SnapshotChanged += OnSnapshot;
     }
 
     /// <summary>The snapshots of the xDS client.</summary>
-    public IMeshSnapshotSource Snapshots => _client.Snapshots;
+    public IMeshSnapshotSource Snapshots => _snapshots;
 
     /// <summary>Compiled route tables; updated on every snapshot before <see cref="Updated"/> fires.</summary>
     public RouteTables Routes { get; }
@@ -116,12 +136,15 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
                 {
                     if (ListenerNameFor(service, servicePort) is { } own)
                     {
-                        _selfInterest.Add(_client.AddListener(own));
+                        if (_client is not null)
+                        {
+                            _selfInterest.Add(_client.AddListener(own));
+                        }
                     }
                 }
             }
 
-            _client.Start();
+            _client?.Start();
         }
     }
 
@@ -229,7 +252,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             if (!_hosts.TryGetValue((host, port), out entry!))
             {
                 var listener = ListenerNameFor(host, port);
-                entry = new HostEntry(listener, listener is null ? null : _client.AddListener(listener));
+                entry = new HostEntry(listener, listener is null ? null : _client?.AddListener(listener));
                 if (listener is null)
                 {
                     entry.Resolved = true;
@@ -335,7 +358,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             return;
         }
 
-        _client.Snapshots.SnapshotChanged -= OnSnapshot;
+        _snapshots.SnapshotChanged -= OnSnapshot;
         lock (_hostsGate)
         {
             foreach (var entry in _hosts.Values)
@@ -350,7 +373,10 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             }
         }
 
-        await _client.DisposeAsync().ConfigureAwait(false);
+        if (_client is not null)
+        {
+            await _client.DisposeAsync().ConfigureAwait(false);
+        }
         Clusters.Dispose();
         _updatedSignal.TrySetCanceled();
     }

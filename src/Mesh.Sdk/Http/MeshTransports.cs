@@ -19,11 +19,19 @@ internal sealed class MeshTransports : IDisposable
 
     private readonly ConcurrentDictionary<string, Transport> _transports = new(StringComparer.Ordinal);
     private readonly MeshRuntime _runtime;
+    private readonly Func<ConnectionPoolSettings, HttpMessageHandler> _handlerFactory;
     private int _activeFaults;
 
     public MeshTransports(MeshRuntime runtime)
+        : this(runtime, CreateHandler)
+    {
+    }
+
+    /// <summary>Creates the transports with another per-cluster handler than <see cref="SocketsHttpHandler"/> (benchmarks, tests).</summary>
+    internal MeshTransports(MeshRuntime runtime, Func<ConnectionPoolSettings, HttpMessageHandler> handlerFactory)
     {
         _runtime = runtime;
+        _handlerFactory = handlerFactory;
         runtime.Updated += OnUpdated;
     }
 
@@ -44,7 +52,7 @@ internal sealed class MeshTransports : IDisposable
 
     private HttpMessageInvoker Replace(string name, ConnectionPoolSettings settings)
     {
-        var created = new Transport(settings, new HttpMessageInvoker(CreateHandler(settings), disposeHandler: true));
+        var created = new Transport(settings, new HttpMessageInvoker(_handlerFactory(settings), disposeHandler: true));
         while (true)
         {
             if (_transports.TryGetValue(name, out var existing))

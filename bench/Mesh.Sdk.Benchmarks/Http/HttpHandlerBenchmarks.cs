@@ -1,0 +1,225 @@
+using System.Collections.Frozen;
+using System.Net;
+using BenchmarkDotNet.Attributes;
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Core.V3;
+using Envoy.Config.Endpoint.V3;
+using Envoy.Config.Listener.V3;
+using Envoy.Config.Route.V3;
+using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Envoy.Type.Matcher.V3;
+using Google.Protobuf.WellKnownTypes;
+using Mesh.Sdk.Http;
+using Mesh.Sdk.Resources;
+using Mesh.Sdk.Xds;
+
+namespace Mesh.Sdk.Benchmarks.Http;
+
+/// <summary>
+/// The per-request overhead of <see cref="MeshHttpHandler"/>: the same GET sent by a plain
+/// <see cref="HttpMessageInvoker"/> over an in-memory terminal handler (a cached 200 response), through the mesh
+/// handler for <c>http://reviews:9080/reviews/1</c> (listener <c>reviews.default.svc.cluster.local:9080</c>, ten
+/// Istio-style routes, the request falling through nine header routes to a weighted v1/v2/v3 split with istiod's
+/// default retry policy, round robin over three endpoints per cluster), to a route with a 5 s timeout, and to a
+/// host the control plane says is not in the mesh (pass-through). The snapshot is built in memory: no network.
+/// </summary>
+[MemoryDiagnoser]
+public class HttpHandlerBenchmarks
+{
+    private const string Fqdn = "reviews.default.svc.cluster.local";
+    private const string ListenerName = Fqdn + ":9080";
+    private const string RouteConfigName = "9080";
+
+    private const string MeshedUrl = "http://reviews:9080/reviews/1";
+
+    private static readonly Uri MeshedUri = new(MeshedUrl);
+    private static readonly Uri TimeoutUri = new("http://reviews:9080/timed/1");
+    private static readonly Uri PassThroughUri = new("http://api.example.com:8080/reviews/1");
+
+    private readonly MeshSnapshotSource _snapshots = new();
+    private MeshRuntime _runtime = null!;
+    private MeshTransports _transports = null!;
+    private HttpMessageInvoker _plain = null!;
+    private HttpMessageInvoker _meshed = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var options = new MeshOptions { Namespace = "default", InstanceIp = "10.1.0.9", ResolveTimeout = TimeSpan.FromSeconds(2) };
+        var bootstrap = new XdsBootstrap([new XdsServerConfig("127.0.0.1:15010", "insecure", [])], new XdsNodeConfig { Id = "bench" }, "benchmark");
+        _runtime = new MeshRuntime(options, bootstrap, TimeProvider.System, loggerFactory: null, _snapshots);
+        var passThroughListener = _runtime.ListenerNameFor(PassThroughUri.IdnHost, PassThroughUri.Port)!;
+        _snapshots.Publish(Snapshot(passThroughListener));
+
+        _plain = new HttpMessageInvoker(new TerminalHandler(), disposeHandler: true);
+        _transports = new MeshTransports(_runtime, static _ => new TerminalHandler());
+        _meshed = new HttpMessageInvoker(new MeshHttpHandler(_runtime, _transports) { InnerHandler = new TerminalHandler() }, disposeHandler: true);
+
+        // Warm: resolve both hosts (the first request of a host waits for its listener) and check where they go.
+        Check(Meshed(), HttpStatusCode.OK, "the meshed request");
+        Check(MeshedNewUri(), HttpStatusCode.OK, "the meshed request with a new URI");
+        Check(MeshedRouteTimeout(), HttpStatusCode.OK, "the meshed request with a route timeout");
+        Check(PassThrough(), HttpStatusCode.OK, "the pass-through request");
+        if (_runtime.ResolveListenerAsync(MeshedUri.IdnHost, MeshedUri.Port, default) is not { IsCompletedSuccessfully: true, Result: ListenerName }
+            || _runtime.ResolveListenerAsync(PassThroughUri.IdnHost, PassThroughUri.Port, default) is not { IsCompletedSuccessfully: true, Result: null })
+        {
+            throw new InvalidOperationException("The benchmark hosts do not resolve synchronously to the mesh listener and to pass-through.");
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _meshed.Dispose();
+        _plain.Dispose();
+        _transports.Dispose();
+        _runtime.Dispose();
+    }
+
+    /// <summary>The baseline: a plain invoker straight over the terminal handler.</summary>
+    [Benchmark(Baseline = true)]
+    public Task<HttpResponseMessage> Plain() => _plain.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUri), CancellationToken.None);
+
+    /// <summary>Through the mesh: resolve, match (nine misses, then the weighted split), pick, rewrite, send.</summary>
+    [Benchmark]
+    public Task<HttpResponseMessage> Meshed() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUri), CancellationToken.None);
+
+    /// <summary>The baseline with a URI parsed per request, as <c>HttpClient.GetAsync(string)</c> or a base address does.</summary>
+    [Benchmark]
+    public Task<HttpResponseMessage> PlainNewUri() => _plain.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUrl), CancellationToken.None);
+
+    /// <summary>Through the mesh with a URI parsed per request: the host, authority and path strings are new each time.</summary>
+    [Benchmark]
+    public Task<HttpResponseMessage> MeshedNewUri() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUrl), CancellationToken.None);
+
+    /// <summary>Through the mesh to a route with a 5 s timeout (a timed cancellation source per request).</summary>
+    [Benchmark]
+    public Task<HttpResponseMessage> MeshedRouteTimeout() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, TimeoutUri), CancellationToken.None);
+
+    /// <summary>Through the mesh handler to a host outside the mesh.</summary>
+    [Benchmark]
+    public Task<HttpResponseMessage> PassThrough() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, PassThroughUri), CancellationToken.None);
+
+    private static void Check(Task<HttpResponseMessage> send, HttpStatusCode expected, string what)
+    {
+        var response = send.GetAwaiter().GetResult();
+        if (response.StatusCode != expected || response.Headers.Contains(MeshHttpHandler.ResponseFlagsHeader))
+        {
+            throw new InvalidOperationException($"Benchmark setup: {what} got {(int)response.StatusCode} {response.ReasonPhrase}.");
+        }
+    }
+
+    private static MeshSnapshot Snapshot(string missingListener)
+    {
+        var listener = new Listener { Name = ListenerName, ApiListener = new ApiListener() };
+        var listenerResource = new ListenerResource(ListenerName, listener, new HttpConnectionManager(), RouteConfigName, null);
+        var clusters = new Dictionary<string, ClusterResource>(StringComparer.Ordinal);
+        var endpoints = new Dictionary<string, ClusterLoadAssignment>(StringComparer.Ordinal);
+        var octet = 1;
+        foreach (var subset in new[] { "v1", "v2", "v3" })
+        {
+            var name = $"outbound|9080|{subset}|{Fqdn}";
+            var cluster = new Cluster
+            {
+                Name = name,
+                Type = Cluster.Types.DiscoveryType.Eds,
+                EdsClusterConfig = new Cluster.Types.EdsClusterConfig { ServiceName = name, EdsConfig = new ConfigSource { Ads = new AggregatedConfigSource() } },
+                LbPolicy = Cluster.Types.LbPolicy.RoundRobin,
+            };
+            clusters[name] = new ClusterResource(name, cluster, name);
+            var locality = new LocalityLbEndpoints { Locality = new Locality { Region = "r1", Zone = "z1" } };
+            for (var i = 0; i < 3; i++)
+            {
+                locality.LbEndpoints.Add(new LbEndpoint
+                {
+                    HealthStatus = HealthStatus.Healthy,
+                    Endpoint = new Endpoint { Address = new Address { SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = $"10.0.0.{octet++}", PortValue = 9080 } } },
+                });
+            }
+
+            endpoints[name] = new ClusterLoadAssignment { ClusterName = name, Endpoints = { locality } };
+        }
+
+        return new MeshSnapshot(
+            1,
+            new Dictionary<string, ListenerResource> { [ListenerName] = listenerResource }.ToFrozenDictionary(),
+            new Dictionary<string, RouteConfiguration> { [RouteConfigName] = Routes() }.ToFrozenDictionary(),
+            clusters.ToFrozenDictionary(),
+            endpoints.ToFrozenDictionary())
+        {
+            MissingListeners = new[] { missingListener }.ToFrozenSet(),
+        };
+    }
+
+    /// <summary>
+    /// What istiod sends for a VirtualService with eight header-matched routes (end-user and x-canary headers), one
+    /// timed route and a weighted default: Istio domains, istiod's default retry policy, timeout 0 (none).
+    /// </summary>
+    private static RouteConfiguration Routes()
+    {
+        var host = new VirtualHost { Name = ListenerName };
+        host.Domains.Add(Fqdn);
+        host.Domains.Add(ListenerName);
+        host.Domains.Add("reviews");
+        host.Domains.Add("reviews:9080");
+        host.Domains.Add("reviews.default");
+        host.Domains.Add("reviews.default:9080");
+        for (var i = 0; i < 8; i++)
+        {
+            var match = new RouteMatch { Prefix = "/" };
+            match.Headers.Add(new HeaderMatcher
+            {
+                Name = i % 2 == 0 ? "end-user" : "x-canary",
+                StringMatch = i % 4 < 2 ? new StringMatcher { Exact = $"user-{i}" } : new StringMatcher { Prefix = $"group-{i}" },
+            });
+            host.Routes.Add(new Route { Name = $"header-{i}", Match = match, Route_ = Action(ClusterName($"v{(i % 3) + 1}")) });
+        }
+
+        var timed = Action(ClusterName("v1"));
+        timed.Timeout = Duration.FromTimeSpan(TimeSpan.FromSeconds(5));
+        host.Routes.Add(new Route { Name = "timed", Match = new RouteMatch { Prefix = "/timed" }, Route_ = timed });
+
+        var split = new WeightedCluster();
+        split.Clusters.Add(new WeightedCluster.Types.ClusterWeight { Name = ClusterName("v1"), Weight = 50 });
+        split.Clusters.Add(new WeightedCluster.Types.ClusterWeight { Name = ClusterName("v2"), Weight = 30 });
+        split.Clusters.Add(new WeightedCluster.Types.ClusterWeight { Name = ClusterName("v3"), Weight = 20 });
+        var weighted = Action(null);
+        weighted.WeightedClusters = split;
+        host.Routes.Add(new Route { Name = "default", Match = new RouteMatch { Prefix = "/" }, Route_ = weighted });
+
+        var config = new RouteConfiguration { Name = RouteConfigName, ValidateClusters = false };
+        config.VirtualHosts.Add(host);
+        return config;
+    }
+
+    private static string ClusterName(string subset) => $"outbound|9080|{subset}|{Fqdn}";
+
+    private static RouteAction Action(string? cluster)
+    {
+        var action = new RouteAction
+        {
+            Timeout = Duration.FromTimeSpan(TimeSpan.Zero),
+            RetryPolicy = new RetryPolicy
+            {
+                RetryOn = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+                NumRetries = 2,
+                HostSelectionRetryMaxAttempts = 5,
+                RetryHostPredicate = { new RetryPolicy.Types.RetryHostPredicate { Name = "envoy.retry_host_predicates.previous_hosts" } },
+            },
+        };
+        if (cluster is not null)
+        {
+            action.Cluster = cluster;
+        }
+
+        return action;
+    }
+
+    /// <summary>The upstream: answers every request with the same completed 200 response, allocating nothing.</summary>
+    private sealed class TerminalHandler : HttpMessageHandler
+    {
+        private readonly Task<HttpResponseMessage> _response = Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent([]) });
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _response;
+    }
+}
