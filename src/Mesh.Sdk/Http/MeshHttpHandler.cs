@@ -42,15 +42,29 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
-    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var uri = request.RequestUri;
         if (uri is null || !uri.IsAbsoluteUri || !(uri.Scheme is "http" or "https"))
         {
-            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            return base.SendAsync(request, cancellationToken);
         }
 
-        var listener = await _runtime.ResolveListenerAsync(uri.IdnHost, uri.Port, cancellationToken).ConfigureAwait(false);
+        // Not async itself: a host already resolved passes through with the inner handler's own task.
+        var resolving = _runtime.ResolveListenerAsync(uri.IdnHost, uri.Port, cancellationToken);
+        if (!resolving.IsCompletedSuccessfully)
+        {
+            return ResolveAndSendAsync(request, uri, resolving, cancellationToken);
+        }
+
+        return resolving.Result is { } listener
+            ? SendMeshedAsync(request, uri, listener, cancellationToken).AsTask()
+            : base.SendAsync(request, cancellationToken);
+    }
+
+    private async Task<HttpResponseMessage> ResolveAndSendAsync(HttpRequestMessage request, Uri uri, ValueTask<string?> resolving, CancellationToken cancellationToken)
+    {
+        var listener = await resolving.ConfigureAwait(false);
         if (listener is null)
         {
             return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
@@ -59,7 +73,8 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         return await SendMeshedAsync(request, uri, listener, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, Uri originalUri, string listener, CancellationToken cancellationToken)
+    // ValueTask: a request whose upstream answers synchronously completes without allocating a Task per level.
+    private async ValueTask<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, Uri originalUri, string listener, CancellationToken cancellationToken)
     {
         if (!_runtime.Routes.TryGetTable(listener, out var table))
         {
@@ -157,7 +172,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         }
     }
 
-    private async Task<HttpResponseMessage> SendWithRetriesAsync(
+    private async ValueTask<HttpResponseMessage> SendWithRetriesAsync(
         HttpRequestMessage request,
         CompiledRoute route,
         RouteTarget target,
@@ -174,10 +189,11 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         var scheme = cluster.Cluster.TransportSocket is null ? "http://" : "https://";
         var time = _runtime.TimeProvider;
 
-        // The route timeout covers every attempt and back-off; the caller's token cancels everything.
-        using var routeCts = route.Timeout == Timeout.InfiniteTimeSpan ? new CancellationTokenSource() : new CancellationTokenSource(route.Timeout, time);
-        using var callerLink = cancellationToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), routeCts);
-        var routeToken = routeCts.Token;
+        // The route timeout covers every attempt and back-off; the caller's token cancels everything. Without a
+        // route timeout (istiod's default) the caller's token is the route token: no source, no registration.
+        using var routeCts = route.Timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(route.Timeout, time);
+        using var callerLink = routeCts is null ? default : cancellationToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), routeCts);
+        var routeToken = routeCts?.Token ?? cancellationToken;
 
         MeshEndpoint? previous = null;
         List<MeshEndpoint>? tried = null;
