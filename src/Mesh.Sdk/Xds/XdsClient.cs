@@ -619,13 +619,11 @@ internal sealed partial class XdsClient : IAsyncDisposable
                         continue;
                     }
 
-                    if (_ignoreResourceDeletion)
+                    // gRFC A53: the feature protects resources already received; a name never received
+                    // that the server leaves out does not exist, and its watchers hear so now.
+                    if (_ignoreResourceDeletion && resource.Value is not null)
                     {
-                        if (resource.Value is not null)
-                        {
-                            Log.DeletionIgnored(_logger, type.ShortName, name);
-                        }
-
+                        Log.DeletionIgnored(_logger, type.ShortName, name);
                         continue;
                     }
 
@@ -730,7 +728,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                     continue;
                 }
 
-                if (_ignoreResourceDeletion && type.AllResourcesRequiredInSotw)
+                if (_ignoreResourceDeletion && type.AllResourcesRequiredInSotw && resource.Value is not null)
                 {
                     Log.DeletionIgnored(_logger, type.ShortName, name);
                     continue;

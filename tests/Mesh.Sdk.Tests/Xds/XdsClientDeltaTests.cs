@@ -144,6 +144,22 @@ public sealed class XdsClientDeltaTests
     }
 
     [Fact]
+    public async Task IgnoreResourceDeletion_StillReportsAListenerNeverReceived_AsMissingAtOnce()
+    {
+        await using var h = new XdsClientHarness(XdsProtocol.Delta, [XdsServerConfig.IgnoreResourceDeletionFeature]);
+        h.Client.AddListener(ListenerName);
+        h.Client.Start();
+        var call = await h.Transport.NextDeltaCallAsync();
+        AssertSubscribe(await call.NextRequestAsync(), Lds, [ListenerName]);
+
+        call.Respond(Delta(Lds, "d1", [], ListenerName));
+        AssertAck(await call.NextRequestAsync(), Lds, "d1");
+
+        var snapshot = await h.WaitAsync(s => s.MissingListeners.Count == 1);
+        Assert.Equal([ListenerName], snapshot.MissingListeners);
+    }
+
+    [Fact]
     public async Task InvalidResource_IsNackedByNonce_AndLastGoodStays()
     {
         await using var h = new XdsClientHarness(XdsProtocol.Delta);

@@ -206,6 +206,25 @@ public sealed class XdsClientSotwTests
     }
 
     [Fact]
+    public async Task IgnoreResourceDeletion_StillReportsAListenerNeverReceived_AsMissingAtOnce()
+    {
+        await using var h = new XdsClientHarness(serverFeatures: [XdsServerConfig.IgnoreResourceDeletionFeature]);
+        h.Client.AddListener(ListenerName);
+        h.Client.Start();
+        var call = await h.Transport.NextSotwCallAsync();
+        Assert.Equal([ListenerName], (await call.NextRequestAsync()).ResourceNames);
+
+        // gRFC A53: the feature protects what was received; a name the server leaves out of its
+        // first answer does not exist, without waiting for the does-not-exist timer.
+        call.Respond(Sotw(Lds, "l1", "n1"));
+        Assert.Equal("l1", (await call.NextRequestAsync()).VersionInfo);
+
+        var snapshot = await h.WaitAsync(s => s.MissingListeners.Count == 1);
+        Assert.Equal([ListenerName], snapshot.MissingListeners);
+        Assert.Empty(snapshot.Listeners);
+    }
+
+    [Fact]
     public async Task SotwResponseWithoutRouteOrEndpoints_DoesNotDeleteThem()
     {
         await using var h = new XdsClientHarness();
