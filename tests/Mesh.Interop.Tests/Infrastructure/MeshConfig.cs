@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Mesh.Testing;
 
 namespace Mesh.Interop.Tests.Infrastructure;
 
@@ -62,22 +63,7 @@ internal sealed class MeshConfig : IDisposable
             """);
         foreach (var w in workloads)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"""
-                ---
-                apiVersion: networking.istio.io/v1
-                kind: WorkloadEntry
-                metadata:
-                  name: {w.Name}
-                  namespace: default
-                spec:
-                  address: 127.0.0.1
-                  ports:
-                    grpc: {w.Port}
-                  labels:
-                    app: echo
-                    version: {w.Version}
-
-                """);
+            sb.Append(IstioYaml.WorkloadEntry(w.Name, "echo", w.Version, "grpc", w.Port));
         }
 
         WriteAtomically("echo.yaml", sb.ToString());
@@ -197,12 +183,5 @@ internal sealed class MeshConfig : IDisposable
         }
     }
 
-    // Write beside, then rename over: the watcher never sees a half-written file.
-    private void WriteAtomically(string name, string content)
-    {
-        var target = Path.Combine(Directory, name);
-        var temp = Path.Combine(Directory, "." + name + ".tmp");
-        File.WriteAllText(temp, content);
-        File.Move(temp, target, overwrite: true);
-    }
+    private void WriteAtomically(string name, string content) => IstioYaml.WriteAtomically(Directory, name, content);
 }

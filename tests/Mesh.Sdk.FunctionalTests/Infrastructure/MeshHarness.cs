@@ -229,13 +229,7 @@ internal sealed class MeshHarness : IAsyncDisposable
     }
 
     /// <summary>Writes a file into the config folder by temp file + rename.</summary>
-    public void WriteAtomically(string name, string content)
-    {
-        var target = Path.Combine(ConfigDirectory, name);
-        var temp = Path.Combine(ConfigDirectory, "." + name + ".tmp");
-        File.WriteAllText(temp, content);
-        File.Move(temp, target, overwrite: true);
-    }
+    public void WriteAtomically(string name, string content) => IstioYaml.WriteAtomically(ConfigDirectory, name, content);
 
     /// <summary>Waits until the client's table for the listener has a route named <paramref name="routeName"/> and every cluster it needs.</summary>
     public async Task WaitForRouteAsync(string routeName)

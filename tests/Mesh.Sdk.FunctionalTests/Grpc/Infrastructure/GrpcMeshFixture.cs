@@ -3,6 +3,7 @@ using System.Text;
 using Grpc.Net.Client;
 using Mesh.ControlPlane;
 using Mesh.Sdk.Grpc;
+using Mesh.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -158,22 +159,7 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         var sb = new StringBuilder();
         foreach (var w in _workloads)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"""
-                ---
-                apiVersion: networking.istio.io/v1
-                kind: WorkloadEntry
-                metadata:
-                  name: {w.Name}
-                  namespace: default
-                spec:
-                  address: 127.0.0.1
-                  ports:
-                    grpc: {w.Port}
-                  labels:
-                    app: {w.App}
-                    version: {w.Version}
-
-                """);
+            sb.Append(IstioYaml.WorkloadEntry(w.Name, w.App, w.Version, "grpc", w.Port));
         }
 
         WriteAtomically("workloads.yaml", sb.ToString());
@@ -223,12 +209,5 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         + "\"locality\":{\"region\":\"r1\",\"zone\":\"z1\"},"
         + "\"metadata\":{\"GENERATOR\":\"grpc\",\"NAMESPACE\":\"default\"}}}";
 
-    // Write beside, then rename over: the control plane's watcher never sees a half-written file.
-    private void WriteAtomically(string name, string content)
-    {
-        var target = Path.Combine(ConfigDirectory, name);
-        var temp = Path.Combine(ConfigDirectory, "." + name + ".tmp");
-        File.WriteAllText(temp, content);
-        File.Move(temp, target, overwrite: true);
-    }
+    private void WriteAtomically(string name, string content) => IstioYaml.WriteAtomically(ConfigDirectory, name, content);
 }
