@@ -21,10 +21,14 @@ internal enum CircuitBreakerResource
 
 /// <summary>
 /// One counter of a circuit breaker: a limit and an <see cref="Interlocked"/> count of leases held.
+/// <see cref="AcquireOrWaitAsync"/> adds a FIFO queue of waiters (Envoy's pending requests): a released slot goes
+/// to the longest waiter first.
 /// </summary>
 internal sealed class CircuitBreakerCounter
 {
+    private readonly LinkedList<TaskCompletionSource<bool>> _waiters = new();
     private long _count;
+    private int _waiting;
 
     public CircuitBreakerCounter(string clusterName, CircuitBreakerResource resource, long limit)
     {
@@ -72,7 +76,100 @@ internal sealed class CircuitBreakerCounter
     /// <summary>The exception describing an overflow of this counter.</summary>
     public ClusterOverflowException CreateOverflowException() => new(ClusterName, LimitName, Limit);
 
-    internal void Release() => Interlocked.Decrement(ref _count);
+    /// <summary>Requests waiting in <see cref="AcquireOrWaitAsync"/> for a slot of this counter.</summary>
+    public int Waiting => Volatile.Read(ref _waiting);
+
+    /// <summary>
+    /// Takes a slot; when none is free (or others already wait), waits for one in FIFO order as a pending request,
+    /// holding a slot of <paramref name="pending"/> (<c>max_pending_requests</c>) while it waits. Returns a lease
+    /// that is not <see cref="CircuitBreakerLease.IsAcquired"/> when <paramref name="pending"/> is full too: the
+    /// request overflows (report <paramref name="pending"/>'s limit). Completes synchronously when a slot is free.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting; no slot is held.</exception>
+    public ValueTask<CircuitBreakerLease> AcquireOrWaitAsync(CircuitBreakerCounter pending, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        if (Volatile.Read(ref _waiting) == 0 && TryAcquire(out var lease))
+        {
+            return new ValueTask<CircuitBreakerLease>(lease);
+        }
+
+        if (!pending.TryAcquire(out var pendingLease))
+        {
+            return new ValueTask<CircuitBreakerLease>(default(CircuitBreakerLease));
+        }
+
+        return WaitAsync(pendingLease, cancellationToken);
+    }
+
+    private async ValueTask<CircuitBreakerLease> WaitAsync(CircuitBreakerLease pendingLease, CancellationToken cancellationToken)
+    {
+        using (pendingLease)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            LinkedListNode<TaskCompletionSource<bool>> node;
+            lock (_waiters)
+            {
+                node = _waiters.AddLast(waiter);
+                _waiting++;
+            }
+
+            // A slot released before the waiter was queued is handed out now.
+            Grant();
+            await using (cancellationToken.UnsafeRegister(static (state, token) => ((CircuitBreakerCounter)((object[])state!)[0]).Cancel((LinkedListNode<TaskCompletionSource<bool>>)((object[])state!)[1], token), new object[] { this, node }).ConfigureAwait(false))
+            {
+                await waiter.Task.ConfigureAwait(false);
+            }
+
+            return new CircuitBreakerLease(this);
+        }
+    }
+
+    private void Cancel(LinkedListNode<TaskCompletionSource<bool>> node, CancellationToken token)
+    {
+        lock (_waiters)
+        {
+            if (node.List is null)
+            {
+                return;
+            }
+
+            _waiters.Remove(node);
+            _waiting--;
+        }
+
+        node.Value.TrySetCanceled(token);
+    }
+
+    /// <summary>Hands free slots to waiters, oldest first.</summary>
+    private void Grant()
+    {
+        lock (_waiters)
+        {
+            while (_waiters.First is { } first)
+            {
+                if (Interlocked.Increment(ref _count) > Limit)
+                {
+                    Interlocked.Decrement(ref _count);
+                    return;
+                }
+
+                _waiters.RemoveFirst();
+                _waiting--;
+                first.Value.TrySetResult(true);
+            }
+        }
+    }
+
+    internal void Release()
+    {
+        Interlocked.Decrement(ref _count);
+        if (Volatile.Read(ref _waiting) > 0)
+        {
+            Grant();
+        }
+    }
 }
 
 /// <summary>
@@ -87,6 +184,9 @@ internal readonly struct CircuitBreakerLease : IDisposable
 
     /// <summary>Whether the lease holds a slot.</summary>
     public bool IsAcquired => _counter is not null;
+
+    /// <summary>The counter the slot belongs to; <see langword="null"/> for <see langword="default"/>.</summary>
+    public CircuitBreakerCounter? Counter => _counter;
 
     public void Dispose() => _counter?.Release();
 }
@@ -179,6 +279,26 @@ internal sealed class ClusterCircuitBreakers
 
     /// <summary>Takes a request slot (<c>max_requests</c>).</summary>
     public bool TryAcquireRequest(RoutingPriority priority, out CircuitBreakerLease lease) => For(priority).Requests.TryAcquire(out lease);
+
+    /// <summary>Takes a pending-request slot (<c>max_pending_requests</c>) without waiting.</summary>
+    public bool TryAcquirePendingRequest(RoutingPriority priority, out CircuitBreakerLease lease) => For(priority).PendingRequests.TryAcquire(out lease);
+
+    /// <summary>Takes a connection slot (<c>max_connections</c>) without waiting.</summary>
+    public bool TryAcquireConnection(RoutingPriority priority, out CircuitBreakerLease lease) => For(priority).Connections.TryAcquire(out lease);
+
+    /// <summary>
+    /// Takes a connection slot (<c>max_connections</c>) for a request that occupies a connection while it is in
+    /// flight (HTTP/1.1); when every slot is taken the request waits as pending, FIFO, bounded by
+    /// <c>max_pending_requests</c>. A lease that is not <see cref="CircuitBreakerLease.IsAcquired"/> means the
+    /// pending limit overflowed: answer 503 with <c>x-envoy-overloaded</c> naming
+    /// <see cref="CircuitBreakerThresholds.PendingRequests"/> of <see cref="For"/>(<paramref name="priority"/>).
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled while pending; nothing is held.</exception>
+    public ValueTask<CircuitBreakerLease> AcquireConnectionAsync(RoutingPriority priority, CancellationToken cancellationToken)
+    {
+        var thresholds = For(priority);
+        return thresholds.Connections.AcquireOrWaitAsync(thresholds.PendingRequests, cancellationToken);
+    }
 
     /// <summary>Takes a retry slot (<c>max_retries</c>).</summary>
     public bool TryAcquireRetry(RoutingPriority priority, out CircuitBreakerLease lease) => For(priority).Retries.TryAcquire(out lease);
