@@ -1,0 +1,37 @@
+using System.Globalization;
+using Bookinfo.Reviews;
+
+// Bookinfo's reviews service, one program for the three versions (configuration key Bookinfo:Version):
+// v1 shows no ratings, v2 black stars, v3 red stars. v2 and v3 ask the ratings service, http://ratings:9080,
+// through a client the mesh routes; the request headers the mesh needs (end-user, x-request-id, tracing)
+// travel on from the incoming request by themselves.
+var builder = WebApplication.CreateBuilder(args);
+builder.Services.AddMesh();
+var settings = ReviewsSettings.From(builder.Configuration);
+builder.Services.AddSingleton(settings);
+builder.Services.AddHttpClient<RatingsClient>(client =>
+{
+    client.BaseAddress = new Uri("http://ratings:9080");
+    client.Timeout = settings.RatingsTimeout;
+});
+var app = builder.Build();
+
+app.MapGet("/health", () => Results.Json(new { status = "Reviews is healthy" }));
+
+app.MapGet("/reviews/{id}", async (string id, RatingsClient ratingsClient, CancellationToken cancellationToken) =>
+{
+    if (!int.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var productId))
+    {
+        return Results.Json(new { error = "please provide numeric product id" }, statusCode: 400);
+    }
+
+    IReadOnlyDictionary<string, int>? stars = null;
+    if (settings.RatingsEnabled)
+    {
+        stars = await ratingsClient.GetRatingsAsync(productId, cancellationToken);
+    }
+
+    return Results.Json(ReviewsResponse.Create(productId, settings, stars));
+});
+
+app.Run();
