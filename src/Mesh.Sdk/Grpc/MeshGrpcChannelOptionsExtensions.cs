@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Configuration;
 using Mesh.Sdk.Grpc.Internal;
+using Mesh.Sdk.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -55,7 +56,7 @@ public static class MeshGrpcChannelOptionsExtensions
         if (!MeshGrpcHandler.IsInChain(options.HttpHandler))
         {
             var loggerFactory = services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
-            options.HttpHandler = new MeshGrpcHandler(runtime.TimeProvider, loggerFactory.CreateLogger<MeshGrpcHandler>())
+            options.HttpHandler = new MeshGrpcHandler(runtime, services.GetService<MeshTransports>(), loggerFactory.CreateLogger<MeshGrpcHandler>())
             {
                 InnerHandler = options.HttpHandler ?? new SocketsHttpHandler
                 {

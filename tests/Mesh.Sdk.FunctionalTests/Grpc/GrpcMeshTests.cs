@@ -12,7 +12,7 @@ namespace Mesh.Sdk.FunctionalTests.Grpc;
 /// <c>Grpc.Net.Client</c> through <c>xds:///</c> targets against real Kestrel gRPC workloads and the real control
 /// plane: routing, weighted split, faults, retries, timeouts, outlier ejection, circuit breaking and live route changes.
 /// </summary>
-public sealed class GrpcMeshTests(GrpcMeshFixture fixture) : IClassFixture<GrpcMeshFixture>
+public sealed partial class GrpcMeshTests(GrpcMeshFixture fixture) : IClassFixture<GrpcMeshFixture>
 {
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(10);
 

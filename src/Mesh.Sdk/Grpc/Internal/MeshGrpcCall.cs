@@ -19,11 +19,12 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
     private CircuitBreakerLease _lease;
     private int _state; // 0 created, 1 started, 2 completed
 
-    public MeshGrpcCall(MeshGrpcPicker picker, string listenerName, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault, CircuitBreakerLease lease)
+    public MeshGrpcCall(MeshGrpcPicker picker, string listenerName, string authority, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault, CircuitBreakerLease lease)
     {
         _lease = lease;
         Picker = picker;
         ListenerName = listenerName;
+        Authority = authority;
         Route = route;
         Target = target;
         Cluster = cluster;
@@ -36,6 +37,9 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
     public MeshGrpcPicker Picker { get; }
 
     public string ListenerName { get; }
+
+    /// <summary>The authority routes matched: the channel's target as written (<c>reviews:9080</c>).</summary>
+    public string Authority { get; }
 
     public CompiledRoute Route { get; }
 

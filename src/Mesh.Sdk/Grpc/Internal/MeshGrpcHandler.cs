@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using Envoy.Config.Core.V3;
 using Grpc.Core;
 using Grpc.Net.Client.Balancer;
+using Mesh.Sdk.Http;
 using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Routing;
@@ -33,12 +34,20 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
     private static readonly HttpRequestOptionsKey<Subchannel> SubchannelOption = new("Subchannel");
     private static readonly HttpRequestOptionsKey<BalancerAddress> CurrentAddressOption = new("CurrentAddress");
 
+    private readonly MeshRuntime _runtime;
+    private readonly MeshTransports? _transports;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public MeshGrpcHandler(TimeProvider timeProvider, ILogger<MeshGrpcHandler> logger)
+    /// <summary>Creates the handler.</summary>
+    /// <param name="runtime">The mesh: clusters for mirror policies, the time provider.</param>
+    /// <param name="transports">The per-cluster transports shadow copies of mirrored calls go through; without them calls are not mirrored.</param>
+    /// <param name="logger">The logger.</param>
+    public MeshGrpcHandler(MeshRuntime runtime, MeshTransports? transports, ILogger<MeshGrpcHandler> logger)
     {
-        _time = timeProvider;
+        _runtime = runtime;
+        _transports = transports;
+        _time = runtime.TimeProvider;
         _logger = logger;
     }
 
@@ -71,6 +80,16 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
 
     private async Task<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, MeshGrpcCall call, CancellationToken cancellationToken)
     {
+        var response = await SendRoutedAsync(request, call, cancellationToken).ConfigureAwait(false);
+
+        // Response header operations of every level, on the response headers only: trailers (the call's status and
+        // trailing metadata) are left as the server sent them.
+        call.Target.ResponseHeaders.ApplyTo(response);
+        return response;
+    }
+
+    private async Task<HttpResponseMessage> SendRoutedAsync(HttpRequestMessage request, MeshGrpcCall call, CancellationToken cancellationToken)
+    {
         var route = call.Route;
         var timeout = EffectiveTimeout(route, request);
         if (route.MaxStreamDuration is { } maxStream && IsFinite(maxStream))
@@ -93,6 +112,12 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
             if (call.Fault.IsAbort)
             {
                 return TrailersOnly(request, MeshGrpcPicker.AbortStatus(call.Fault, route));
+            }
+
+            var upstreamAuthority = ApplyRequestActions(request, call);
+            if (route.MirrorPolicies.Length > 0)
+            {
+                await StartMirrorsAsync(request, call, upstreamAuthority, token).ConfigureAwait(false);
             }
 
             return await SendWithRetriesAsync(request, call, token).ConfigureAwait(false);
@@ -212,11 +237,161 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
         request.RequestUri = new UriBuilder(uri) { Host = address.EndPoint.Host, Port = address.EndPoint.Port }.Uri;
         request.Options.Set(SubchannelOption, subchannel);
         request.Options.Set(CurrentAddressOption, address);
+        if (call.Route.AutoHostRewrite && call.Target.HostRewriteLiteral is null)
+        {
+            request.Headers.Host = endpoint!.Hostname.Length > 0 ? endpoint.Hostname : endpoint.Key;
+        }
+
         call.CurrentEndpoint.State.RequestCompleted();
         endpoint!.State.RequestStarted();
         Log.RetryHost(_logger, call.Route.Name, call.CurrentEndpoint.Key, endpoint.Key);
         call.CurrentEndpoint = endpoint;
     }
+
+    /// <summary>
+    /// Applies the matched route's request-side actions once per call, before the first attempt: the
+    /// <c>:authority</c> sent upstream (<c>host_rewrite_literal</c> of the weighted cluster or route,
+    /// <c>auto_host_rewrite</c>, else the channel's target as gRPC's xDS clients send it), <c>x-forwarded-host</c>
+    /// when asked for and rewritten, request header operations of every level (compiled by the route table in Envoy's
+    /// order), and <c>prefix_rewrite</c>/<c>regex_rewrite</c> of the method path. Returns the upstream authority.
+    /// </summary>
+    private static string ApplyRequestActions(HttpRequestMessage request, MeshGrpcCall call)
+    {
+        var route = call.Route;
+        var target = call.Target;
+        var endpoint = call.CurrentEndpoint;
+        var upstreamAuthority = target.HostRewriteLiteral
+            ?? (route.AutoHostRewrite ? (endpoint.Hostname.Length > 0 ? endpoint.Hostname : endpoint.Key) : call.Authority);
+        if (route.AppendXForwardedHost && !string.Equals(upstreamAuthority, call.Authority, StringComparison.Ordinal))
+        {
+            request.Headers.TryAddWithoutValidation("x-forwarded-host", call.Authority);
+        }
+
+        request.Headers.Host = upstreamAuthority;
+        target.RequestHeaders.ApplyTo(request);
+        if (request.RequestUri is { IsAbsoluteUri: true } uri)
+        {
+            var pathAndQuery = uri.PathAndQuery;
+            var rewritten = route.RewritePath(pathAndQuery);
+            if (!ReferenceEquals(rewritten, pathAndQuery))
+            {
+                request.RequestUri = new Uri(string.Concat(uri.GetLeftPart(UriPartial.Authority), rewritten));
+            }
+        }
+
+        return upstreamAuthority;
+    }
+
+    /// <summary>
+    /// Starts the route's request mirrors: for each sampled policy whose cluster is known, a shadow copy of the call
+    /// (method path, metadata and message as sent upstream, authority with <c>-shadow</c> unless disabled) goes to an
+    /// endpoint of the mirror cluster, fire-and-forget. Only calls whose request is one message (unary,
+    /// server-streaming) are copied; a client stream is pushed once by the caller and cannot be.
+    /// </summary>
+    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, MeshGrpcCall call, string upstreamAuthority, CancellationToken cancellationToken)
+    {
+        if (_transports is null || !IsReplayable(request.Content) || request.RequestUri is not { IsAbsoluteUri: true } uri)
+        {
+            return;
+        }
+
+        byte[]? body = null;
+        foreach (var mirror in call.Route.MirrorPolicies)
+        {
+            if (!mirror.ShouldMirror(Random.Shared))
+            {
+                continue;
+            }
+
+            if (!_runtime.Clusters.TryGetCluster(mirror.Cluster, out var cluster))
+            {
+                Log.MirrorFailed(_logger, mirror.Cluster, "the cluster is not known");
+                continue;
+            }
+
+            if (body is null)
+            {
+                // The message as grpc-dotnet frames it; the call's own content writes it again when sent.
+                using var buffer = new MemoryStream();
+                await request.Content!.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+                body = buffer.ToArray();
+            }
+
+            var copy = new HttpRequestMessage(HttpMethod.Post, (Uri?)null)
+            {
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = new ByteArrayContent(body),
+            };
+            foreach (var header in request.Headers.NonValidated)
+            {
+                if (!string.Equals(header.Key, "host", StringComparison.OrdinalIgnoreCase))
+                {
+                    copy.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                }
+            }
+
+            foreach (var header in request.Content!.Headers.NonValidated)
+            {
+                if (!string.Equals(header.Key, "content-length", StringComparison.OrdinalIgnoreCase))
+                {
+                    copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                }
+            }
+
+            copy.Headers.Host = mirror.ShadowAuthority(upstreamAuthority);
+            _ = MirrorAsync(copy, cluster, uri.PathAndQuery, call.Route.Timeout);
+        }
+    }
+
+    private async Task MirrorAsync(HttpRequestMessage copy, ClusterRuntime cluster, string pathAndQuery, TimeSpan timeout)
+    {
+        // Fire and forget: the caller never waits for, or sees, the shadow; its response is read and dropped.
+        await Task.Yield();
+        using (copy)
+        {
+            if (!cluster.CircuitBreakers.TryAcquireRequest(RoutingPriority.Default, out var lease))
+            {
+                Log.MirrorFailed(_logger, cluster.Name, "the cluster is over its max_requests limit");
+                return;
+            }
+
+            using (lease)
+            {
+                var endpoint = cluster.Pick(new Mesh.Sdk.LoadBalancing.PickContext());
+                if (endpoint is null)
+                {
+                    Log.MirrorFailed(_logger, cluster.Name, "no healthy upstream");
+                    return;
+                }
+
+                copy.RequestUri = new Uri(string.Concat(cluster.Cluster.TransportSocket is null ? "http://" : "https://", endpoint.Key, pathAndQuery));
+                using var cts = IsFinite(timeout) ? new CancellationTokenSource(timeout, _time) : new CancellationTokenSource(CompiledRoute.DefaultTimeout, _time);
+                endpoint.State.RequestStarted();
+                try
+                {
+                    using var response = await _transports!.Get(cluster).SendAsync(copy, cts.Token).ConfigureAwait(false);
+                    await response.Content.CopyToAsync(Stream.Null, cts.Token).ConfigureAwait(false);
+                    var status = StatusOf(response, out var httpStatus) ?? TrailerStatus(response);
+                    cluster.ReportResponse(endpoint, status is { } code ? GrpcStatusMapping.ToHttp(code) : httpStatus);
+                }
+                catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
+                {
+                    Log.MirrorFailed(_logger, cluster.Name, ex.Message);
+                }
+                finally
+                {
+                    endpoint.State.RequestCompleted();
+                }
+            }
+        }
+    }
+
+    private static StatusCode? TrailerStatus(HttpResponseMessage response)
+        => response.TrailingHeaders.NonValidated.TryGetValues("grpc-status", out var values)
+            && int.TryParse(values.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var code)
+            ? (StatusCode)code
+            : null;
 
     private bool CanRetry(MeshGrpcCall call)
     {
@@ -369,6 +544,9 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
 
         [LoggerMessage(7014, LogLevel.Debug, "Route '{RouteName}': the retry moves from '{From}' to '{To}' (previous_hosts).")]
         public static partial void RetryHost(ILogger logger, string routeName, string from, string to);
+
+        [LoggerMessage(7015, LogLevel.Debug, "Mirror of a call to cluster '{ClusterName}' failed: {Reason}")]
+        public static partial void MirrorFailed(ILogger logger, string clusterName, string reason);
 
         [LoggerMessage(7013, LogLevel.Warning, "Cluster '{ClusterName}' is over its max_retries limit; the call is not retried.")]
         public static partial void RetryOverflow(ILogger logger, string clusterName);

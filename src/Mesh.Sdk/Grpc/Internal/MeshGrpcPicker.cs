@@ -75,9 +75,11 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         var route = match.Route!;
         if (route.Action != RouteActionKind.Forward)
         {
+            // gRPC's xDS clients accept such routes and fail the calls that match them with UNAVAILABLE ("matching
+            // route has inappropriate action"); dropped, so wait-for-ready calls fail too instead of waiting.
             return PickResult.ForDrop(new Status(
                 StatusCode.Unavailable,
-                $"Mesh.Sdk: route '{route.Name}' of listener '{listener}' answers with a {(route.Action == RouteActionKind.Redirect ? "redirect" : "direct response")}, which a gRPC call cannot follow."));
+                $"Mesh.Sdk: route '{route.Name}' of listener '{listener}' has a {(route.Action == RouteActionKind.Redirect ? "redirect" : "direct_response")} action, which a gRPC call cannot follow (matching route has inappropriate action)."));
         }
 
         var target = match.Target!;
@@ -132,7 +134,7 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
             }
         }
 
-        var call = new MeshGrpcCall(this, listener, route, target, cluster, endpoint, fault, lease);
+        var call = new MeshGrpcCall(this, listener, _target.Authority, route, target, cluster, endpoint, fault, lease);
         request.Options.Set(MeshGrpcCall.OptionKey, call);
         return PickResult.ForSubchannel(subchannel!, call);
     }

@@ -22,7 +22,9 @@ internal sealed class GreeterWorkload : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _callsByKey = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<HelloReply>> _seen = new(StringComparer.Ordinal);
     private int _calls;
+    private int _activeStreams;
 
     private GreeterWorkload(string name, string app, string version, WebApplication webApp)
     {
@@ -68,9 +70,16 @@ internal sealed class GreeterWorkload : IAsyncDisposable
         return workload;
     }
 
+    /// <summary>What the workload saw of each call whose request had <see cref="HelloRequest.Name"/> <paramref name="name"/>.</summary>
+    public IReadOnlyList<HelloReply> Seen(string name) => _seen.TryGetValue(name, out var seen) ? seen.ToArray() : [];
+
+    /// <summary>Server-streaming calls in progress.</summary>
+    public int ActiveStreams => Volatile.Read(ref _activeStreams);
+
     internal async Task<HelloReply> AnswerAsync(HelloRequest request, string method, ServerCallContext context)
     {
         Interlocked.Increment(ref _calls);
+        var reply = Observe(request, method, context);
         if (FailAllWith is { } always)
         {
             throw new RpcException(new Status(always, $"workload '{Name}' fails every call"));
@@ -90,7 +99,48 @@ internal sealed class GreeterWorkload : IAsyncDisposable
             await Task.Delay(request.DelayMs, context.CancellationToken);
         }
 
-        return new HelloReply { Workload = Name, Version = Version, Method = method };
+        await context.WriteResponseHeadersAsync(new Metadata { { "x-workload", Name }, { "x-backend-secret", "s3cr3t" } });
+        context.ResponseTrailers.Add("x-trailer", "kept");
+        context.ResponseTrailers.Add("x-backend-secret", "in-trailers");
+        return reply;
+    }
+
+    internal async Task StreamAsync(HelloRequest request, IServerStreamWriter<HelloReply> stream, ServerCallContext context)
+    {
+        Interlocked.Increment(ref _calls);
+        var reply = Observe(request, "StreamHello", context);
+        Interlocked.Increment(ref _activeStreams);
+        try
+        {
+            for (var i = 0; i < request.Count; i++)
+            {
+                if (request.DelayMs > 0)
+                {
+                    await Task.Delay(request.DelayMs, context.CancellationToken);
+                }
+
+                await stream.WriteAsync(reply, context.CancellationToken);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _activeStreams);
+        }
+    }
+
+    private HelloReply Observe(HelloRequest request, string method, ServerCallContext context)
+    {
+        var reply = new HelloReply { Workload = Name, Version = Version, Method = method, Authority = context.Host, Path = context.Method };
+        foreach (var header in context.RequestHeaders)
+        {
+            if (header.Key.StartsWith("x-", StringComparison.Ordinal) && !header.IsBinary)
+            {
+                reply.Headers[header.Key] = reply.Headers.TryGetValue(header.Key, out var existing) ? existing + "," + header.Value : header.Value;
+            }
+        }
+
+        _seen.GetOrAdd(request.Name, static _ => new ConcurrentQueue<HelloReply>()).Enqueue(reply);
+        return reply;
     }
 
     public async ValueTask DisposeAsync()
@@ -121,4 +171,6 @@ internal sealed class GreeterService(GreeterState state) : Mesh.Sdk.FunctionalTe
     public override Task<HelloReply> SayHello(HelloRequest request, ServerCallContext context) => Workload.AnswerAsync(request, "SayHello", context);
 
     public override Task<HelloReply> SayGoodbye(HelloRequest request, ServerCallContext context) => Workload.AnswerAsync(request, "SayGoodbye", context);
+
+    public override Task StreamHello(HelloRequest request, IServerStreamWriter<HelloReply> responseStream, ServerCallContext context) => Workload.StreamAsync(request, responseStream, context);
 }

@@ -11,7 +11,7 @@ namespace Mesh.Sdk.FunctionalTests.Grpc.Infrastructure;
 
 /// <summary>
 /// The gRPC functional test world, shared by the tests of a class: real Kestrel Greeter workloads
-/// (<c>greeter</c> v1 ×2 and v2 ×1; <c>outlier</c> good and bad), the real <see cref="MeshControlPlane"/> on
+/// (<c>greeter</c> v1 ×2 and v2 ×1; <c>outlier</c> good and bad; <c>shadow</c>, a mirror target failing every call), the real <see cref="MeshControlPlane"/> on
 /// 127.0.0.1 serving Istio YAML from a temporary folder, and a client <see cref="IServiceProvider"/> from
 /// <c>AddMesh()</c> bootstrapped to that control plane. Every test has its own service (ServiceEntry, DestinationRule,
 /// VirtualService), all written before the control plane starts, so no test sees another's routes.
@@ -37,6 +37,9 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
 
     internal GreeterWorkload OutlierBad { get; private set; } = null!;
 
+    /// <summary>The only workload of <c>grpc-shadow</c>, the mirror target; it fails every call with INTERNAL.</summary>
+    internal GreeterWorkload Shadow { get; private set; } = null!;
+
     /// <summary>The client's services: <c>AddMesh()</c> bootstrapped to the control plane, plus the test's gRPC clients.</summary>
     public IServiceProvider Services => _client ?? throw new InvalidOperationException("Fixture not started.");
 
@@ -50,6 +53,8 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         OutlierGood = await Add("outlier-good", "outlier", "v1");
         OutlierBad = await Add("outlier-bad", "outlier", "v1");
         OutlierBad.FailAllWith = global::Grpc.Core.StatusCode.Unavailable;
+        Shadow = await Add("shadow", "shadow", "v1");
+        Shadow.FailAllWith = global::Grpc.Core.StatusCode.Internal;
 
         WriteWorkloads();
         foreach (var (name, app, trafficPolicy, http) in GrpcTestServices.All)

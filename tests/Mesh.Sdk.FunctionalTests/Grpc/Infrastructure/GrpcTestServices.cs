@@ -19,9 +19,17 @@ internal static class GrpcTestServices
     public const string Shift = "grpc-shift";
     public const string Factory = "grpc-factory";
     public const string Breaker = "grpc-breaker";
+    public const string Headers = "grpc-headers";
+    public const string Rewrite = "grpc-rewrite";
+    public const string Redirect = "grpc-redirect";
+    public const string Mirror = "grpc-mirror";
+    public const string Shadow = "grpc-shadow";
+    public const string StreamBreaker = "grpc-stream-breaker";
 
     public const string SayHelloPath = "/mesh.functional.Greeter/SayHello";
     public const string SayGoodbyePath = "/mesh.functional.Greeter/SayGoodbye";
+    public const string LegacyPrefix = "/mesh.functional.LegacyGreeter/";
+    public const string RewrittenAuthority = "greeter.internal:7000";
 
     public static IEnumerable<(string Name, string App, string? TrafficPolicy, string? Http)> All =>
     [
@@ -115,6 +123,89 @@ internal static class GrpcTestServices
               http:
                 http2MaxRequests: 2
         """, SingleRoute(Breaker, "v1")),
+        (StreamBreaker, "greeter", """
+          trafficPolicy:
+            connectionPool:
+              http:
+                http2MaxRequests: 1
+        """, SingleRoute(StreamBreaker, "v1")),
+        (Headers, "greeter", null, $"""
+          - name: decorated
+            headers:
+              request:
+                set:
+                  x-route-set: route
+                add:
+                  x-route-added: added
+                remove:
+                - x-client-secret
+              response:
+                set:
+                  x-route-response: "yes"
+                remove:
+                - x-backend-secret
+                - x-trailer
+            route:
+            - destination: {Destination(Headers, "v1")}
+              weight: 50
+              headers:
+                request:
+                  set:
+                    x-subset: v1
+            - destination: {Destination(Headers, "v2")}
+              weight: 50
+              headers:
+                request:
+                  set:
+                    x-subset: v2
+                response:
+                  add:
+                    x-served-by-subset: v2
+        """),
+        (Rewrite, "greeter", null, $"""
+          - name: legacy
+            match:
+            - uri:
+                prefix: {LegacyPrefix}
+            rewrite:
+              uri: /mesh.functional.Greeter/
+              authority: {RewrittenAuthority}
+            route:
+            - destination: {Destination(Rewrite, "v1")}
+          - name: goodbye-is-hello
+            match:
+            - uri:
+                exact: {SayGoodbyePath}
+            rewrite:
+              uriRegexRewrite:
+                match: Goodbye$
+                rewrite: Hello
+            route:
+            - destination: {Destination(Rewrite, "v1")}
+          - name: default
+            route:
+            - destination: {Destination(Rewrite, "v1")}
+        """),
+        (Redirect, "greeter", null, $"""
+          - name: moved
+            match:
+            - uri:
+                exact: {SayGoodbyePath}
+            redirect:
+              uri: {SayHelloPath}
+          - name: default
+            route:
+            - destination: {Destination(Redirect, "v1")}
+        """),
+        (Mirror, "greeter", null, $"""
+          - name: mirrored
+            route:
+            - destination: {Destination(Mirror, "v1")}
+            mirror: {ServiceDestination(Shadow)}
+            mirrorPercentage:
+              value: 50
+        """),
+        (Shadow, "shadow", null, null),
     ];
 
     public static string Destination(string service, string subset) => $$"""{ host: {{GrpcMeshFixture.Host(service)}}, subset: {{subset}}, port: { number: {{GrpcMeshFixture.ServicePort}} } }""";
