@@ -1,0 +1,228 @@
+// Istio's bookinfo tasks (request routing, fault injection, traffic shifting) against the real
+// samples/bookinfo-dotnet launcher, seen through headless Chromium. One launcher and one browser for
+// the whole file; scenarios run in order, and each one puts the exact set of rules it needs into the
+// config folder first, so a failing scenario does not change what the next one tests.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startBookinfo } from '../lib/launcher.mjs';
+import { launchChromium, load, readState, Screenshots, signIn, signOut, waitForState } from '../lib/page.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const screenshotDir = process.env.BOOKINFO_SCREENSHOTS || path.resolve(here, '../screenshots');
+
+const unavailable = 'Sorry, product reviews are currently unavailable for this book.';
+const ratingsUnavailable = 'Ratings service is currently unavailable';
+const expectedReviewers = ['Reviewer1', 'Reviewer2'];
+const expectedStars = [5, 4]; // the original's ratings: Reviewer1 5, Reviewer2 4
+const starColor = { v2: 'black', v3: 'red' };
+
+// A rule change is observed within this bound (watcher debounce + xDS push + a page load).
+const effectTimeoutMs = 20000;
+
+let bookinfo;
+let browser;
+let shots;
+let reader; // signed-out browsing context
+let jason; // browsing context that signs in as jason
+let url;
+
+/** Asserts the page shows the book, its details and both reviews as served by `state.version`. */
+function assertBookWithReviews(state, context = '') {
+  const where = `${context} ${JSON.stringify(state)}`;
+  assert.equal(state.title, 'The Comedy of Errors', `book title ${where}`);
+  assert.equal(state.detailsRows['ISBN-10'], '1234567890', `details table ${where}`);
+  assert.equal(state.reviewsError, null, `no reviews error ${where}`);
+  assert.deepEqual(state.reviews.map((r) => r.reviewer), expectedReviewers, `two reviews ${where}`);
+  assert.ok(['v1', 'v2', 'v3'].includes(state.version), `served-by marker names v1, v2 or v3 ${where}`);
+}
+
+/** Stars as the answering reviews version draws them: v1 none, v2 black, v3 red, with the original's counts. */
+function assertStarsMatchVersion(state, context = '') {
+  const where = `${context} ${JSON.stringify(state)}`;
+  state.reviews.forEach((review, i) => {
+    assert.equal(review.ratingsError, null, `no ratings error ${where}`);
+    if (state.version === 'v1') {
+      assert.equal(review.stars, null, `v1 shows no stars ${where}`);
+    } else {
+      assert.deepEqual(
+        review.stars,
+        { color: starColor[state.version], count: expectedStars[i], glyphs: expectedStars[i] },
+        `${state.version} shows ${expectedStars[i]} ${starColor[state.version]} stars for ${review.reviewer} ${where}`,
+      );
+    }
+  });
+}
+
+describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
+  before(async () => {
+    shots = new Screenshots(screenshotDir);
+    const started = performance.now();
+    bookinfo = await startBookinfo({ logFile: path.join(shots.dir, 'launcher.log') });
+    url = bookinfo.productPageUrl;
+    console.log(`Bookinfo ready at ${url} after ${Math.round(performance.now() - started)} ms`);
+    browser = await launchChromium();
+    reader = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    jason = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  }, { timeout: 150000 });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    if (bookinfo) {
+      const stopped = await bookinfo.stop();
+      console.log(`Launcher stopped: code ${stopped.code}, signal ${stopped.signal}, clean ${stopped.clean}`);
+    }
+    if (shots) {
+      console.log(`Screenshots saved to ${shots.dir}`);
+    }
+  }, { timeout: 40000 });
+
+  it('default page shows the book and its reviews, round robin over reviews v1, v2 and v3', { timeout: 60000 }, async () => {
+    bookinfo.setRules([]);
+    const seen = new Map();
+    let first = null;
+    for (let i = 0; i < 12; i++) {
+      const { state } = await load(reader, url);
+      assertBookWithReviews(state, `load ${i + 1}`);
+      assertStarsMatchVersion(state, `load ${i + 1}`);
+      assert.equal(state.signedInUser, null);
+      assert.ok(state.signInButton, 'the Sign in button is on the page');
+      seen.set(state.version, (seen.get(state.version) ?? 0) + 1);
+      if (i === 0) {
+        first = state;
+        await shots.take(reader, 'default');
+      }
+    }
+    assert.deepEqual(first.detailsRows, {
+      Type: 'paperback',
+      Pages: '200',
+      Publisher: 'PublisherA',
+      Language: 'English',
+      'ISBN-10': '1234567890',
+      'ISBN-13': '123-1234567890',
+    });
+    assert.ok(seen.size >= 2, `without rules reviews are balanced over its versions; 12 loads saw only ${JSON.stringify([...seen])}`);
+  });
+
+  it('virtual-service-all-v1: no stars on 20 reloads', { timeout: 60000 }, async () => {
+    bookinfo.setRules(['destination-rule-all', 'virtual-service-all-v1']);
+    await waitForState(reader, url, (s) => s.version === 'v1', {
+      what: 'reviews v1 on 6 loads in a row',
+      consecutive: 6,
+      timeoutMs: effectTimeoutMs,
+    });
+    for (let i = 0; i < 20; i++) {
+      const { state } = await load(reader, url);
+      assertBookWithReviews(state, `reload ${i + 1}`);
+      assert.equal(state.version, 'v1', `reload ${i + 1} served by reviews v1`);
+      assert.ok(state.reviews.every((r) => r.stars === null && r.ratingsError === null), `reload ${i + 1}: no stars`);
+    }
+    await shots.take(reader, 'all-v1-no-stars');
+  });
+
+  it('virtual-service-reviews-test-v2: jason sees black stars, signed out none', { timeout: 60000 }, async () => {
+    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-test-v2']);
+    await signIn(jason, url, 'jason');
+    assert.equal((await readState(jason)).signedInUser, 'jason');
+    await waitForState(jason, url, (s) => s.version === 'v2', {
+      what: 'jason served by reviews v2 on 3 loads in a row',
+      consecutive: 3,
+      timeoutMs: effectTimeoutMs,
+    });
+    for (let i = 0; i < 5; i++) {
+      const { state } = await load(jason, url);
+      assertBookWithReviews(state, `jason reload ${i + 1}`);
+      assert.equal(state.signedInUser, 'jason');
+      assert.equal(state.version, 'v2', `jason reload ${i + 1} served by reviews v2`);
+      assertStarsMatchVersion(state, `jason reload ${i + 1}`);
+    }
+    await shots.take(jason, 'test-v2-jason-black-stars');
+
+    await signOut(jason, url);
+    for (let i = 0; i < 5; i++) {
+      const { state } = await load(jason, url);
+      assertBookWithReviews(state, `signed-out reload ${i + 1}`);
+      assert.equal(state.signedInUser, null, 'signed out');
+      assert.equal(state.version, 'v1', `signed-out reload ${i + 1} served by reviews v1`);
+      assert.ok(state.reviews.every((r) => r.stars === null), `signed-out reload ${i + 1}: no stars`);
+    }
+    await shots.take(jason, 'test-v2-signed-out-no-stars');
+  });
+
+  it('virtual-service-reviews-50-v3: v1 and v3 each on 25-75 % of 40 reloads', { timeout: 60000 }, async () => {
+    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-50-v3']);
+    // Before this rule a signed-out reader only ever got v1 (or v2 on the default): v3 shows the rule is in force.
+    await waitForState(reader, url, (s) => s.version === 'v3', {
+      what: 'a page served by reviews v3',
+      timeoutMs: effectTimeoutMs,
+    });
+    const counts = { v1: 0, v3: 0 };
+    for (let i = 0; i < 40; i++) {
+      const { state } = await load(reader, url);
+      assertBookWithReviews(state, `reload ${i + 1}`);
+      assert.ok(state.version === 'v1' || state.version === 'v3', `reload ${i + 1} served by v1 or v3, not ${state.version}`);
+      assertStarsMatchVersion(state, `reload ${i + 1}`);
+      counts[state.version]++;
+      if (counts[state.version] === 1) await shots.take(reader, `50-v3-served-by-${state.version}`);
+    }
+    console.log(`50/50 v1/v3 over 40 reloads: v1 ${counts.v1}, v3 ${counts.v3}`);
+    for (const v of ['v1', 'v3']) {
+      assert.ok(counts[v] >= 10 && counts[v] <= 30, `${v} on ${counts[v]} of 40 reloads, expected 10-30 (25-75 %)`);
+    }
+  });
+
+  it('virtual-service-ratings-test-delay: jason gets the reviews-unavailable message after about 6 s, others are fast', { timeout: 90000 }, async () => {
+    // Fault injection task: jason is sent to reviews v2, which calls ratings; ratings is delayed 7 s for him.
+    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-test-v2', 'virtual-service-ratings-test-delay']);
+    if ((await readState(jason)).signedInUser !== 'jason') await signIn(jason, url, 'jason');
+    await waitForState(jason, url, (s) => s.reviewsError === unavailable, {
+      what: 'jason sees the reviews-unavailable message',
+      timeoutMs: 45000,
+      pauseMs: 0,
+    });
+    // productpage gives reviews 3 s and retries once: about 6 s, shorter than the 7 s delay.
+    const { ms, state } = await load(jason, url, 20000);
+    console.log(`delay: jason's page took ${ms} ms`);
+    assert.equal(state.signedInUser, 'jason');
+    assert.equal(state.reviewsError, unavailable, JSON.stringify(state));
+    assert.equal(state.reviews.length, 0, 'no reviews shown with the error');
+    assert.equal(state.title, 'The Comedy of Errors', 'the rest of the page is there');
+    assert.equal(state.detailsRows['ISBN-10'], '1234567890', 'details still shown');
+    assert.ok(ms >= 5000 && ms <= 9000, `jason's page took ${ms} ms, expected 5000-9000 (two 3 s tries)`);
+    await shots.take(jason, 'delay-jason-reviews-unavailable');
+
+    for (let i = 0; i < 3; i++) {
+      const other = await load(reader, url);
+      assertBookWithReviews(other.state, `signed-out load ${i + 1}`);
+      assert.equal(other.state.version, 'v1', 'signed out: reviews v1');
+      assert.ok(other.ms < 2000, `a signed-out page took ${other.ms} ms, expected under 2000 (the delay is for jason only)`);
+    }
+    await shots.take(reader, 'delay-others-unaffected');
+  });
+
+  it('virtual-service-ratings-test-abort: jason sees "Ratings service is currently unavailable"', { timeout: 60000 }, async () => {
+    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-test-v2', 'virtual-service-ratings-test-abort']);
+    if ((await readState(jason)).signedInUser !== 'jason') await signIn(jason, url, 'jason');
+    await waitForState(jason, url, (s) => s.reviews.length > 0 && s.reviews.every((r) => r.ratingsError !== null), {
+      what: 'jason sees the ratings error in place of stars',
+      timeoutMs: effectTimeoutMs,
+    });
+    for (let i = 0; i < 3; i++) {
+      const { ms, state } = await load(jason, url);
+      assertBookWithReviews(state, `jason load ${i + 1}`);
+      assert.equal(state.version, 'v2', 'jason: reviews v2');
+      for (const review of state.reviews) {
+        assert.equal(review.ratingsError, ratingsUnavailable, `${review.reviewer}: ${JSON.stringify(state)}`);
+        assert.equal(review.stars, null, `${review.reviewer}: no stars with the ratings error`);
+      }
+      assert.ok(ms < 3000, `the abort answers at once; jason's page took ${ms} ms`);
+    }
+    await shots.take(jason, 'abort-jason-ratings-unavailable');
+
+    const { state } = await load(reader, url);
+    assertBookWithReviews(state, 'signed out');
+    assert.equal(state.version, 'v1', 'signed out: reviews v1');
+    assert.ok(state.reviews.every((r) => r.stars === null && r.ratingsError === null), 'signed out: no stars, no ratings error');
+  });
+});
