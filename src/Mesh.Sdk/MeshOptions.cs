@@ -1,3 +1,4 @@
+using Mesh.Sdk.Propagation;
 using Mesh.Sdk.Xds;
 
 namespace Mesh.Sdk;
@@ -20,7 +21,8 @@ public sealed class MeshOptions
     /// <summary>
     /// The service this workload belongs to (node metadata <c>MESH_SERVICE</c>), for example <c>reviews</c>. When
     /// set, the workload registers itself with the control plane as an endpoint of that service; requires
-    /// <see cref="Ports"/>.
+    /// <see cref="Ports"/>, unless the host discovers them from its server (<c>builder.AddMesh()</c> of
+    /// Mesh.Sdk.AspNetCore: see <see cref="ServicePort"/>).
     /// </summary>
     /// <value>Default: <see langword="null"/> (no self-registration; the workload only calls others).</value>
     public string? ServiceName { get; set; }
@@ -50,6 +52,31 @@ public sealed class MeshOptions
     /// </summary>
     /// <value>Default: empty.</value>
     public IDictionary<int, int> Ports { get; } = new Dictionary<int, int>();
+
+    /// <summary>
+    /// The service port callers address when <see cref="Ports"/> is empty and the ports are discovered from the
+    /// web server once it has bound (<c>builder.AddMesh()</c> of Mesh.Sdk.AspNetCore; key <c>Mesh:ServicePort</c>).
+    /// The first port the server is bound to is registered under this service port, for example
+    /// <c>Mesh:ServicePort=9080</c> with Kestrel on an ephemeral port 41234 registers <c>{ "9080": 41234 }</c>;
+    /// further bound ports are registered under their own numbers.
+    /// </summary>
+    /// <value>Default: <see langword="null"/>, meaning the first bound port's own number.</value>
+    public int? ServicePort { get; set; }
+
+    /// <summary>
+    /// The request headers that travel from an incoming request to the outgoing requests made while handling it
+    /// (key <c>Mesh:PropagatedHeaders</c>; names are case-insensitive). Configuration adds names to the defaults;
+    /// code can <c>Clear()</c> the set first. See <see cref="MeshPropagation.DefaultHeaders"/> for the defaults and why.
+    /// </summary>
+    /// <value>Default: <see cref="MeshPropagation.DefaultHeaders"/>.</value>
+    public ISet<string> PropagatedHeaders { get; } = new HashSet<string>(MeshPropagation.DefaultHeaders, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Whether an incoming request without <c>x-request-id</c> gets one (a new GUID), as Envoy does on inbound, so
+    /// every call it makes carries the same id. Applies only when <c>x-request-id</c> is in <see cref="PropagatedHeaders"/>.
+    /// </summary>
+    /// <value>Default: <see langword="true"/>.</value>
+    public bool GenerateRequestId { get; set; } = true;
 
     /// <summary>The IP address other workloads reach this one on (node metadata <c>INSTANCE_IPS</c>).</summary>
     /// <value>Default: <see langword="null"/>, meaning the first up, non-loopback IPv4 address of the host, else <c>127.0.0.1</c>.</value>

@@ -5,8 +5,17 @@ using Microsoft.Extensions.Options;
 namespace Mesh.Sdk;
 
 /// <summary>Checks <see cref="MeshOptions"/> at start; every failure names its configuration key.</summary>
-internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
+/// <param name="portsDiscovered">
+/// Whether the host discovers the workload ports from its server (Mesh.Sdk.AspNetCore), so <see cref="MeshOptions.Ports"/>
+/// may be empty with <see cref="MeshOptions.ServiceName"/> set.
+/// </param>
+internal sealed class MeshOptionsValidator(bool portsDiscovered) : IValidateOptions<MeshOptions>
 {
+    public MeshOptionsValidator()
+        : this(portsDiscovered: false)
+    {
+    }
+
     public ValidateOptionsResult Validate(string? name, MeshOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -46,9 +55,39 @@ internal sealed class MeshOptionsValidator : IValidateOptions<MeshOptions>
             }
         }
 
-        if (options.ServiceName is not null && options.Ports.Count == 0)
+        if (options.ServiceName is not null && options.Ports.Count == 0 && !portsDiscovered)
         {
-            failures.Add($"{P}Ports must map at least one service port to a workload port when {P}ServiceName is set, for example \"Ports\": {{ \"9080\": 8080 }}.");
+            failures.Add($"{P}Ports must map at least one service port to a workload port when {P}ServiceName is set, for example \"Ports\": {{ \"9080\": 8080 }} "
+                + "(an ASP.NET Core app using builder.AddMesh() of Mesh.Sdk.AspNetCore may leave it empty: its ports are discovered from the server).");
+        }
+
+        if (options.ServicePort is { } servicePortOption)
+        {
+            if (servicePortOption is < 1 or > 65535)
+            {
+                failures.Add($"{P}ServicePort {servicePortOption.ToString(CultureInfo.InvariantCulture)} must be a port from 1 to 65535.");
+            }
+
+            if (options.ServiceName is null)
+            {
+                failures.Add($"{P}ServicePort is set but {P}ServiceName is not: name the service the port belongs to.");
+            }
+            else if (options.Ports.Count > 0)
+            {
+                failures.Add($"{P}ServicePort applies only when the ports are discovered from the server, but {P}Ports is set: map the service port there instead (for example \"Ports\": {{ \"{servicePortOption.ToString(CultureInfo.InvariantCulture)}\": 8080 }}) or remove {P}Ports.");
+            }
+            else if (!portsDiscovered)
+            {
+                failures.Add($"{P}ServicePort needs the ports to be discovered from the server (builder.AddMesh() of Mesh.Sdk.AspNetCore); without a server, set {P}Ports.");
+            }
+        }
+
+        foreach (var header in options.PropagatedHeaders)
+        {
+            if (!Propagation.MeshPropagationContext.IsToken(header))
+            {
+                failures.Add($"{P}PropagatedHeaders entry '{header}' must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~).");
+            }
         }
 
         if (options.ServiceName is null && options.Ports.Count > 0)

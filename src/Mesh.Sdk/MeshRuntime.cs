@@ -23,9 +23,20 @@ namespace Mesh.Sdk;
 /// </summary>
 internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 {
-    private readonly XdsClient? _client;
     private readonly IMeshSnapshotSource _snapshots;
     private readonly ILogger _logger;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly XdsBootstrap _configuredBootstrap;
+    private readonly MeshSnapshotSource? _relay;
+    private readonly Lock _relayGate = new();
+    // Set when the workload ports are discovered from the server after it bound (Mesh.Sdk.AspNetCore): the xDS client,
+    // whose node carries them, is created only then. Completed (or faulted) once.
+    private readonly TaskCompletionSource? _portsDiscovered;
+    private XdsClient? _client;
+    private volatile XdsBootstrap _bootstrap;
+    private volatile IPAddress _instanceAddress;
+    private volatile IReadOnlyDictionary<int, int> _workloadPorts;
+    private bool _startRequested;
     private readonly Lock _updateGate = new();
     private readonly Lock _hostsGate = new();
     private readonly ConcurrentDictionary<(string Host, int Port), HostEntry> _hosts = new();
@@ -50,7 +61,17 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// interest is not registered anywhere): snapshots published there are applied as the client's would be.
     /// For benchmarks and tests without a control plane.
     /// </summary>
-    internal MeshRuntime(MeshOptions options, XdsBootstrap bootstrap, TimeProvider timeProvider, ILoggerFactory? loggerFactory, MeshSnapshotSource? snapshots)
+    /// <param name="options">Validated options.</param>
+    /// <param name="bootstrap">The bootstrap as configured.</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="loggerFactory">Where logs go.</param>
+    /// <param name="snapshots">The snapshots to apply instead of an xDS client's, or <see langword="null"/>.</param>
+    /// <param name="discoverPorts">
+    /// Whether the host reports the workload ports once its server bound (<see cref="CompletePortDiscovery"/>): when
+    /// <see cref="MeshOptions.ServiceName"/> is set and <see cref="MeshOptions.Ports"/> is empty, nothing is sent to the
+    /// control plane until then, so the first node message already carries the ports.
+    /// </param>
+    internal MeshRuntime(MeshOptions options, XdsBootstrap bootstrap, TimeProvider timeProvider, ILoggerFactory? loggerFactory, MeshSnapshotSource? snapshots, bool discoverPorts = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(bootstrap);
@@ -59,19 +80,29 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         Options = options;
         TimeProvider = timeProvider;
         _logger = loggerFactory.CreateLogger<MeshRuntime>();
+        _loggerFactory = loggerFactory;
+        _configuredBootstrap = bootstrap;
         Namespace = options.Namespace ?? MetadataString(bootstrap.Node.Metadata, "NAMESPACE") ?? MeshOptions.DefaultNamespace;
-        InstanceAddress = IPAddress.Parse(options.InstanceIp ?? DetectInstanceIp());
-        Bootstrap = WithWorkloadMetadata(bootstrap, options, Namespace, InstanceAddress.ToString());
+        _instanceAddress = IPAddress.Parse(options.InstanceIp ?? DetectInstanceIp());
+        _workloadPorts = new Dictionary<int, int>(options.Ports);
+        _bootstrap = WithWorkloadMetadata(bootstrap, options, _workloadPorts, Namespace, _instanceAddress.ToString());
         Routes = new RouteTables(loggerFactory.CreateLogger<RouteTables>());
         Clusters = new ClusterTable(timeProvider, loggerFactory.CreateLogger<ClusterTable>());
-        if (snapshots is null)
+        if (snapshots is not null)
         {
-            _client = XdsClient.Create(Bootstrap, options.Xds, timeProvider, loggerFactory);
-            _snapshots = _client.Snapshots;
+            _snapshots = snapshots;
+        }
+        else if (discoverPorts && options.ServiceName is not null && options.Ports.Count == 0)
+        {
+            // The client's snapshots are relayed through a source of our own, which exists before the client does.
+            _portsDiscovered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _relay = new MeshSnapshotSource(timeProvider);
+            _snapshots = _relay;
         }
         else
         {
-            _snapshots = snapshots;
+            _client = XdsClient.Create(_bootstrap, options.Xds, timeProvider, loggerFactory);
+            _snapshots = _client.Snapshots;
         }
 
         _snapshots.SnapshotChanged += OnSnapshot;
@@ -95,11 +126,26 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// <summary>The workload namespace short names expand in (options, else bootstrap <c>NAMESPACE</c>, else <c>default</c>).</summary>
     public string Namespace { get; }
 
-    /// <summary>The address requests leave from (options' <c>InstanceIp</c>, else detected); the key of <c>source_ip</c> hash policies.</summary>
-    public IPAddress InstanceAddress { get; }
+    /// <summary>
+    /// The address requests leave from (options' <c>InstanceIp</c>, else the address the server is bound to when the
+    /// ports are discovered and it is bound to one address, else detected); the key of <c>source_ip</c> hash policies.
+    /// </summary>
+    public IPAddress InstanceAddress => _instanceAddress;
 
     /// <summary>The bootstrap sent to the control plane, with the workload's metadata merged in.</summary>
-    public XdsBootstrap Bootstrap { get; }
+    public XdsBootstrap Bootstrap => _bootstrap;
+
+    /// <summary>The service ports this workload registers (node metadata <c>MESH_PORTS</c>): configured or discovered.</summary>
+    public IReadOnlyDictionary<int, int> WorkloadPorts => _workloadPorts;
+
+    /// <summary>
+    /// Whether the runtime waits for <see cref="CompletePortDiscovery"/> before it talks to the control plane (and
+    /// has not received it yet).
+    /// </summary>
+    public bool AwaitsPortDiscovery => _portsDiscovered is { Task.IsCompleted: false };
+
+    /// <summary>Completes when the ports were discovered (at once when there is nothing to discover); faults when discovery failed.</summary>
+    public Task PortDiscovery => _portsDiscovered?.Task ?? Task.CompletedTask;
 
     /// <summary>Raised after <see cref="Routes"/> and <see cref="Clusters"/> took a snapshot, on the xDS thread.</summary>
     public event Action<MeshSnapshot>? Updated;
@@ -109,7 +155,12 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// else <see cref="XdsBootstrapLoader.Load"/>.
     /// </summary>
     /// <exception cref="XdsBootstrapException">No bootstrap is configured, or it is invalid.</exception>
-    public static MeshRuntime Create(MeshOptions options, IConfiguration? configuration, TimeProvider timeProvider, ILoggerFactory? loggerFactory)
+    /// <param name="options">Validated options.</param>
+    /// <param name="configuration">Where the bootstrap may be configured.</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="loggerFactory">Where logs go.</param>
+    /// <param name="discoverPorts">Whether the host reports the workload ports once its server bound (see the constructor).</param>
+    public static MeshRuntime Create(MeshOptions options, IConfiguration? configuration, TimeProvider timeProvider, ILoggerFactory? loggerFactory, bool discoverPorts = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         var bootstrap = options.BootstrapConfig is { Length: > 0 } inline
@@ -118,34 +169,176 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
               ?? throw new XdsBootstrapException(
                   "Mesh.Sdk has no xDS bootstrap: set the environment variable GRPC_XDS_BOOTSTRAP (file) or GRPC_XDS_BOOTSTRAP_CONFIG (JSON), "
                   + "or the configuration key Mesh:BootstrapConfig, Mesh:BootstrapPath, Mesh:Bootstrap or Mesh:XdsServer.");
-        return new MeshRuntime(options, bootstrap, timeProvider, loggerFactory);
+        return new MeshRuntime(options, bootstrap, timeProvider, loggerFactory, snapshots: null, discoverPorts);
     }
 
-    /// <summary>Starts the xDS client (idempotent).</summary>
+    /// <summary>
+    /// Starts the xDS client (idempotent). While the workload ports are still to be discovered
+    /// (<see cref="AwaitsPortDiscovery"/>), the client starts as soon as they are.
+    /// </summary>
     public void Start()
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (Interlocked.Exchange(ref _started, 1) == 0)
         {
-            Log.Starting(_logger, Bootstrap.Servers[0].ServerUri, Bootstrap.Node.Id, Namespace, Options.ServiceName ?? string.Empty);
-            if (Options.ServiceName is { } service)
+            if (_portsDiscovered is not null)
             {
-                // The node (and so the self-registration) reaches the server with the first request of the stream:
-                // subscribe to the workload's own service so there is one even before any outbound call.
-                foreach (var servicePort in Options.Ports.Keys)
+                lock (_hostsGate)
                 {
-                    if (ListenerNameFor(service, servicePort) is { } own)
+                    if (_client is null)
                     {
-                        if (_client is not null)
+                        _startRequested = true;
+                        if (!_portsDiscovered.Task.IsCompleted)
                         {
-                            _selfInterest.Add(_client.AddListener(own));
+                            Log.AwaitingPorts(_logger, Options.ServiceName ?? string.Empty);
                         }
+
+                        return;
                     }
                 }
             }
 
-            _client?.Start();
+            StartClient();
         }
+    }
+
+    private void StartClient()
+    {
+        var bootstrap = Bootstrap;
+        Log.Starting(_logger, bootstrap.Servers[0].ServerUri, bootstrap.Node.Id, Namespace, Options.ServiceName ?? string.Empty);
+        var client = Volatile.Read(ref _client);
+        if (client is null)
+        {
+            return;
+        }
+
+        if (Options.ServiceName is { } service)
+        {
+            // The node (and so the self-registration) reaches the server with the first request of the stream:
+            // subscribe to the workload's own service so there is one even before any outbound call.
+            lock (_hostsGate)
+            {
+                if (Volatile.Read(ref _disposed) != 0)
+                {
+                    return;
+                }
+
+                foreach (var servicePort in WorkloadPorts.Keys)
+                {
+                    if (ListenerNameFor(service, servicePort) is { } own)
+                    {
+                        _selfInterest.Add(client.AddListener(own));
+                    }
+                }
+            }
+        }
+
+        client.Start();
+    }
+
+    /// <summary>
+    /// Sets the workload ports discovered from the server once it bound, and creates the xDS client whose node
+    /// carries them (starting it when <see cref="Start"/> was called already). Listener interest registered by
+    /// requests made before is handed to the client.
+    /// </summary>
+    /// <param name="ports">Service port → bound port; at least one.</param>
+    /// <param name="boundAddress">
+    /// The one address the server is bound to, used as the instance address when the options name none; or
+    /// <see langword="null"/> (bound to a wildcard address, or to several).
+    /// </param>
+    /// <exception cref="InvalidOperationException">The runtime does not discover ports, or discovered them already.</exception>
+    public void CompletePortDiscovery(IReadOnlyDictionary<int, int> ports, IPAddress? boundAddress)
+    {
+        ArgumentNullException.ThrowIfNull(ports);
+        if (ports.Count == 0)
+        {
+            throw new ArgumentException("At least one port must be discovered.", nameof(ports));
+        }
+
+        if (_portsDiscovered is null)
+        {
+            throw new InvalidOperationException("This mesh runtime does not discover its ports: Mesh:Ports is configured, or Mesh:ServiceName is not.");
+        }
+
+        bool start;
+        lock (_hostsGate)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return;
+            }
+
+            if (_client is not null || _portsDiscovered.Task.IsCompleted)
+            {
+                throw new InvalidOperationException("The workload ports were discovered already.");
+            }
+
+            _workloadPorts = new Dictionary<int, int>(ports);
+            if (Options.InstanceIp is null && boundAddress is not null)
+            {
+                _instanceAddress = boundAddress;
+            }
+
+            _bootstrap = WithWorkloadMetadata(_configuredBootstrap, Options, _workloadPorts, Namespace, _instanceAddress.ToString());
+            var client = XdsClient.Create(_bootstrap, Options.Xds, TimeProvider, _loggerFactory);
+            client.Snapshots.SnapshotChanged += RelaySnapshot;
+            foreach (var entry in _hosts.Values)
+            {
+                if (entry.Listener is not null && entry.Interest is null)
+                {
+                    entry.Interest = client.AddListener(entry.Listener);
+                }
+            }
+
+            Volatile.Write(ref _client, client);
+            start = _startRequested;
+        }
+
+        Log.PortsDiscovered(_logger, Options.ServiceName ?? string.Empty, FormatPorts(_workloadPorts), _instanceAddress.ToString());
+        if (start)
+        {
+            StartClient();
+        }
+
+        _portsDiscovered.TrySetResult();
+    }
+
+    /// <summary>Records that the ports cannot be discovered: requests waiting for them stop waiting and pass through.</summary>
+    /// <param name="error">Why.</param>
+    public void FailPortDiscovery(Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        _portsDiscovered?.TrySetException(error);
+    }
+
+    private void RelaySnapshot(MeshSnapshot published)
+    {
+        var client = Volatile.Read(ref _client);
+        if (client is null || _relay is null)
+        {
+            return;
+        }
+
+        lock (_relayGate)
+        {
+            // Publications can race on different threads: relay the newest, once.
+            var latest = client.Snapshots.Current;
+            if (latest.Version > _relay.Current.Version)
+            {
+                _relay.Publish(latest);
+            }
+        }
+    }
+
+    private static string FormatPorts(IReadOnlyDictionary<int, int> ports)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var (servicePort, workloadPort) in ports)
+        {
+            text.Append(text.Length == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"{servicePort} -> {workloadPort}");
+        }
+
+        return text.ToString();
     }
 
     /// <summary>The listener name a host and port map to: <c>reviews</c>, 9080 → <c>reviews.default.svc.cluster.local:9080</c>.</summary>
@@ -271,6 +464,24 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         var name = entry.Listener;
         var timeout = Options.ResolveTimeout;
         var started = TimeProvider.GetTimestamp();
+        if (_portsDiscovered is { Task.IsCompletedSuccessfully: false } discovery)
+        {
+            // The first node message must carry the discovered ports: nothing is sent before the server bound.
+            try
+            {
+                await discovery.Task.WaitAsync(timeout, TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                Log.PortsNotYetDiscovered(_logger, host, port, timeout);
+                return null;
+            }
+            catch (Exception error) when (error is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                Log.PortDiscoveryFailed(_logger, host, port, error.Message);
+                return null;
+            }
+        }
         while (true)
         {
             var signal = Volatile.Read(ref _updatedSignal).Task;
@@ -359,8 +570,10 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         }
 
         _snapshots.SnapshotChanged -= OnSnapshot;
+        XdsClient? client;
         lock (_hostsGate)
         {
+            client = _client;
             foreach (var entry in _hosts.Values)
             {
                 entry.Interest?.Dispose();
@@ -373,10 +586,13 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             }
         }
 
-        if (_client is not null)
+        _portsDiscovered?.TrySetCanceled();
+        if (client is not null)
         {
-            await _client.DisposeAsync().ConfigureAwait(false);
+            client.Snapshots.SnapshotChanged -= RelaySnapshot;
+            await client.DisposeAsync().ConfigureAwait(false);
         }
+
         Clusters.Dispose();
         _updatedSignal.TrySetCanceled();
     }
@@ -387,6 +603,9 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, string ns, string ip)
+        => WithWorkloadMetadata(bootstrap, options, new Dictionary<int, int>(options.Ports), ns, ip);
+
+    internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, IReadOnlyDictionary<int, int> workloadPorts, string ns, string ip)
     {
         var metadata = JsonNode.Parse(bootstrap.Node.Metadata.GetRawText()) as JsonObject ?? new JsonObject();
         metadata[IstioNaming.GeneratorMetadataKey] ??= IstioNaming.GrpcGenerator;
@@ -417,7 +636,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             metadata["MESH_SERVICE"] = options.ServiceName;
             metadata["INSTANCE_IPS"] = ip;
             var ports = new JsonObject();
-            foreach (var (servicePort, workloadPort) in options.Ports)
+            foreach (var (servicePort, workloadPort) in workloadPorts)
             {
                 ports[servicePort.ToString(CultureInfo.InvariantCulture)] = workloadPort;
             }
@@ -478,7 +697,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     {
         public string? Listener { get; } = listener;
 
-        public IDisposable? Interest { get; } = interest;
+        // Set later when the xDS client is created after port discovery; read and written under _hostsGate.
+        public IDisposable? Interest { get; set; } = interest;
 
         public volatile bool Resolved;
     }
@@ -499,5 +719,17 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 
         [LoggerMessage(1003, LogLevel.Warning, "Cluster '{ClusterName}' was not applied: {Reason}")]
         public static partial void ClusterNotApplied(ILogger logger, string clusterName, string reason);
+
+        [LoggerMessage(1005, LogLevel.Information, "Mesh runtime for service '{ServiceName}' waits for the server to bind before it registers: its ports are discovered from the bound addresses.")]
+        public static partial void AwaitingPorts(ILogger logger, string serviceName);
+
+        [LoggerMessage(1006, LogLevel.Information, "Service '{ServiceName}' ports discovered: {Ports} on '{InstanceIp}'.")]
+        public static partial void PortsDiscovered(ILogger logger, string serviceName, string ports, string instanceIp);
+
+        [LoggerMessage(1007, LogLevel.Warning, "Request to '{Host}:{Port}' passes through outside the mesh: the workload ports were not discovered within {Timeout} (the server has not started yet).")]
+        public static partial void PortsNotYetDiscovered(ILogger logger, string host, int port, TimeSpan timeout);
+
+        [LoggerMessage(1008, LogLevel.Warning, "Request to '{Host}:{Port}' passes through outside the mesh: the workload ports could not be discovered: {Reason}")]
+        public static partial void PortDiscoveryFailed(ILogger logger, string host, int port, string reason);
     }
 }

@@ -1,5 +1,6 @@
 using Mesh.Sdk;
 using Mesh.Sdk.Http;
+using Mesh.Sdk.Propagation;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Logging;
@@ -14,7 +15,9 @@ public static class MeshHttpClientBuilderExtensions
     /// Routes this client's requests through the mesh (adding the mesh with <c>services.AddMesh()</c> when it is
     /// not yet added). Needed only when <see cref="MeshOptions.MeshAllHttpClients"/> is <see langword="false"/>;
     /// otherwise every client is meshed already and this adds nothing. The mesh handler is placed after the
-    /// client's other handlers, so they see the logical request once and the mesh retries below them.
+    /// client's other handlers, so they see the logical request once and the mesh retries below them; just before it,
+    /// a <see cref="MeshPropagationHandler"/> adds the headers of <see cref="MeshPropagation.Current"/> the request
+    /// does not set itself.
     /// </summary>
     /// <param name="builder">The client builder.</param>
     /// <returns><paramref name="builder"/>.</returns>
@@ -50,6 +53,8 @@ public static class MeshHttpClientBuilderExtensions
             }
         }
 
+        // Propagated headers (end-user, tracing) are on the request before the mesh routes it, so routes can match them.
+        handlers.Add(new MeshPropagationHandler());
         var services = builder.Services;
         handlers.Add(new MeshHttpHandler(
             services.GetRequiredService<MeshRuntime>(),

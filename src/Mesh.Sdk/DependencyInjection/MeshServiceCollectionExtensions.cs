@@ -51,12 +51,14 @@ public static class MeshServiceCollectionExtensions
         services.AddSingleton<IConfigureOptions<MeshOptions>>(static sp => new ConfigureNamedOptions<MeshOptions>(
             Options.Options.DefaultName,
             options => sp.GetService<IConfiguration>()?.GetSection(MeshOptions.SectionName).Bind(options)));
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshOptions>, MeshOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshOptions>, MeshOptionsValidator>(
+            static sp => new MeshOptionsValidator(portsDiscovered: sp.GetService<PortDiscoveryMarker>() is not null)));
         services.TryAddSingleton(static sp => MeshRuntime.Create(
             sp.GetRequiredService<IOptions<MeshOptions>>().Value,
             sp.GetService<IConfiguration>(),
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
-            sp.GetService<ILoggerFactory>()));
+            sp.GetService<ILoggerFactory>(),
+            discoverPorts: sp.GetService<PortDiscoveryMarker>() is not null));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshHostedService>());
         MeshHttpClientBuilderExtensions.AddMeshHttp(services);
         Mesh.Sdk.Grpc.MeshGrpcServiceCollectionExtensions.AddMeshGrpc(services);
@@ -65,4 +67,10 @@ public static class MeshServiceCollectionExtensions
 
     /// <summary>Marks a collection that already has the mesh.</summary>
     internal sealed class MeshMarker;
+
+    /// <summary>
+    /// Marks a collection whose host discovers the workload ports from its server once bound (Mesh.Sdk.AspNetCore):
+    /// with <see cref="MeshOptions.ServiceName"/> set and <see cref="MeshOptions.Ports"/> empty, the runtime waits for them.
+    /// </summary>
+    internal sealed class PortDiscoveryMarker;
 }
