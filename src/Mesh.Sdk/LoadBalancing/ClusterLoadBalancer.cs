@@ -211,8 +211,16 @@ internal sealed class ClusterLoadBalancer
 
         if (Policy.Kind == LoadBalancerKind.RingHash)
         {
-            // One ring over all localities: host weight normalized within its locality × locality share.
+            // One ring over all localities: host weight normalized within its locality × locality share, expressed in
+            // units of endpoint weight (× the total endpoint weight), so that when locality weights are proportional
+            // to their endpoints' weights every host keeps exactly its own weight and its ring points.
             var weightSum = weights.Sum();
+            var totalHostWeight = 0.0;
+            foreach (var group in groups)
+            {
+                totalHostWeight += group.Sum(static e => (double)e.Weight);
+            }
+
             var hosts = new List<MeshEndpoint>();
             var ringWeights = new List<double>();
             for (var g = 0; g < groups.Count; g++)
@@ -221,7 +229,7 @@ internal sealed class ClusterLoadBalancer
                 foreach (var endpoint in groups[g])
                 {
                     hosts.Add(endpoint);
-                    ringWeights.Add(endpoint.Weight / hostSum * (weights[g] / weightSum));
+                    ringWeights.Add(endpoint.Weight / hostSum * (weights[g] / weightSum) * totalHostWeight);
                 }
             }
 

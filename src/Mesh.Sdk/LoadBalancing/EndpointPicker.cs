@@ -32,7 +32,7 @@ internal abstract class EndpointPicker
     /// <summary>Creates the picker for <paramref name="policy"/>.</summary>
     /// <param name="policy">The cluster's policy.</param>
     /// <param name="endpoints">The hosts.</param>
-    /// <param name="ringWeights">RING_HASH only: per-host weights (locality-normalized when locality weighting is on); <see langword="null"/> uses endpoint weights.</param>
+    /// <param name="ringWeights">RING_HASH only: per-host weights in units of endpoint weight (locality-scaled when locality weighting is on); <see langword="null"/> uses endpoint weights.</param>
     /// <param name="random">Random source for start offsets.</param>
     public static EndpointPicker Create(LoadBalancerPolicy policy, MeshEndpoint[] endpoints, double[]? ringWeights, Random random) => policy.Kind switch
     {
@@ -176,65 +176,81 @@ internal sealed class LeastRequestPicker : EndpointPicker
 }
 
 /// <summary>
-/// Ketama-style consistent hashing as Envoy builds it: each endpoint gets hashes of
-/// <c>"address:port_i"</c> (xxHash64, seed 0) in proportion to its weight, the ring holds at least
-/// <c>minimum_ring_size</c> and at most <c>maximum_ring_size</c> entries, and a request hash maps to the
-/// first ring entry at or after it (wrapping). Adding one of N endpoints moves about 1/(N+1) of keys.
+/// Ketama-style consistent hashing with a ring whose points per endpoint do not depend on the other endpoints:
+/// an endpoint of weight <c>w</c> contributes <c>w × minimum_ring_size</c> points, the hashes of
+/// <c>"address:port_i"</c> (xxHash64, seed 0) for <c>i = 0, 1, …</c>, and a request hash maps to the first ring
+/// entry at or after it (wrapping). Adding an endpoint to N therefore only inserts its own points: it takes about
+/// 1/(N+1) of the keys and no key moves between endpoints that stay; removing one moves only its keys. Only when
+/// the total exceeds <c>maximum_ring_size</c> are all counts scaled down to fit (then membership changes move
+/// more). Envoy and gRPC instead scale the whole ring to <c>minimum_ring_size</c>, so the same key can map to a
+/// different endpoint than an Envoy caller picks.
 /// </summary>
 internal sealed class RingHashPicker : EndpointPicker
 {
     private readonly ulong[] _hashes;
     private readonly MeshEndpoint[] _owners;
 
+    /// <summary>Builds the ring.</summary>
+    /// <param name="endpoints">The hosts.</param>
+    /// <param name="weights">Per-host weights in units of endpoint weight; <see langword="null"/> uses <see cref="MeshEndpoint.Weight"/>.</param>
+    /// <param name="minimumRingSize">Points per unit of weight.</param>
+    /// <param name="maximumRingSize">Upper bound of the ring's size.</param>
+    /// <param name="useHostname">Hash the endpoint's hostname instead of its address.</param>
     public RingHashPicker(MeshEndpoint[] endpoints, double[]? weights, ulong minimumRingSize, ulong maximumRingSize, bool useHostname)
         : base(endpoints)
     {
-        var normalized = new double[endpoints.Length];
-        var sum = 0.0;
+        var points = new double[endpoints.Length];
+        var total = 0.0;
         for (var i = 0; i < endpoints.Length; i++)
         {
-            normalized[i] = weights?[i] ?? endpoints[i].Weight;
-            sum += normalized[i];
+            // At least one point, so a host of tiny (locality-scaled) weight is still on the ring.
+            points[i] = Math.Max(1.0, Math.Round((weights?[i] ?? endpoints[i].Weight) * minimumRingSize));
+            total += points[i];
         }
 
-        var minNormalized = 1.0;
-        for (var i = 0; i < normalized.Length; i++)
+        if (total > maximumRingSize)
         {
-            normalized[i] /= sum;
-            minNormalized = Math.Min(minNormalized, normalized[i]);
+            // Scale down to the maximum with Envoy's running target, so the ring holds exactly maximum_ring_size entries.
+            var scale = maximumRingSize / total;
+            var target = 0.0;
+            var assigned = 0.0;
+            for (var i = 0; i < points.Length; i++)
+            {
+                target += points[i] * scale;
+                points[i] = Math.Max(0.0, Math.Ceiling(target - 1e-9) - assigned);
+                assigned += points[i];
+            }
+
+            total = assigned;
         }
 
-        // Scale so the lightest endpoint gets at least one entry at the minimum ring size, within the maximum.
-        var scale = Math.Min(Math.Ceiling(minNormalized * minimumRingSize) / minNormalized, maximumRingSize);
-        var capacity = (int)Math.Min(Math.Ceiling(scale) + endpoints.Length, maximumRingSize + (ulong)endpoints.Length);
-        var hashes = new List<ulong>(capacity);
-        var owners = new List<MeshEndpoint>(capacity);
-
+        var hashes = new ulong[(int)total];
+        var owners = new MeshEndpoint[hashes.Length];
+        var next = 0;
         Span<byte> buffer = stackalloc byte[512];
-        var currentHashes = 0.0;
-        var targetHashes = 0.0;
         for (var h = 0; h < endpoints.Length; h++)
         {
             var endpoint = endpoints[h];
             var name = useHostname && endpoint.Hostname.Length > 0 ? endpoint.Hostname : endpoint.Key;
-            targetHashes += scale * normalized[h];
-            for (var i = 0; currentHashes < targetHashes; i++)
+
+            // "name_" once, then the replica index appended in place for each point.
+            var prefixLength = Encoding.UTF8.GetByteCount(name) + 1;
+            Span<byte> bytes = prefixLength + 11 <= buffer.Length ? buffer : new byte[prefixLength + 11];
+            Encoding.UTF8.GetBytes(name, bytes);
+            bytes[prefixLength - 1] = (byte)'_';
+            var count = (int)points[h];
+            for (var i = 0; i < count; i++)
             {
-                var key = $"{name}_{i}";
-                var length = Encoding.UTF8.GetByteCount(key);
-                var bytes = length <= buffer.Length ? buffer[..length] : new byte[length];
-                Encoding.UTF8.GetBytes(key, bytes);
-                hashes.Add(XxHash64.HashToUInt64(bytes));
-                owners.Add(endpoint);
-                currentHashes++;
+                i.TryFormat(bytes[prefixLength..], out var digits, provider: System.Globalization.CultureInfo.InvariantCulture);
+                hashes[next] = XxHash64.HashToUInt64(bytes[..(prefixLength + digits)]);
+                owners[next] = endpoint;
+                next++;
             }
         }
 
-        var hashArray = hashes.ToArray();
-        var ownerArray = owners.ToArray();
-        Array.Sort(hashArray, ownerArray);
-        _hashes = hashArray;
-        _owners = ownerArray;
+        Array.Sort(hashes, owners);
+        _hashes = hashes;
+        _owners = owners;
     }
 
     /// <summary>Number of entries on the ring.</summary>

@@ -40,7 +40,7 @@ public sealed class HttpLoadBalancingTests(RingFixture fixture, ITestOutputHelpe
     private MeshHarness Mesh => fixture.Mesh;
 
     [Fact]
-    public async Task RingHash_IsStickyPerKeyAndMovesAboutOneNthWhenAHostIsAdded()
+    public async Task RingHash_IsStickyPerKeyAndMovesAboutOneNthWhenAHostIsAddedOrRemoved()
     {
         var four = Mesh.Backends.Take(4).ToArray();
         var added = Mesh.Backends[4];
@@ -60,28 +60,50 @@ public sealed class HttpLoadBalancingTests(RingFixture fixture, ITestOutputHelpe
         // Every host owns part of the ring.
         Assert.Equal(4, before.Values.Distinct().Count());
 
+        // Adding a fifth host: each host has 1024 ring points whatever the number of hosts, so only the keys that
+        // fall on the new host's points move (about 1/5), all of them to the new host.
         await Mesh.ApplyAsync(Route, RingHash, endpoints: Mesh.Backends);
-        var moved = 0;
-        var movedToNew = 0;
+        var five = new Dictionary<string, string>();
+        var moved = new List<string>();
+        for (var k = 0; k < Keys; k++)
+        {
+            var key = "user-" + k;
+            five[key] = await WorkloadFor(key);
+            if (five[key] != before[key])
+            {
+                moved.Add($"{key}: {before[key]} -> {five[key]}");
+            }
+        }
+
+        var diagnostics = $"moved {moved.Count}/{Keys}: {string.Join(", ", moved.Take(10))}";
+        output.WriteLine(diagnostics);
+        Assert.InRange(moved.Count, Keys * 15 / 100, Keys * 25 / 100);
+        Assert.All(moved, m => Assert.EndsWith("-> " + added.Workload, m));
+
+        // Removing an old host: only its keys move, and they spread over the others.
+        var removed = four[1];
+        await Mesh.ApplyAsync(Route, RingHash, endpoints: Mesh.Backends.Where(b => b != removed));
+        var removedKeys = 0;
+        var spreadTo = new HashSet<string>();
         for (var k = 0; k < Keys; k++)
         {
             var key = "user-" + k;
             var now = await WorkloadFor(key);
-            if (now != before[key])
+            if (five[key] == removed.Workload)
             {
-                moved++;
-                movedToNew += now == added.Workload ? 1 : 0;
+                removedKeys++;
+                Assert.NotEqual(removed.Workload, now);
+                spreadTo.Add(now);
+            }
+            else
+            {
+                Assert.Equal(five[key], now);
             }
         }
 
-        // Envoy's ring gives each host ceil(minimumRingSize / hosts) points, hashes of "address_i": going from 4 to
-        // 5 hosts gives every old host 205 points instead of 256, so besides the ~1/5 of keys the new host takes,
-        // keys on the 51 points each old host loses move between old hosts. Observed: 123 of 400 keys moved (31 %),
-        // 81 of them (20 %) to the new host.
-        var diagnostics = $"moved {moved}/{Keys}, {movedToNew} to the new host";
-        output.WriteLine(diagnostics);
-        Assert.True(movedToNew >= Keys * 0.12 && movedToNew <= Keys * 0.30, diagnostics);
-        Assert.True(moved >= movedToNew && moved <= Keys * 0.45, diagnostics);
+        output.WriteLine($"removing {removed.Workload}: its {removedKeys} keys moved to {spreadTo.Count} hosts, no other key moved");
+        Assert.InRange(removedKeys, Keys * 10 / 100, Keys * 30 / 100);
+        Assert.True(spreadTo.Count >= 2, $"the removed host's keys all went to {string.Join(", ", spreadTo)}");
     }
 
     private async Task<string> WorkloadFor(string key)

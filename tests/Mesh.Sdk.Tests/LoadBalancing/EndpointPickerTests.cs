@@ -149,22 +149,38 @@ public sealed class EndpointPickerTests
         Assert.Equal(10, first.Distinct().Count());
     }
 
-    [Fact]
-    public void RingHash_AddingOneHostToTenGivesItAboutOneEleventhOfKeys()
+    [Theory]
+    [InlineData(4, 0.15, 0.25)]
+    [InlineData(10, 0.06, 0.12)]
+    public void RingHash_AddingAHostMovesAboutOneNthOfKeysAllToTheNewHost(int hosts, double low, double high)
     {
-        var before = Balancer(Hosts(10), RingHash);
-        var after = Balancer(Hosts(11), RingHash);
+        var before = Balancer(Hosts(hosts), RingHash);
+        var after = Balancer(Hosts(hosts + 1), RingHash);
+        var added = after.Endpoints.All[hosts].Key;
         var keys = Enumerable.Range(0, 10_000).Select(i => HashOf($"session-{i}")).ToArray();
 
-        var moved = keys.Count(k => before.Pick(new PickContext(k))!.Key != after.Pick(new PickContext(k))!.Key) / 10_000.0;
-        var toNew = keys.Count(k => after.Pick(new PickContext(k))!.Key == after.Endpoints.All[10].Key) / 10_000.0;
+        var moved = keys.Where(k => before.Pick(new PickContext(k))!.Key != after.Pick(new PickContext(k))!.Key).ToArray();
 
-        // The new host takes about 1/11 of the keys.
-        Assert.InRange(toNew, 0.05, 0.15);
+        // About 1/(N+1) of the keys move (1/5 for 4 → 5, 1/11 for 10 → 11), and every one of them to the new host:
+        // the old hosts keep all their ring points.
+        Assert.InRange(moved.Length / (double)keys.Length, low, high);
+        Assert.All(moved, k => Assert.Equal(added, after.Pick(new PickContext(k))!.Key));
+    }
 
-        // Envoy scales the ring to minimum_ring_size, so each old host drops from ceil(1024/10) = 103 to
-        // ceil(1024/11) = 94 points; keys on dropped points move as well: about 2/11 move in total, never all.
-        Assert.InRange(moved, 0.12, 0.24);
+    [Fact]
+    public void RingHash_RemovingAHostMovesOnlyItsKeys()
+    {
+        var before = Balancer(Hosts(5), RingHash);
+        var removed = before.Endpoints.All[2].Key;
+        var after = Balancer(Flat(Enumerable.Range(1, 5).Where(i => i != 3).Select(i => Ep($"10.0.0.{i}")).ToArray()), RingHash);
+        var keys = Enumerable.Range(0, 10_000).Select(i => HashOf($"session-{i}")).ToArray();
+
+        var owners = keys.Select(k => (Before: before.Pick(new PickContext(k))!.Key, After: after.Pick(new PickContext(k))!.Key)).ToArray();
+
+        Assert.Equal(4, after.Endpoints.All.Count);
+        Assert.DoesNotContain(owners, o => o.Before != removed && o.Before != o.After);
+        Assert.All(owners.Where(o => o.Before == removed), o => Assert.NotEqual(removed, o.After));
+        Assert.InRange(owners.Count(o => o.Before == removed) / (double)keys.Length, 0.15, 0.25);
     }
 
     [Fact]
@@ -179,26 +195,40 @@ public sealed class EndpointPickerTests
         lb.Refresh();
         var after = keys.Select(k => lb.Pick(new PickContext(k))!.Key).ToArray();
 
-        // The ring is rebuilt over 9 hosts (114 instead of 103 points each): keys of the ejected host all move,
-        // and most other keys stay on their host.
+        // The ring is rebuilt without the ejected host's points: its keys all move, every other key stays.
         Assert.DoesNotContain(gone.Key, after);
-        var stayed = Enumerable.Range(0, keys.Length).Count(i => before[i] != gone.Key && before[i] == after[i]);
-        var others = before.Count(k => k != gone.Key);
-        Assert.InRange(stayed / (double)others, 0.85, 1.0);
+        Assert.Contains(before, k => k == gone.Key);
+        Assert.All(Enumerable.Range(0, keys.Length).Where(i => before[i] != gone.Key), i => Assert.Equal(before[i], after[i]));
     }
 
     [Fact]
-    public void RingHash_RingSizeFollowsMinimumAndWeights()
+    public void RingHash_EachUnitOfWeightGetsMinimumRingSizePoints()
     {
-        var lb = Balancer(Hosts(3), RingHash);
-        var ring = Assert.IsType<RingHashPicker>(lb.GetPicker(0, degraded: false));
+        var three = Assert.IsType<RingHashPicker>(Balancer(Hosts(3), RingHash).GetPicker(0, degraded: false));
+        var seven = Assert.IsType<RingHashPicker>(Balancer(Hosts(7), RingHash).GetPicker(0, degraded: false));
 
-        // ceil(1/3 × 1024) / (1/3) = 1026 entries.
-        Assert.Equal(1026, ring.RingSize);
+        // 1024 points per host of weight 1, whatever the number of hosts.
+        Assert.Equal(3 * 1024, three.RingSize);
+        Assert.Equal(7 * 1024, seven.RingSize);
 
-        var weighted = Balancer(Flat(Ep("10.0.0.1", weight: 1), Ep("10.0.0.2", weight: 3)), RingHash with { MinimumRingSize = 100 });
+        var weighted = Balancer(Flat(Ep("10.0.0.1", weight: 1), Ep("10.0.0.2", weight: 3)), RingHash with { MinimumRingSize = 1000 });
+        Assert.Equal(4000, Assert.IsType<RingHashPicker>(weighted.GetPicker(0, degraded: false)).RingSize);
         var counts = Count(weighted, 40_000, i => new PickContext(HashOf($"k{i}")));
         Assert.InRange(Share(counts, "10.0.0.2:9080"), 0.68, 0.82);
+    }
+
+    [Fact]
+    public void RingHash_LocalityWeightsProportionalToHostsKeepEveryHostsPoints()
+    {
+        var policy = RingHash with { LocalityWeighted = true };
+        var lb = Balancer(Assignment(Locality("z1", 0, 2, Ep("10.0.0.1"), Ep("10.0.0.2")), Locality("z2", 0, 1, Ep("10.0.1.1"))), policy);
+
+        Assert.Equal(3 * 1024, Assert.IsType<RingHashPicker>(lb.GetPicker(0, degraded: false)).RingSize);
+
+        // z2 weighted 3 with one host: its host carries 3/4 of the ring.
+        var skewed = Balancer(Assignment(Locality("z1", 0, 1, Ep("10.0.0.1"), Ep("10.0.0.2")), Locality("z2", 0, 3, Ep("10.0.1.1"))), policy);
+        var counts = Count(skewed, 40_000, i => new PickContext(HashOf($"k{i}")));
+        Assert.InRange(Share(counts, "10.0.1.1:9080"), 0.70, 0.80);
     }
 
     [Fact]
@@ -206,7 +236,10 @@ public sealed class EndpointPickerTests
     {
         var lb = Balancer(Hosts(3), RingHash with { MinimumRingSize = 1000, MaximumRingSize = 12 });
 
-        Assert.Equal(12, Assert.IsType<RingHashPicker>(lb.GetPicker(0, degraded: false)).RingSize);
+        var ring = Assert.IsType<RingHashPicker>(lb.GetPicker(0, degraded: false));
+        Assert.Equal(12, ring.RingSize);
+        var counts = Count(lb, 4_000, i => new PickContext(HashOf($"k{i}")));
+        Assert.Equal(3, counts.Count);
     }
 
     [Fact]
