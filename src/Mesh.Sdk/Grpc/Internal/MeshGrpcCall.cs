@@ -9,15 +9,21 @@ namespace Mesh.Sdk.Grpc.Internal;
 /// What the picker decided for one gRPC call (route, target, cluster, endpoint, fault), carried to
 /// <see cref="MeshGrpcHandler"/> in <see cref="HttpRequestMessage.Options"/>, and the call's
 /// <see cref="ISubchannelCallTracker"/>: active-request counts, the cluster's <c>max_requests</c> slot and, when no
-/// handler saw the call, local-origin failures for outlier detection. One allocation per call.
+/// handler saw the call, local-origin failures for outlier detection. grpc-dotnet completes a tracker when the
+/// response headers arrive; with the mesh handler in the chain the call instead ends when its response stream ends
+/// (<see cref="EndStream"/>), so streaming calls hold their slot and count for as long as they run.
 /// </summary>
 internal sealed class MeshGrpcCall : ISubchannelCallTracker
 {
     /// <summary>The request option holding the call.</summary>
     public static readonly HttpRequestOptionsKey<MeshGrpcCall> OptionKey = new("Mesh.Sdk.Grpc.Call");
 
+    private const int StreamOpen = 1;
+    private const int StreamEnded = 2;
+
     private CircuitBreakerLease _lease;
     private int _state; // 0 created, 1 started, 2 completed
+    private int _stream; // 0 not followed, 1 open (completes at EndStream), 2 ended
 
     public MeshGrpcCall(MeshGrpcPicker picker, string listenerName, string authority, CompiledRoute route, RouteTarget target, ClusterRuntime cluster, MeshEndpoint endpoint, FaultDecision fault, CircuitBreakerLease lease)
     {
@@ -81,7 +87,37 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
         }
     }
 
+    /// <summary>
+    /// Called by grpc-dotnet when the response headers arrive (or the request failed). A call whose response stream
+    /// <see cref="MeshGrpcHandler"/> is following keeps its <c>max_requests</c> slot and its active-request count
+    /// until <see cref="EndStream"/>; any other call gives them back now.
+    /// </summary>
     public void Complete(CompletionContext context)
+    {
+        if (context.Error is null && Volatile.Read(ref _stream) == StreamOpen)
+        {
+            return;
+        }
+
+        Finish(context.Error);
+    }
+
+    /// <summary>
+    /// Marks the call as lasting until its response stream ends: set by <see cref="MeshGrpcHandler"/> on the response
+    /// it returns, before grpc-dotnet completes the tracker at the response headers.
+    /// </summary>
+    public void HoldUntilStreamEnds() => Interlocked.CompareExchange(ref _stream, StreamOpen, 0);
+
+    /// <summary>The response stream was read to its end or disposed: the call is over. Idempotent.</summary>
+    public void EndStream()
+    {
+        if (Interlocked.Exchange(ref _stream, StreamEnded) == StreamOpen)
+        {
+            Finish(null);
+        }
+    }
+
+    private void Finish(Exception? error)
     {
         if (Interlocked.Exchange(ref _state, 2) != 1)
         {
@@ -90,7 +126,7 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
 
         CurrentEndpoint.State.RequestCompleted();
         _lease.Dispose();
-        if (context.Error is not null && !HandledByMeshHandler && context.Error is not OperationCanceledException)
+        if (error is not null && !HandledByMeshHandler && error is not OperationCanceledException)
         {
             Cluster.ReportLocalOrigin(CurrentEndpoint, LocalOriginOutcome.ConnectFailed);
         }

@@ -85,6 +85,14 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
         // Response header operations of every level, on the response headers only: trailers (the call's status and
         // trailing metadata) are left as the server sent them.
         call.Target.ResponseHeaders.ApplyTo(response);
+        if (response.Content is { } content && StatusOf(response, out _) is null)
+        {
+            // Messages follow: the call lasts until the caller has read the stream to its end or disposed it, not
+            // until these headers (where grpc-dotnet completes the call tracker).
+            call.HoldUntilStreamEnds();
+            response.Content = new CallEndContent(content, call);
+        }
+
         return response;
     }
 
