@@ -4,6 +4,7 @@ using System.Globalization;
 // http://details:9080; the mesh maps that to this process.
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddMesh();
+builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
 var app = builder.Build();
 
 app.MapGet("/health", () => Results.Json(new { status = "Details is healthy" }));

@@ -16,6 +16,7 @@ foreach (var upstream in Upstreams.All)
 }
 
 builder.Services.AddSingleton<Upstreams>();
+builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
 var app = builder.Build();
 
 app.MapGet("/", () => Results.Content(Page.Index(), "text/html; charset=utf-8"));

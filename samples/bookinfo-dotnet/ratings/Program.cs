@@ -5,6 +5,7 @@ using System.Globalization;
 // http://ratings:9080; the mesh maps that to this process.
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddMesh();
+builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
 var app = builder.Build();
 
 // Product id -> reviewer -> stars. Every product starts with the original's two ratings.

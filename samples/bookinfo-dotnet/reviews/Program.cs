@@ -14,6 +14,7 @@ builder.Services.AddHttpClient<RatingsClient>(client =>
     client.BaseAddress = new Uri("http://ratings:9080");
     client.Timeout = settings.RatingsTimeout;
 });
+builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
 var app = builder.Build();
 
 app.MapGet("/health", () => Results.Json(new { status = "Reviews is healthy" }));

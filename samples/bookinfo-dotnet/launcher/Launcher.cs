@@ -1,0 +1,296 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Mesh.ControlPlane;
+
+namespace Bookinfo.Launcher;
+
+/// <summary>
+/// Runs bookinfo: the embedded control plane in this process (loading and watching the config folder), then
+/// details, ratings, reviews v1/v2/v3 and productpage as child processes on 127.0.0.1. Each workload registers
+/// itself with the control plane as an endpoint of its service (port 9080) through its xDS node metadata, so
+/// no service address is written anywhere. Prints one line per workload, then the ready line with the URL.
+/// </summary>
+internal sealed partial class Launcher(LauncherOptions options, SampleLayout layout, ILoggerFactory loggerFactory)
+{
+    /// <summary>How long start-up may take before the launcher gives up (six .NET processes on a small machine).</summary>
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(120);
+
+    private readonly ILogger _logger = loggerFactory.CreateLogger("Bookinfo.Launcher");
+    private readonly List<Workload> _workloads = [];
+
+    /// <summary>Runs until <paramref name="stop"/> fires; returns the process exit code.</summary>
+    public async Task<int> RunAsync(CancellationToken stop)
+    {
+        var configDirectory = Path.GetFullPath(options.ConfigDirectory ?? layout.DefaultConfigDirectory);
+        if (!Directory.Exists(configDirectory))
+        {
+            Log.NoConfigDirectory(_logger, configDirectory);
+            return 2;
+        }
+
+        var assemblies = new Dictionary<WorkloadSpec, string>();
+        foreach (var spec in WorkloadSpec.All)
+        {
+            assemblies[spec] = layout.WorkloadAssembly(spec.ProjectFolder, spec.AssemblyName);
+        }
+
+        await using var controlPlane = new MeshControlPlane(new MeshControlPlaneOptions
+        {
+            ConfigDirectory = configDirectory,
+            XdsAddress = "127.0.0.1",
+            XdsPort = options.XdsPort,
+            PushDebounce = TimeSpan.FromMilliseconds(50),
+            ConfigDebounce = TimeSpan.FromMilliseconds(100),
+            ConfigPollInterval = TimeSpan.FromSeconds(2),
+            // A stopped workload leaves its service soon; a restarted one comes back within this time.
+            RegistrationGracePeriod = TimeSpan.FromSeconds(3),
+            LoggerFactory = loggerFactory,
+        });
+
+        try
+        {
+            int xdsPort;
+            try
+            {
+                xdsPort = await controlPlane.StartAsync(stop);
+            }
+            catch (IOException ex)
+            {
+                Log.XdsPortBusy(_logger, options.XdsPort, ex.Message);
+                return 1;
+            }
+
+            Log.ControlPlaneStarted(_logger, xdsPort, configDirectory);
+            foreach (var error in controlPlane.ConfigErrors)
+            {
+                Log.ConfigError(_logger, error.File, error.Line, error.Column, error.Reason);
+            }
+
+            using var startup = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            startup.CancelAfter(StartTimeout);
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+
+            // Backends first, in parallel; productpage once they answer, so its first calls find them registered.
+            var backends = WorkloadSpec.All.Where(static s => s.Service != "productpage").ToList();
+            await Task.WhenAll(backends.Select(spec => StartWorkloadAsync(spec, assemblies[spec], xdsPort, port: 0, http, startup.Token)));
+            var productpage = WorkloadSpec.All.Single(static s => s.Service == "productpage");
+            var url = await StartWorkloadAsync(productpage, assemblies[productpage], xdsPort, options.Port, http, startup.Token);
+
+            var page = new Uri(url, "/productpage");
+            await WaitForPageAsync(page, http, startup.Token);
+            Console.Out.WriteLine($"Bookinfo is ready: {page}");
+            Log.Applying(_logger, Path.Combine(layout.SampleRoot, "networking"), configDirectory);
+
+            await WatchAsync(stop);
+            return 0;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            Log.StartTimedOut(_logger, StartTimeout.TotalSeconds);
+            DumpUnhealthy();
+            return 1;
+        }
+        catch (WorkloadFailedException ex)
+        {
+            Log.WorkloadFailed(_logger, ex.Message, ex.Output);
+            return 1;
+        }
+        finally
+        {
+            await Task.WhenAll(_workloads.Select(static w => w.DisposeAsync().AsTask()));
+        }
+    }
+
+    private async Task<Uri> StartWorkloadAsync(WorkloadSpec spec, string assembly, int xdsPort, int port, HttpClient http, CancellationToken cancellationToken)
+    {
+        // The mesh learns the workload's port from its Kestrel address (Mesh:ServicePort maps service port 9080
+        // to it); a fixed port is given only where the user asked for one (productpage's --port).
+        port = port == 0 ? FreePort() : port;
+        var level = options.LogLevel <= LogLevel.Debug ? "Information" : "Warning";
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ASPNETCORE_URLS"] = "http://127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture),
+            ["Mesh__XdsServer"] = "127.0.0.1:" + xdsPort.ToString(CultureInfo.InvariantCulture),
+            ["Mesh__ServiceName"] = spec.Service,
+            ["Mesh__Ports__9080"] = port.ToString(CultureInfo.InvariantCulture),
+            ["Mesh__Namespace"] = "default",
+            ["Mesh__InstanceIp"] = "127.0.0.1",
+            ["Mesh__WorkloadName"] = spec.Name,
+            ["Mesh__ServiceAccount"] = "bookinfo-" + spec.Service,
+            ["Mesh__Labels__app"] = spec.Service,
+            ["Mesh__Labels__version"] = spec.Version,
+            ["Bookinfo__Version"] = spec.Version,
+            ["Bookinfo__ExitOnStdinClose"] = "true",
+            ["Logging__Console__FormatterName"] = "simple",
+            ["Logging__Console__FormatterOptions__SingleLine"] = "true",
+            ["Logging__LogLevel__Default"] = level,
+            ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
+        };
+
+        var workload = Workload.Start(spec, assembly, environment, _logger, showLifetime: options.LogLevel <= LogLevel.Debug);
+        lock (_workloads)
+        {
+            _workloads.Add(workload);
+        }
+
+        Uri address;
+        try
+        {
+            address = await workload.Address.WaitAsync(cancellationToken);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new WorkloadFailedException(ex.Message, workload.RecentOutput);
+        }
+
+        var url = new Uri($"http://127.0.0.1:{address.Port.ToString(CultureInfo.InvariantCulture)}");
+        await WaitHealthyAsync(workload, new Uri(url, "/health"), http, cancellationToken);
+        Console.Out.WriteLine($"workload {spec.Name} pid={workload.ProcessId.ToString(CultureInfo.InvariantCulture)} url={url.ToString().TrimEnd('/')}");
+        return url;
+    }
+
+    private static async Task WaitHealthyAsync(Workload workload, Uri health, HttpClient http, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (workload.HasExited)
+            {
+                throw new WorkloadFailedException($"Workload '{workload.Spec.Name}' exited with code {workload.ExitCode()} while starting.", workload.RecentOutput);
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(health, cancellationToken);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Waits until the product page shows the details table and reviews, and productpage reaches ratings through
+    /// the mesh: then every service has registered and every route productpage needs has arrived.
+    /// </summary>
+    private async Task WaitForPageAsync(Uri page, HttpClient http, CancellationToken cancellationToken)
+    {
+        var ratings = new Uri(page, "/api/v1/products/0/ratings");
+        while (true)
+        {
+            foreach (var workload in _workloads)
+            {
+                if (workload.HasExited)
+                {
+                    throw new WorkloadFailedException($"Workload '{workload.Spec.Name}' exited with code {workload.ExitCode()} while starting.", workload.RecentOutput);
+                }
+            }
+
+            try
+            {
+                var html = await http.GetStringAsync(page, cancellationToken);
+                if (html.Contains("id=\"details\"", StringComparison.Ordinal) && html.Contains("class=\"review\"", StringComparison.Ordinal))
+                {
+                    using var response = await http.GetAsync(ratings, cancellationToken);
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        return;
+                    }
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+        }
+    }
+
+    /// <summary>Reports workloads that exit while bookinfo runs (they are not restarted) until <paramref name="stop"/> fires.</summary>
+    private async Task WatchAsync(CancellationToken stop)
+    {
+        var pending = _workloads.ToDictionary(static w => w.Exited, static w => w);
+        var stopped = Task.Delay(Timeout.Infinite, stop);
+        while (true)
+        {
+            var done = await Task.WhenAny(pending.Keys.Append(stopped));
+            if (done == stopped)
+            {
+                return;
+            }
+
+            var workload = pending[done];
+            pending.Remove(done);
+            if (workload.ExitedUnexpectedly)
+            {
+                Log.WorkloadExited(_logger, workload.Spec.Name, workload.ProcessId, workload.ExitCode());
+            }
+        }
+    }
+
+    private void DumpUnhealthy()
+    {
+        foreach (var workload in _workloads)
+        {
+            Log.WorkloadOutput(_logger, workload.Spec.Name, workload.RecentOutput);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private sealed class WorkloadFailedException(string message, string output) : Exception(message)
+    {
+        public string Output { get; } = output;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Config directory '{Directory}' does not exist.")]
+        public static partial void NoConfigDirectory(ILogger logger, string directory);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "The control plane cannot listen on xDS port {Port}: {Reason}. Is another bookinfo running? Pass --xds-port 0 for a free port.")]
+        public static partial void XdsPortBusy(ILogger logger, int port, string reason);
+
+        [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Control plane serving xDS on 127.0.0.1:{Port}, config from '{Directory}' (watched).")]
+        public static partial void ControlPlaneStarted(ILogger logger, int port, string directory);
+
+        [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "{File}:{Line}:{Column}: {Reason}")]
+        public static partial void ConfigError(ILogger logger, string file, int line, int column, string reason);
+
+        [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Apply a rule by copying a file from '{Networking}' into '{Config}'; remove it to undo.")]
+        public static partial void Applying(ILogger logger, string networking, string config);
+
+        [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "Bookinfo did not become ready within {Seconds} s.")]
+        public static partial void StartTimedOut(ILogger logger, double seconds);
+
+        [LoggerMessage(EventId = 7, Level = LogLevel.Error, Message = "{Message} Its last output:\n{Output}")]
+        public static partial void WorkloadFailed(ILogger logger, string message, string output);
+
+        [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Workload '{Name}' (pid {Pid}) exited with code {Code}; it is not restarted.")]
+        public static partial void WorkloadExited(ILogger logger, string name, int pid, string code);
+
+        [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Workload '{Name}' last output:\n{Output}")]
+        public static partial void WorkloadOutput(ILogger logger, string name, string output);
+    }
+}
