@@ -63,4 +63,49 @@ public sealed partial class GrpcMeshTests
             Assert.Equal("v1", (await client.SayHelloAsync(new HelloRequest(), deadline: Deadline())).Version);
         }
     }
+
+    [Fact]
+    public async Task CallsWaitingForAConnection_AreBoundedByMaxPendingRequests()
+    {
+        using var channel = fixture.CreateChannel(Pending);
+        var client = new Greeter.Greeter.GreeterClient(channel);
+        Assert.Equal("v1", (await client.SayHelloAsync(new HelloRequest(), deadline: Deadline())).Version);
+        var overflow = $"Cluster 'outbound|{GrpcMeshFixture.ServicePort}||{GrpcMeshFixture.Host(Blackhole)}' is over its max_pending_requests limit of 2.";
+
+        // SayGoodbye goes to a cluster whose only endpoint never finishes connecting: calls queue as pending.
+        var waiting = Enumerable.Range(0, 2)
+            .Select(_ => client.SayGoodbyeAsync(new HelloRequest(), deadline: DateTime.UtcNow.AddMilliseconds(1500)).ResponseAsync)
+            .ToArray();
+        await Task.Delay(300);
+        Assert.All(waiting, t => Assert.False(t.IsCompleted));
+
+        // http1MaxPendingRequests: 2 → max_pending_requests 2: further calls fail at once, naming the limit.
+        for (var i = 0; i < 3; i++)
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var ex = await Assert.ThrowsAsync<RpcException>(async () => await client.SayGoodbyeAsync(new HelloRequest(), deadline: Deadline()));
+            Assert.Equal((StatusCode.Unavailable, overflow), (ex.StatusCode, ex.Status.Detail));
+            Assert.InRange(watch.ElapsedMilliseconds, 0, 1000);
+        }
+
+        // Other routes of the channel are unaffected.
+        Assert.Equal("v1", (await client.SayHelloAsync(new HelloRequest(), deadline: Deadline())).Version);
+
+        // The queued calls end at their deadline, and their pending slots go back with them.
+        foreach (var call in waiting)
+        {
+            var ex = await Assert.ThrowsAsync<RpcException>(async () => await call);
+            Assert.Equal(StatusCode.DeadlineExceeded, ex.StatusCode);
+        }
+
+        await Task.Delay(100);
+        var later = Enumerable.Range(0, 2)
+            .Select(_ => client.SayGoodbyeAsync(new HelloRequest(), deadline: DateTime.UtcNow.AddMilliseconds(500)).ResponseAsync)
+            .ToArray();
+        foreach (var call in later)
+        {
+            var ex = await Assert.ThrowsAsync<RpcException>(async () => await call);
+            Assert.Equal(StatusCode.DeadlineExceeded, ex.StatusCode);
+        }
+    }
 }

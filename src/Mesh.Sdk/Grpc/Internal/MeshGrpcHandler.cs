@@ -472,7 +472,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
 
     private static bool IsFinite(TimeSpan value) => value > TimeSpan.Zero && value != Timeout.InfiniteTimeSpan;
 
-    private static bool TryGetGrpcTimeout(HttpRequestMessage request, out TimeSpan timeout)
+    internal static bool TryGetGrpcTimeout(HttpRequestMessage request, out TimeSpan timeout)
     {
         timeout = default;
         if (!request.Headers.NonValidated.TryGetValues(GrpcTimeoutHeader, out var values))

@@ -19,6 +19,7 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
     private MeshGrpcTarget? _target;
     private IReadOnlyList<Subchannel>? _lastReady;
     private int _picked;
+    private MeshGrpcPicker? _picker;
     private FrozenDictionary<string, Subchannel> _latestReady = FrozenDictionary<string, Subchannel>.Empty;
 
     public MeshGrpcLoadBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, MeshRuntime runtime)
@@ -72,7 +73,11 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
 
         var frozen = ready.ToFrozenDictionary(StringComparer.Ordinal);
         Volatile.Write(ref _latestReady, frozen);
-        return new MeshGrpcPicker(_runtime, target, frozen, _controller.StateOf, () => Volatile.Read(ref _latestReady));
+        var picker = new MeshGrpcPicker(_runtime, target, frozen, _controller.StateOf, () => Volatile.Read(ref _latestReady));
+
+        // Calls the previous picker queued are picked again on this one, which counts them as pending anew.
+        Interlocked.Exchange(ref _picker, picker)?.Retire();
+        return picker;
     }
 
     private sealed class FailurePicker(Status status) : SubchannelPicker

@@ -1,8 +1,10 @@
+using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using System.Globalization;
 using Grpc.Core;
 using Grpc.Net.Client.Balancer;
 using Mesh.Sdk.LoadBalancing;
+using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Routing;
 using GrpcPickContext = Grpc.Net.Client.Balancer.PickContext;
 using MeshPickContext = Mesh.Sdk.LoadBalancing.PickContext;
@@ -27,6 +29,8 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
     private readonly FrozenDictionary<string, Subchannel> _ready;
     private readonly Func<string, ConnectivityState?> _stateOf;
     private readonly Func<FrozenDictionary<string, Subchannel>> _latestReady;
+    private ConcurrentDictionary<HttpRequestMessage, PendingCall>? _pending;
+    private bool _retired;
 
     public MeshGrpcPicker(
         MeshRuntime runtime,
@@ -57,6 +61,19 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
             request.Options.Set(MeshGrpcCall.OptionKey, null!);
         }
 
+        // A call this picker queued is picked again: it stops being pending (or stays, below, keeping its slot).
+        var held = _pending is { } pending && pending.TryRemove(request, out var h) ? h : null;
+        var result = PickCore(request, held);
+        if (held is not null && !ReferenceEquals(_pending?.GetValueOrDefault(request), held))
+        {
+            held.Release();
+        }
+
+        return result;
+    }
+
+    private PickResult PickCore(HttpRequestMessage request, PendingCall? held)
+    {
         var listener = _target.ListenerName;
         if (!_runtime.Routes.TryGetTable(listener, out var table))
         {
@@ -128,15 +145,73 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
             if (endpoint is null)
             {
                 lease.Dispose();
-                return Connecting(cluster)
-                    ? PickResult.ForQueue()
-                    : PickResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: no endpoint of cluster '{cluster.Name}' is reachable."));
+                if (!Connecting(cluster))
+                {
+                    held?.Release();
+                    return PickResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: no endpoint of cluster '{cluster.Name}' is reachable."));
+                }
+
+                // Waiting for a connection to an endpoint of the cluster: Envoy's pending request, bounded by
+                // max_pending_requests. A call queued again keeps the slot it held.
+                return HoldPending(request, cluster, held);
             }
         }
 
         var call = new MeshGrpcCall(this, listener, _target.Authority, route, target, cluster, endpoint, fault, lease);
         request.Options.Set(MeshGrpcCall.OptionKey, call);
         return PickResult.ForSubchannel(subchannel!, call);
+    }
+
+    /// <summary>
+    /// Counts a call queued for a connection to its cluster against <c>max_pending_requests</c>: the slot it already
+    /// held, else a new one (overflow → the call is dropped with the limit named). The slot is given back when the
+    /// call is picked again, at the call's <c>grpc-timeout</c> (a queued call that ends is never picked again), or when
+    /// this picker is replaced (grpc-dotnet picks every queued call again on the new picker, which counts it anew).
+    /// </summary>
+    private PickResult HoldPending(HttpRequestMessage request, ClusterRuntime cluster, PendingCall? held)
+    {
+        if (held is null || held.IsReleased || !ReferenceEquals(held.Counter, cluster.CircuitBreakers.Default.PendingRequests))
+        {
+            held?.Release();
+            var counter = cluster.CircuitBreakers.Default.PendingRequests;
+            if (!counter.TryAcquire(out var lease))
+            {
+                return PickResult.ForDrop(new Status(StatusCode.Unavailable, counter.CreateOverflowException().Message));
+            }
+
+            held = new PendingCall(counter, lease);
+            if (MeshGrpcHandler.TryGetGrpcTimeout(request, out var timeout) && timeout > TimeSpan.Zero)
+            {
+                held.ExpireAfter(_runtime.TimeProvider, timeout);
+            }
+        }
+
+        var pending = LazyInitializer.EnsureInitialized(ref _pending, static () => new ConcurrentDictionary<HttpRequestMessage, PendingCall>());
+        pending[request] = held;
+        if (Volatile.Read(ref _retired))
+        {
+            // Replaced meanwhile: the call is picked again on the new picker.
+            pending.TryRemove(request, out _);
+            held.Release();
+        }
+
+        return PickResult.ForQueue();
+    }
+
+    /// <summary>This picker was replaced: every call it queued is picked again on the new one, so their pending slots go back.</summary>
+    public void Retire()
+    {
+        Volatile.Write(ref _retired, true);
+        if (_pending is { } pending)
+        {
+            foreach (var (request, call) in pending)
+            {
+                if (pending.TryRemove(new KeyValuePair<HttpRequestMessage, PendingCall>(request, call)))
+                {
+                    call.Release();
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -242,5 +317,28 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         }
 
         return false;
+    }
+
+    /// <summary>A queued call's <c>max_pending_requests</c> slot, given back once.</summary>
+    private sealed class PendingCall(CircuitBreakerCounter counter, CircuitBreakerLease lease)
+    {
+        private int _released;
+        private ITimer? _timer;
+
+        public CircuitBreakerCounter Counter { get; } = counter;
+
+        public bool IsReleased => Volatile.Read(ref _released) != 0;
+
+        public void ExpireAfter(TimeProvider time, TimeSpan timeout)
+            => _timer = time.CreateTimer(static state => ((PendingCall)state!).Release(), this, timeout, Timeout.InfiniteTimeSpan);
+
+        public void Release()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                _timer?.Dispose();
+                lease.Dispose();
+            }
+        }
     }
 }

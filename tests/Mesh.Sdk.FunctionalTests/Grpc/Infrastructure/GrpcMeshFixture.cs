@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using Grpc.Net.Client;
 using Mesh.ControlPlane;
@@ -11,7 +13,7 @@ namespace Mesh.Sdk.FunctionalTests.Grpc.Infrastructure;
 
 /// <summary>
 /// The gRPC functional test world, shared by the tests of a class: real Kestrel Greeter workloads
-/// (<c>greeter</c> v1 ×2 and v2 ×1; <c>outlier</c> good and bad; <c>shadow</c>, a mirror target failing every call), the real <see cref="MeshControlPlane"/> on
+/// (<c>greeter</c> v1 ×2 and v2 ×1; <c>outlier</c> good and bad; <c>shadow</c>, a mirror target failing every call; <c>blackhole</c>, an endpoint no connection to completes), the real <see cref="MeshControlPlane"/> on
 /// 127.0.0.1 serving Istio YAML from a temporary folder, and a client <see cref="IServiceProvider"/> from
 /// <c>AddMesh()</c> bootstrapped to that control plane. Every test has its own service (ServiceEntry, DestinationRule,
 /// VirtualService), all written before the control plane starts, so no test sees another's routes.
@@ -24,6 +26,11 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
     private MeshControlPlane? _controlPlane;
     private ILoggerFactory? _controlPlaneLogs;
     private ServiceProvider? _client;
+
+    // An endpoint whose connections never complete: a listening socket with a backlog of one, filled by one
+    // connection and never accepted, so the kernel drops further connection attempts and they stay connecting.
+    private Socket? _blackhole;
+    private Socket? _blackholeFiller;
 
     public string ConfigDirectory { get; } = Directory.CreateTempSubdirectory("mesh-grpc-ft-").FullName;
 
@@ -56,6 +63,11 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         Shadow = await Add("shadow", "shadow", "v1");
         Shadow.FailAllWith = global::Grpc.Core.StatusCode.Internal;
 
+        _blackhole = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _blackhole.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _blackhole.Listen(0);
+        _blackholeFiller = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await _blackholeFiller.ConnectAsync(_blackhole.LocalEndPoint!);
         WriteWorkloads();
         foreach (var (name, app, trafficPolicy, http) in GrpcTestServices.All)
         {
@@ -137,6 +149,8 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         }
 
         _controlPlaneLogs?.Dispose();
+        _blackholeFiller?.Dispose();
+        _blackhole?.Dispose();
         foreach (var workload in _workloads)
         {
             await workload.DisposeAsync();
@@ -166,6 +180,8 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         {
             sb.Append(IstioYaml.WorkloadEntry(w.Name, w.App, w.Version, "grpc", w.Port));
         }
+
+        sb.Append(IstioYaml.WorkloadEntry("blackhole", "blackhole", "v1", "grpc", ((IPEndPoint)_blackhole!.LocalEndPoint!).Port));
 
         WriteAtomically("workloads.yaml", sb.ToString());
     }

@@ -25,6 +25,8 @@ internal static class GrpcTestServices
     public const string Mirror = "grpc-mirror";
     public const string Shadow = "grpc-shadow";
     public const string StreamBreaker = "grpc-stream-breaker";
+    public const string Pending = "grpc-pending";
+    public const string Blackhole = "grpc-blackhole";
 
     public const string SayHelloPath = "/mesh.functional.Greeter/SayHello";
     public const string SayGoodbyePath = "/mesh.functional.Greeter/SayGoodbye";
@@ -206,6 +208,23 @@ internal static class GrpcTestServices
               value: 50
         """),
         (Shadow, "shadow", null, null),
+        (Pending, "greeter", null, $"""
+          - name: goodbye-to-blackhole
+            match:
+            - uri:
+                exact: {SayGoodbyePath}
+            route:
+            - destination: {ServiceDestination(Blackhole)}
+          - name: default
+            route:
+            - destination: {Destination(Pending, "v1")}
+        """),
+        (Blackhole, "blackhole", """
+          trafficPolicy:
+            connectionPool:
+              http:
+                http1MaxPendingRequests: 2
+        """, null),
     ];
 
     public static string Destination(string service, string subset) => $$"""{ host: {{GrpcMeshFixture.Host(service)}}, subset: {{subset}}, port: { number: {{GrpcMeshFixture.ServicePort}} } }""";
