@@ -1,4 +1,7 @@
+using Grpc.Core.Interceptors;
+using Grpc.Net.ClientFactory;
 using Mesh.Sdk;
+using Mesh.Sdk.Propagation;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -62,7 +65,32 @@ public static class MeshServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshHostedService>());
         MeshHttpClientBuilderExtensions.AddMeshHttp(services);
         Mesh.Sdk.Grpc.MeshGrpcServiceCollectionExtensions.AddMeshGrpc(services);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<GrpcClientFactoryOptions>, PropagationGrpcClientSetup>());
         return services;
+    }
+
+    /// <summary>
+    /// Adds <see cref="MeshPropagationInterceptor"/> to every <c>AddGrpcClient</c> client: metadata must be on the call
+    /// before grpc-dotnet's picker routes it, which happens before any HTTP handler of the client runs.
+    /// </summary>
+    private sealed class PropagationGrpcClientSetup : IPostConfigureOptions<GrpcClientFactoryOptions>
+    {
+        private static readonly MeshPropagationInterceptor Interceptor = new();
+
+        public void PostConfigure(string? name, GrpcClientFactoryOptions options)
+        {
+            foreach (var registration in options.InterceptorRegistrations)
+            {
+                if (registration.Creator == CreateInterceptor)
+                {
+                    return;
+                }
+            }
+
+            options.InterceptorRegistrations.Add(new InterceptorRegistration(InterceptorScope.Channel, CreateInterceptor));
+        }
+
+        private static Interceptor CreateInterceptor(IServiceProvider services) => Interceptor;
     }
 
     /// <summary>Marks a collection that already has the mesh.</summary>
