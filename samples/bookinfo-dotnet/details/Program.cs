@@ -3,7 +3,7 @@ using System.Globalization;
 // Bookinfo's details service: the book's type, pages, publisher, language and ISBNs. Productpage calls it as
 // http://details:9080; the mesh maps that to this process.
 var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddMesh();
+builder.AddMesh();
 builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
 var app = builder.Build();
 

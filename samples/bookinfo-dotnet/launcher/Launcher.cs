@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using Mesh.ControlPlane;
 
 namespace Bookinfo.Launcher;
@@ -110,14 +109,13 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
     {
         // The mesh learns the workload's port from its Kestrel address (Mesh:ServicePort maps service port 9080
         // to it); a fixed port is given only where the user asked for one (productpage's --port).
-        port = port == 0 ? FreePort() : port;
         var level = options.LogLevel <= LogLevel.Debug ? "Information" : "Warning";
         var environment = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["ASPNETCORE_URLS"] = "http://127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture),
             ["Mesh__XdsServer"] = "127.0.0.1:" + xdsPort.ToString(CultureInfo.InvariantCulture),
             ["Mesh__ServiceName"] = spec.Service,
-            ["Mesh__Ports__9080"] = port.ToString(CultureInfo.InvariantCulture),
+            ["Mesh__ServicePort"] = WorkloadSpec.ServicePort.ToString(CultureInfo.InvariantCulture),
             ["Mesh__Namespace"] = "default",
             ["Mesh__InstanceIp"] = "127.0.0.1",
             ["Mesh__WorkloadName"] = spec.Name,
@@ -250,13 +248,6 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
         {
             Log.WorkloadOutput(_logger, workload.Spec.Name, workload.RecentOutput);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private sealed class WorkloadFailedException(string message, string output) : Exception(message)

@@ -5,7 +5,7 @@ using Bookinfo.ProductPage;
 // ratings), as a server-rendered page and a JSON API. Upstreams are addressed by service name only
 // (http://details:9080, http://reviews:9080, http://ratings:9080); the mesh routes every call.
 var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddMesh();
+builder.AddMesh();
 foreach (var upstream in Upstreams.All)
 {
     builder.Services.AddHttpClient(upstream.Name, client =>

@@ -4,7 +4,7 @@ using System.Globalization;
 // Bookinfo's ratings service: the stars each reviewer gave a book. Reviews v2 and v3 call it as
 // http://ratings:9080; the mesh maps that to this process.
 var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddMesh();
+builder.AddMesh();
 builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
 var app = builder.Build();
 

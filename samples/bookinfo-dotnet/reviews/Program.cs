@@ -3,10 +3,10 @@ using Bookinfo.Reviews;
 
 // Bookinfo's reviews service, one program for the three versions (configuration key Bookinfo:Version):
 // v1 shows no ratings, v2 black stars, v3 red stars. v2 and v3 ask the ratings service, http://ratings:9080,
-// through a client the mesh routes; the request headers the mesh needs (end-user, x-request-id, tracing)
-// travel on from the incoming request by themselves.
+// through a client the mesh routes. builder.AddMesh() carries the incoming request's end-user, x-request-id
+// and tracing headers on to that call, so routing rules on end-user hold at this hop too.
 var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddMesh();
+builder.AddMesh();
 var settings = ReviewsSettings.From(builder.Configuration);
 builder.Services.AddSingleton(settings);
 builder.Services.AddHttpClient<RatingsClient>(client =>
