@@ -48,6 +48,11 @@ export class Bookinfo {
     return this.#lines.slice(-count).join('\n');
   }
 
+  /** Harness events, timestamped like the launcher's own log lines. */
+  note(text) {
+    this._line(`${new Date().toISOString().slice(11, 23)} [harness] ${text}`);
+  }
+
   _line(line) {
     this.#lines.push(line);
     if (this.#lines.length > keptLines) {
@@ -97,7 +102,7 @@ export class Bookinfo {
       fs.writeFileSync(temp, content);
       fs.renameSync(temp, target);
     }
-    this._line(`[harness] config folder now holds: ${this.appliedRules().join(', ') || '(nothing)'}`);
+    this.note(`config folder now holds: ${this.appliedRules().join(', ') || '(nothing)'}`);
   }
 
   /**
@@ -113,10 +118,10 @@ export class Bookinfo {
       child.stdin?.end();
       if (!(await within(this.#exited, graceMs))) {
         clean = false;
-        this._line('[harness] launcher did not exit after stdin closed; sending SIGTERM');
+        this.note('launcher did not exit after stdin closed; sending SIGTERM');
         signalGroup(child.pid, 'SIGTERM');
         if (!(await within(this.#exited, 5000))) {
-          this._line('[harness] launcher did not exit after SIGTERM; sending SIGKILL');
+          this.note('launcher did not exit after SIGTERM; sending SIGKILL');
           signalGroup(child.pid, 'SIGKILL');
           await within(this.#exited, 5000);
         }
@@ -126,7 +131,7 @@ export class Bookinfo {
     for (const [name, w] of this.workloads) {
       if (alive(w.pid)) {
         clean = false;
-        this._line(`[harness] workload ${name} pid=${w.pid} still alive after the launcher exited; killing it`);
+        this.note(`workload ${name} pid=${w.pid} still alive after the launcher exited; killing it`);
         try {
           process.kill(w.pid, 'SIGKILL');
         } catch {
@@ -172,7 +177,7 @@ export async function startBookinfo({
     env: { ...process.env, DOTNET_CLI_TELEMETRY_OPTOUT: '1', DOTNET_NOLOGO: '1' },
   });
   const bookinfo = new Bookinfo(child, configDir, logFile);
-  bookinfo._line(`[harness] dotnet ${args.join(' ')}`);
+  bookinfo.note(`dotnet ${args.join(' ')}`);
 
   const ready = new Promise((resolve, reject) => {
     const onLine = (line) => {

@@ -79,7 +79,7 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
   }, { timeout: 40000 });
 
   it('default page shows the book and its reviews, round robin over reviews v1, v2 and v3', { timeout: 60000 }, async () => {
-    bookinfo.setRules([]);
+    // The sample's own config folder as copied at start (no routing rules): no setRules here.
     const seen = new Map();
     let first = null;
     for (let i = 0; i < 12; i++) {
@@ -196,7 +196,8 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
       const other = await load(reader, url);
       assertBookWithReviews(other.state, `signed-out load ${i + 1}`);
       assert.equal(other.state.version, 'v1', 'signed out: reviews v1');
-      assert.ok(other.ms < 2000, `a signed-out page took ${other.ms} ms, expected under 2000 (the delay is for jason only)`);
+      // Under 3 s: productpage's reviews timeout never fired, so the 7 s delay did not touch this call.
+      assert.ok(other.ms < 3000, `a signed-out page took ${other.ms} ms, expected under 3000 (the delay is for jason only)`);
     }
     await shots.take(reader, 'delay-others-unaffected');
   });
