@@ -85,13 +85,16 @@ internal sealed class ScopedRouteConfiguration
     private readonly RouteConfiguration _skeleton;
     private readonly IReadOnlyList<(EnvoyRoute Route, int Predicate)> _routes;
     private readonly IReadOnlyList<SourcePredicate> _predicates;
+    private readonly EnvoyRoute? _fallback;
     private readonly ConcurrentDictionary<string, XdsResource> _variants = new(StringComparer.Ordinal);
 
     /// <param name="skeleton">The configuration with one virtual host and no routes.</param>
     /// <param name="routes">The virtual host's routes in order.</param>
-    public ScopedRouteConfiguration(RouteConfiguration skeleton, IReadOnlyList<ScopedRoute> routes)
+    /// <param name="fallback">The route a client gets when none of <paramref name="routes"/> applies to it (istiod's default route).</param>
+    public ScopedRouteConfiguration(RouteConfiguration skeleton, IReadOnlyList<ScopedRoute> routes, EnvoyRoute? fallback = null)
     {
         _skeleton = skeleton;
+        _fallback = fallback;
         var predicates = new List<SourcePredicate>();
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
         var list = new List<(EnvoyRoute, int)>(routes.Count);
@@ -140,6 +143,11 @@ internal sealed class ScopedRouteConfiguration
             {
                 vhost.Routes.Add(route);
             }
+        }
+
+        if (vhost.Routes.Count == 0 && _fallback is not null)
+        {
+            vhost.Routes.Add(_fallback);
         }
 
         return XdsResource.Create(config.Name, config);

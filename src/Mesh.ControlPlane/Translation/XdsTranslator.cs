@@ -64,9 +64,18 @@ internal sealed class XdsTranslator(string domain)
                 var listener = BuildListener(service.Hostname, port.Number);
                 listeners[listener.Name] = XdsResource.Create(listener.Name, listener);
                 var (skeleton, scoped) = BuildRoute(service, port.Number, virtualServices, registry, rules);
+                if (scoped.Count == 0)
+                {
+                    // No VirtualService, or none with a route for this port: istiod's default route.
+                    scoped.Add(new ScopedRoute(BuildDefaultRoute(service, port.Number, rules), null));
+                }
+
                 if (scoped.Any(r => r.Source is not null))
                 {
-                    scopedRoutes[skeleton.Name] = new ScopedRouteConfiguration(skeleton, scoped);
+                    // Only when every route is restricted to some clients can a client be left with none; it then
+                    // gets the default route, as istiod falls back to it when no route applies to the proxy.
+                    var fallback = scoped.All(r => r.Source is not null) ? BuildDefaultRoute(service, port.Number, rules) : null;
+                    scopedRoutes[skeleton.Name] = new ScopedRouteConfiguration(skeleton, scoped, fallback);
                 }
                 else
                 {
@@ -167,7 +176,18 @@ internal sealed class XdsTranslator(string domain)
             }
         }
 
-        // Traffic no VirtualService route matched goes to the service itself, with istiod's default route settings.
+        var config = new RouteConfiguration { Name = RouteName(port, service.Hostname), MaxDirectResponseBodySizeBytes = MaxDirectResponseBodyBytes };
+        config.VirtualHosts.Add(vhost);
+        return (config, routes);
+    }
+
+    /// <summary>
+    /// istiod's default route for a service no VirtualService route applies to (on this port, for this client):
+    /// everything goes to the service itself with istiod's default route settings. A service whose VirtualService
+    /// yields routes gets no such catch-all: a request matching none of them gets 404 (NR), as under istiod.
+    /// </summary>
+    private EnvoyRoute BuildDefaultRoute(MeshService service, uint port, Dictionary<string, IstioDestinationRule> rules)
+    {
         var defaultAction = new RouteAction
         {
             Cluster = ClusterName(port, null, service.Hostname),
@@ -179,11 +199,7 @@ internal sealed class XdsTranslator(string domain)
             defaultAction.HashPolicy.Add(BuildHashPolicy(serviceHash));
         }
 
-        routes.Add(new ScopedRoute(new EnvoyRoute { Name = "default", Match = new RouteMatch { Prefix = "/" }, Route_ = defaultAction }, null));
-
-        var config = new RouteConfiguration { Name = RouteName(port, service.Hostname), MaxDirectResponseBodySizeBytes = MaxDirectResponseBodyBytes };
-        config.VirtualHosts.Add(vhost);
-        return (config, routes);
+        return new EnvoyRoute { Name = "default", Match = new RouteMatch { Prefix = "/" }, Route_ = defaultAction };
     }
 
     /// <summary>istiod's <c>hashForService</c>: the rule's consistent hash, overridden by the port-level one.</summary>

@@ -228,9 +228,10 @@ public class TrafficPolicyTranslationTests
             spec:
               hosts: [reviews]
               http:
-              - match: [{uri: {prefix: /v1}}]
+              - match: [{uri: {prefix: /v1}, port: 9080}]
                 route: [{destination: {host: reviews, subset: v1, port: {number: 9080}}}]
-              - route:
+              - match: [{port: 9080}]
+                route:
                 - {destination: {host: reviews, port: {number: 9080}}, weight: 50}
                 - {destination: {host: reviews, subset: v2, port: {number: 9080}}, weight: 50}
             """);
@@ -251,8 +252,10 @@ public class TrafficPolicyTranslationTests
         Assert.Equal(2, routes[1].Route_.HashPolicy.Count);
         Assert.All(routes[1].Route_.HashPolicy, h => Assert.Equal(("session", "/app", TimeSpan.FromSeconds(30)), (h.Cookie.Name, h.Cookie.Path, h.Cookie.Ttl.ToTimeSpan())));
 
-        // The default route of 9090 hashes by the port-level key.
-        Assert.True(Assert.Single(RoutesOf(snapshot, 9090).Last().Route_.HashPolicy).ConnectionProperties.SourceIp);
-        Assert.Equal("session", Assert.Single(routes.Last().Route_.HashPolicy).Cookie.Name);
+        // 9090 has no VirtualService route, so it gets the default route, which hashes by the port-level key.
+        var fallback = Assert.Single(RoutesOf(snapshot, 9090));
+        Assert.Equal("default", fallback.Name);
+        Assert.True(Assert.Single(fallback.Route_.HashPolicy).ConnectionProperties.SourceIp);
+        Assert.Equal(2, routes.Count);
     }
 }

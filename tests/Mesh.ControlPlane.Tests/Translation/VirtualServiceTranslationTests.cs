@@ -70,10 +70,8 @@ public class VirtualServiceTranslationTests
         Assert.Empty(custom.RetryHostPredicate);
         Assert.Null(custom.RetryPriority);
 
-        // The default route carries the default policy and no timeout (0), like every route without one.
-        var fallback = routes[3];
-        Assert.Equal(("default", Base), (fallback.Name, fallback.Route_.Cluster));
-        AssertDefaultRetry(fallback.Route_.RetryPolicy);
+        // No catch-all is appended after the VirtualService's routes (istiod adds none).
+        Assert.Equal(["unset", "off", "custom"], routes.Select(r => r.Name));
         Assert.All(routes.Where(r => r.Route_ is not null), r =>
             Assert.Equal((TimeSpan.Zero, TimeSpan.Zero), (r.Route_.Timeout.ToTimeSpan(), r.Route_.MaxStreamDuration.MaxStreamDuration_.ToTimeSpan())));
     }
@@ -241,15 +239,80 @@ public class VirtualServiceTranslationTests
                 .Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name).ToList();
 
         Assert.True(snapshot.ScopedRoutes.ContainsKey(Base));
-        Assert.Equal(["canary", "rest", "default"], NamesFor("default", ("app", "productpage"), ("version", "v2"), ("extra", "x")));
-        Assert.Equal(["rest", "default"], NamesFor("default", ("app", "productpage"), ("version", "v1")));
-        Assert.Equal(["shop-only", "rest", "default"], NamesFor("shop", ("app", "other")));
-        Assert.Equal(["canary", "shop-only", "rest", "default"], NamesFor("shop", ("app", "productpage"), ("version", "v2")));
-        Assert.Equal(["rest", "default"], snapshot.All(ResourceTypes.Route)[Base].Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name));
+        Assert.Equal(["canary", "rest"], NamesFor("default", ("app", "productpage"), ("version", "v2"), ("extra", "x")));
+        Assert.Equal(["rest"], NamesFor("default", ("app", "productpage"), ("version", "v1")));
+        Assert.Equal(["shop-only", "rest"], NamesFor("shop", ("app", "other")));
+        Assert.Equal(["canary", "shop-only", "rest"], NamesFor("shop", ("app", "productpage"), ("version", "v2")));
+        Assert.Equal(["rest"], snapshot.All(ResourceTypes.Route)[Base].Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name));
 
         // Another client with the same outcome (different labels) reuses the variant already built.
         var before = snapshot.ScopedRoutes[Base].VariantCount;
-        Assert.Equal(["rest", "default"], NamesFor("default", ("app", "details")));
+        Assert.Equal(["rest"], NamesFor("default", ("app", "details")));
         Assert.Equal(before, snapshot.ScopedRoutes[Base].VariantCount);
+    }
+
+    [Fact]
+    public void HeaderOnlyRoute_GetsNoCatchAll_SoOtherRequestsMatchNoRoute()
+    {
+        var routes = Routes("""
+              - name: jason
+                match: [{headers: {end-user: {exact: jason}}}]
+                route: [{destination: {host: reviews, subset: v2}}]
+            """);
+
+        var only = Assert.Single(routes);
+        Assert.Equal("jason", only.Name);
+        Assert.Equal("jason", Assert.Single(only.Match.Headers).ExactMatch);
+        Assert.Equal("/", only.Match.Prefix);
+    }
+
+    [Fact]
+    public void ServiceWithoutVirtualService_GetsTheDefaultRoute()
+    {
+        var snapshot = TrafficPolicyTranslationTests.Translate(TestYaml.ReviewsServiceEntry);
+
+        var route = Assert.Single(snapshot.Find(ResourceTypes.Route, Base, ClientScope.InNamespace("default"))!
+            .Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes);
+
+        // Everything to the service itself, with the default retry policy and no timeout (0).
+        Assert.Equal(("default", "/", Base), (route.Name, route.Match.Prefix, route.Route_.Cluster));
+        AssertDefaultRetry(route.Route_.RetryPolicy);
+        Assert.Equal((TimeSpan.Zero, TimeSpan.Zero), (route.Route_.Timeout.ToTimeSpan(), route.Route_.MaxStreamDuration.MaxStreamDuration_.ToTimeSpan()));
+    }
+
+    [Fact]
+    public void VirtualServiceWithNoRouteForThePort_LeavesTheDefaultRoute()
+    {
+        var routes = Routes("""
+              - name: other-port
+                match: [{port: 9999}]
+                route: [{destination: {host: reviews}}]
+            """);
+
+        Assert.Equal("default", Assert.Single(routes).Name);
+    }
+
+    [Fact]
+    public void SourceLabels_AClientNoRouteAppliesTo_GetsTheDefaultRoute()
+    {
+        var snapshot = TrafficPolicyTranslationTests.Translate(TestYaml.ReviewsServiceEntry + "\n---\n" + """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - name: canary
+                match:
+                - sourceLabels: {app: productpage, version: v2}
+                route: [{destination: {host: reviews, subset: v2}}]
+            """);
+        List<string> NamesFor(params (string, string)[] labels) =>
+            snapshot.Find(ResourceTypes.Route, Base, new ClientScope("default", labels.ToDictionary(l => l.Item1, l => l.Item2)))!
+                .Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name).ToList();
+
+        // istiod builds routes per proxy: with no route left for a client, the service's default route applies.
+        Assert.Equal(["canary"], NamesFor(("app", "productpage"), ("version", "v2")));
+        Assert.Equal(["default"], NamesFor(("app", "productpage"), ("version", "v1")));
     }
 }

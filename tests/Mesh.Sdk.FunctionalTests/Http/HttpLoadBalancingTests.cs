@@ -21,7 +21,10 @@ public sealed class RingFixture : IAsyncLifetime
     }
 }
 
-/// <summary>Consistent hashing (RING_HASH with a header hash policy) on HttpClient.</summary>
+/// <summary>
+/// Consistent hashing (RING_HASH with a header hash policy) on HttpClient, and what a VirtualService whose routes all
+/// match on something does with the requests none of them match.
+/// </summary>
 public sealed class HttpLoadBalancingTests(RingFixture fixture, ITestOutputHelper output) : IClassFixture<RingFixture>
 {
     private const string Route = """
@@ -104,6 +107,31 @@ public sealed class HttpLoadBalancingTests(RingFixture fixture, ITestOutputHelpe
         output.WriteLine($"removing {removed.Workload}: its {removedKeys} keys moved to {spreadTo.Count} hosts, no other key moved");
         Assert.InRange(removedKeys, Keys * 10 / 100, Keys * 30 / 100);
         Assert.True(spreadTo.Count >= 2, $"the removed host's keys all went to {string.Join(", ", spreadTo)}");
+    }
+
+    [Fact]
+    public async Task VirtualServiceWithOnlyAHeaderRoute_AnswersARequestWithoutTheHeader404()
+    {
+        // istiod appends no catch-all after a VirtualService's routes: a request matching none gets 404 (NR).
+        await Mesh.ApplyAsync("""
+            - name: jason-only
+              match:
+              - headers:
+                  end-user: {exact: jason}
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v1}
+            """);
+
+        var (matched, reply) = await Mesh.GetAsync("/reviews/0", ("end-user", "jason"));
+        Assert.Equal(HttpStatusCode.OK, matched.StatusCode);
+        Assert.Equal("v1", reply!.Version);
+
+        var (unmatched, none) = await Mesh.GetAsync("/reviews/0");
+        Assert.Equal(HttpStatusCode.NotFound, unmatched.StatusCode);
+        Assert.Null(none);
+        Assert.Equal("NR", string.Join(",", unmatched.Headers.GetValues("x-mesh-response-flags")));
+        // Only the matched request reached a workload.
+        Assert.Equal(1, Mesh.Backends.Sum(b => b.Count));
     }
 
     private async Task<string> WorkloadFor(string key)
