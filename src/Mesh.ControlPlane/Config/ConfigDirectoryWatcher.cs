@@ -7,7 +7,9 @@ namespace Mesh.ControlPlane.Config;
 /// <summary>
 /// Feeds a <see cref="ConfigStore"/> from a directory of *.yaml / *.yml files: an initial scan, then
 /// a <see cref="FileSystemWatcher"/> (debounced) plus a slow poll for file systems that do not notify.
-/// Every rescan compares content hashes, so only changed files are re-parsed.
+/// Every rescan compares content hashes and write times, so only changed files are re-parsed; a file whose
+/// content is unchanged but whose write time moved (touched, copied over again) is re-applied, as its time
+/// decides which file wins when two define the same resource.
 /// </summary>
 internal sealed partial class ConfigDirectoryWatcher : IDisposable
 {
@@ -17,7 +19,7 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
     private readonly TimeSpan _debounce;
     private readonly ILogger _logger;
     private readonly Lock _scanGate = new();
-    private readonly Dictionary<string, string> _hashes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Hash, DateTime Written)> _seen = new(StringComparer.Ordinal);
     private readonly ITimer _debounceTimer;
     private readonly ITimer _pollTimer;
     private readonly TimeSpan _pollInterval;
@@ -93,7 +95,7 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
                 return;
             }
 
-            var changes = new List<(string, string?)>();
+            var changes = new List<ConfigFileChange>();
             var present = new HashSet<string>(StringComparer.Ordinal);
             IEnumerable<string> files;
             try
@@ -112,15 +114,17 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
             foreach (var file in files)
             {
                 string content;
+                DateTime written;
                 try
                 {
+                    written = File.GetLastWriteTimeUtc(file);
                     content = File.ReadAllText(file);
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
                     // Being written or briefly locked: keep what we had and look again on the next event or poll.
                     Log.ReadFailed(_logger, file, ex.Message);
-                    if (_hashes.ContainsKey(file))
+                    if (_seen.ContainsKey(file))
                     {
                         present.Add(file);
                     }
@@ -130,17 +134,17 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
 
                 present.Add(file);
                 var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(content)));
-                if (!_hashes.TryGetValue(file, out var old) || old != hash)
+                if (!_seen.TryGetValue(file, out var old) || old.Hash != hash || old.Written != written)
                 {
-                    _hashes[file] = hash;
-                    changes.Add((file, content));
+                    _seen[file] = (hash, written);
+                    changes.Add(new ConfigFileChange(file, content, new DateTimeOffset(written, TimeSpan.Zero)));
                 }
             }
 
-            foreach (var gone in _hashes.Keys.Where(k => !present.Contains(k)).ToList())
+            foreach (var gone in _seen.Keys.Where(k => !present.Contains(k)).ToList())
             {
-                _hashes.Remove(gone);
-                changes.Add((gone, null));
+                _seen.Remove(gone);
+                changes.Add(new ConfigFileChange(gone, null, default));
             }
 
             if (changes.Count > 0)

@@ -13,14 +13,23 @@ internal sealed record MeshConfig(
     public static readonly MeshConfig Empty = new(0, [], [], [], []);
 }
 
+/// <summary>New content of one file (null: the file is gone) and its last write time.</summary>
+/// <param name="Path">The file.</param>
+/// <param name="Content">The file's text, or null when it was removed.</param>
+/// <param name="LastWriteUtc">The file's last write time; decides which file wins when two define the same resource.</param>
+internal readonly record struct ConfigFileChange(string Path, string? Content, DateTimeOffset LastWriteUtc);
+
 /// <summary>
 /// Holds the parsed content per file. A file that fails to parse keeps its last good content in
-/// force and records a <see cref="ConfigError"/>; other files are unaffected.
+/// force and records a <see cref="ConfigError"/>; other files are unaffected. When several files
+/// define the same resource (kind/namespace/name), the one in the most recently modified file is used,
+/// as if the files had been applied with <c>kubectl apply</c> in the order they were written: equal
+/// times go to the later path (ordinal), and within one file to the later document.
 /// </summary>
 internal sealed partial class ConfigStore(string defaultNamespace, ILogger logger)
 {
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, IReadOnlyList<IstioResource>> _good = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, GoodFile> _good = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ConfigError> _errors = new(StringComparer.Ordinal);
     private MeshConfig _current = MeshConfig.Empty;
 
@@ -43,15 +52,15 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
 
     /// <summary>Applies new content (or removal, when content is null) of several files at once.</summary>
     /// <returns>True when the effective configuration changed.</returns>
-    public bool Apply(IEnumerable<(string Path, string? Content)> changes)
+    public bool Apply(IEnumerable<ConfigFileChange> changes)
     {
         MeshConfig? next = null;
         lock (_gate)
         {
             var changed = false;
-            foreach (var (path, content) in changes)
+            foreach (var change in changes)
             {
-                changed |= ApplyOne(path, content);
+                changed |= ApplyOne(change.Path, change.Content, change.LastWriteUtc);
             }
 
             if (changed)
@@ -70,9 +79,15 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         return false;
     }
 
-    public bool Apply(string path, string? content) => Apply([(path, content)]);
+    /// <summary>Applies files with no known write time (all equal: the later path wins a duplicate).</summary>
+    public bool Apply(IEnumerable<(string Path, string? Content)> changes)
+        => Apply(changes.Select(static c => new ConfigFileChange(c.Path, c.Content, DateTimeOffset.MinValue)));
 
-    private bool ApplyOne(string path, string? content)
+    public bool Apply(string path, string? content) => Apply([new ConfigFileChange(path, content, DateTimeOffset.MinValue)]);
+
+    public bool Apply(string path, string? content, DateTimeOffset lastWriteUtc) => Apply([new ConfigFileChange(path, content, lastWriteUtc)]);
+
+    private bool ApplyOne(string path, string? content, DateTimeOffset lastWriteUtc)
     {
         if (content is null)
         {
@@ -111,27 +126,47 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         }
 
         var resources = parsed.Resources.Select(r => r with { Source = new SourceLocation(path, r.Source.Line) }).ToArray();
-        _good[path] = resources;
+        _good[path] = new GoodFile(resources, lastWriteUtc);
         Log.FileLoaded(logger, path, resources.Length);
         return true;
     }
 
     private MeshConfig Merge(long generation)
     {
-        var seen = new Dictionary<string, SourceLocation>(StringComparer.Ordinal);
-        var all = new List<IstioResource>();
-        foreach (var (path, resources) in _good.OrderBy(p => p.Key, StringComparer.Ordinal))
+        var files = _good.OrderBy(p => p.Key, StringComparer.Ordinal).ToArray();
+
+        // The winner of every key: the latest write time, then the later path, then the later document.
+        var winners = new Dictionary<string, (IstioResource Resource, DateTimeOffset Written)>(StringComparer.Ordinal);
+        foreach (var (_, file) in files)
         {
-            foreach (var r in resources)
+            foreach (var r in file.Resources)
             {
-                if (seen.TryGetValue(r.Key, out var first))
+                // Files come in path order and documents in file order, so on equal times the later one wins.
+                if (winners.TryGetValue(r.Key, out var current))
                 {
-                    Log.DuplicateResource(logger, r.Key, r.Source.ToString(), first.ToString());
-                    continue;
+                    if (file.LastWriteUtc < current.Written)
+                    {
+                        Log.DuplicateResource(logger, r.Key, r.Source.ToString(), current.Resource.Source.ToString());
+                        continue;
+                    }
+
+                    Log.DuplicateResource(logger, r.Key, current.Resource.Source.ToString(), r.Source.ToString());
                 }
 
-                seen[r.Key] = r.Source;
-                all.Add(r);
+                winners[r.Key] = (r, file.LastWriteUtc);
+            }
+        }
+
+        // Resources keep the order of their files (path order) and of their documents.
+        var all = new List<IstioResource>();
+        foreach (var (_, file) in files)
+        {
+            foreach (var r in file.Resources)
+            {
+                if (ReferenceEquals(winners[r.Key].Resource, r))
+                {
+                    all.Add(r);
+                }
             }
         }
 
@@ -160,7 +195,9 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         [LoggerMessage(EventId = 1006, Level = LogLevel.Debug, Message = "'{File}' {Note}.")]
         public static partial void FieldNotApplied(ILogger logger, string file, string note);
 
-        [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Resource '{Key}' at {Location} duplicates the one at {First}; the first one is used.")]
-        public static partial void DuplicateResource(ILogger logger, string key, string location, string first);
+        [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Resource '{Key}' is defined at {Ignored} and at {Used}; the one at {Used} is used (the most recently modified file wins; on equal times the later path).")]
+        public static partial void DuplicateResource(ILogger logger, string key, string ignored, string used);
     }
+
+    private sealed record GoodFile(IReadOnlyList<IstioResource> Resources, DateTimeOffset LastWriteUtc);
 }

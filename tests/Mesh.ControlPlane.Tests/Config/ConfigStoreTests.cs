@@ -1,4 +1,5 @@
 using Mesh.ControlPlane.Config;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -46,16 +47,128 @@ public class ConfigStoreTests
     }
 
     [Fact]
-    public void Apply_RemovalDropsResourcesAndDuplicateKeysKeepFirstFile()
+    public void Apply_RemovalDropsResources_AndOnEqualTimesTheLaterPathWins()
     {
         var store = new ConfigStore("default", NullLogger.Instance);
         store.Apply([("/cfg/a.yaml", TestYaml.ReviewsServiceEntry), ("/cfg/b.yaml", TestYaml.ReviewsServiceEntry.Replace("9080", "9090"))]);
 
-        Assert.Equal(9080u, Assert.Single(store.Current.ServiceEntries).Ports[0].Number);
-        Assert.Equal("/cfg/a.yaml", store.Current.ServiceEntries[0].Source.File);
-
-        store.Apply("/cfg/a.yaml", null);
+        // No write times: as if applied in path order, so b.yaml's definition is the one in force.
         Assert.Equal(9090u, Assert.Single(store.Current.ServiceEntries).Ports[0].Number);
+        Assert.Equal("/cfg/b.yaml", store.Current.ServiceEntries[0].Source.File);
+
+        store.Apply("/cfg/b.yaml", null);
+        Assert.Equal(9080u, Assert.Single(store.Current.ServiceEntries).Ports[0].Number);
+    }
+
+    [Fact]
+    public void Apply_DuplicateResource_TheMostRecentlyModifiedFileWins_AndTheWarningNamesBoth()
+    {
+        var logger = new ListLogger();
+        var store = new ConfigStore("default", logger);
+        var t0 = new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero);
+
+        // z.yaml sorts after a.yaml but was written first: a.yaml, the newer file, wins.
+        store.Apply([new ConfigFileChange("/cfg/z.yaml", ReviewsTo("v1"), t0), new ConfigFileChange("/cfg/a.yaml", ReviewsTo("v2"), t0.AddSeconds(1))]);
+
+        var vs = Assert.Single(store.Current.VirtualServices);
+        Assert.Equal(("/cfg/a.yaml", "v2"), (vs.Source.File, vs.Http[0].Route[0].Destination.Subset));
+        var warning = Assert.Single(logger.Warnings);
+        Assert.Equal("Resource 'VirtualService/default/reviews' is defined at /cfg/z.yaml:1 and at /cfg/a.yaml:1; the one at /cfg/a.yaml:1 is used (the most recently modified file wins; on equal times the later path).", warning);
+
+        // Writing z.yaml again makes it the newest: its definition takes over.
+        Assert.True(store.Apply("/cfg/z.yaml", ReviewsTo("v3"), t0.AddSeconds(2)));
+        vs = Assert.Single(store.Current.VirtualServices);
+        Assert.Equal(("/cfg/z.yaml", "v3"), (vs.Source.File, vs.Http[0].Route[0].Destination.Subset));
+
+        // Removing the newest file brings the other definition back.
+        Assert.True(store.Apply("/cfg/z.yaml", null));
+        Assert.Equal("v2", Assert.Single(store.Current.VirtualServices).Http[0].Route[0].Destination.Subset);
+    }
+
+    [Fact]
+    public void Watcher_BookinfoFilesCopiedInTurn_TheLastWrittenDefinitionIsUsed()
+    {
+        using var dir = new TempDir();
+        var t0 = new DateTime(2025, 1, 1, 12, 0, 0, DateTimeKind.Utc);
+        var allV1 = dir.Write("virtual-service-all-v1.yaml", ReviewsTo("v1"));
+        var testV2 = dir.Write("virtual-service-reviews-test-v2.yaml", JasonToV2);
+        File.SetLastWriteTimeUtc(allV1, t0);
+        File.SetLastWriteTimeUtc(testV2, t0.AddMinutes(1));
+        var time = new FakeTimeProvider();
+        var store = new ConfigStore("default", NullLogger.Instance);
+        using var watcher = new ConfigDirectoryWatcher(dir.Path, store, time, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(5), NullLogger.Instance);
+        watcher.Start();
+
+        // reviews-test-v2 was copied last: its VirtualService "reviews" (jason → v2, the rest → v1) is in force.
+        var vs = Assert.Single(store.Current.VirtualServices);
+        Assert.Equal((testV2, 2), (vs.Source.File, vs.Http.Count));
+
+        // all-v1 copied again (same content, newer time): it wins on the next scan.
+        File.SetLastWriteTimeUtc(allV1, t0.AddMinutes(2));
+        time.Advance(TimeSpan.FromSeconds(5));
+        vs = Assert.Single(store.Current.VirtualServices);
+        Assert.Equal((allV1, 1), (vs.Source.File, vs.Http.Count));
+    }
+
+    private static string ReviewsTo(string subset) => $$"""
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata:
+          name: reviews
+        spec:
+          hosts: [reviews]
+          http:
+          - route:
+            - destination: {host: reviews, subset: {{subset}}}
+        """;
+
+    private const string JasonToV2 = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata:
+          name: reviews
+        spec:
+          hosts: [reviews]
+          http:
+          - match:
+            - headers:
+                end-user: {exact: jason}
+            route:
+            - destination: {host: reviews, subset: v2}
+          - route:
+            - destination: {host: reviews, subset: v1}
+        """;
+
+    private sealed class ListLogger : ILogger
+    {
+        private readonly List<string> _warnings = [];
+
+        public IReadOnlyList<string> Warnings
+        {
+            get
+            {
+                lock (_warnings)
+                {
+                    return [.. _warnings];
+                }
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel >= LogLevel.Warning)
+            {
+                lock (_warnings)
+                {
+                    _warnings.Add(formatter(state, exception));
+                }
+            }
+        }
     }
 
     [Fact]
