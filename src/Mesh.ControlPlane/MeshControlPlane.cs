@@ -47,12 +47,17 @@ public sealed class MeshControlPlane : IAsyncDisposable
             throw new ArgumentException($"XdsAddress '{options.XdsAddress}' is not an IP address.", nameof(options));
         }
 
+        if (options.PushDebounce < TimeSpan.Zero || options.PushMaxDelay < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"PushDebounce ({options.PushDebounce}) and PushMaxDelay ({options.PushMaxDelay}) must not be negative.");
+        }
+
         _options = options;
         _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         _store = new ConfigStore(options.DefaultNamespace, _loggerFactory.CreateLogger<ConfigStore>());
         _registry = new ServiceRegistry(options.TimeProvider, options.RegistrationGracePeriod, options.ClusterDomain, _loggerFactory.CreateLogger<ServiceRegistry>());
         _cache = new SnapshotCache(_store, _registry, new XdsTranslator(options.ClusterDomain), options.TimeProvider, options.PushDebounce,
-            _loggerFactory.CreateLogger<SnapshotCache>());
+            options.PushMaxDelay, _loggerFactory.CreateLogger<SnapshotCache>());
         _store.Changed += _registry.UpdateConfig;
     }
 

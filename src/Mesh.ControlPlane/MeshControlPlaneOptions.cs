@@ -21,6 +21,13 @@ public sealed class MeshControlPlaneOptions
     /// <value>Default: 100 ms.</value>
     public TimeSpan PushDebounce { get; set; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// The longest a change waits for its push while further changes keep restarting <see cref="PushDebounce"/>:
+    /// this long after the first change not yet pushed, the snapshot is pushed regardless.
+    /// </summary>
+    /// <value>Default: 1 s.</value>
+    public TimeSpan PushMaxDelay { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>How long a self-registered workload stays after its last ADS stream ends.</summary>
     /// <value>Default: 10 s.</value>
     public TimeSpan RegistrationGracePeriod { get; set; } = TimeSpan.FromSeconds(10);

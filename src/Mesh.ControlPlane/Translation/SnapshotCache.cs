@@ -7,6 +7,9 @@ namespace Mesh.ControlPlane.Translation;
 /// <summary>
 /// Owns the current <see cref="XdsSnapshot"/>. Configuration and registry changes schedule a
 /// rebuild after a debounce; each rebuild gets the next snapshot version and notifies streams.
+/// Every change restarts the debounce, but never beyond the maximum delay after the first change
+/// still waiting, so a steady stream of changes cannot hold pushes back (istiod's
+/// <c>PILOT_DEBOUNCE_AFTER</c> / <c>PILOT_DEBOUNCE_MAX</c>).
 /// </summary>
 internal sealed partial class SnapshotCache : IDisposable
 {
@@ -14,6 +17,8 @@ internal sealed partial class SnapshotCache : IDisposable
     private readonly ServiceRegistry _registry;
     private readonly XdsTranslator _translator;
     private readonly TimeSpan _debounce;
+    private readonly TimeSpan _maxDelay;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ITimer _timer;
     private readonly Lock _gate = new();
@@ -22,13 +27,24 @@ internal sealed partial class SnapshotCache : IDisposable
     private XdsSnapshot _current = XdsSnapshot.Empty;
     private long _version;
     private bool _disposed;
+    private bool _pending;
+    private long _firstPendingAt;
 
-    public SnapshotCache(ConfigStore store, ServiceRegistry registry, XdsTranslator translator, TimeProvider time, TimeSpan debounce, ILogger logger)
+    /// <param name="store">The configuration.</param>
+    /// <param name="registry">The services and endpoints.</param>
+    /// <param name="translator">Istio → xDS.</param>
+    /// <param name="time">Clock of the debounce timer.</param>
+    /// <param name="debounce">Quiet time after the last change before a rebuild.</param>
+    /// <param name="maxDelay">Longest a change waits for its rebuild while further changes keep arriving.</param>
+    /// <param name="logger">Where publications are logged.</param>
+    public SnapshotCache(ConfigStore store, ServiceRegistry registry, XdsTranslator translator, TimeProvider time, TimeSpan debounce, TimeSpan maxDelay, ILogger logger)
     {
         _store = store;
         _registry = registry;
         _translator = translator;
         _debounce = debounce;
+        _maxDelay = maxDelay;
+        _time = time;
         _logger = logger;
         _timer = time.CreateTimer(static s => ((SnapshotCache)s!).Rebuild(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _registry.Changed += OnRegistryChanged;
@@ -41,15 +57,28 @@ internal sealed partial class SnapshotCache : IDisposable
 
     private void OnRegistryChanged(RegistrySnapshot registry) => Schedule();
 
-    /// <summary>Asks for a rebuild after the debounce interval (later calls within it coalesce).</summary>
+    /// <summary>
+    /// Asks for a rebuild after the debounce interval (later calls within it coalesce), at the latest
+    /// the maximum delay after the first call not yet covered by a rebuild.
+    /// </summary>
     public void Schedule()
     {
         lock (_gate)
         {
-            if (!_disposed)
+            if (_disposed)
             {
-                _timer.Change(_debounce, Timeout.InfiniteTimeSpan);
+                return;
             }
+
+            if (!_pending)
+            {
+                _pending = true;
+                _firstPendingAt = _time.GetTimestamp();
+            }
+
+            var left = _maxDelay - _time.GetElapsedTime(_firstPendingAt);
+            var delay = left < _debounce ? left : _debounce;
+            _timer.Change(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -66,6 +95,7 @@ internal sealed partial class SnapshotCache : IDisposable
 
             // This rebuild covers any change already scheduled.
             _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _pending = false;
             next = _translator.Translate(_store.Current, _registry.Current, ++_version);
             Volatile.Write(ref _current, next);
         }
