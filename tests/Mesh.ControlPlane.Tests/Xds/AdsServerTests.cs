@@ -88,6 +88,27 @@ public sealed class AdsServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sotw_AClusterWhoseLastEndpointLeftIsSentAnEmptyLoadAssignment()
+    {
+        await using var client = Ads.Sotw(_channel);
+        await client.SendAsync(Ads.Request(XdsTypeUrls.ClusterLoadAssignment, SubsetClusters, Ads.Node("client-empty")));
+        var eds = await client.NextAsync();
+        Assert.Equal(1, eds.Resources.Select(r => r.Unpack<ClusterLoadAssignment>()).Single(c => c.ClusterName == V2).Endpoints.Sum(l => l.LbEndpoints.Count));
+        await client.SendAsync(Ads.Ack(eds, SubsetClusters));
+
+        // The v2 workload goes away; the subset (and its cluster) stays. As istiod does, the response lists the
+        // cluster's assignment with no endpoints rather than leaving it out (a SotW EDS client keeps an
+        // assignment that is merely absent from a response).
+        ChangeConfig(string.Join("\n---\n", TestYaml.ReviewsServiceEntry, TestYaml.Workload("reviews-v1", "v1", 19081), TestYaml.ReviewsDestinationRule, TestYaml.ReviewsVirtualService));
+        var pushed = await client.NextAsync();
+        Assert.Equal(XdsTypeUrls.ClusterLoadAssignment, pushed.TypeUrl);
+        var assignments = pushed.Resources.Select(r => r.Unpack<ClusterLoadAssignment>()).ToDictionary(c => c.ClusterName);
+        Assert.Equal(SubsetClusters, assignments.Keys.Order(StringComparer.Ordinal));
+        Assert.Empty(assignments[V2].Endpoints);
+        Assert.Equal(1, assignments[V1].Endpoints.Sum(l => l.LbEndpoints.Count));
+    }
+
+    [Fact]
     public async Task Sotw_NackIsNotAnsweredWithTheSameContent_ButALaterChangeIs()
     {
         await using var client = Ads.Sotw(_channel);
