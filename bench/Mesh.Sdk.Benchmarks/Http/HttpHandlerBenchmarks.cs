@@ -17,7 +17,7 @@ namespace Mesh.Sdk.Benchmarks.Http;
 
 /// <summary>
 /// The per-request overhead of <see cref="MeshHttpHandler"/>: the same GET sent by a plain
-/// <see cref="HttpMessageInvoker"/> over an in-memory terminal handler (a cached 200 response), through the mesh
+/// <see cref="HttpMessageInvoker"/> over an in-memory terminal handler (a new 200 response with a 64-byte body, disposed by the caller), through the mesh
 /// handler for <c>http://reviews:9080/reviews/1</c> (listener <c>reviews.default.svc.cluster.local:9080</c>, ten
 /// Istio-style routes, the request falling through nine header routes to a weighted v1/v2/v3 split with istiod's
 /// default retry policy, round robin over three endpoints per cluster), to a route with a 5 s timeout, and to a
@@ -52,14 +52,15 @@ public class HttpHandlerBenchmarks
         _snapshots.Publish(Snapshot(passThroughListener));
 
         _plain = new HttpMessageInvoker(new TerminalHandler(), disposeHandler: true);
-        _transports = new MeshTransports(_runtime, static _ => new TerminalHandler());
+        _transports = new MeshTransports(_runtime, static (_, _) => new TerminalHandler());
         _meshed = new HttpMessageInvoker(new MeshHttpHandler(_runtime, _transports) { InnerHandler = new TerminalHandler() }, disposeHandler: true);
 
         // Warm: resolve both hosts (the first request of a host waits for its listener) and check where they go.
-        Check(Meshed(), HttpStatusCode.OK, "the meshed request");
-        Check(MeshedNewUri(), HttpStatusCode.OK, "the meshed request with a new URI");
-        Check(MeshedRouteTimeout(), HttpStatusCode.OK, "the meshed request with a route timeout");
-        Check(PassThrough(), HttpStatusCode.OK, "the pass-through request");
+        // More requests than the default max_requests (1024), so a slot that is never given back shows.
+        Check(Meshed, "the meshed request");
+        Check(MeshedNewUri, "the meshed request with a new URI");
+        Check(MeshedRouteTimeout, "the meshed request with a route timeout");
+        Check(PassThrough, "the pass-through request");
         if (_runtime.ResolveListenerAsync(MeshedUri.IdnHost, MeshedUri.Port, default) is not { IsCompletedSuccessfully: true, Result: ListenerName }
             || _runtime.ResolveListenerAsync(PassThroughUri.IdnHost, PassThroughUri.Port, default) is not { IsCompletedSuccessfully: true, Result: null })
         {
@@ -78,34 +79,51 @@ public class HttpHandlerBenchmarks
 
     /// <summary>The baseline: a plain invoker straight over the terminal handler.</summary>
     [Benchmark(Baseline = true)]
-    public Task<HttpResponseMessage> Plain() => _plain.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUri), CancellationToken.None);
+    public HttpStatusCode Plain() => Send(_plain, new HttpRequestMessage(HttpMethod.Get, MeshedUri));
 
     /// <summary>Through the mesh: resolve, match (nine misses, then the weighted split), pick, rewrite, send.</summary>
     [Benchmark]
-    public Task<HttpResponseMessage> Meshed() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUri), CancellationToken.None);
+    public HttpStatusCode Meshed() => Send(_meshed, new HttpRequestMessage(HttpMethod.Get, MeshedUri));
 
     /// <summary>The baseline with a URI parsed per request, as <c>HttpClient.GetAsync(string)</c> or a base address does.</summary>
     [Benchmark]
-    public Task<HttpResponseMessage> PlainNewUri() => _plain.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUrl), CancellationToken.None);
+    public HttpStatusCode PlainNewUri() => Send(_plain, new HttpRequestMessage(HttpMethod.Get, MeshedUrl));
 
     /// <summary>Through the mesh with a URI parsed per request: the host, authority and path strings are new each time.</summary>
     [Benchmark]
-    public Task<HttpResponseMessage> MeshedNewUri() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshedUrl), CancellationToken.None);
+    public HttpStatusCode MeshedNewUri() => Send(_meshed, new HttpRequestMessage(HttpMethod.Get, MeshedUrl));
 
     /// <summary>Through the mesh to a route with a 5 s timeout (a timed cancellation source per request).</summary>
     [Benchmark]
-    public Task<HttpResponseMessage> MeshedRouteTimeout() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, TimeoutUri), CancellationToken.None);
+    public HttpStatusCode MeshedRouteTimeout() => Send(_meshed, new HttpRequestMessage(HttpMethod.Get, TimeoutUri));
 
     /// <summary>Through the mesh handler to a host outside the mesh.</summary>
     [Benchmark]
-    public Task<HttpResponseMessage> PassThrough() => _meshed.SendAsync(new HttpRequestMessage(HttpMethod.Get, PassThroughUri), CancellationToken.None);
+    public HttpStatusCode PassThrough() => Send(_meshed, new HttpRequestMessage(HttpMethod.Get, PassThroughUri));
 
-    private static void Check(Task<HttpResponseMessage> send, HttpStatusCode expected, string what)
+    /// <summary>Sends (the terminal handler completes synchronously) and disposes the response, as a caller does.</summary>
+    private static HttpStatusCode Send(HttpMessageInvoker invoker, HttpRequestMessage request)
     {
-        var response = send.GetAwaiter().GetResult();
-        if (response.StatusCode != expected || response.Headers.Contains(MeshHttpHandler.ResponseFlagsHeader))
+        using var response = invoker.SendAsync(request, CancellationToken.None).GetAwaiter().GetResult();
+        return response.StatusCode;
+    }
+
+    private void Check(Func<HttpStatusCode> send, string what)
+    {
+        for (var i = 0; i < 2_000; i++)
         {
-            throw new InvalidOperationException($"Benchmark setup: {what} got {(int)response.StatusCode} {response.ReasonPhrase}.");
+            if (send() is var status && status != HttpStatusCode.OK)
+            {
+                throw new InvalidOperationException($"Benchmark setup: {what} got {(int)status} (request {i}).");
+            }
+        }
+
+        foreach (var subset in new[] { "v1", "v2", "v3" })
+        {
+            if (_runtime.Clusters.TryGetCluster(ClusterName(subset), out var cluster) && cluster.CircuitBreakers.Default.Requests.Count != 0)
+            {
+                throw new InvalidOperationException($"Benchmark setup: {what} left {cluster.CircuitBreakers.Default.Requests.Count} max_requests slots of '{cluster.Name}' held.");
+            }
         }
     }
 
@@ -215,11 +233,22 @@ public class HttpHandlerBenchmarks
         return action;
     }
 
-    /// <summary>The upstream: answers every request with the same completed 200 response, allocating nothing.</summary>
+    /// <summary>
+    /// The upstream: answers every request with a new 200 response carrying a response header, a 64-byte body and
+    /// its <c>Content-Length</c>, as <see cref="SocketsHttpHandler"/> hands one over after reading the response
+    /// headers (the body is not read). The baseline pays for the same response, so the difference is what the mesh adds.
+    /// </summary>
     private sealed class TerminalHandler : HttpMessageHandler
     {
-        private readonly Task<HttpResponseMessage> _response = Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent([]) });
+        private static readonly byte[] Body = new byte[64];
 
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => _response;
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var content = new ByteArrayContent(Body);
+            content.Headers.ContentLength = Body.Length;
+            var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = content, RequestMessage = request };
+            response.Headers.TryAddWithoutValidation("server", "terminal");
+            return Task.FromResult(response);
+        }
     }
 }

@@ -81,7 +81,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             return Local(request, 503, "NC", $"Mesh.Sdk: listener '{listener}' has no route configuration in force (not received yet, or rejected; see the log)");
         }
 
-        var view = new HttpRequestRouteRequest(request, _runtime.InstanceAddress);
+        var view = new HttpRequestRouteRequest(request, _runtime.InstanceAddress, request.Headers.Host ?? _transports.AuthorityOf(originalUri));
         var match = table.Match(in view);
         if (!match.IsMatch)
         {
@@ -144,50 +144,88 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             await StartMirrorsAsync(request, route, authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
         }
 
+        // The request keeps its URI and Host (the endpoint's pool dials the endpoint); only rewrites touch them.
+        var upstreamUri = UpstreamUri(originalUri, pathAndQuery, cluster);
+        var rewritesHost = route.AutoHostRewrite || target.HostRewriteLiteral is not null;
+        var originalHost = rewritesHost ? request.Headers.Host : null;
+        try
+        {
+            if (rewritesHost && route.AppendXForwardedHost
+                && (route.AutoHostRewrite || !string.Equals(target.HostRewriteLiteral, authority, StringComparison.Ordinal)))
+            {
+                request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
+            }
+
+            if (target.HostRewriteLiteral is { } literal)
+            {
+                request.Headers.Host = literal;
+            }
+
+            if (!ReferenceEquals(upstreamUri, originalUri))
+            {
+                request.RequestUri = upstreamUri;
+            }
+
+            target.RequestHeaders.ApplyTo(request);
+            var response = await SendWithRetriesAsync(request, route, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
+            target.ResponseHeaders.ApplyTo(response);
+            return response;
+        }
+        finally
+        {
+            if (!ReferenceEquals(upstreamUri, originalUri))
+            {
+                request.RequestUri = originalUri;
+            }
+
+            if (rewritesHost)
+            {
+                request.Headers.Host = originalHost;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The URI sent upstream: the request's own, unless the route rewrote the path or the cluster speaks TLS to a
+    /// request written as <c>http://</c>. The authority stays the application's; the endpoint pool dials the endpoint.
+    /// </summary>
+    private static Uri UpstreamUri(Uri original, string pathAndQuery, ClusterRuntime cluster)
+    {
+        var scheme = cluster.Cluster.TransportSocket is null ? original.Scheme : Uri.UriSchemeHttps;
+        if (ReferenceEquals(scheme, original.Scheme) || string.Equals(scheme, original.Scheme, StringComparison.Ordinal))
+        {
+            // PathAndQuery of the same Uri is cached: an unrewritten path is the same instance.
+            if (ReferenceEquals(pathAndQuery, original.PathAndQuery) || string.Equals(pathAndQuery, original.PathAndQuery, StringComparison.Ordinal))
+            {
+                return original;
+            }
+        }
+
+        return new Uri(string.Concat(scheme, "://", original.Authority, pathAndQuery));
+    }
+
+    private async ValueTask<HttpResponseMessage> SendWithRetriesAsync(
+        HttpRequestMessage request,
+        CompiledRoute route,
+        ClusterRuntime cluster,
+        ulong? hash,
+        Random random,
+        CancellationToken cancellationToken)
+    {
         var breakers = cluster.CircuitBreakers;
         if (!breakers.TryAcquireRequest(RoutingPriority.Default, out var requestLease))
         {
             return Overflow(request, breakers.Default.Requests);
         }
 
-        var originalHost = request.Headers.Host;
-        try
-        {
-            var upstreamAuthority = target.HostRewriteLiteral ?? authority;
-            if (route.AppendXForwardedHost && (route.AutoHostRewrite || !string.Equals(upstreamAuthority, authority, StringComparison.Ordinal)))
-            {
-                request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
-            }
-
-            target.RequestHeaders.ApplyTo(request);
-            var response = await SendWithRetriesAsync(request, route, target, cluster, hash, pathAndQuery, upstreamAuthority, table.Random, cancellationToken).ConfigureAwait(false);
-            target.ResponseHeaders.ApplyTo(response);
-            return response;
-        }
-        finally
-        {
-            requestLease.Dispose();
-            request.RequestUri = originalUri;
-            request.Headers.Host = originalHost;
-        }
-    }
-
-    private async ValueTask<HttpResponseMessage> SendWithRetriesAsync(
-        HttpRequestMessage request,
-        CompiledRoute route,
-        RouteTarget target,
-        ClusterRuntime cluster,
-        ulong? hash,
-        string pathAndQuery,
-        string upstreamAuthority,
-        Random random,
-        CancellationToken cancellationToken)
-    {
         var policy = route.RetryPolicy;
         var retries = policy is null || !RequestAllowsRetry(policy, request) ? 0u : policy.NumRetries;
-        var invoker = _transports.Get(cluster);
-        var scheme = cluster.Cluster.TransportSocket is null ? "http://" : "https://";
         var time = _runtime.TimeProvider;
+
+        // HTTP/1.1 holds a connection per request in flight: such requests take a max_connections slot and wait
+        // as pending (max_pending_requests) when none is free. HTTP/2 multiplexes over the endpoints' pools.
+        var occupiesConnection = request.Version.Major < 2
+            && (request.VersionPolicy != HttpVersionPolicy.RequestVersionOrHigher || request.RequestUri!.Scheme == Uri.UriSchemeHttp);
 
         // The route timeout covers every attempt and back-off; the caller's token cancels everything. Without a
         // route timeout (istiod's default) the caller's token is the route token: no source, no registration.
@@ -202,17 +240,40 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         {
             for (var attempt = 1; ; attempt++)
             {
+                var connectionLease = default(CircuitBreakerLease);
+                if (occupiesConnection)
+                {
+                    var acquiring = breakers.AcquireConnectionAsync(RoutingPriority.Default, routeToken);
+                    try
+                    {
+                        connectionLease = acquiring.IsCompletedSuccessfully ? acquiring.Result : await acquiring.ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        return RouteTimeout(request, route);
+                    }
+
+                    if (!connectionLease.IsAcquired)
+                    {
+                        return Overflow(request, breakers.Default.PendingRequests);
+                    }
+                }
+
                 object? excluded = (object?)tried ?? previous;
                 var exclude = policy is { RetryOnDifferentHost: true } && excluded is not null ? PreviousHosts : null;
                 var context = new PickContext(hash, exclude, excluded, (int)Math.Clamp(policy?.HostSelectionRetryMaxAttempts ?? 1, 0, int.MaxValue));
                 var endpoint = cluster.Pick(in context);
                 if (endpoint is null)
                 {
+                    connectionLease.Dispose();
                     return Local(request, 503, "UH", $"Mesh.Sdk: no healthy upstream in cluster '{cluster.Name}' (every endpoint is unhealthy, ejected or absent)");
                 }
 
-                request.RequestUri = new Uri(string.Concat(scheme, endpoint.Key, pathAndQuery));
-                request.Headers.Host = route.AutoHostRewrite ? (endpoint.Hostname.Length > 0 ? endpoint.Hostname : endpoint.Key) : upstreamAuthority;
+                if (route.AutoHostRewrite)
+                {
+                    request.Headers.Host = endpoint.Hostname.Length > 0 ? endpoint.Hostname : endpoint.Key;
+                }
+
                 if (route.IncludeRequestAttemptCount)
                 {
                     request.Headers.Remove(AttemptCountHeader);
@@ -228,8 +289,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 endpoint.State.RequestStarted();
                 try
                 {
-                    response = await invoker.SendAsync(request, tryCts?.Token ?? routeToken).ConfigureAwait(false);
-                    cluster.ReportResponse(endpoint, (int)response.StatusCode);
+                    response = await _transports.Get(cluster, endpoint).SendAsync(request, tryCts?.Token ?? routeToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && routeToken.IsCancellationRequested)
                 {
@@ -249,11 +309,20 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 }
                 finally
                 {
-                    endpoint.State.RequestCompleted();
                     tryLink.Dispose();
                     tryCts?.Dispose();
                     retryLease.Dispose();
                     retryLease = default;
+                    if (response is null)
+                    {
+                        // No response holds the attempt: give back its connection slot and active request now.
+                        LeasedContent.Release(default, connectionLease, endpoint.State);
+                    }
+                }
+
+                if (response is not null)
+                {
+                    cluster.ReportResponse(endpoint, (int)response.StatusCode);
                 }
 
                 var retriable = attempt <= retries && policy is not null && failure switch
@@ -264,9 +333,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     _ => policy.IsRetriableReset,
                 };
 
-                if (retriable && cluster.CircuitBreakers.TryAcquireRetry(RoutingPriority.Default, out retryLease))
+                if (retriable && breakers.TryAcquireRetry(RoutingPriority.Default, out retryLease))
                 {
-                    response?.Dispose();
+                    if (response is not null)
+                    {
+                        response.Dispose();
+                        LeasedContent.Release(default, connectionLease, endpoint.State);
+                    }
+
                     if (previous is not null)
                     {
                         tried ??= [previous];
@@ -288,7 +362,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
                 if (retriable)
                 {
-                    Log.RetryOverflow(_logger, cluster.Name, breakers: cluster.CircuitBreakers.Default.Retries.Limit);
+                    Log.RetryOverflow(_logger, cluster.Name, breakers: breakers.Default.Retries.Limit);
                 }
 
                 if (response is null)
@@ -303,12 +377,16 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     response.Headers.TryAddWithoutValidation(AttemptCountHeader, attempt.ToString(CultureInfo.InvariantCulture));
                 }
 
+                // The body now holds the request's slot, its connection slot and the endpoint's active request.
+                LeasedContent.Attach(response, request.Method, requestLease, connectionLease, endpoint.State);
+                requestLease = default;
                 return response;
             }
         }
         finally
         {
             retryLease.Dispose();
+            requestLease.Dispose();
         }
     }
 
@@ -423,17 +501,19 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             {
                 var context = new PickContext();
                 var endpoint = cluster.Pick(in context);
-                if (endpoint is null)
+                var connection = default(CircuitBreakerLease);
+                if (endpoint is null
+                    || (copy.Version.Major < 2 && !cluster.CircuitBreakers.TryAcquireConnection(RoutingPriority.Default, out connection)))
                 {
                     return;
                 }
 
-                copy.RequestUri = new Uri(string.Concat(cluster.Cluster.TransportSocket is null ? "http://" : "https://", endpoint.Key, pathAndQuery));
+                copy.RequestUri = UpstreamUri(copy.RequestUri!, pathAndQuery, cluster);
                 using var cts = timeout == Timeout.InfiniteTimeSpan ? new CancellationTokenSource() : new CancellationTokenSource(timeout, _runtime.TimeProvider);
                 endpoint.State.RequestStarted();
                 try
                 {
-                    using var response = await _transports.Get(cluster).SendAsync(copy, cts.Token).ConfigureAwait(false);
+                    using var response = await _transports.Get(cluster, endpoint).SendAsync(copy, cts.Token).ConfigureAwait(false);
                     cluster.ReportResponse(endpoint, (int)response.StatusCode);
                 }
                 catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
@@ -442,7 +522,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 }
                 finally
                 {
-                    endpoint.State.RequestCompleted();
+                    LeasedContent.Release(default, connection, endpoint.State);
                 }
             }
         }

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
 using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Resources;
@@ -6,20 +8,25 @@ using Mesh.Sdk.Resources;
 namespace Mesh.Sdk.Http;
 
 /// <summary>
-/// One <see cref="SocketsHttpHandler"/> per cluster, configured from the cluster's connection-pool settings
+/// One connection pool per cluster endpoint: a <see cref="SocketsHttpHandler"/> whose <c>ConnectCallback</c>
+/// dials the endpoint's address, configured from the cluster's connection-pool settings
 /// (<c>MaxConnectionsPerServer</c>, <c>PooledConnectionIdleTimeout</c>/<c>Lifetime</c>, <c>ConnectTimeout</c>).
-/// Shared by every meshed <c>HttpClient</c> of the process, so connections are pooled per cluster whatever client
-/// sends. A handler whose settings changed, or whose cluster left the snapshot, is disposed after a grace period
-/// so requests still using it finish.
+/// A request therefore keeps its own URI (<c>http://reviews:9080/...</c>) and <c>Host</c>, the original authority
+/// Envoy sends upstream too; the pool decides where the bytes go. Shared by every meshed <c>HttpClient</c> of the
+/// process. Pools of a cluster whose settings changed, of a cluster that left the snapshot, or of an endpoint
+/// that left the cluster's EDS are disposed after a grace period so requests still using them finish.
 /// </summary>
 internal sealed class MeshTransports : IDisposable
 {
-    /// <summary>How long a replaced handler keeps serving requests that already hold it.</summary>
+    /// <summary>How long a replaced or removed pool keeps serving requests that already hold it.</summary>
     public static readonly TimeSpan RetireDelay = TimeSpan.FromSeconds(60);
 
-    private readonly ConcurrentDictionary<string, Transport> _transports = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ClusterPools> _clusters = new(StringComparer.Ordinal);
+    private const int MaxCachedAuthorities = 4096;
+
+    private readonly ConcurrentDictionary<(string IdnHost, int Port), string> _authorities = new();
     private readonly MeshRuntime _runtime;
-    private readonly Func<ConnectionPoolSettings, HttpMessageHandler> _handlerFactory;
+    private readonly Func<ConnectionPoolSettings, MeshEndpoint?, HttpMessageHandler> _handlerFactory;
     private int _activeFaults;
 
     public MeshTransports(MeshRuntime runtime)
@@ -27,8 +34,8 @@ internal sealed class MeshTransports : IDisposable
     {
     }
 
-    /// <summary>Creates the transports with another per-cluster handler than <see cref="SocketsHttpHandler"/> (benchmarks, tests).</summary>
-    internal MeshTransports(MeshRuntime runtime, Func<ConnectionPoolSettings, HttpMessageHandler> handlerFactory)
+    /// <summary>Creates the transports with another per-endpoint handler than <see cref="SocketsHttpHandler"/> (benchmarks, tests).</summary>
+    internal MeshTransports(MeshRuntime runtime, Func<ConnectionPoolSettings, MeshEndpoint?, HttpMessageHandler> handlerFactory)
     {
         _runtime = runtime;
         _handlerFactory = handlerFactory;
@@ -38,90 +45,243 @@ internal sealed class MeshTransports : IDisposable
     /// <summary>Faults (delays and aborts) in progress, for <c>max_active_faults</c>.</summary>
     public ref int ActiveFaults => ref _activeFaults;
 
-    /// <summary>The invoker of a cluster, created on first use and replaced when its pool settings change.</summary>
-    public HttpMessageInvoker Get(ClusterRuntime cluster)
+    /// <summary>
+    /// The authority of a meshed request URI (<c>reviews:9080</c>; the host alone on the scheme's default port),
+    /// built once per host and port instead of by <see cref="Uri.Authority"/> per request. The host is the URI's
+    /// <see cref="Uri.IdnHost"/> (ASCII, as xDS domains are written).
+    /// </summary>
+    public string AuthorityOf(Uri uri)
     {
-        var settings = cluster.ConnectionPool;
-        if (_transports.TryGetValue(cluster.Name, out var transport) && transport.Settings == settings)
+        var key = (uri.IdnHost, uri.IsDefaultPort ? -1 : uri.Port);
+        if (_authorities.TryGetValue(key, out var authority))
         {
-            return transport.Invoker;
+            return authority;
         }
 
-        return Replace(cluster.Name, settings);
+        authority = key.Item2 < 0 ? key.IdnHost : string.Concat(key.IdnHost, ":", uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (_authorities.Count < MaxCachedAuthorities)
+        {
+            _authorities.TryAdd(key, authority);
+        }
+
+        return authority;
     }
 
-    private HttpMessageInvoker Replace(string name, ConnectionPoolSettings settings)
+    /// <summary>Endpoint pools currently serving (not retired), for diagnostics and tests.</summary>
+    internal int PoolCount
     {
-        var created = new Transport(settings, new HttpMessageInvoker(_handlerFactory(settings), disposeHandler: true));
+        get
+        {
+            var count = 0;
+            foreach (var pools in _clusters.Values)
+            {
+                count += pools.Endpoints.Count;
+            }
+
+            return count;
+        }
+    }
+
+    /// <summary>The invoker that sends to <paramref name="endpoint"/> of <paramref name="cluster"/>, created on first use.</summary>
+    public HttpMessageInvoker Get(ClusterRuntime cluster, MeshEndpoint endpoint)
+    {
+        if (_clusters.TryGetValue(cluster.Name, out var pools) && pools.Settings == cluster.ConnectionPool
+            && pools.Endpoints.TryGetValue(endpoint.Key, out var pool))
+        {
+            return pool.Invoker;
+        }
+
+        return GetSlow(cluster, endpoint);
+    }
+
+    /// <summary>
+    /// The cluster's pool that dials whatever authority the request URI names (<c>http://10.0.0.1:9080/...</c>),
+    /// for callers that address the endpoint in the URI themselves. Prefer <see cref="Get(ClusterRuntime, MeshEndpoint)"/>,
+    /// which keeps the request's URI and <c>Host</c>.
+    /// </summary>
+    public HttpMessageInvoker Get(ClusterRuntime cluster)
+    {
+        var pools = PoolsOf(cluster);
+        if (pools.Direct is { } direct)
+        {
+            return direct;
+        }
+
+        var created = new HttpMessageInvoker(_handlerFactory(pools.Settings, null), disposeHandler: true);
+        var winner = Interlocked.CompareExchange(ref pools.Direct, created, null);
+        if (winner is not null)
+        {
+            created.Dispose();
+            return winner;
+        }
+
+        return created;
+    }
+
+    private ClusterPools PoolsOf(ClusterRuntime cluster)
+    {
+        var settings = cluster.ConnectionPool;
         while (true)
         {
-            if (_transports.TryGetValue(name, out var existing))
+            if (_clusters.TryGetValue(cluster.Name, out var existing))
             {
                 if (existing.Settings == settings)
                 {
-                    created.Invoker.Dispose();
-                    return existing.Invoker;
+                    return existing;
                 }
 
-                if (_transports.TryUpdate(name, created, existing))
+                var replacement = new ClusterPools(settings);
+                if (_clusters.TryUpdate(cluster.Name, replacement, existing))
                 {
-                    Retire(existing);
-                    return created.Invoker;
+                    RetireAll(existing);
+                    return replacement;
                 }
             }
-            else if (_transports.TryAdd(name, created))
+            else
             {
-                return created.Invoker;
+                var created = new ClusterPools(settings);
+                if (_clusters.TryAdd(cluster.Name, created))
+                {
+                    return created;
+                }
             }
         }
     }
 
-    internal static SocketsHttpHandler CreateHandler(ConnectionPoolSettings settings) => new()
+    private HttpMessageInvoker GetSlow(ClusterRuntime cluster, MeshEndpoint endpoint)
     {
-        MaxConnectionsPerServer = (int)Math.Min(Math.Max(settings.MaxConnections, 1u), int.MaxValue),
-        PooledConnectionIdleTimeout = settings.IdleTimeout,
-        PooledConnectionLifetime = settings.MaxConnectionDuration ?? Timeout.InfiniteTimeSpan,
-        ConnectTimeout = settings.ConnectTimeout,
-        AllowAutoRedirect = false,
-        UseCookies = false,
-        UseProxy = false,
-        AutomaticDecompression = System.Net.DecompressionMethods.None,
-        EnableMultipleHttp2Connections = true,
-    };
+        var pools = PoolsOf(cluster);
+        if (pools.Endpoints.TryGetValue(endpoint.Key, out var pool))
+        {
+            return pool.Invoker;
+        }
+
+        var fresh = new EndpointPool(new HttpMessageInvoker(_handlerFactory(pools.Settings, endpoint), disposeHandler: true));
+        var winner = pools.Endpoints.GetOrAdd(endpoint.Key, fresh);
+        if (!ReferenceEquals(winner, fresh))
+        {
+            fresh.Invoker.Dispose();
+        }
+
+        return winner.Invoker;
+    }
+
+    /// <summary>
+    /// A pool for one endpoint: every connection dials the endpoint, whatever the request's URI says. Without an
+    /// endpoint, connections dial the URI's authority.
+    /// </summary>
+    internal static SocketsHttpHandler CreateHandler(ConnectionPoolSettings settings, MeshEndpoint? endpoint)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = (int)Math.Min(Math.Max(settings.MaxConnections, 1u), int.MaxValue),
+            PooledConnectionIdleTimeout = settings.IdleTimeout,
+            PooledConnectionLifetime = settings.MaxConnectionDuration ?? Timeout.InfiniteTimeSpan,
+            ConnectTimeout = settings.ConnectTimeout,
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            UseProxy = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            EnableMultipleHttp2Connections = true,
+        };
+        if (endpoint is not null)
+        {
+            EndPoint target = IPAddress.TryParse(endpoint.Host, out var address)
+                ? new IPEndPoint(address, endpoint.Port)
+                : new DnsEndPoint(endpoint.Host, endpoint.Port);
+            handler.ConnectCallback = (_, cancellationToken) => ConnectAsync(target, cancellationToken);
+        }
+
+        return handler;
+    }
+
+    private static async ValueTask<Stream> ConnectAsync(EndPoint target, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(target, cancellationToken).ConfigureAwait(false);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
 
     private void OnUpdated(MeshSnapshot snapshot)
     {
-        foreach (var (name, transport) in _transports)
+        foreach (var (name, pools) in _clusters)
         {
-            if (!snapshot.Clusters.ContainsKey(name) && _transports.TryRemove(new KeyValuePair<string, Transport>(name, transport)))
+            if (!snapshot.Clusters.ContainsKey(name) || !_runtime.Clusters.TryGetCluster(name, out var cluster))
             {
-                Retire(transport);
+                if (_clusters.TryRemove(new KeyValuePair<string, ClusterPools>(name, pools)))
+                {
+                    RetireAll(pools);
+                }
+
+                continue;
+            }
+
+            var endpoints = cluster.LoadBalancer.Endpoints;
+            foreach (var (key, pool) in pools.Endpoints)
+            {
+                if (!endpoints.TryGetState(key, out _) && pools.Endpoints.TryRemove(new KeyValuePair<string, EndpointPool>(key, pool)))
+                {
+                    Retire(pool);
+                }
             }
         }
     }
 
-    private void Retire(Transport transport)
+    private void RetireAll(ClusterPools pools)
     {
-        transport.RetireTimer = _runtime.TimeProvider.CreateTimer(
-            static state => ((Transport)state!).Invoker.Dispose(), transport, RetireDelay, Timeout.InfiniteTimeSpan);
+        if (pools.Direct is { } direct)
+        {
+            Retire(new EndpointPool(direct));
+        }
+
+        foreach (var pool in pools.Endpoints.Values)
+        {
+            Retire(pool);
+        }
+    }
+
+    private void Retire(EndpointPool pool)
+    {
+        pool.RetireTimer = _runtime.TimeProvider.CreateTimer(
+            static state => ((EndpointPool)state!).Invoker.Dispose(), pool, RetireDelay, Timeout.InfiniteTimeSpan);
     }
 
     public void Dispose()
     {
         _runtime.Updated -= OnUpdated;
-        foreach (var transport in _transports.Values)
+        foreach (var pools in _clusters.Values)
         {
-            transport.RetireTimer?.Dispose();
-            transport.Invoker.Dispose();
+            pools.Direct?.Dispose();
+            foreach (var pool in pools.Endpoints.Values)
+            {
+                pool.RetireTimer?.Dispose();
+                pool.Invoker.Dispose();
+            }
         }
 
-        _transports.Clear();
+        _clusters.Clear();
     }
 
-    private sealed class Transport(ConnectionPoolSettings settings, HttpMessageInvoker invoker)
+    private sealed class ClusterPools(ConnectionPoolSettings settings)
     {
         public ConnectionPoolSettings Settings { get; } = settings;
 
+        public ConcurrentDictionary<string, EndpointPool> Endpoints { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The pool dialing the request URI's authority; created on first use.</summary>
+        public HttpMessageInvoker? Direct;
+    }
+
+    private sealed class EndpointPool(HttpMessageInvoker invoker)
+    {
         public HttpMessageInvoker Invoker { get; } = invoker;
 
         public ITimer? RetireTimer { get; set; }

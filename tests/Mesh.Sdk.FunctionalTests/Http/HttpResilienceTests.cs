@@ -219,6 +219,144 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
         v2.Reset();
     }
 
+    private const string V2Cluster = "outbound|9080|v2|reviews.default.svc.cluster.local";
+
+    [Fact]
+    public async Task MaxConnectionsAndMaxPending_TwoInFlightOneWaitsOneRejected()
+    {
+        await Mesh.ApplyAsync(
+            """
+            - name: pooled
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+            """,
+            trafficPolicy: """
+            connectionPool:
+              tcp:
+                maxConnections: 2
+              http:
+                http1MaxPendingRequests: 1
+            """);
+        await Mesh.WaitUntilAsync(
+            () => Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var c) && c.CircuitBreakers.Default.Connections.Limit == 2 && c.CircuitBreakers.Default.PendingRequests.Limit == 1,
+            "cluster v2 with max_connections 2 and max_pending_requests 1");
+        Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var cluster);
+        var breakers = cluster!.CircuitBreakers.Default;
+        var v2 = Mesh.Backend("reviews-v2-a");
+        v2.Hold();
+
+        var calls = Enumerable.Range(0, 4).Select(_ => Mesh.GetAsync("/pooled")).ToArray();
+        await Mesh.WaitUntilAsync(() => v2.InFlight == 2 && breakers.PendingRequests.Count == 1 && calls.Count(c => c.IsCompleted) == 1, "2 requests at the backend, 1 pending, 1 answered");
+
+        // The pending request stays pending while both connections are busy.
+        await Task.Delay(300);
+        Assert.Equal((2, 2, 1L, 2L), (v2.InFlight, v2.Count, breakers.PendingRequests.Count, breakers.Connections.Count));
+        var (rejected, _) = await calls.Single(c => c.IsCompleted);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, rejected.StatusCode);
+        Assert.Equal("true", string.Join(",", rejected.Headers.GetValues("x-envoy-overloaded")));
+        Assert.Equal("UO", string.Join(",", rejected.Headers.GetValues("x-mesh-response-flags")));
+        Assert.Equal(
+            $"Mesh.Sdk: cluster '{V2Cluster}' is over its max_pending_requests limit of 1; the request was not sent (circuit breaker)",
+            rejected.ReasonPhrase);
+
+        v2.ReleaseHeld();
+        var answered = await Task.WhenAll(calls.Where(c => !c.IsCompleted || c.Result.Response != rejected)).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(3, answered.Length);
+        Assert.All(answered, a => Assert.Equal((HttpStatusCode.OK, "v2"), (a.Response.StatusCode, a.Reply!.Version)));
+        Assert.Equal((3, 2), (v2.Count, v2.MaxInFlight));
+        Assert.Equal((0L, 0L, 0L), (breakers.Connections.Count, breakers.PendingRequests.Count, breakers.Requests.Count));
+    }
+
+    [Fact]
+    public async Task StreamedBody_HoldsItsMaxRequestsSlotUntilReadToTheEnd()
+    {
+        await Mesh.ApplyAsync(
+            """
+            - name: streamed
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+            """,
+            trafficPolicy: """
+            connectionPool:
+              http:
+                http2MaxRequests: 1
+            """);
+        await Mesh.WaitUntilAsync(
+            () => Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var c) && c.CircuitBreakers.Default.Requests.Limit == 1,
+            "cluster v2 with max_requests 1");
+        Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var cluster);
+        var breakers = cluster!.CircuitBreakers.Default;
+        var endpoint = cluster.LoadBalancer.Endpoints.All.Single();
+        var v2 = Mesh.Backend("reviews-v2-a");
+        v2.Hold(body: true);
+
+        using var streamed = await Mesh.Http.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshHarness.BaseUrl + "/streamed"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, streamed.StatusCode);
+        var body = new StreamReader(await streamed.Content.ReadAsStreamAsync());
+        Assert.Equal("first", await body.ReadLineAsync());
+
+        // Headers and part of the body are in: the request still holds its slot, its connection and its endpoint.
+        Assert.Equal((1L, 1L, 1), (breakers.Requests.Count, breakers.Connections.Count, endpoint.State.ActiveRequests));
+        var (overflow, _) = await Mesh.GetAsync("/streamed");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, overflow.StatusCode);
+        Assert.Contains("over its max_requests limit of 1", overflow.ReasonPhrase, StringComparison.Ordinal);
+
+        v2.ReleaseHeld();
+        Assert.Equal("second", await body.ReadLineAsync());
+        Assert.Null(await body.ReadLineAsync());
+        Assert.Equal((0L, 0L, 0), (breakers.Requests.Count, breakers.Connections.Count, endpoint.State.ActiveRequests));
+        var (next, reply) = await Mesh.GetAsync("/streamed");
+        Assert.Equal((HttpStatusCode.OK, "v2"), (next.StatusCode, reply!.Version));
+
+        // A response disposed unread gives its slot back too, once: later requests still fit the limit of 1.
+        v2.Hold(body: true);
+        var unread = await Mesh.Http.SendAsync(new HttpRequestMessage(HttpMethod.Get, MeshHarness.BaseUrl + "/streamed"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(1L, breakers.Requests.Count);
+        unread.Dispose();
+        unread.Dispose();
+        Assert.Equal((0L, 0L, 0), (breakers.Requests.Count, breakers.Connections.Count, endpoint.State.ActiveRequests));
+        v2.ReleaseHeld();
+        for (var i = 0; i < 3; i++)
+        {
+            var (again, _) = await Mesh.GetAsync("/streamed");
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
+
+        Assert.Equal(0L, breakers.Requests.Count);
+    }
+
+    [Fact]
+    public async Task CancelledWhileReadingTheBody_GivesTheSlotBack()
+    {
+        await Mesh.ApplyAsync(
+            """
+            - name: cancelled-body
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+            """,
+            trafficPolicy: """
+            connectionPool:
+              http:
+                http2MaxRequests: 1
+            """);
+        await Mesh.WaitUntilAsync(
+            () => Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var c) && c.CircuitBreakers.Default.Requests.Limit == 1,
+            "cluster v2 with max_requests 1");
+        Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var cluster);
+        var breakers = cluster!.CircuitBreakers.Default;
+        var v2 = Mesh.Backend("reviews-v2-a");
+        v2.Hold(body: true);
+
+        // The default completion option buffers the body inside HttpClient; cancelling that read gives the slot back.
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Mesh.Http.GetAsync(MeshHarness.BaseUrl + "/cancelled-body", cts.Token));
+        Assert.Equal((0L, 0L), (breakers.Requests.Count, breakers.Connections.Count));
+        v2.ReleaseHeld();
+        var (next, _) = await Mesh.GetAsync("/cancelled-body");
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        Assert.Equal(0L, breakers.Requests.Count);
+    }
+
     [Fact]
     public async Task OutlierDetection_EjectsAfterConsecutive5xxAndReturnsAfterTheEjectionTime()
     {

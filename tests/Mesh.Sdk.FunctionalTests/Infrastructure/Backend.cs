@@ -33,6 +33,10 @@ internal sealed class Backend : IAsyncDisposable
     private int _failStatus = 503;
     private int _status;
     private long _delayTicks;
+    private int _inFlight;
+    private int _maxInFlight;
+    private TaskCompletionSource? _gate;
+    private int _holdBody;
 
     private Backend(string service, string workload, string version, WebApplication app)
     {
@@ -52,6 +56,12 @@ internal sealed class Backend : IAsyncDisposable
 
     /// <summary>Requests received.</summary>
     public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Requests being handled now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>The most requests handled at once since the last <see cref="Reset"/>.</summary>
+    public int MaxInFlight => Volatile.Read(ref _maxInFlight);
 
     /// <summary>Requests received, in order.</summary>
     public IReadOnlyList<SeenRequest> Seen => [.. _seen];
@@ -83,9 +93,26 @@ internal sealed class Backend : IAsyncDisposable
     /// <summary>Every request waits <paramref name="delay"/> before the answer.</summary>
     public void Delay(TimeSpan delay) => Interlocked.Exchange(ref _delayTicks, delay.Ticks);
 
+    /// <summary>
+    /// From now on requests wait for <see cref="ReleaseHeld"/>: before the response when <paramref name="body"/> is
+    /// false; with <paramref name="body"/> true the status, headers and a first body line (<c>first</c>) are sent
+    /// and flushed, and the rest of the body (<c>second</c>) waits.
+    /// </summary>
+    public void Hold(bool body = false)
+    {
+        Volatile.Write(ref _holdBody, body ? 1 : 0);
+        Volatile.Write(ref _gate, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+    }
+
+    /// <summary>Lets every held request (and later ones) finish.</summary>
+    public void ReleaseHeld() => Interlocked.Exchange(ref _gate, null)?.TrySetResult();
+
     /// <summary>Forgets counts and behaviours.</summary>
     public void Reset()
     {
+        ReleaseHeld();
+        Volatile.Write(ref _holdBody, 0);
+        Volatile.Write(ref _maxInFlight, 0);
         Volatile.Write(ref _count, 0);
         Volatile.Write(ref _failRemaining, 0);
         Volatile.Write(ref _status, 0);
@@ -94,6 +121,24 @@ internal sealed class Backend : IAsyncDisposable
     }
 
     private async Task HandleAsync(HttpContext context)
+    {
+        var inFlight = Interlocked.Increment(ref _inFlight);
+        int max;
+        while ((max = Volatile.Read(ref _maxInFlight)) < inFlight && Interlocked.CompareExchange(ref _maxInFlight, inFlight, max) != max)
+        {
+        }
+
+        try
+        {
+            await HandleCoreAsync(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private async Task HandleCoreAsync(HttpContext context)
     {
         Interlocked.Increment(ref _count);
         var request = context.Request;
@@ -117,6 +162,29 @@ internal sealed class Backend : IAsyncDisposable
             try
             {
                 await Task.Delay(TimeSpan.FromTicks(delay), context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
+        if (Volatile.Read(ref _gate) is { } gate)
+        {
+            try
+            {
+                if (Volatile.Read(ref _holdBody) == 1)
+                {
+                    context.Response.ContentType = "text/plain";
+                    context.Response.Headers["x-backend-workload"] = Workload;
+                    await context.Response.WriteAsync("first\n", context.RequestAborted).ConfigureAwait(false);
+                    await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                    await gate.Task.WaitAsync(context.RequestAborted).ConfigureAwait(false);
+                    await context.Response.WriteAsync("second\n", context.RequestAborted).ConfigureAwait(false);
+                    return;
+                }
+
+                await gate.Task.WaitAsync(context.RequestAborted).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
