@@ -67,7 +67,7 @@ public sealed class MeshControlPlane : IAsyncDisposable
     /// <summary>The xDS server's address as <c>http://address:port</c>; set by <see cref="StartAsync"/>.</summary>
     public Uri? XdsUri { get; private set; }
 
-    /// <summary>Version of the snapshot currently served; grows by one with every published change.</summary>
+    /// <summary>Version of the snapshot currently served; grows with every published change (a snapshot built for the first answers to a workload that has just registered itself also takes a version).</summary>
     public long SnapshotVersion => _cache.Current.Version;
 
     /// <summary>Files whose latest content was rejected (their last good content stays in force).</summary>

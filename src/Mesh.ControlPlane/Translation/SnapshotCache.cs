@@ -9,7 +9,8 @@ namespace Mesh.ControlPlane.Translation;
 /// rebuild after a debounce; each rebuild gets the next snapshot version and notifies streams.
 /// Every change restarts the debounce, but never beyond the maximum delay after the first change
 /// still waiting, so a steady stream of changes cannot hold pushes back (istiod's
-/// <c>PILOT_DEBOUNCE_AFTER</c> / <c>PILOT_DEBOUNCE_MAX</c>).
+/// <c>PILOT_DEBOUNCE_AFTER</c> / <c>PILOT_DEBOUNCE_MAX</c>). A stream whose workload has just
+/// registered itself gets an unpublished snapshot that already includes it (<see cref="BuildUnpublished"/>).
 /// </summary>
 internal sealed partial class SnapshotCache : IDisposable
 {
@@ -25,6 +26,8 @@ internal sealed partial class SnapshotCache : IDisposable
     private readonly Lock _notifyGate = new();
     private long _lastNotified;
     private XdsSnapshot _current = XdsSnapshot.Empty;
+    private MeshConfig? _currentConfig;
+    private RegistrySnapshot? _currentRegistry;
     private long _version;
     private bool _disposed;
     private bool _pending;
@@ -96,7 +99,11 @@ internal sealed partial class SnapshotCache : IDisposable
             // This rebuild covers any change already scheduled.
             _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             _pending = false;
-            next = _translator.Translate(_store.Current, _registry.Current, ++_version);
+            var config = _store.Current;
+            var registry = _registry.Current;
+            next = _translator.Translate(config, registry, ++_version);
+            _currentConfig = config;
+            _currentRegistry = registry;
             Volatile.Write(ref _current, next);
         }
 
@@ -116,6 +123,34 @@ internal sealed partial class SnapshotCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Translates the current configuration and registry now without publishing the result, for a
+    /// stream whose workload has just registered itself: that stream's first answer must include the
+    /// registration, while other streams get it from the debounced push the registration scheduled.
+    /// The snapshot takes the next version, so every snapshot published afterwards has a higher one
+    /// and, being built later, includes the registration too. Returns <see cref="Current"/> when it
+    /// was built from the same configuration and registry.
+    /// </summary>
+    /// <param name="nodeId">The registering node, for the log.</param>
+    public XdsSnapshot BuildUnpublished(string nodeId)
+    {
+        XdsSnapshot next;
+        lock (_gate)
+        {
+            var config = _store.Current;
+            var registry = _registry.Current;
+            if (_disposed || (ReferenceEquals(config, _currentConfig) && ReferenceEquals(registry, _currentRegistry)))
+            {
+                return _current;
+            }
+
+            next = _translator.Translate(config, registry, ++_version);
+        }
+
+        Log.BuiltUnpublished(_logger, next.Version, nodeId);
+        return next;
+    }
+
     public void Dispose()
     {
         lock (_gate)
@@ -131,5 +166,8 @@ internal sealed partial class SnapshotCache : IDisposable
     {
         [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Snapshot version '{Version}': {Listeners} listeners, {Routes} routes, {Clusters} clusters, {Endpoints} load assignments.")]
         public static partial void Published(ILogger logger, long version, int listeners, int routes, int clusters, int endpoints);
+
+        [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Snapshot version '{Version}' built for the first answers to node '{NodeId}', which registered itself; other streams get the change with the next push.")]
+        public static partial void BuiltUnpublished(ILogger logger, long version, string nodeId);
     }
 }

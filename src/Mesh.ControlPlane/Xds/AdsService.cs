@@ -90,6 +90,7 @@ internal sealed class AdsService(AdsContext context) : AggregatedDiscoveryServic
 internal abstract partial class AdsStream<TRequest>(AdsContext context, long streamId, string peer) : IDisposable
 {
     private IDisposable? _registration;
+    private XdsSnapshot? _ownSnapshot;
     private long _nonce;
 
     protected AdsContext Context { get; } = context;
@@ -111,13 +112,44 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
 
     protected string NextNonce() => (++_nonce).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    protected void SetNode(Envoy.Config.Core.V3.Node? node)
+    /// <summary>
+    /// Takes the node from the stream's first request (registering its workload if it announces one)
+    /// and returns the snapshot to answer from: <paramref name="published"/>, or, until a published
+    /// snapshot includes this stream's registration, one built right after registering.
+    /// </summary>
+    protected XdsSnapshot Admit(Envoy.Config.Core.V3.Node? node, XdsSnapshot published)
     {
-        if (Node is not null)
+        if (Node is null)
         {
-            return;
+            SetNode(node);
         }
 
+        return Effective(published);
+    }
+
+    /// <summary>
+    /// The snapshot this stream serves from: the published one, unless it predates the snapshot built
+    /// when this stream's workload registered (published snapshots built later have higher versions and
+    /// include the registration).
+    /// </summary>
+    protected XdsSnapshot Effective(XdsSnapshot published)
+    {
+        if (_ownSnapshot is null)
+        {
+            return published;
+        }
+
+        if (published.Version >= _ownSnapshot.Version)
+        {
+            _ownSnapshot = null;
+            return published;
+        }
+
+        return _ownSnapshot;
+    }
+
+    private void SetNode(Envoy.Config.Core.V3.Node? node)
+    {
         Node = NodeInfo.From(node, Context.DefaultNamespace, Context.Domain);
         Log.StreamOpened(Logger, streamId, Node.Id, peer, GetType().Name);
         if (Node.RegistrationProblem is { } problem)
@@ -126,7 +158,11 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
         }
         else if (Node.Registration is { } registration)
         {
+            // The registry takes the registration at once and schedules the debounced push to every
+            // stream; this stream answers its first request from a snapshot that already includes it,
+            // so a workload subscribing to its own service is not told the service does not exist.
             _registration = Context.Registry.Register(registration);
+            _ownSnapshot = Context.Cache.BuildUnpublished(Node.Id);
         }
     }
 

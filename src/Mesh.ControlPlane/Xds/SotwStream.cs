@@ -39,7 +39,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
 
     public override async Task OnRequestAsync(DiscoveryRequest request, XdsSnapshot snapshot, CancellationToken cancellationToken)
     {
-        SetNode(request.Node);
+        snapshot = Admit(request.Node, snapshot);
         var typeUrl = request.TypeUrl;
         if (!ResourceTypes.All.Contains(typeUrl))
         {
@@ -92,6 +92,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
 
     public override async Task OnSnapshotAsync(XdsSnapshot snapshot, CancellationToken cancellationToken)
     {
+        snapshot = Effective(snapshot);
         foreach (var (typeUrl, phase) in PushOrder.Steps)
         {
             if (_types.TryGetValue(typeUrl, out var state) && state.Started)

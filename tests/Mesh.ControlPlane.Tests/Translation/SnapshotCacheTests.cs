@@ -86,4 +86,30 @@ public sealed class SnapshotCacheTests : IDisposable
 
         Assert.Single(_published);
     }
+
+    [Fact]
+    public void BuildUnpublished_IncludesANewRegistrationWithoutPublishing_AndTheNextPublicationHasAHigherVersion()
+    {
+        const string Cluster = "outbound|9080||reviews.default.svc.cluster.local";
+        _cache.Rebuild();
+        Assert.Equal([(1L, TimeSpan.Zero)], _published);
+
+        // Nothing changed since the published snapshot: that one is returned.
+        Assert.Same(_cache.Current, _cache.BuildUnpublished("nobody"));
+
+        using var registration = _registry.Register(new SelfRegistration("reviews-1", "reviews.default.svc.cluster.local", "default", "10.0.0.7",
+            new Dictionary<uint, uint> { [9080] = 41234 }, new Dictionary<string, string> { ["app"] = "reviews" }, EndpointLocality.None, null, null));
+        var own = _cache.BuildUnpublished("reviews-1");
+        Assert.Equal(2, own.Version);
+        Assert.NotNull(own.Find(ResourceTypes.Cluster, Cluster, "default"));
+        Assert.Null(_cache.Current.Find(ResourceTypes.Cluster, Cluster, "default"));
+        Assert.Equal(1, _cache.Current.Version);
+        Assert.Single(_published);
+
+        // The registration's debounced push publishes a later version with the same content.
+        _time.Advance(Debounce);
+        Assert.Equal([(1L, TimeSpan.Zero), (3L, Debounce)], _published);
+        Assert.Equal(own.Find(ResourceTypes.Cluster, Cluster, "default")!.Hash, _cache.Current.Find(ResourceTypes.Cluster, Cluster, "default")!.Hash);
+        Assert.Same(_cache.Current, _cache.BuildUnpublished("reviews-1"));
+    }
 }
