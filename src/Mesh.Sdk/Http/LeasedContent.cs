@@ -128,6 +128,31 @@ internal sealed class LeasedContent : HttpContent
         }
     }
 
+    protected override void SerializeToStream(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+    {
+        try
+        {
+            _inner.CopyTo(stream, context, cancellationToken);
+        }
+        finally
+        {
+            ReleaseOnce();
+        }
+    }
+
+    protected override Stream CreateContentReadStream(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new ReleasingStream(_inner.ReadAsStream(cancellationToken), this);
+        }
+        catch
+        {
+            ReleaseOnce();
+            throw;
+        }
+    }
+
     protected override async Task<Stream> CreateContentReadStreamAsync()
     {
         try

@@ -14,8 +14,10 @@ namespace Mesh.Sdk.Http;
 /// <summary>
 /// The outbound data plane for <see cref="HttpClient"/>: a request to a host in the mesh is routed by the
 /// listener's compiled route table, faults, circuit breakers, load balancing, retries and timeouts of the matched
-/// route and cluster, and sent straight to the chosen endpoint over the cluster's own
-/// <see cref="SocketsHttpHandler"/>. Requests to hosts outside the mesh go to the inner handler untouched.
+/// route and cluster, and sent to the chosen endpoint over that endpoint's own <see cref="SocketsHttpHandler"/>
+/// (<see cref="MeshTransports"/>), keeping its URI and <c>Host</c>. The response body holds the request's
+/// circuit-breaker slots until it is finished (<see cref="LeasedContent"/>). Requests to hosts outside the mesh go
+/// to the inner handler untouched.
 /// See docs/http.md.
 /// </summary>
 internal sealed partial class MeshHttpHandler : DelegatingHandler

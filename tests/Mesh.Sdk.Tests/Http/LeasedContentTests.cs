@@ -69,6 +69,18 @@ public sealed class LeasedContentTests
     }
 
     [Fact]
+    public void SynchronousRead_ReleasesAtTheEnd()
+    {
+        using var response = Respond(Body("sync"));
+
+        using var stream = response.Content.ReadAsStream();
+        Assert.Equal((1L, 1L, 1), Held());
+        Assert.Equal("sync", new StreamReader(stream).ReadToEnd());
+
+        Assert.Equal((0L, 0L, 0), Held());
+    }
+
+    [Fact]
     public void DisposeUnread_Releases_AndDisposingTwiceReleasesOnce()
     {
         var response = Respond(Body("unread"));
