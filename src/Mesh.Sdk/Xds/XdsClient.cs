@@ -363,6 +363,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             {
                 var state = _types[type];
                 state.Nonce = string.Empty;
+                state.Sotw.Reset();
                 state.ClearPending();
                 if (state.Resources.Count == 0)
                 {
@@ -385,7 +386,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 }
                 else
                 {
-                    EnqueueLocked(SotwRequestLocked(state, errorDetail: null));
+                    SendSotwLocked(state, errorDetail: null);
                 }
 
                 StartTimersLocked(state);
@@ -453,6 +454,19 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
 
         return request;
+    }
+
+    /// <summary>Sends a State of the World request of the type with every watched name, and records it for <see cref="TypeState.Sotw"/>.</summary>
+    private void SendSotwLocked(TypeState state, Google.Rpc.Status? errorDetail)
+    {
+        if (_stream is null)
+        {
+            return;
+        }
+
+        var request = SotwRequestLocked(state, errorDetail);
+        EnqueueLocked(request);
+        state.Sotw.OnRequestSent(request.ResponseNonce, request.ResourceNames);
     }
 
     private void EnqueueLocked(IMessage request)
@@ -523,9 +537,10 @@ internal sealed partial class XdsClient : IAsyncDisposable
                     EnqueueLocked(request);
                 }
             }
-            else
+            else if (!state.Sotw.IsLastSent(state.Resources.Keys))
             {
-                EnqueueLocked(SotwRequestLocked(state, errorDetail: null));
+                // Names that came and went within one batch leave the request as it was: nothing to send.
+                SendSotwLocked(state, errorDetail: null);
             }
 
             state.ClearPending();
@@ -559,6 +574,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
             var state = _types[type];
             state.Nonce = response.Nonce;
+            state.Sotw.OnResponse(response.Nonce);
             var errors = new List<string>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var allNamed = true;
@@ -619,8 +635,18 @@ internal sealed partial class XdsClient : IAsyncDisposable
                         continue;
                     }
 
+                    if (resource.Value is null && !state.Sotw.ServerHasSeen(name))
+                    {
+                        // This response answers a request sent before the name was subscribed (the server
+                        // reads requests in order): its absence says nothing yet. A later response, or the
+                        // does-not-exist timer, decides.
+                        Log.AbsenceNotConclusive(_logger, type.ShortName, name, response.Nonce);
+                        continue;
+                    }
+
                     // gRFC A53: the feature protects resources already received; a name never received
-                    // that the server leaves out does not exist, and its watchers hear so now.
+                    // that the server leaves out although it asked for it does not exist, and its watchers
+                    // hear so now.
                     if (_ignoreResourceDeletion && resource.Value is not null)
                     {
                         Log.DeletionIgnored(_logger, type.ShortName, name);
@@ -643,7 +669,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 Log.Acked(_logger, type.ShortName, response.VersionInfo, response.Nonce);
             }
 
-            EnqueueLocked(SotwRequestLocked(state, errorDetail));
+            SendSotwLocked(state, errorDetail);
             state.ClearPending();
         }
 
@@ -902,6 +928,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
         /// <summary>State of the World: the nonce of the last response on the current stream.</summary>
         public string Nonce { get; set; } = string.Empty;
 
+        /// <summary>State of the World: which names the server has seen on the current stream.</summary>
+        public SotwSubscriptionTracker Sotw { get; } = new();
+
         public bool SubscriptionDirty { get; private set; }
 
         public HashSet<string> PendingSubscribe { get; } = new(StringComparer.Ordinal);
@@ -999,5 +1028,8 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
         [LoggerMessage(114, LogLevel.Error, "An xDS watcher failed: {Reason}")]
         public static partial void WatcherFailed(ILogger logger, string reason, Exception exception);
+
+        [LoggerMessage(117, LogLevel.Debug, "{Type} resource '{Name}' is not in response nonce '{Nonce}', which answers a request sent before it was subscribed; waiting for the next response.")]
+        public static partial void AbsenceNotConclusive(ILogger logger, string type, string name, string nonce);
     }
 }
