@@ -346,6 +346,12 @@ internal sealed partial class XdsClient : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
+        catch (Exception ex) when (streamCancellation.IsCancellationRequested)
+        {
+            // The stream is being torn down (disposal, or the reader saw it end): gRPC fails the pending
+            // write with RpcException(Cancelled). Nothing is lost that a new stream would not resend.
+            Log.SendStopped(_logger, _transport.Target, ex.Message);
+        }
         catch (Exception ex)
         {
             Log.SendFailed(_logger, _transport.Target, ex.Message, ex);
@@ -1028,6 +1034,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
         [LoggerMessage(114, LogLevel.Error, "An xDS watcher failed: {Reason}")]
         public static partial void WatcherFailed(ILogger logger, string reason, Exception exception);
+
+        [LoggerMessage(116, LogLevel.Debug, "Sending on the ADS stream to '{Target}' stopped with the stream: {Reason}")]
+        public static partial void SendStopped(ILogger logger, string target, string reason);
 
         [LoggerMessage(117, LogLevel.Debug, "{Type} resource '{Name}' is not in response nonce '{Nonce}', which answers a request sent before it was subscribed; waiting for the next response.")]
         public static partial void AbsenceNotConclusive(ILogger logger, string type, string name, string nonce);

@@ -18,6 +18,9 @@ internal sealed class FakeAdsTransport(TimeProvider timeProvider) : IAdsTranspor
     /// <summary>When set, new streams fail at once as if the server could not be reached.</summary>
     public bool Unreachable { get; set; }
 
+    /// <summary>When set, every send on a new stream runs this first (it may block or throw, as a real write can).</summary>
+    public Func<CancellationToken, Task>? BeforeSend { get; set; }
+
     public IReadOnlyList<DateTimeOffset> OpenTimes
     {
         get
@@ -52,7 +55,7 @@ internal sealed class FakeAdsTransport(TimeProvider timeProvider) : IAdsTranspor
             _openTimes.Add(timeProvider.GetUtcNow());
         }
 
-        var call = new FakeAdsCall<TRequest, TResponse>();
+        var call = new FakeAdsCall<TRequest, TResponse>(BeforeSend);
         if (Unreachable)
         {
             call.Fail();
@@ -84,7 +87,7 @@ internal sealed class FakeAdsTransport(TimeProvider timeProvider) : IAdsTranspor
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
-internal sealed class FakeAdsCall<TRequest, TResponse> : IAdsCall<TRequest, TResponse>
+internal sealed class FakeAdsCall<TRequest, TResponse>(Func<CancellationToken, Task>? beforeSend = null) : IAdsCall<TRequest, TResponse>
     where TRequest : class
     where TResponse : class
 {
@@ -93,10 +96,14 @@ internal sealed class FakeAdsCall<TRequest, TResponse> : IAdsCall<TRequest, TRes
 
     public bool Disposed { get; private set; }
 
-    public Task SendAsync(TRequest request, CancellationToken cancellationToken)
+    public async Task SendAsync(TRequest request, CancellationToken cancellationToken)
     {
+        if (beforeSend is not null)
+        {
+            await beforeSend(cancellationToken);
+        }
+
         _requests.Writer.TryWrite(request);
-        return Task.CompletedTask;
     }
 
     public async Task<TResponse?> ReceiveAsync(CancellationToken cancellationToken)

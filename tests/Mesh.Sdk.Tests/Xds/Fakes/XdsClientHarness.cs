@@ -1,12 +1,13 @@
 using Mesh.Sdk.Resources;
 using Mesh.Sdk.Xds;
+using Microsoft.Extensions.Logging;
 
 namespace Mesh.Sdk.Tests.Xds.Fakes;
 
 /// <summary>An <see cref="XdsClient"/> wired to a <see cref="FakeAdsTransport"/> and a fake clock.</summary>
 internal sealed class XdsClientHarness : IAsyncDisposable
 {
-    public XdsClientHarness(XdsProtocol protocol = XdsProtocol.Sotw, string[]? serverFeatures = null, Random? random = null)
+    public XdsClientHarness(XdsProtocol protocol = XdsProtocol.Sotw, string[]? serverFeatures = null, Random? random = null, ILoggerFactory? loggerFactory = null)
     {
         Time = new CountingTimeProvider();
         Transport = new FakeAdsTransport(Time);
@@ -14,7 +15,7 @@ internal sealed class XdsClientHarness : IAsyncDisposable
             [new XdsServerConfig("127.0.0.1:15010", "insecure", serverFeatures ?? [])],
             new XdsNodeConfig { Id = "sidecar~10.0.0.1~app.default~default.svc.cluster.local", Cluster = "app", Locality = new XdsLocality("r1", "z1", string.Empty) },
             "test");
-        Client = new XdsClient(bootstrap, new XdsClientOptions { Protocol = protocol }, Transport, Time, random ?? new FixedRandom(0.5));
+        Client = new XdsClient(bootstrap, new XdsClientOptions { Protocol = protocol }, Transport, Time, random ?? new FixedRandom(0.5), loggerFactory);
     }
 
     public CountingTimeProvider Time { get; }
