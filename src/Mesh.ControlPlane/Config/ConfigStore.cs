@@ -31,6 +31,9 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
     private readonly Lock _gate = new();
     private readonly Dictionary<string, GoodFile> _good = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ConfigError> _errors = new(StringComparer.Ordinal);
+
+    // Per file, what was already reported as not applied, so a reload that still has it does not repeat it.
+    private readonly Dictionary<string, HashSet<string>> _reported = new(StringComparer.Ordinal);
     private MeshConfig _current = MeshConfig.Empty;
 
     /// <summary>Raised (outside the lock) after the effective configuration changed.</summary>
@@ -92,6 +95,7 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         if (content is null)
         {
             _errors.Remove(path);
+            _reported.Remove(path);
             if (_good.Remove(path))
             {
                 Log.FileRemoved(logger, path);
@@ -115,20 +119,49 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         }
 
         _errors.Remove(path);
-        foreach (var note in parsed.Notes)
-        {
-            Log.FieldNotApplied(logger, path, note);
-        }
-
-        foreach (var ignored in parsed.Ignored)
-        {
-            Log.KindIgnored(logger, path, ignored);
-        }
+        ReportUnapplied(path, parsed);
 
         var resources = parsed.Resources.Select(r => r with { Source = new SourceLocation(path, r.Source.Line) }).ToArray();
         _good[path] = new GoodFile(resources, lastWriteUtc);
         Log.FileLoaded(logger, path, resources.Length);
         return true;
+    }
+
+    /// <summary>
+    /// Logs the documents and fields of a loaded file that have no effect, each once: a reload of the file that
+    /// still holds them (an edit elsewhere, a touch) does not repeat them; removing and restoring them does.
+    /// </summary>
+    private void ReportUnapplied(string path, ParsedFile parsed)
+    {
+        var previous = _reported.GetValueOrDefault(path);
+        var now = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var u in parsed.Unapplied)
+        {
+            if (now.Add(u.Key) && previous?.Contains(u.Key) != true)
+            {
+                var name = u.Name is null ? "(no metadata.name)" : $"'{u.Namespace}/{u.Name}'";
+                if (u.Severe)
+                {
+                    Log.ResourceNotAppliedWarning(logger, path, u.Line, u.Kind, name, u.ApiVersion, u.Reason);
+                }
+                else
+                {
+                    Log.ResourceNotApplied(logger, path, u.Line, u.Kind, name, u.ApiVersion, u.Reason);
+                }
+            }
+        }
+
+        foreach (var note in parsed.Notes)
+        {
+            // Notes read "line N: message"; the message alone identifies them across edits that move lines.
+            var key = "note: " + note[(note.IndexOf(": ", StringComparison.Ordinal) + 2)..];
+            if (now.Add(key) && previous?.Contains(key) != true)
+            {
+                Log.FieldNotApplied(logger, path, note);
+            }
+        }
+
+        _reported[path] = now;
     }
 
     private MeshConfig Merge(long generation)
@@ -189,10 +222,13 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Removed '{File}'.")]
         public static partial void FileRemoved(ILogger logger, string file);
 
-        [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "'{File}': ignoring unsupported resource {Resource}.")]
-        public static partial void KindIgnored(ILogger logger, string file, string resource);
+        [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "{File}:{Line}: {Kind} {Name} ({ApiVersion}) accepted but not applied by the embedded control plane: {Reason}.")]
+        public static partial void ResourceNotApplied(ILogger logger, string file, int line, string kind, string name, string apiVersion, string reason);
 
-        [LoggerMessage(EventId = 1006, Level = LogLevel.Debug, Message = "'{File}' {Note}.")]
+        [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "{File}:{Line}: {Kind} {Name} ({ApiVersion}) accepted but not applied by the embedded control plane: {Reason}.")]
+        public static partial void ResourceNotAppliedWarning(ILogger logger, string file, int line, string kind, string name, string apiVersion, string reason);
+
+        [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "'{File}' {Note}.")]
         public static partial void FieldNotApplied(ILogger logger, string file, string note);
 
         [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Resource '{Key}' is defined at {Ignored} and at {Used}; the one at {Used} is used (the most recently modified file wins; on equal times the later path).")]

@@ -241,8 +241,16 @@ internal sealed record HttpRoute
 
 internal sealed record VirtualService : IstioResource
 {
+    /// <summary>The reserved gateway name that stands for all sidecars (here: every client of the mesh).</summary>
+    public const string MeshGateway = "mesh";
+
     public required IReadOnlyList<string> Hosts { get; init; }
+
+    /// <summary><c>spec.gateways</c>: empty means the mesh only; otherwise the VirtualService applies to the mesh only if it lists <c>mesh</c>.</summary>
     public IReadOnlyList<string> Gateways { get; init; } = [];
+
+    /// <summary>Whether istiod would apply this VirtualService to sidecars: no gateways, or <c>mesh</c> among them.</summary>
+    public bool AppliesToMesh => Gateways.Count == 0 || Gateways.Contains(MeshGateway, StringComparer.Ordinal);
     public IReadOnlyList<HttpRoute> Http { get; init; } = [];
 }
 

@@ -5,8 +5,25 @@ using YamlDotNet.RepresentationModel;
 
 namespace Mesh.ControlPlane.Config;
 
-/// <summary>What one file parsed into: the resources we handle and the documents we skip.</summary>
-internal sealed record ParsedFile(IReadOnlyList<IstioResource> Resources, IReadOnlyList<string> Ignored)
+/// <summary>
+/// A document of a file that is accepted but has no effect: a kind the control plane does not implement, or a
+/// VirtualService bound only to gateways. Reported once per file (see <see cref="ConfigStore"/>).
+/// </summary>
+/// <param name="ApiVersion">The document's apiVersion.</param>
+/// <param name="Kind">The document's kind.</param>
+/// <param name="Namespace">metadata.namespace, or the default namespace.</param>
+/// <param name="Name">metadata.name, or null when the document has none.</param>
+/// <param name="Line">The document's first line.</param>
+/// <param name="Reason">Why it is not applied and what that means.</param>
+/// <param name="Severe">True when leaving it out changes what Istio would enforce (security policies): logged as a warning.</param>
+internal sealed record UnappliedResource(string ApiVersion, string Kind, string Namespace, string? Name, int Line, string Reason, bool Severe)
+{
+    /// <summary>Identity of the report within one file, independent of the line (an edit that moves it is not reported again).</summary>
+    public string Key => $"{ApiVersion} {Kind}/{Namespace}/{Name}: {Reason}";
+}
+
+/// <summary>What one file parsed into: the resources we handle and the documents we accept without applying them.</summary>
+internal sealed record ParsedFile(IReadOnlyList<IstioResource> Resources, IReadOnlyList<UnappliedResource> Unapplied)
 {
     /// <summary>Fields that were read and validated but are not translated (logged at debug level).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
@@ -53,7 +70,7 @@ internal static class IstioYamlParser
         }
 
         var resources = new List<IstioResource>();
-        var ignored = new List<string>();
+        var unapplied = new List<UnappliedResource>();
         foreach (var doc in stream.Documents)
         {
             var root = doc.RootNode;
@@ -65,36 +82,88 @@ internal static class IstioYamlParser
             var map = AsMap(root, "document");
             var apiVersion = RequiredString(map, "apiVersion", "document");
             var kind = RequiredString(map, "kind", "document");
-            if (!apiVersion.StartsWith(NetworkingGroup, StringComparison.Ordinal)
-                || !NetworkingVersions.Contains(apiVersion[NetworkingGroup.Length..]))
+            var line = (int)root.Start.Line;
+            var isNetworking = apiVersion.StartsWith(NetworkingGroup, StringComparison.Ordinal)
+                && NetworkingVersions.Contains(apiVersion[NetworkingGroup.Length..]);
+            if (!isNetworking || !SupportedKinds.Contains(kind))
             {
-                ignored.Add($"{apiVersion} {kind} (line {root.Start.Line})");
+                // Accepted without being applied; the rest of the file still applies. The name is read leniently:
+                // only the kinds we implement are validated.
+                var (otherName, otherNs) = LenientMetadata(map, defaultNamespace);
+                var (reason, severe) = UnsupportedReason(apiVersion, kind, isNetworking);
+                unapplied.Add(new UnappliedResource(apiVersion, kind, otherNs, otherName, line, reason, severe));
                 continue;
             }
 
             var metadata = AsMap(Required(map, "metadata", kind), "metadata");
             var name = RequiredString(metadata, "name", "metadata");
             var ns = OptionalString(metadata, "namespace") ?? defaultNamespace;
-            var source = new SourceLocation(string.Empty, (int)root.Start.Line);
-            IstioResource? resource = kind switch
+            var source = new SourceLocation(string.Empty, line);
+            var notesBefore = t_notes?.Count ?? 0;
+            IstioResource resource = kind switch
             {
                 "ServiceEntry" => ParseServiceEntry(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "WorkloadEntry" => new WorkloadEntry { Spec = ParseWorkload(SpecOf(map, kind), "spec"), Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "DestinationRule" => ParseDestinationRule(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
-                "VirtualService" => ParseVirtualService(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
-                _ => null,
+                _ => ParseVirtualService(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
             };
-            if (resource is null)
+            resources.Add(resource);
+            if (t_notes is { } notes)
             {
-                ignored.Add($"{apiVersion} {kind} (line {root.Start.Line})");
+                // Name the resource in its notes ("line N: DestinationRule 'default/ratings': ...").
+                for (var i = notesBefore; i < notes.Count; i++)
+                {
+                    var colon = notes[i].IndexOf(": ", StringComparison.Ordinal);
+                    notes[i] = $"{notes[i][..colon]}: {kind} '{ns}/{name}': {notes[i][(colon + 2)..]}";
+                }
             }
-            else
+            if (resource is VirtualService { AppliesToMesh: false } gatewayOnly)
             {
-                resources.Add(resource);
+                unapplied.Add(new UnappliedResource(apiVersion, kind, ns, name, line,
+                    $"it is bound to gateways [{string.Join(", ", gatewayOnly.Gateways)}] only, and this control plane serves the mesh "
+                    + "(clients calling services), not gateways; add 'mesh' to 'spec.gateways' to apply it to the mesh", Severe: false));
             }
         }
 
-        return new ParsedFile(resources, ignored);
+        return new ParsedFile(resources, unapplied);
+    }
+
+    private static readonly HashSet<string> SupportedKinds = ["ServiceEntry", "WorkloadEntry", "DestinationRule", "VirtualService"];
+
+    /// <summary>metadata.name and metadata.namespace of a document that is not validated (null name when absent or not a string).</summary>
+    private static (string? Name, string Namespace) LenientMetadata(YamlMappingNode map, string defaultNamespace)
+    {
+        if (Get(map, "metadata") is not YamlMappingNode metadata)
+        {
+            return (null, defaultNamespace);
+        }
+
+        static string? Scalar(YamlMappingNode m, string key) => Get(m, key) is YamlScalarNode { Value: { Length: > 0 } v } && !IsNull(Get(m, key)!) ? v : null;
+        return (Scalar(metadata, "name"), Scalar(metadata, "namespace") ?? defaultNamespace);
+    }
+
+    /// <summary>Why a document of a kind the control plane does not implement has no effect, and whether that matters for security.</summary>
+    private static (string Reason, bool Severe) UnsupportedReason(string apiVersion, string kind, bool isNetworkingVersion)
+    {
+        var group = apiVersion.Contains('/', StringComparison.Ordinal) ? apiVersion[..apiVersion.IndexOf('/', StringComparison.Ordinal)] : string.Empty;
+        return (group, kind) switch
+        {
+            ("networking.istio.io", "Gateway") =>
+                ("Gateway configures ingress/egress gateway proxies, which the embedded control plane does not serve; "
+                 + "VirtualServices bound only to it are not applied either", false),
+            ("networking.istio.io", _) when !isNetworkingVersion =>
+                ($"API version '{apiVersion}' is not one of networking.istio.io/v1, v1beta1, v1alpha3", false),
+            ("networking.istio.io", _) => ($"the kind '{kind}' is not implemented (supported: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService)", false),
+            ("security.istio.io", "PeerAuthentication") =>
+                ("mTLS is not implemented: traffic stays plaintext and the required mode is not enforced", true),
+            ("security.istio.io", "AuthorizationPolicy") =>
+                ("authorization is not implemented: requests this policy would deny are allowed", true),
+            ("security.istio.io", "RequestAuthentication") =>
+                ("request authentication (JWT) is not implemented: tokens are not validated", true),
+            ("security.istio.io", _) => ("security policies are not implemented and not enforced", true),
+            ("telemetry.istio.io", _) => ("telemetry configuration is not implemented", false),
+            _ => ("not an Istio networking resource", false),
+        };
     }
 
     private static Exception Innermost(Exception ex)
@@ -146,6 +215,13 @@ internal static class IstioYamlParser
             {
                 throw Error(ws, "'spec.workloadSelector' and 'spec.endpoints' cannot both be set");
             }
+        }
+
+        if (resolution is "DNS" or "DNS_ROUND_ROBIN" && endpoints.Count == 0 && selector is null)
+        {
+            // Istio resolves the hosts themselves; this control plane sends IP endpoints only.
+            Note(Get(spec, "resolution")!, $"'spec.resolution: {resolution}' without endpoints: the hosts are not resolved, so the service has no endpoints; "
+                + "list 'spec.endpoints' with IP addresses");
         }
 
         return new ServiceEntry
@@ -248,6 +324,10 @@ internal static class IstioYamlParser
         if (Get(tp, "tls") is { } tlsNode && !IsNull(tlsNode))
         {
             tlsMode = Enum(AsMap(tlsNode, path + ".tls"), "mode", ["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]);
+            if (tlsMode is not null and not "DISABLE")
+            {
+                Note(tlsNode, $"'{path}.tls.mode: {tlsMode}' is parsed but not applied: TLS to upstreams is not implemented, connections stay plaintext");
+            }
         }
 
         return target with
@@ -502,10 +582,18 @@ internal static class IstioYamlParser
             routes.Add(ParseHttpRoute(AsMap(node, "spec.http[]")));
         }
 
+        var gateways = StringList(spec, "gateways", "spec");
+        if ((gateways.Count == 0 || gateways.Contains(VirtualService.MeshGateway)) && hosts.Contains("*"))
+        {
+            // Istio's validation: a wildcard for every host would capture all the mesh's traffic.
+            throw Error(Get(spec, "hosts")!, "wildcard host '*' is not allowed for a VirtualService bound to the mesh (no 'spec.gateways', or 'mesh' among them); "
+                + "bind it to its gateways only, or name the hosts");
+        }
+
         return new VirtualService
         {
             Hosts = hosts,
-            Gateways = StringList(spec, "gateways", "spec"),
+            Gateways = gateways,
             Http = routes,
             Kind = "", ApiVersion = "", Name = "", Namespace = "", Source = null!,
         };

@@ -55,8 +55,9 @@ internal sealed class XdsTranslator(string domain)
 
         foreach (var service in registry.Services)
         {
+            // A VirtualService bound only to gateways has no effect on the mesh (istiod applies it to those gateways only).
             var virtualServices = config.VirtualServices
-                .Where(vs => vs.Hosts.Any(h => HostNames.ToFqdn(h, vs.Namespace, Domain) == service.Hostname))
+                .Where(vs => vs.AppliesToMesh && vs.Hosts.Any(h => HostNames.ToFqdn(h, vs.Namespace, Domain) == service.Hostname))
                 .ToList();
             rules.TryGetValue(service.Hostname, out var rule);
             foreach (var port in service.Ports)
@@ -156,7 +157,7 @@ internal sealed class XdsTranslator(string domain)
             foreach (var http in vs.Http)
             {
                 // A match names a port, or sidecars ("mesh") are not among its gateways: not for this route table.
-                var applicable = http.Match.Where(m => (m.Port is null || m.Port == port) && (m.Gateways.Count == 0 || m.Gateways.Contains("mesh"))).ToList();
+                var applicable = http.Match.Where(m => (m.Port is null || m.Port == port) && (m.Gateways.Count == 0 || m.Gateways.Contains(Config.VirtualService.MeshGateway, StringComparer.Ordinal))).ToList();
                 if (http.Match.Count > 0 && applicable.Count == 0)
                 {
                     continue;

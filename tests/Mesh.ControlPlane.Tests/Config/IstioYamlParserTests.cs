@@ -77,7 +77,8 @@ public class IstioYamlParserTests
             """ + "\n" + TestYaml.ReviewsServiceEntry, "default");
 
         Assert.IsType<ServiceEntry>(Assert.Single(parsed.Resources));
-        Assert.Contains("AuthorizationPolicy", Assert.Single(parsed.Ignored));
+        var skipped = Assert.Single(parsed.Unapplied);
+        Assert.Equal(("security.istio.io/v1", "AuthorizationPolicy", "deny", 1, true), (skipped.ApiVersion, skipped.Kind, skipped.Name, skipped.Line, skipped.Severe));
     }
 
     [Theory]
@@ -145,7 +146,7 @@ public class IstioYamlParserTests
         Assert.Equal(((bool?)true, 0, 0), (locality.Enabled, locality.DistributeCount, locality.FailoverCount));
         Assert.Equal(["topology.kubernetes.io/region"], locality.FailoverPriority);
         Assert.Equal(4, parsed.Notes.Count);
-        Assert.Contains(parsed.Notes, n => n.StartsWith("line 9: 'spec.trafficPolicy.connectionPool.http.h2UpgradePolicy' is parsed but not applied", StringComparison.Ordinal));
+        Assert.Contains(parsed.Notes, n => n.StartsWith("line 9: DestinationRule 'default/r': 'spec.trafficPolicy.connectionPool.http.h2UpgradePolicy' is parsed but not applied", StringComparison.Ordinal));
         Assert.Contains(parsed.Notes, n => n.Contains("'spec.trafficPolicy.loadBalancer.warmupDurationSecs'", StringComparison.Ordinal));
     }
 
