@@ -4,16 +4,20 @@ using Grpc.Net.Client;
 using Mesh.Sdk.FunctionalTests.Grpc.Greeter;
 using Mesh.Sdk.FunctionalTests.Grpc.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
 using static Mesh.Sdk.FunctionalTests.Grpc.Infrastructure.GrpcTestServices;
 
 namespace Mesh.Sdk.FunctionalTests.Grpc;
 
 /// <summary>
 /// <c>Grpc.Net.Client</c> through <c>xds:///</c> targets against real Kestrel gRPC workloads and the real control
-/// plane: routing, weighted split, faults, retries, timeouts, outlier ejection, circuit breaking and live route changes.
+/// plane: routing, weighted split, faults, retries, timeouts, outlier ejection and return, consistent hashing, circuit
+/// breaking and live route changes.
 /// </summary>
-public sealed partial class GrpcMeshTests(GrpcMeshFixture fixture) : IClassFixture<GrpcMeshFixture>
+public sealed partial class GrpcMeshTests(GrpcMeshFixture fixture, ITestOutputHelper output) : IClassFixture<GrpcMeshFixture>
 {
+    private const string Unavailable = "status Unavailable";
+
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(10);
 
     [Fact]
@@ -166,33 +170,50 @@ public sealed partial class GrpcMeshTests(GrpcMeshFixture fixture) : IClassFixtu
         using var channel = fixture.CreateChannel(Outlier);
         var client = new Greeter.Greeter.GreeterClient(channel);
         var badBefore = fixture.OutlierBad.Calls;
-        var failures = 0;
-        var tail = new List<string>();
-        for (var i = 0; i < 40; i++)
-        {
-            try
-            {
-                var reply = await client.SayHelloAsync(new HelloRequest(), deadline: Deadline());
-                if (i >= 20)
-                {
-                    tail.Add(reply.Workload);
-                }
-            }
-            catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
-            {
-                failures++;
-                if (i >= 20)
-                {
-                    tail.Add("failed");
-                }
-            }
-        }
+        var outcomes = await CallSeriallyAsync(client, Stopwatch.StartNew(), calls: 40);
 
         // consecutive5xxErrors: 3 ejects the bad host after its third consecutive failure, for 60 s; the route has
         // retries off (attempts: 0), so each of those three calls fails and no later call reaches the bad host.
         Assert.Equal(3, fixture.OutlierBad.Calls - badBefore);
-        Assert.Equal(3, failures);
-        Assert.Equal(Enumerable.Repeat("outlier-good", 20), tail);
+        Assert.Equal(3, outcomes.Count(o => o.Outcome == Unavailable));
+        Assert.Equal(Enumerable.Repeat("outlier-good", 20), outcomes.Skip(20).Select(o => o.Outcome));
+    }
+
+    [Fact]
+    public async Task OutlierDetection_EjectedHostGetsTrafficBackAfterTheBaseEjectionTime()
+    {
+        using var channel = fixture.CreateChannel(OutlierReturn);
+        var client = new Greeter.Greeter.GreeterClient(channel);
+        var (good, bad) = (fixture.RecoveringGood, fixture.RecoveringBad);
+        var clock = Stopwatch.StartNew();
+        var badBefore = bad.Calls;
+        bad.FailAllWith = StatusCode.Unavailable;
+        List<CallOutcome> ejecting;
+        try
+        {
+            ejecting = await CallSeriallyAsync(client, clock, calls: 30);
+        }
+        finally
+        {
+            bad.FailAllWith = null;
+        }
+
+        // Ejected at its third consecutive UNAVAILABLE: three failed calls, the other 27 answered by the good host.
+        Assert.Equal(3, bad.Calls - badBefore);
+        Assert.Equal(3, ejecting.Count(o => o.Outcome == Unavailable));
+        Assert.Equal(27, ejecting.Count(o => o.Outcome == good.Name));
+        var ejectedAt = ejecting.Last(o => o.Outcome == Unavailable).Ended;
+
+        // The bad host answers OK again; probing every 20 ms, it is picked again only after baseEjectionTime (1 s),
+        // found by the next 100 ms interval sweep. Every call meanwhile succeeds on the good host.
+        var returning = await CallSeriallyAsync(client, clock, calls: 250, until: o => o.Outcome == bad.Name, pause: TimeSpan.FromMilliseconds(20));
+        var back = returning.LastOrDefault(o => o.Outcome == bad.Name);
+        Assert.True(back is not null, $"'{bad.Name}' got no call within {returning.Count} calls ({(clock.Elapsed - ejectedAt).TotalMilliseconds:F0} ms after its ejection)");
+        var after = back.Started - ejectedAt;
+        output.WriteLine($"'{bad.Name}' picked again {after.TotalMilliseconds:F0} ms after its ejection, on call {returning.Count}");
+        Assert.Equal(Enumerable.Repeat(good.Name, returning.Count - 1), returning.SkipLast(1).Select(o => o.Outcome));
+        Assert.Equal(4, bad.Calls - badBefore);
+        Assert.InRange(after.TotalMilliseconds, 900, 2500);
     }
 
     [Fact]
@@ -303,7 +324,47 @@ public sealed partial class GrpcMeshTests(GrpcMeshFixture fixture) : IClassFixtu
         Assert.Equal(new Dictionary<string, int> { ["SayHello:v1"] = 30, ["SayGoodbye:v2"] = 30 }, seen);
     }
 
+    /// <summary>
+    /// SayHello <paramref name="calls"/> times one after the other (fewer if <paramref name="until"/> holds for an
+    /// outcome), <paramref name="pause"/> apart: each outcome is the answering workload or <c>status Code</c>, with when
+    /// the call started and ended on <paramref name="clock"/>.
+    /// </summary>
+    private static async Task<List<CallOutcome>> CallSeriallyAsync(
+        Greeter.Greeter.GreeterClient client, Stopwatch clock, int calls, Func<CallOutcome, bool>? until = null, TimeSpan pause = default)
+    {
+        var outcomes = new List<CallOutcome>(calls);
+        for (var i = 0; i < calls; i++)
+        {
+            var started = clock.Elapsed;
+            string outcome;
+            try
+            {
+                outcome = (await client.SayHelloAsync(new HelloRequest(), deadline: Deadline())).Workload;
+            }
+            catch (RpcException ex)
+            {
+                outcome = "status " + ex.StatusCode;
+            }
+
+            var call = new CallOutcome(outcome, started, clock.Elapsed);
+            outcomes.Add(call);
+            if (until?.Invoke(call) == true)
+            {
+                break;
+            }
+
+            if (pause > TimeSpan.Zero)
+            {
+                await Task.Delay(pause);
+            }
+        }
+
+        return outcomes;
+    }
+
     private static void Count(Dictionary<string, int> counts, string key) => counts[key] = counts.GetValueOrDefault(key) + 1;
 
     private static DateTime Deadline() => DateTime.UtcNow + CallDeadline;
+
+    private sealed record CallOutcome(string Outcome, TimeSpan Started, TimeSpan Ended);
 }

@@ -13,7 +13,8 @@ namespace Mesh.Sdk.FunctionalTests.Grpc.Infrastructure;
 
 /// <summary>
 /// The gRPC functional test world, shared by the tests of a class: real Kestrel Greeter workloads
-/// (<c>greeter</c> v1 ×2 and v2 ×1; <c>outlier</c> good and bad; <c>shadow</c>, a mirror target failing every call; <c>blackhole</c>, an endpoint no connection to completes), the real <see cref="MeshControlPlane"/> on
+/// (<c>greeter</c> v1 ×2 and v2 ×1; <c>outlier</c> good and bad; <c>recovering</c> good and bad; <c>ring</c> ×5, four of them
+/// registered at start; <c>shadow</c>, a mirror target failing every call; <c>blackhole</c>, an endpoint no connection to completes), the real <see cref="MeshControlPlane"/> on
 /// 127.0.0.1 serving Istio YAML from a temporary folder, and a client <see cref="IServiceProvider"/> from
 /// <c>AddMesh()</c> bootstrapped to that control plane. Every test has its own service (ServiceEntry, DestinationRule,
 /// VirtualService), all written before the control plane starts, so no test sees another's routes.
@@ -23,6 +24,9 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
     public const int ServicePort = 9080;
 
     private readonly List<GreeterWorkload> _workloads = [];
+
+    // Started but without a WorkloadEntry: no cluster has them as endpoints until SetEndpointsAsync registers them.
+    private readonly HashSet<GreeterWorkload> _unregistered = [];
     private MeshControlPlane? _controlPlane;
     private ILoggerFactory? _controlPlaneLogs;
     private ServiceProvider? _client;
@@ -44,11 +48,22 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
 
     internal GreeterWorkload OutlierBad { get; private set; } = null!;
 
+    /// <summary>The workloads of <c>grpc-outlier-return</c> (app <c>recovering</c>): both answer every call at start.</summary>
+    internal GreeterWorkload RecoveringGood { get; private set; } = null!;
+
+    internal GreeterWorkload RecoveringBad { get; private set; } = null!;
+
+    /// <summary>The five workloads of <c>grpc-ring</c> (app <c>ring</c>); the first four are its endpoints at start.</summary>
+    internal IReadOnlyList<GreeterWorkload> Ring { get; private set; } = [];
+
     /// <summary>The only workload of <c>grpc-shadow</c>, the mirror target; it fails every call with INTERNAL.</summary>
     internal GreeterWorkload Shadow { get; private set; } = null!;
 
     /// <summary>The client's services: <c>AddMesh()</c> bootstrapped to the control plane, plus the test's gRPC clients.</summary>
     public IServiceProvider Services => _client ?? throw new InvalidOperationException("Fixture not started.");
+
+    /// <summary>The client's mesh runtime: the clusters and routes its channels pick from.</summary>
+    internal MeshRuntime Runtime => Services.GetRequiredService<MeshRuntime>();
 
     public MeshControlPlane ControlPlane => _controlPlane ?? throw new InvalidOperationException("Fixture not started.");
 
@@ -62,6 +77,16 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         OutlierBad.FailAllWith = global::Grpc.Core.StatusCode.Unavailable;
         Shadow = await Add("shadow", "shadow", "v1");
         Shadow.FailAllWith = global::Grpc.Core.StatusCode.Internal;
+        RecoveringGood = await Add("recovering-good", "recovering", "v1");
+        RecoveringBad = await Add("recovering-bad", "recovering", "v1");
+        var ring = new List<GreeterWorkload>();
+        for (var i = 1; i <= 5; i++)
+        {
+            ring.Add(await Add(string.Create(CultureInfo.InvariantCulture, $"ring-{i}"), "ring", "v1"));
+        }
+
+        Ring = ring;
+        _unregistered.Add(ring[4]);
 
         _blackhole = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         _blackhole.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -107,6 +132,42 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
     public static string Target(string service) => string.Create(CultureInfo.InvariantCulture, $"xds:///{service}:{ServicePort}");
 
     public static string Host(string service) => service + ".default.svc.cluster.local";
+
+    /// <summary>istiod's name of a test service's cluster: <c>outbound|9080|subset|host</c> (no subset: the whole service).</summary>
+    public static string Cluster(string service, string subset = "") => string.Create(CultureInfo.InvariantCulture, $"outbound|{ServicePort}|{subset}|{Host(service)}");
+
+    /// <summary>
+    /// Makes <paramref name="endpoints"/> the only registered workloads labelled <c>app: </c><paramref name="app"/> (the
+    /// others lose their WorkloadEntry), then waits until the client's <paramref name="cluster"/> lists exactly their
+    /// ports. The client must already watch the cluster (a channel to its service has made a call).
+    /// </summary>
+    internal async Task SetEndpointsAsync(string app, string cluster, IReadOnlyCollection<GreeterWorkload> endpoints)
+    {
+        foreach (var workload in _workloads.Where(w => w.App == app))
+        {
+            if (endpoints.Contains(workload))
+            {
+                _unregistered.Remove(workload);
+            }
+            else
+            {
+                _unregistered.Add(workload);
+            }
+        }
+
+        WriteWorkloads();
+        var expected = endpoints.Select(w => w.Port).Order().ToArray();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!(Runtime.Clusters.TryGetCluster(cluster, out var c) && c.LoadBalancer.Endpoints.All.Select(e => e.Port).Order().SequenceEqual(expected)))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Cluster '{cluster}' did not reach the client with ports {string.Join(", ", expected)} within 10 s.\n{Dump()}");
+            }
+
+            await Task.Delay(10);
+        }
+    }
 
     /// <summary>A channel to a test service configured with <see cref="MeshGrpcChannelOptionsExtensions.UseMesh"/>.</summary>
     public GrpcChannel CreateChannel(string service) => GrpcChannel.ForAddress(Target(service), new GrpcChannelOptions().UseMesh(Services));
@@ -176,7 +237,7 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
     private void WriteWorkloads()
     {
         var sb = new StringBuilder();
-        foreach (var w in _workloads)
+        foreach (var w in _workloads.Where(w => !_unregistered.Contains(w)))
         {
             sb.Append(IstioYaml.WorkloadEntry(w.Name, w.App, w.Version, "grpc", w.Port));
         }

@@ -15,6 +15,8 @@ internal static class GrpcTestServices
     public const string Retry = "grpc-retry";
     public const string Deadline = "grpc-deadline";
     public const string Outlier = "grpc-outlier";
+    public const string OutlierReturn = "grpc-outlier-return";
+    public const string Ring = "grpc-ring";
     public const string RetryHost = "grpc-retry-host";
     public const string Shift = "grpc-shift";
     public const string Factory = "grpc-factory";
@@ -96,20 +98,15 @@ internal static class GrpcTestServices
             route:
             - destination: {Destination(Deadline, "v1")}
         """),
-        (Outlier, "outlier", """
+        (Outlier, "outlier", EjectAfterThree5xx(interval: "1s", baseEjectionTime: "60s"), NoRetriesRoute(Outlier)),
+        (OutlierReturn, "recovering", EjectAfterThree5xx(interval: "100ms", baseEjectionTime: "1s"), NoRetriesRoute(OutlierReturn)),
+        (Ring, "ring", """
           trafficPolicy:
-            outlierDetection:
-              consecutive5xxErrors: 3
-              interval: 1s
-              baseEjectionTime: 60s
-              maxEjectionPercent: 100
-        """, $"""
-          - name: no-retries
-            retries:
-              attempts: 0
-            route:
-            - destination: {ServiceDestination(Outlier)}
-        """),
+            loadBalancer:
+              consistentHash:
+                httpHeaderName: x-user
+                minimumRingSize: 1024
+        """, SingleRoute(Ring, "v1")),
         (RetryHost, "outlier", null, $"""
           - name: retried-elsewhere
             retries:
@@ -230,6 +227,25 @@ internal static class GrpcTestServices
     public static string Destination(string service, string subset) => $$"""{ host: {{GrpcMeshFixture.Host(service)}}, subset: {{subset}}, port: { number: {{GrpcMeshFixture.ServicePort}} } }""";
 
     public static string ServiceDestination(string service) => $$"""{ host: {{GrpcMeshFixture.Host(service)}}, port: { number: {{GrpcMeshFixture.ServicePort}} } }""";
+
+    /// <summary>Outlier detection ejecting a host at its third consecutive 5xx (gRPC: UNAVAILABLE and the like), up to all hosts.</summary>
+    public static string EjectAfterThree5xx(string interval, string baseEjectionTime) => $"""
+          trafficPolicy:
+            outlierDetection:
+              consecutive5xxErrors: 3
+              interval: {interval}
+              baseEjectionTime: {baseEjectionTime}
+              maxEjectionPercent: 100
+        """;
+
+    /// <summary>One route to the whole service with retries off, so every failure the host returns reaches the caller.</summary>
+    public static string NoRetriesRoute(string service) => $"""
+          - name: no-retries
+            retries:
+              attempts: 0
+            route:
+            - destination: {ServiceDestination(service)}
+        """;
 
     public static string SingleRoute(string service, string subset) => $"""
           - name: all-{subset}
