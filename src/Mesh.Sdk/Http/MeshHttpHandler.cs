@@ -141,25 +141,24 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             await content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        if (route.MirrorPolicies.Length > 0)
-        {
-            await StartMirrorsAsync(request, route, authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
-        }
-
         // The request keeps its URI and Host (the endpoint's pool dials the endpoint); only rewrites touch them.
         var upstreamUri = UpstreamUri(originalUri, pathAndQuery, cluster);
         var rewritesHost = route.AutoHostRewrite || target.HostRewriteLiteral is not null;
         var originalHost = rewritesHost ? request.Headers.Host : null;
         try
         {
-            if (rewritesHost && route.AppendXForwardedHost
-                && (route.AutoHostRewrite || !string.Equals(target.HostRewriteLiteral, authority, StringComparison.Ordinal)))
-            {
-                request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
-            }
-
+            // Envoy's order (finalizeRequestHeaders): header mutations, then the host rewrite (with
+            // x-forwarded-host), then the path rewrite.
+            target.RequestHeaders.ApplyTo(request);
+            var forwardsHost = rewritesHost && route.AppendXForwardedHost
+                && (route.AutoHostRewrite || !string.Equals(target.HostRewriteLiteral, authority, StringComparison.Ordinal));
             if (target.HostRewriteLiteral is { } literal)
             {
+                if (forwardsHost)
+                {
+                    request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
+                }
+
                 request.Headers.Host = literal;
             }
 
@@ -168,7 +167,18 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 request.RequestUri = upstreamUri;
             }
 
-            target.RequestHeaders.ApplyTo(request);
+            if (route.MirrorPolicies.Length > 0)
+            {
+                // Envoy shadows this finalized request. The auto host rewrite is applied per endpoint when an
+                // attempt is sent, after the shadow's copy, so the shadow keeps the original authority.
+                await StartMirrorsAsync(request, route, originalUri, target.HostRewriteLiteral ?? authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (forwardsHost && target.HostRewriteLiteral is null)
+            {
+                request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
+            }
+
             var response = await SendWithRetriesAsync(request, route, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
             target.ResponseHeaders.ApplyTo(response);
             return response;
@@ -452,7 +462,12 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         }
     }
 
-    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, CompiledRoute route, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the route's mirrors: for each sampled policy whose cluster is known, a copy of the request as it goes
+    /// upstream (method, headers after the route's mutations, buffered body, rewritten path, <paramref name="authority"/>
+    /// with <c>-shadow</c> unless disabled) is sent to an endpoint of the shadow cluster, fire and forget.
+    /// </summary>
+    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, CompiledRoute route, Uri originalUri, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
     {
         byte[]? body = null;
         foreach (var mirror in route.MirrorPolicies)
@@ -468,10 +483,17 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 body = await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            var copy = new HttpRequestMessage(request.Method, request.RequestUri) { Version = request.Version, VersionPolicy = request.VersionPolicy };
+            var copy = new HttpRequestMessage(request.Method, originalUri) { Version = request.Version, VersionPolicy = request.VersionPolicy };
             foreach (var header in request.Headers.NonValidated)
             {
                 copy.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+
+            if (route.IncludeRequestAttemptCount)
+            {
+                // Envoy sets the count (1) before the shadow's headers are copied.
+                copy.Headers.Remove(AttemptCountHeader);
+                copy.Headers.TryAddWithoutValidation(AttemptCountHeader, "1");
             }
 
             if (request.Content is { } original)

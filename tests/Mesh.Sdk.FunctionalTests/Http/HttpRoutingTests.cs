@@ -196,10 +196,29 @@ public sealed class HttpRoutingTests(ReviewsFixture fixture, ITestOutputHelper o
     }
 
     [Fact]
-    public async Task Mirror_SendsCopiesToTheShadowWithoutAffectingResponses()
+    public async Task Mirror_SendsTheFinalizedRequestToTheShadowWithoutAffectingResponses()
     {
+        // Envoy's router copies the shadow's headers after finalizeRequestHeaders: the shadow sees the route's
+        // header mutations, its rewritten path and rewritten authority (plus "-shadow"), as the main upstream does.
         await Mesh.ApplyAsync("""
             - name: mirrored
+              match:
+              - uri: {prefix: /mirror/}
+              rewrite:
+                uri: /shadowed/
+              headers:
+                request:
+                  set: {x-route-added: mirrored}
+                  remove: [x-drop]
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+              mirror: {host: reviews.default.svc.cluster.local, subset: v3}
+              mirrorPercentage: {value: 100}
+            - name: mirrored-authority
+              match:
+              - uri: {prefix: /mirror-authority/}
+              rewrite:
+                authority: reviews-internal.example
               route:
               - destination: {host: reviews.default.svc.cluster.local, subset: v2}
               mirror: {host: reviews.default.svc.cluster.local, subset: v3}
@@ -211,28 +230,44 @@ public sealed class HttpRoutingTests(ReviewsFixture fixture, ITestOutputHelper o
         const int Calls = 20;
         for (var i = 0; i < Calls; i++)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, MeshHarness.BaseUrl + "/mirror/" + i)
+            using var request = new HttpRequestMessage(HttpMethod.Post, MeshHarness.BaseUrl + "/mirror/" + i + "?q=" + i)
             {
                 Content = new StringContent("body-" + i, Encoding.UTF8, "text/plain"),
             };
+            request.Headers.Add("x-drop", "client");
             var (response, reply) = await Mesh.SendAsync(request);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal("v2", reply!.Version);
+            Assert.Equal("/shadowed/" + i + "?q=" + i, reply.Path);
         }
 
+        var (authorityResponse, authorityReply) = await Mesh.GetAsync("/mirror-authority/x");
+        Assert.Equal(HttpStatusCode.OK, authorityResponse.StatusCode);
+        Assert.Equal("reviews-internal.example", authorityReply!.Host);
+
         var deadline = Stopwatch.StartNew();
-        while (shadow.Count < Calls && deadline.Elapsed < TimeSpan.FromSeconds(5))
+        while (shadow.Count < Calls + 1 && deadline.Elapsed < TimeSpan.FromSeconds(5))
         {
             await Task.Delay(20);
         }
 
-        Assert.Equal(Calls, Mesh.Backend("reviews-v2-a").Count);
-        Assert.Equal(Calls, shadow.Count);
+        Assert.Equal(Calls + 1, Mesh.Backend("reviews-v2-a").Count);
+        Assert.Equal(Calls + 1, shadow.Count);
         var seen = shadow.Seen;
-        Assert.All(seen, s => Assert.Equal("reviews-shadow:9080", s.Host));
+        var mirrored = seen.Where(s => s.PathAndQuery.StartsWith("/shadowed/", StringComparison.Ordinal)).ToList();
+        Assert.Equal(Calls, mirrored.Count);
+        Assert.All(mirrored, s =>
+        {
+            Assert.Equal("reviews-shadow:9080", s.Host);
+            Assert.Equal("mirrored", s.Headers["x-route-added"]);
+            Assert.False(s.Headers.ContainsKey("x-drop"));
+        });
         Assert.Equal(
-            Enumerable.Range(0, Calls).Select(i => ("/mirror/" + i, "body-" + i)).Order(),
-            seen.Select(s => (s.PathAndQuery, s.Body)).Order());
+            Enumerable.Range(0, Calls).Select(i => ("/shadowed/" + i + "?q=" + i, "body-" + i)).Order(),
+            mirrored.Select(s => (s.PathAndQuery, s.Body)).Order());
+        var rewritten = Assert.Single(seen, s => s.PathAndQuery == "/mirror-authority/x");
+        Assert.Equal("reviews-internal.example-shadow", rewritten.Host);
+        Assert.Equal("GET", rewritten.Method);
         shadow.AlwaysAnswer(0);
     }
 
