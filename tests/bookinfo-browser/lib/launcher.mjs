@@ -1,6 +1,7 @@
 // Starts the real bookinfo launcher (control plane + six workload processes) on ephemeral ports
-// with a private copy of the sample's config folder, applies Istio rules by copying files from
-// samples/bookinfo-dotnet/networking into that folder, and stops everything at the end.
+// with a private copy of the sample's config folder, applies Istio rules as the walkthrough does (cp a
+// file of samples/bookinfo-dotnet/networking into that folder on top of what is there, rm to undo), and
+// stops everything at the end.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -16,6 +17,8 @@ export const defaultLauncherDll = path.join(sampleDir, 'launcher/bin/Release/net
 const readyLine = /^Bookinfo is ready: (http:\/\/127\.0\.0\.1:\d+\/productpage)\s*$/;
 const workloadLine = /^workload (\S+) pid=(\d+) url=(\S+)\s*$/;
 const keptLines = 400;
+// How far a copy's write time is set after the newest rule file when the clock has not moved past it.
+const mtimeStepMs = 10;
 
 /**
  * A running launcher. Create with {@link startBookinfo}; always call {@link Bookinfo#stop}.
@@ -70,39 +73,80 @@ export class Bookinfo {
     return this.#exited;
   }
 
-  /** Rule file names currently in the config folder that came from networking/ (or any *.yaml). */
+  /** The *.yaml / *.yml files currently in the config folder, by name. */
   appliedRules() {
     return fs.readdirSync(this.configDir).filter((f) => /\.ya?ml$/i.test(f)).sort();
   }
 
   /**
-   * Makes the config folder hold exactly the given networking/ files (names with or without .yaml):
-   * files not listed are deleted, listed ones are copied in. Each copy is written under a temporary
-   * name the watcher ignores and then renamed, so the control plane never reads half a file.
+   * The rule files in the config folder from oldest to newest write time (ties by name, as the control
+   * plane breaks them): the order in which they were applied, which decides which definition of a
+   * resource defined in several files is in force (the newest, as with kubectl apply).
    */
-  setRules(names) {
-    const wanted = names.map((n) => (/\.ya?ml$/i.test(n) ? n : `${n}.yaml`));
-    for (const name of wanted) {
-      if (!fs.existsSync(path.join(networkingDir, name))) {
-        throw new Error(`Rule file ${path.join(networkingDir, name)} does not exist (BOOKINFO.md names it).`);
-      }
+  rulesByAge() {
+    return this.appliedRules()
+      .map((name) => ({ name, mtimeNs: fs.statSync(path.join(this.configDir, name), { bigint: true }).mtimeNs }))
+      .sort((a, b) => (a.mtimeNs < b.mtimeNs ? -1 : a.mtimeNs > b.mtimeNs ? 1 : a.name < b.name ? -1 : 1))
+      .map((r) => r.name);
+  }
+
+  /**
+   * `cp networking/NAME config/`: copies one file of samples/bookinfo-dotnet/networking into the config
+   * folder, on top of what is there (a file of the same name is replaced). The copy is written under a
+   * temporary name the watcher ignores, given its write time, and renamed, so the control plane never reads
+   * half a file and sees the final time at once. The write time is now, or just after the newest file in
+   * the folder when that is not earlier (two copies in one clock tick), so the copy is always the newest
+   * file, as a `cp` typed after the previous one is.
+   */
+  apply(name) {
+    const file = ruleFileName(name);
+    const source = path.join(networkingDir, file);
+    if (!fs.existsSync(source)) {
+      throw new Error(`Rule file ${source} does not exist (BOOKINFO.md names it).`);
     }
-    for (const present of this.appliedRules()) {
-      if (!wanted.includes(present)) {
-        fs.rmSync(path.join(this.configDir, present));
+    const temp = path.join(this.configDir, `.${file}.partial`);
+    fs.writeFileSync(temp, fs.readFileSync(source));
+    const mtimeMs = Math.max(Date.now(), this.#newestMtimeMs() + mtimeStepMs);
+    fs.utimesSync(temp, mtimeMs / 1000, mtimeMs / 1000);
+    fs.renameSync(temp, path.join(this.configDir, file));
+    this.note(`cp ${file}: config folder holds, oldest first: ${this.rulesByAge().join(', ')}`);
+  }
+
+  /** `rm config/NAME ...`: deletes rule files from the config folder; each must be there. */
+  remove(...names) {
+    const files = names.map(ruleFileName);
+    for (const file of files) {
+      const target = path.join(this.configDir, file);
+      if (!fs.existsSync(target)) {
+        throw new Error(`Cannot remove ${file}: it is not in the config folder (holds: ${this.rulesByAge().join(', ') || 'nothing'}).`);
       }
+      fs.rmSync(target);
     }
-    for (const name of wanted) {
-      const target = path.join(this.configDir, name);
-      const content = fs.readFileSync(path.join(networkingDir, name));
-      if (fs.existsSync(target) && fs.readFileSync(target).equals(content)) {
-        continue;
-      }
-      const temp = path.join(this.configDir, `.${name}.partial`);
-      fs.writeFileSync(temp, content);
-      fs.renameSync(temp, target);
+    this.note(`rm ${files.join(' ')}: config folder holds, oldest first: ${this.rulesByAge().join(', ') || '(nothing)'}`);
+  }
+
+  /**
+   * Checks that the config folder holds exactly `names`, applied in that order (oldest first), which is
+   * where the previous scenario leaves it when it passed. If not (a previous scenario failed half way),
+   * rebuilds that state by removing every rule file and applying `names` in order, so one failure does not
+   * change what the next scenario tests. Returns true when the folder was already in that state.
+   */
+  expectRules(names) {
+    const wanted = names.map(ruleFileName);
+    const present = this.rulesByAge();
+    if (present.join('\n') === wanted.join('\n')) return true;
+    this.note(`config folder holds ${present.join(', ') || 'nothing'}, expected ${wanted.join(', ') || 'nothing'}: rebuilding it`);
+    for (const file of present) fs.rmSync(path.join(this.configDir, file));
+    for (const file of wanted) this.apply(file);
+    return false;
+  }
+
+  #newestMtimeMs() {
+    let newest = 0;
+    for (const name of this.appliedRules()) {
+      newest = Math.max(newest, fs.statSync(path.join(this.configDir, name)).mtimeMs);
     }
-    this.note(`config folder now holds: ${this.appliedRules().join(', ') || '(nothing)'}`);
+    return newest;
   }
 
   /**
@@ -213,6 +257,10 @@ export async function startBookinfo({
     clearTimeout(timer);
   }
   return bookinfo;
+}
+
+function ruleFileName(name) {
+  return /\.ya?ml$/i.test(name) ? name : `${name}.yaml`;
 }
 
 function lines(stream, onLine) {

@@ -1,7 +1,10 @@
 // Istio's bookinfo tasks (request routing, fault injection, traffic shifting) against the real
 // samples/bookinfo-dotnet launcher, seen through headless Chromium. One launcher and one browser for
-// the whole file; scenarios run in order, and each one puts the exact set of rules it needs into the
-// config folder first, so a failing scenario does not change what the next one tests.
+// the whole file. Scenarios run in the walkthrough's order (samples/bookinfo-dotnet/README.md) and apply
+// rules as it does: each `cp` puts a file on top of what the folder holds (the newest definition of a
+// resource is in force, as with kubectl apply), `rm` undoes. Each scenario first checks the folder holds
+// what the previous one left and rebuilds that state if not, so one failure does not change what the next
+// one tests.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -79,7 +82,7 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
   }, { timeout: 40000 });
 
   it('default page shows the book and its reviews, round robin over reviews v1, v2 and v3', { timeout: 60000 }, async () => {
-    // The sample's own config folder as copied at start (no routing rules): no setRules here.
+    // The sample's own config folder as copied at start (no routing rules).
     const seen = new Map();
     let first = null;
     for (let i = 0; i < 12; i++) {
@@ -105,8 +108,11 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     assert.ok(seen.size >= 2, `without rules reviews are balanced over its versions; 12 loads saw only ${JSON.stringify([...seen])}`);
   });
 
-  it('virtual-service-all-v1: no stars on 20 reloads', { timeout: 60000 }, async () => {
-    bookinfo.setRules(['destination-rule-all', 'virtual-service-all-v1']);
+  it('request routing: destination-rule-all, then virtual-service-all-v1: no stars on 20 reloads', { timeout: 60000 }, async () => {
+    bookinfo.expectRules([]);
+    // cp $n/destination-rule-all.yaml $c/ (subsets only: nothing changes yet), then cp $n/virtual-service-all-v1.yaml $c/
+    bookinfo.apply('destination-rule-all');
+    bookinfo.apply('virtual-service-all-v1');
     await waitForState(reader, url, (s) => s.version === 'v1', {
       what: 'reviews v1 on 6 loads in a row',
       consecutive: 6,
@@ -121,8 +127,11 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     await shots.take(reader, 'all-v1-no-stars');
   });
 
-  it('virtual-service-reviews-test-v2: jason sees black stars, signed out none', { timeout: 60000 }, async () => {
-    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-test-v2']);
+  it('virtual-service-reviews-test-v2 on top of all-v1: jason sees black stars, signed out none', { timeout: 60000 }, async () => {
+    bookinfo.expectRules(['destination-rule-all', 'virtual-service-all-v1']);
+    // cp $n/virtual-service-reviews-test-v2.yaml $c/: a second VirtualService 'reviews', newer, so in force.
+    // Jason got v1 from all-v1 until now: v2 shows the newer file's definition is used.
+    bookinfo.apply('virtual-service-reviews-test-v2');
     await signIn(jason, url, 'jason');
     assert.equal((await readState(jason)).signedInUser, 'jason');
     await waitForState(jason, url, (s) => s.version === 'v2', {
@@ -150,31 +159,11 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     await shots.take(jason, 'test-v2-signed-out-no-stars');
   });
 
-  it('virtual-service-reviews-50-v3: v1 and v3 each on 25-75 % of 40 reloads', { timeout: 60000 }, async () => {
-    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-50-v3']);
-    // Before this rule a signed-out reader only ever got v1 (or v2 on the default): v3 shows the rule is in force.
-    await waitForState(reader, url, (s) => s.version === 'v3', {
-      what: 'a page served by reviews v3',
-      timeoutMs: effectTimeoutMs,
-    });
-    const counts = { v1: 0, v3: 0 };
-    for (let i = 0; i < 40; i++) {
-      const { state } = await load(reader, url);
-      assertBookWithReviews(state, `reload ${i + 1}`);
-      assert.ok(state.version === 'v1' || state.version === 'v3', `reload ${i + 1} served by v1 or v3, not ${state.version}`);
-      assertStarsMatchVersion(state, `reload ${i + 1}`);
-      counts[state.version]++;
-      if (counts[state.version] === 1) await shots.take(reader, `50-v3-served-by-${state.version}`);
-    }
-    console.log(`50/50 v1/v3 over 40 reloads: v1 ${counts.v1}, v3 ${counts.v3}`);
-    for (const v of ['v1', 'v3']) {
-      assert.ok(counts[v] >= 10 && counts[v] <= 30, `${v} on ${counts[v]} of 40 reloads, expected 10-30 (25-75 %)`);
-    }
-  });
-
-  it('virtual-service-ratings-test-delay: jason gets the reviews-unavailable message after about 6 s, others are fast', { timeout: 90000 }, async () => {
-    // Fault injection task: jason is sent to reviews v2, which calls ratings; ratings is delayed 7 s for him.
-    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-test-v2', 'virtual-service-ratings-test-delay']);
+  it('virtual-service-ratings-test-delay on top of test-v2: jason gets the reviews-unavailable message after about 6 s, others are fast', { timeout: 90000 }, async () => {
+    // Fault injection task, on the request routing rules: jason is sent to reviews v2, which calls ratings;
+    // cp $n/virtual-service-ratings-test-delay.yaml $c/ delays ratings 7 s for him.
+    bookinfo.expectRules(['destination-rule-all', 'virtual-service-all-v1', 'virtual-service-reviews-test-v2']);
+    bookinfo.apply('virtual-service-ratings-test-delay');
     if ((await readState(jason)).signedInUser !== 'jason') await signIn(jason, url, 'jason');
     await waitForState(jason, url, (s) => s.reviewsError === unavailable, {
       what: 'jason sees the reviews-unavailable message',
@@ -202,9 +191,17 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     await shots.take(reader, 'delay-others-unaffected');
   });
 
-  it('virtual-service-ratings-test-abort: jason sees "Ratings service is currently unavailable"', { timeout: 60000 }, async () => {
-    bookinfo.setRules(['destination-rule-all', 'virtual-service-reviews-test-v2', 'virtual-service-ratings-test-abort']);
+  it('rm the delay, then virtual-service-ratings-test-abort: jason sees "Ratings service is currently unavailable"', { timeout: 60000 }, async () => {
+    bookinfo.expectRules(['destination-rule-all', 'virtual-service-all-v1', 'virtual-service-reviews-test-v2', 'virtual-service-ratings-test-delay']);
     if ((await readState(jason)).signedInUser !== 'jason') await signIn(jason, url, 'jason');
+    // Undo the delay (rm $c/virtual-service-ratings-test-delay.yaml): jason's black stars are back.
+    bookinfo.remove('virtual-service-ratings-test-delay');
+    await waitForState(jason, url, (s) => s.version === 'v2' && s.reviews.length > 0 && s.reviews.every((r) => r.stars?.color === 'black'), {
+      what: 'jason served by reviews v2 with black stars after the delay rule is removed',
+      timeoutMs: effectTimeoutMs,
+    });
+    // cp $n/virtual-service-ratings-test-abort.yaml $c/
+    bookinfo.apply('virtual-service-ratings-test-abort');
     await waitForState(jason, url, (s) => s.reviews.length > 0 && s.reviews.every((r) => r.ratingsError !== null), {
       what: 'jason sees the ratings error in place of stars',
       timeoutMs: effectTimeoutMs,
@@ -225,5 +222,40 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     assertBookWithReviews(state, 'signed out');
     assert.equal(state.version, 'v1', 'signed out: reviews v1');
     assert.ok(state.reviews.every((r) => r.stars === null && r.ratingsError === null), 'signed out: no stars, no ratings error');
+  
+    // Clean up as the walkthrough does, keeping the subsets:
+    // rm $c/virtual-service-ratings-test-abort.yaml $c/virtual-service-reviews-test-v2.yaml $c/virtual-service-all-v1.yaml
+    bookinfo.remove('virtual-service-ratings-test-abort', 'virtual-service-reviews-test-v2', 'virtual-service-all-v1');
+  });
+
+  it('traffic shifting: virtual-service-all-v1, then virtual-service-reviews-50-v3 on top: v1 and v3 each on 25-75 % of 40 reloads', { timeout: 60000 }, async () => {
+    bookinfo.expectRules(['destination-rule-all']);
+    // Start from all on v1 (cp $n/virtual-service-all-v1.yaml $c/) ...
+    bookinfo.apply('virtual-service-all-v1');
+    await waitForState(reader, url, (s) => s.version === 'v1', {
+      what: 'reviews v1 on 6 loads in a row',
+      consecutive: 6,
+      timeoutMs: effectTimeoutMs,
+    });
+    // ... then move half of it to v3 (cp $n/virtual-service-reviews-50-v3.yaml $c/, a newer VirtualService 'reviews').
+    bookinfo.apply('virtual-service-reviews-50-v3');
+    // Under all-v1 a signed-out reader only ever got v1: v3 shows the newer rule is in force.
+    await waitForState(reader, url, (s) => s.version === 'v3', {
+      what: 'a page served by reviews v3',
+      timeoutMs: effectTimeoutMs,
+    });
+    const counts = { v1: 0, v3: 0 };
+    for (let i = 0; i < 40; i++) {
+      const { state } = await load(reader, url);
+      assertBookWithReviews(state, `reload ${i + 1}`);
+      assert.ok(state.version === 'v1' || state.version === 'v3', `reload ${i + 1} served by v1 or v3, not ${state.version}`);
+      assertStarsMatchVersion(state, `reload ${i + 1}`);
+      counts[state.version]++;
+      if (counts[state.version] === 1) await shots.take(reader, `50-v3-served-by-${state.version}`);
+    }
+    console.log(`50/50 v1/v3 over 40 reloads: v1 ${counts.v1}, v3 ${counts.v3}`);
+    for (const v of ['v1', 'v3']) {
+      assert.ok(counts[v] >= 10 && counts[v] <= 30, `${v} on ${counts[v]} of 40 reloads, expected 10-30 (25-75 %)`);
+    }
   });
 });
