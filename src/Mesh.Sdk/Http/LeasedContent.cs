@@ -44,17 +44,20 @@ internal sealed class LeasedContent : HttpContent
     public static void Attach(HttpResponseMessage response, HttpMethod method, CircuitBreakerLease request, CircuitBreakerLease connection, EndpointState endpoint)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        var content = response.Content;
-        if (method == HttpMethod.Head
-            || response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotModified
-            || content.Headers.ContentLength == 0)
+        if (!HasBody(response, method))
         {
             Release(request, connection, endpoint);
             return;
         }
 
-        response.Content = new LeasedContent(content, request, connection, endpoint);
+        response.Content = new LeasedContent(response.Content, request, connection, endpoint);
     }
+
+    /// <summary>Whether <paramref name="response"/> has a body to read: not for HEAD, 204, 304 or <c>Content-Length: 0</c>.</summary>
+    public static bool HasBody(HttpResponseMessage response, HttpMethod method)
+        => method != HttpMethod.Head
+           && response.StatusCode is not (HttpStatusCode.NoContent or HttpStatusCode.NotModified)
+           && response.Content.Headers.ContentLength != 0;
 
     /// <summary>Gives back leases and the endpoint's active request that no response holds.</summary>
     public static void Release(CircuitBreakerLease request, CircuitBreakerLease connection, EndpointState? endpoint)

@@ -239,10 +239,11 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         var occupiesConnection = request.Version.Major < 2
             && (request.VersionPolicy != HttpVersionPolicy.RequestVersionOrHigher || request.RequestUri!.Scheme == Uri.UriSchemeHttp);
 
-        // The route timeout covers every attempt and back-off; the caller's token cancels everything. Without a
-        // route timeout (istiod's default) the caller's token is the route token: no source, no registration.
-        using var routeCts = route.Timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(route.Timeout, time);
-        using var callerLink = routeCts is null ? default : cancellationToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), routeCts);
+        // The route timeout covers every attempt and back-off, and what is left of it the response body; the
+        // caller's token cancels everything until the response is returned. Without a route timeout (istiod's
+        // default) the caller's token is the route token: no source, no registration, no body wrapper.
+        var routeCts = route.Timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(route.Timeout, time);
+        var callerLink = routeCts is null ? default : cancellationToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), routeCts);
         var routeToken = routeCts?.Token ?? cancellationToken;
 
         MeshEndpoint? previous = null;
@@ -389,6 +390,15 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     response.Headers.TryAddWithoutValidation(AttemptCountHeader, attempt.ToString(CultureInfo.InvariantCulture));
                 }
 
+                if (routeCts is not null && LeasedContent.HasBody(response, request.Method))
+                {
+                    // Envoy's route timeout lasts until the end of the response: the rest of it bounds the body.
+                    callerLink.Dispose();
+                    callerLink = default;
+                    RouteDeadlineContent.Attach(response, routeCts, route, cluster, endpoint);
+                    routeCts = null;
+                }
+
                 // The body now holds the request's slot, its connection slot and the endpoint's active request.
                 LeasedContent.Attach(response, request.Method, requestLease, connectionLease, endpoint.State);
                 requestLease = default;
@@ -399,6 +409,8 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         {
             retryLease.Dispose();
             requestLease.Dispose();
+            callerLink.Dispose();
+            routeCts?.Dispose();
         }
     }
 
