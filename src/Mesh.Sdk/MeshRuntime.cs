@@ -398,17 +398,25 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// client has not received yet (CDS/EDS follow RDS): like gRPC's queued picks, the request then waits, at most
     /// <see cref="MeshOptions.ResolveTimeout"/>, for it to arrive. Returns <see langword="null"/> when it does not.
     /// </summary>
-    public ValueTask<ClusterRuntime?> GetClusterAsync(string name, CancellationToken cancellationToken)
+    /// <param name="name">The cluster the route names.</param>
+    /// <param name="listener">The listener whose route table <paramref name="matchedTable"/> is.</param>
+    /// <param name="matchedTable">
+    /// The route table the request was matched against. The wait ends early, returning <see langword="null"/>, as
+    /// soon as the listener has another table in force: the route was matched against a table that has since been
+    /// replaced (its cluster may be gone with it), so the caller matches the request again.
+    /// </param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    public ValueTask<ClusterRuntime?> GetClusterAsync(string name, string listener, CompiledRouteTable matchedTable, CancellationToken cancellationToken)
     {
         if (Clusters.TryGetCluster(name, out var cluster) && cluster.Assignment is not null)
         {
             return new ValueTask<ClusterRuntime?>(cluster);
         }
 
-        return WaitForClusterAsync(name, cancellationToken);
+        return WaitForClusterAsync(name, listener, matchedTable, cancellationToken);
     }
 
-    private async ValueTask<ClusterRuntime?> WaitForClusterAsync(string name, CancellationToken cancellationToken)
+    private async ValueTask<ClusterRuntime?> WaitForClusterAsync(string name, string listener, CompiledRouteTable matchedTable, CancellationToken cancellationToken)
     {
         var started = TimeProvider.GetTimestamp();
         while (true)
@@ -417,6 +425,11 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             if (Clusters.TryGetCluster(name, out var cluster) && cluster.Assignment is not null)
             {
                 return cluster;
+            }
+
+            if (!Routes.TryGetTable(listener, out var current) || !ReferenceEquals(current, matchedTable))
+            {
+                return null;
             }
 
             var remaining = Options.ResolveTimeout - TimeProvider.GetElapsedTime(started);

@@ -31,6 +31,10 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
     /// <summary>The attempt number, on requests and responses when the route asks for it.</summary>
     public const string AttemptCountHeader = "x-envoy-attempt-count";
 
+    // How many times one request is matched again because its route table was replaced while it waited for the
+    // route's cluster; bounds a request against a stream of route changes.
+    private const int MaxRematches = 3;
+
     private static readonly Func<MeshEndpoint, object?, bool> PreviousHosts = PickContext.PreviousHosts;
 
     private readonly MeshRuntime _runtime;
@@ -76,7 +80,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
     }
 
     // ValueTask: a request whose upstream answers synchronously completes without allocating a Task per level.
-    private async ValueTask<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, Uri originalUri, string listener, CancellationToken cancellationToken)
+    private async ValueTask<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, Uri originalUri, string listener, CancellationToken cancellationToken, int rematches = 0)
     {
         if (!_runtime.Routes.TryGetTable(listener, out var table))
         {
@@ -125,7 +129,15 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             }
         }
 
-        var cluster = await _runtime.GetClusterAsync(target.Cluster, cancellationToken).ConfigureAwait(false);
+        var cluster = await _runtime.GetClusterAsync(target.Cluster, listener, table, cancellationToken).ConfigureAwait(false);
+        if (cluster is null && rematches < MaxRematches
+            && _runtime.Routes.TryGetTable(listener, out var current) && !ReferenceEquals(current, table))
+        {
+            // Matched against a route table replaced since (a route change can remove the cluster the old route
+            // named in the same update): match the request again against the table in force.
+            return await SendMeshedAsync(request, originalUri, listener, cancellationToken, rematches + 1).ConfigureAwait(false);
+        }
+
         if (cluster is null)
         {
             return Local(request, route.ClusterNotFoundStatus, "NC", $"Mesh.Sdk: cluster '{target.Cluster}' of route '{route.Name}' is not known (not received from the control plane yet, or rejected; see the log)");
