@@ -190,7 +190,7 @@ public sealed class XdsClientDeltaTests
         var call = await ServeFullChainAsync(h);
 
         handle.Dispose();
-        var requests = await call.DrainAsync();
+        var requests = await call.NextRequestsAsync(4);
         Assert.Equal([Lds, Rds, Cds, Eds], requests.Select(r => r.TypeUrl));
         Assert.Equal([ListenerName, RouteName, ClusterV1, ClusterV1], requests.Select(r => Assert.Single(r.ResourceNamesUnsubscribe)));
         Assert.All(requests, r => Assert.Empty(r.ResourceNamesSubscribe));

@@ -174,7 +174,7 @@ public sealed class XdsClientSotwTests
 
         call.Respond(Sotw(Lds, "l2", "n11"));
         Assert.Equal("l2", (await call.NextRequestAsync()).VersionInfo);
-        var requests = await call.DrainAsync();
+        var requests = await call.NextRequestsAsync(3);
         Assert.Equal([Rds, Cds, Eds], requests.Select(r => r.TypeUrl));
         Assert.All(requests, r => Assert.Empty(r.ResourceNames));
 
@@ -283,7 +283,7 @@ public sealed class XdsClientSotwTests
         var call = await ServeFullChainAsync(h);
 
         handle.Dispose();
-        var requests = await call.DrainAsync();
+        var requests = await call.NextRequestsAsync(4);
         Assert.Equal([Lds, Rds, Cds, Eds], requests.Select(r => r.TypeUrl));
         Assert.All(requests, r => Assert.Empty(r.ResourceNames));
         Assert.Empty(h.Current.Listeners);

@@ -121,6 +121,22 @@ internal sealed class FakeAdsCall<TRequest, TResponse>(Func<CancellationToken, T
     public async Task<TRequest> NextRequestAsync() =>
         await _requests.Reader.ReadAsync().AsTask().WaitAsync(FakeAdsTransport.Timeout);
 
+    /// <summary>
+    /// Exactly <paramref name="count"/> requests, each awaited (bounded by the transport's timeout, so a slow machine
+    /// does not lose one), then a check that no further request follows within the settling pause.
+    /// </summary>
+    public async Task<IReadOnlyList<TRequest>> NextRequestsAsync(int count)
+    {
+        var result = new List<TRequest>(count);
+        for (var i = 0; i < count; i++)
+        {
+            result.Add(await NextRequestAsync());
+        }
+
+        result.AddRange(await DrainAsync());
+        return result;
+    }
+
     /// <summary>Requests the client has sent but the test has not read yet, after a short settling pause.</summary>
     public async Task<IReadOnlyList<TRequest>> DrainAsync(int settleMilliseconds = 100)
     {
