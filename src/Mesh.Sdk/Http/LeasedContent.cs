@@ -214,29 +214,15 @@ internal sealed class LeasedContent : HttpContent
     }
 
     /// <summary>The inner body stream; the leases go when a read returns 0 bytes (the end), fails, or the stream is disposed.</summary>
-    private sealed class ReleasingStream(Stream inner, LeasedContent owner) : Stream
+    private sealed class ReleasingStream(Stream inner, LeasedContent owner) : BodyEndStream(inner)
     {
-        public override bool CanRead => inner.CanRead;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
             try
             {
-                return Ended(inner.Read(buffer), buffer.Length);
+                return Ended(Inner.Read(buffer), buffer.Length);
             }
             catch
             {
@@ -252,7 +238,7 @@ internal sealed class LeasedContent : HttpContent
         {
             try
             {
-                return Ended(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false), buffer.Length);
+                return Ended(await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false), buffer.Length);
             }
             catch
             {
@@ -265,7 +251,7 @@ internal sealed class LeasedContent : HttpContent
         {
             try
             {
-                await inner.CopyToAsync(destination, bufferSize, cancellationToken).ConfigureAwait(false);
+                await Inner.CopyToAsync(destination, bufferSize, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -273,42 +259,6 @@ internal sealed class LeasedContent : HttpContent
             }
         }
 
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                owner.ReleaseOnce();
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-
-        public override async ValueTask DisposeAsync()
-        {
-            owner.ReleaseOnce();
-            await inner.DisposeAsync().ConfigureAwait(false);
-            await base.DisposeAsync().ConfigureAwait(false);
-        }
-
-        private int Ended(int read, int requested)
-        {
-            if (read == 0 && requested > 0)
-            {
-                owner.ReleaseOnce();
-            }
-
-            return read;
-        }
+        protected override void OnEnded() => owner.ReleaseOnce();
     }
 }

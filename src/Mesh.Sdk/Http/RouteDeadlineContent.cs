@@ -179,22 +179,8 @@ internal sealed class RouteDeadlineContent : HttpContent
     private void Finish() => Interlocked.Exchange(ref _source, null)?.Dispose();
 
     /// <summary>The upstream body stream; each read waits at most until the deadline.</summary>
-    private sealed class DeadlineStream(Stream inner, RouteDeadlineContent owner) : Stream
+    private sealed class DeadlineStream(Stream inner, RouteDeadlineContent owner) : BodyEndStream(inner)
     {
-        public override bool CanRead => inner.CanRead;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
         public override int Read(byte[] buffer, int offset, int count) => ReadBlocking(buffer.AsMemory(offset, count));
 
         public override int Read(Span<byte> buffer)
@@ -220,7 +206,7 @@ internal sealed class RouteDeadlineContent : HttpContent
             using var linked = owner.Link(cancellationToken, out var token);
             try
             {
-                return Ended(await inner.ReadAsync(buffer, token).ConfigureAwait(false), buffer.Length);
+                return Ended(await Inner.ReadAsync(buffer, token).ConfigureAwait(false), buffer.Length);
             }
             catch (Exception ex) when (owner.IsTimeout(ex, cancellationToken))
             {
@@ -245,7 +231,7 @@ internal sealed class RouteDeadlineContent : HttpContent
             using var linked = owner.Link(cancellationToken, out var token);
             try
             {
-                await inner.CopyToAsync(destination, bufferSize, token).ConfigureAwait(false);
+                await Inner.CopyToAsync(destination, bufferSize, token).ConfigureAwait(false);
             }
             catch (Exception ex) when (owner.IsTimeout(ex, cancellationToken))
             {
@@ -257,42 +243,6 @@ internal sealed class RouteDeadlineContent : HttpContent
             }
         }
 
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                owner.Finish();
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-
-        public override async ValueTask DisposeAsync()
-        {
-            owner.Finish();
-            await inner.DisposeAsync().ConfigureAwait(false);
-            await base.DisposeAsync().ConfigureAwait(false);
-        }
-
-        private int Ended(int read, int requested)
-        {
-            if (read == 0 && requested > 0)
-            {
-                owner.Finish();
-            }
-
-            return read;
-        }
+        protected override void OnEnded() => owner.Finish();
     }
 }
