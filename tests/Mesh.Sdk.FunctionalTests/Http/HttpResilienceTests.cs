@@ -179,20 +179,7 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
     [Fact]
     public async Task CircuitBreakerOverflow_IsRejectedWithAClearError()
     {
-        await Mesh.ApplyAsync(
-            """
-            - name: guarded
-              route:
-              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
-            """,
-            trafficPolicy: """
-            connectionPool:
-              http:
-                http2MaxRequests: 1
-            """);
-        await Mesh.WaitUntilAsync(
-            () => Mesh.Runtime.Clusters.TryGetCluster("outbound|9080|v2|reviews.default.svc.cluster.local", out var c) && c.CircuitBreakers.Default.Requests.Limit == 1,
-            "cluster v2 with max_requests 1");
+        await ApplyV2WithMaxRequestsOneAsync("guarded");
         var v2 = Mesh.Backend("reviews-v2-a");
         v2.Delay(TimeSpan.FromSeconds(1));
         var first = Mesh.GetAsync("/guarded");
@@ -220,6 +207,25 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
     }
 
     private const string V2Cluster = "outbound|9080|v2|reviews.default.svc.cluster.local";
+
+    /// <summary>A route named <paramref name="routeName"/> to subset v2, whose cluster allows one request at a time; returns once the client has it.</summary>
+    private async Task ApplyV2WithMaxRequestsOneAsync(string routeName)
+    {
+        await Mesh.ApplyAsync(
+            $$"""
+            - name: {{routeName}}
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+            """,
+            trafficPolicy: """
+            connectionPool:
+              http:
+                http2MaxRequests: 1
+            """);
+        await Mesh.WaitUntilAsync(
+            () => Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var c) && c.CircuitBreakers.Default.Requests.Limit == 1,
+            "cluster v2 with max_requests 1");
+    }
 
     [Fact]
     public async Task MaxConnectionsAndMaxPending_TwoInFlightOneWaitsOneRejected()
@@ -270,20 +276,7 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
     [Fact]
     public async Task StreamedBody_HoldsItsMaxRequestsSlotUntilReadToTheEnd()
     {
-        await Mesh.ApplyAsync(
-            """
-            - name: streamed
-              route:
-              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
-            """,
-            trafficPolicy: """
-            connectionPool:
-              http:
-                http2MaxRequests: 1
-            """);
-        await Mesh.WaitUntilAsync(
-            () => Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var c) && c.CircuitBreakers.Default.Requests.Limit == 1,
-            "cluster v2 with max_requests 1");
+        await ApplyV2WithMaxRequestsOneAsync("streamed");
         Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var cluster);
         var breakers = cluster!.CircuitBreakers.Default;
         var endpoint = cluster.LoadBalancer.Endpoints.All.Single();
@@ -328,20 +321,7 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
     [Fact]
     public async Task CancelledWhileReadingTheBody_GivesTheSlotBack()
     {
-        await Mesh.ApplyAsync(
-            """
-            - name: cancelled-body
-              route:
-              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
-            """,
-            trafficPolicy: """
-            connectionPool:
-              http:
-                http2MaxRequests: 1
-            """);
-        await Mesh.WaitUntilAsync(
-            () => Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var c) && c.CircuitBreakers.Default.Requests.Limit == 1,
-            "cluster v2 with max_requests 1");
+        await ApplyV2WithMaxRequestsOneAsync("cancelled-body");
         Mesh.Runtime.Clusters.TryGetCluster(V2Cluster, out var cluster);
         var breakers = cluster!.CircuitBreakers.Default;
         var v2 = Mesh.Backend("reviews-v2-a");
