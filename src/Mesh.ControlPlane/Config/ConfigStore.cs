@@ -161,6 +161,15 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             }
         }
 
+        foreach (var warning in parsed.Warnings)
+        {
+            var key = "warning: " + warning[(warning.IndexOf(": ", StringComparison.Ordinal) + 2)..];
+            if (now.Add(key) && previous?.Contains(key) != true)
+            {
+                Log.PartLeftOut(logger, path, warning);
+            }
+        }
+
         _reported[path] = now;
     }
 
@@ -230,6 +239,9 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
 
         [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "'{File}' {Note}.")]
         public static partial void FieldNotApplied(ILogger logger, string file, string note);
+
+        [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "'{File}' {Warning}.")]
+        public static partial void PartLeftOut(ILogger logger, string file, string warning);
 
         [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Resource '{Key}' is defined at {Ignored} and at {Used}; the one at {Used} is used (the most recently modified file wins; on equal times the later path).")]
         public static partial void DuplicateResource(ILogger logger, string key, string ignored, string used);

@@ -21,9 +21,16 @@ internal abstract record IstioResource
     public string Key => $"{Kind}/{Namespace}/{Name}";
 }
 
-internal enum StringMatchKind { Exact, Prefix, Regex }
+/// <summary>
+/// How a StringMatch matches. <see cref="Present"/> is Istio's presence match: an empty StringMatch (<c>{}</c>), a
+/// <c>null</c> withoutHeaders entry or a withoutHeaders regex <c>"*"</c>, which istiod writes as <c>present_match</c>.
+/// </summary>
+internal enum StringMatchKind { Exact, Prefix, Regex, Present }
 
-internal sealed record StringMatch(StringMatchKind Kind, string Value);
+internal sealed record StringMatch(StringMatchKind Kind, string Value)
+{
+    public static readonly StringMatch Presence = new(StringMatchKind.Present, string.Empty);
+}
 
 internal sealed record ServicePort(uint Number, string Name, string? Protocol, uint? TargetPort);
 
@@ -56,7 +63,11 @@ internal sealed record WorkloadEntry : IstioResource
 
 internal enum SimpleLb { Unspecified, RoundRobin, LeastRequest, Random, Passthrough }
 
-internal sealed record HttpCookie(string Name, string? Path, TimeSpan? Ttl);
+internal sealed record HttpCookie(string Name, string? Path, TimeSpan? Ttl)
+{
+    /// <summary><c>attributes[]{name, value}</c>, written to the hash policy's cookie as istiod does.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Attributes { get; init; } = [];
+}
 
 internal sealed record ConsistentHash
 {
@@ -162,6 +173,9 @@ internal sealed record HttpMatchRequest
     public bool IgnoreUriCase { get; init; }
     public uint? Port { get; init; }
 
+    /// <summary><c>statPrefix</c>: written to the route's <c>stat_prefix</c>.</summary>
+    public string? StatPrefix { get; init; }
+
     /// <summary><c>sourceLabels</c>: the route applies only to clients whose node LABELS contain all of these.</summary>
     public IReadOnlyDictionary<string, string> SourceLabels { get; init; } = Empty.Labels;
 
@@ -195,9 +209,14 @@ internal sealed record HttpRetry(int Attempts, TimeSpan? PerTryTimeout, string? 
     public TimeSpan? Backoff { get; init; }
 }
 
-internal sealed record FaultDelay(double Percentage, TimeSpan FixedDelay);
+/// <summary>
+/// <c>fault.delay</c>: <see cref="Percentage"/> when <c>percentage.value</c> is written, else the deprecated integer
+/// <see cref="Percent"/> (0 when absent: no request is delayed), as istiod translates them.
+/// </summary>
+internal sealed record FaultDelay(double? Percentage, uint Percent, TimeSpan FixedDelay);
 
-internal sealed record FaultAbort(double Percentage, uint? HttpStatus, int? GrpcStatus);
+/// <summary><c>fault.abort</c>: no <see cref="Percentage"/> means no request is aborted (Envoy's default of 0).</summary>
+internal sealed record FaultAbort(double? Percentage, uint? HttpStatus, int? GrpcStatus);
 
 internal sealed record HttpFault(FaultDelay? Delay, FaultAbort? Abort);
 
@@ -208,6 +227,12 @@ internal sealed record HttpRedirect(string? Uri, string? Authority, uint Redirec
     public string? Scheme { get; init; }
     public RedirectPortKind PortKind { get; init; }
     public uint Port { get; init; }
+
+    /// <summary><c>prefixRewrite</c>: the matched prefix is replaced in the redirect's path.</summary>
+    public string? PrefixRewrite { get; init; }
+
+    /// <summary>Whether Envoy knows <see cref="RedirectCode"/> (301, 302, 303, 307, 308; 0 is 301).</summary>
+    public bool IsSupportedCode => RedirectCode is 301 or 302 or 303 or 307 or 308;
 }
 
 internal sealed record RegexRewrite(string Match, string Rewrite);
@@ -235,6 +260,9 @@ internal sealed record HttpRoute
     public Headers? Headers { get; init; }
     public Destination? Mirror { get; init; }
     public double? MirrorPercentage { get; init; }
+
+    /// <summary>The deprecated integer <c>mirrorPercent</c>; <see cref="MirrorPercentage"/> wins when both are set.</summary>
+    public uint? MirrorPercent { get; init; }
     public IReadOnlyList<HttpMirror> Mirrors { get; init; } = [];
     public required SourceLocation Source { get; init; }
 }

@@ -25,8 +25,14 @@ internal sealed record UnappliedResource(string ApiVersion, string Kind, string 
 /// <summary>What one file parsed into: the resources we handle and the documents we accept without applying them.</summary>
 internal sealed record ParsedFile(IReadOnlyList<IstioResource> Resources, IReadOnlyList<UnappliedResource> Unapplied)
 {
-    /// <summary>Fields that were read and validated but are not translated (logged at debug level).</summary>
+    /// <summary>Fields that were read and validated but are not translated (logged at information level).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
+
+    /// <summary>
+    /// Parts that Istio's validation accepts but that are left out of the translation because clients would reject
+    /// them (logged as warnings, "line N: ..."); the rest of the file applies.
+    /// </summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
 /// <summary>
@@ -41,14 +47,17 @@ internal static class IstioYamlParser
     public static ParsedFile Parse(string text, string defaultNamespace)
     {
         var notes = new List<string>();
+        var warnings = new List<string>();
         t_notes = notes;
+        t_warnings = warnings;
         try
         {
-            return ParseCore(text, defaultNamespace) with { Notes = notes };
+            return ParseCore(text, defaultNamespace) with { Notes = notes, Warnings = warnings };
         }
         finally
         {
             t_notes = null;
+            t_warnings = null;
         }
     }
 
@@ -100,6 +109,7 @@ internal static class IstioYamlParser
             var ns = OptionalString(metadata, "namespace") ?? defaultNamespace;
             var source = new SourceLocation(string.Empty, line);
             var notesBefore = t_notes?.Count ?? 0;
+            var warningsBefore = t_warnings?.Count ?? 0;
             IstioResource resource = kind switch
             {
                 "ServiceEntry" => ParseServiceEntry(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
@@ -108,15 +118,9 @@ internal static class IstioYamlParser
                 _ => ParseVirtualService(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
             };
             resources.Add(resource);
-            if (t_notes is { } notes)
-            {
-                // Name the resource in its notes ("line N: DestinationRule 'default/ratings': ...").
-                for (var i = notesBefore; i < notes.Count; i++)
-                {
-                    var colon = notes[i].IndexOf(": ", StringComparison.Ordinal);
-                    notes[i] = $"{notes[i][..colon]}: {kind} '{ns}/{name}': {notes[i][(colon + 2)..]}";
-                }
-            }
+            // Name the resource in its notes and warnings ("line N: DestinationRule 'default/ratings': ...").
+            NameResource(t_notes, notesBefore, kind, ns, name);
+            NameResource(t_warnings, warningsBefore, kind, ns, name);
             if (resource is VirtualService { AppliesToMesh: false } gatewayOnly)
             {
                 unapplied.Add(new UnappliedResource(apiVersion, kind, ns, name, line,
@@ -126,6 +130,15 @@ internal static class IstioYamlParser
         }
 
         return new ParsedFile(resources, unapplied);
+    }
+
+    private static void NameResource(List<string>? messages, int from, string kind, string ns, string name)
+    {
+        for (var i = from; i < (messages?.Count ?? 0); i++)
+        {
+            var colon = messages![i].IndexOf(": ", StringComparison.Ordinal);
+            messages[i] = $"{messages[i][..colon]}: {kind} '{ns}/{name}': {messages[i][(colon + 2)..]}";
+        }
     }
 
     private static readonly HashSet<string> SupportedKinds = ["ServiceEntry", "WorkloadEntry", "DestinationRule", "VirtualService"];
@@ -453,7 +466,14 @@ internal static class IstioYamlParser
         if (Get(h, "httpCookie") is { } c && !IsNull(c))
         {
             var cm = AsMap(c, path + ".httpCookie");
-            cookie = new HttpCookie(RequiredString(cm, "name", path + ".httpCookie"), OptionalString(cm, "path"), OptionalDuration(cm, "ttl"));
+            var attributes = new List<KeyValuePair<string, string>>();
+            foreach (var an in Sequence(cm, "attributes", path + ".httpCookie"))
+            {
+                var am = AsMap(an, path + ".httpCookie.attributes[]");
+                attributes.Add(new(RequiredString(am, "name", path + ".httpCookie.attributes[]"), OptionalString(am, "value") ?? string.Empty));
+            }
+
+            cookie = new HttpCookie(RequiredString(cm, "name", path + ".httpCookie"), OptionalString(cm, "path"), OptionalDuration(cm, "ttl")) { Attributes = attributes };
         }
 
         var useSourceIp = OptionalBool(h, "useSourceIp") ?? false;
@@ -583,6 +603,26 @@ internal static class IstioYamlParser
         }
 
         var gateways = StringList(spec, "gateways", "spec");
+        if (gateways.Count == 0 || gateways.Contains(VirtualService.MeshGateway))
+        {
+            // Istio's validation: routing on JWT claims (@request.auth.claims...) needs a gateway's JWT filter.
+            foreach (var node in Sequence(spec, "http", "spec"))
+            {
+                foreach (var matchNode in Sequence(AsMap(node, "spec.http[]"), "match", "spec.http[]"))
+                {
+                    foreach (var key in (string[])["headers", "withoutHeaders"])
+                    {
+                        if (Get(AsMap(matchNode, "spec.http[].match[]"), key) is YamlMappingNode headers
+                            && headers.Children.Keys.FirstOrDefault(k => k is YamlScalarNode { Value: { } v } && IsJwtClaim(v)) is { } claim)
+                        {
+                            throw Error(claim, $"'spec.http[].match[].{key}.{((YamlScalarNode)claim).Value}': routing on JWT claims is only supported for gateways "
+                                + "(Istio's validation); this VirtualService applies to the mesh");
+                        }
+                    }
+                }
+            }
+        }
+
         if ((gateways.Count == 0 || gateways.Contains(VirtualService.MeshGateway)) && hosts.Contains("*"))
         {
             // Istio's validation: a wildcard for every host would capture all the mesh's traffic.
@@ -599,6 +639,10 @@ internal static class IstioYamlParser
         };
     }
 
+    /// <summary>Istio's routing-claim header form: <c>@request.auth.claims.</c> or <c>@request.auth.claims[</c>.</summary>
+    private static bool IsJwtClaim(string name) =>
+        name.StartsWith("@request.auth.claims.", StringComparison.Ordinal) || name.StartsWith("@request.auth.claims[", StringComparison.Ordinal);
+
     private static HttpRoute ParseHttpRoute(YamlMappingNode r)
     {
         const string P = "spec.http[]";
@@ -611,7 +655,8 @@ internal static class IstioYamlParser
             var d = AsMap(node, P + ".route[]");
             var dest = ParseDestination(AsMap(Required(d, "destination", P + ".route[]"), P + ".route[].destination"), P + ".route[].destination");
             var weightNode = Get(d, "weight");
-            var weight = weightNode is null ? 0 : UIntValue(weightNode, P + ".route[].weight", 0, 100);
+            // Istio's validation: a weight is not negative; weights are relative (Envoy sums them), not percentages.
+            var weight = weightNode is null ? 0 : UIntValue(weightNode, P + ".route[].weight", 0, int.MaxValue);
             weightNodes.Add((weightNode ?? d, weight));
             destinations.Add(new HttpRouteDestination(dest, weight, ParseHeaders(d, P + ".route[].headers")));
         }
@@ -642,16 +687,47 @@ internal static class IstioYamlParser
                 };
             }
 
-            redirect = new HttpRedirect(OptionalString(m, "uri"), OptionalString(m, "authority"),
-                Get(m, "redirectCode") is { } rc ? UIntValue(rc, P + ".redirect.redirectCode", 300, 399) : 301)
+            var codeNode = Get(m, "redirectCode") is { } rc && !IsNull(rc) ? rc : null;
+            var code = codeNode is null ? 301 : UIntValue(codeNode, P + ".redirect.redirectCode", 0, 399);
+            if (code is > 0 and < 300)
+            {
+                throw Error(codeNode!, $"'{P}.redirect.redirectCode' {code} is not a valid redirect code, it must be 3xx");
+            }
+
+            redirect = new HttpRedirect(OptionalString(m, "uri"), OptionalString(m, "authority"), code == 0 ? 301 : code)
             {
                 Scheme = OptionalString(m, "scheme"),
                 PortKind = kind,
                 Port = port,
+                PrefixRewrite = OptionalString(m, "prefixRewrite"),
             };
-            if (redirect.RedirectCode is not (301 or 302 or 303 or 307 or 308))
+            if (!string.IsNullOrEmpty(redirect.Uri) && !string.IsNullOrEmpty(redirect.PrefixRewrite))
             {
-                throw Error(Get(m, "redirectCode")!, $"'{P}.redirect.redirectCode' {redirect.RedirectCode} is not supported (expected 301, 302, 303, 307 or 308)");
+                throw Error(m, $"'{P}.redirect' may set only one of 'uri' and 'prefixRewrite'");
+            }
+
+            if (!string.IsNullOrEmpty(redirect.PrefixRewrite) && matches.Any(x => x.Uri is { Kind: not StringMatchKind.Prefix }))
+            {
+                throw Error(m, $"'{P}.redirect.prefixRewrite' needs every uri match of the route to be a prefix match");
+            }
+
+            if (string.IsNullOrEmpty(redirect.Uri) && string.IsNullOrEmpty(redirect.PrefixRewrite) && string.IsNullOrEmpty(redirect.Authority)
+                && kind == RedirectPortKind.None && string.IsNullOrEmpty(redirect.Scheme))
+            {
+                throw Error(m, $"'{P}.redirect' must set uri, prefixRewrite, authority, scheme, port or derivePort");
+            }
+
+            if (redirect.Scheme is not (null or "http" or "https"))
+            {
+                throw Error(Get(m, "scheme")!, $"'{P}.redirect.scheme' must be \"http\" or \"https\", got '{redirect.Scheme}'");
+            }
+
+            if (!redirect.IsSupportedCode)
+            {
+                // Istio's validation accepts any 3xx; istiod then writes the route with no action at all, which Envoy
+                // and gRPC clients reject (with the whole route configuration). Leave the route out, keep the rest.
+                Warn(codeNode!, $"'{P}.redirect.redirectCode' {code} is not a redirect code Envoy supports (301, 302, 303, 307, 308); "
+                    + "the route is left out (istiod would send it without its redirect, which clients reject together with the whole route table)");
             }
         }
 
@@ -696,11 +772,27 @@ internal static class IstioYamlParser
         }
         else if (destinations.Count > 1)
         {
+            // Istio's validation rejects only a total of 0 (and negative weights); any other weights are relative.
             var sum = destinations.Sum(d => (long)d.Weight);
-            if (sum != 100)
+            if (sum == 0)
             {
-                throw Error(Get(r, "route")!, $"route weights sum to {sum}, they must sum to 100");
+                throw Error(Get(r, "route")!, $"'{P}.route' has {destinations.Count} destinations and their weights total 0; give at least one a weight above 0 (weights are relative)");
             }
+
+            if (sum > uint.MaxValue)
+            {
+                throw Error(Get(r, "route")!, $"'{P}.route' weights total {sum}, more than Envoy's limit of {uint.MaxValue}");
+            }
+        }
+
+        if (redirect is not null && (Get(r, "fault") is not null || Get(r, "rewrite") is not null))
+        {
+            throw Error(r, $"'{P}' cannot set {(Get(r, "fault") is not null ? "'fault'" : "'rewrite'")} together with 'redirect'");
+        }
+
+        if (direct is not null && (Get(r, "fault") is not null || Get(r, "rewrite") is not null))
+        {
+            throw Error(r, $"'{P}' cannot set {(Get(r, "fault") is not null ? "'fault'" : "'rewrite'")} together with 'directResponse'");
         }
 
         HttpRetry? retries = null;
@@ -739,18 +831,10 @@ internal static class IstioYamlParser
                 }
 
                 var fixedDelay = OptionalDuration(dm, "fixedDelay") ?? throw Error(dm, "'fault.delay.fixedDelay' is required");
-                double percentage = 100;
-                if (Get(dm, "percentage") is not null)
-                {
-                    percentage = Percentage(dm, "fault.delay");
-                }
-                else if (Get(dm, "percent") is { } pn)
-                {
-                    // The deprecated integer form.
-                    percentage = UIntValue(pn, "fault.delay.percent", 0, 100);
-                }
 
-                delay = new FaultDelay(percentage, fixedDelay);
+                // Neither percentage nor the deprecated integer percent: no request is delayed (Istio's API, Envoy's default).
+                var percent = Get(dm, "percent") is { } pn && !IsNull(pn) ? UIntValue(pn, "fault.delay.percent", 0, 100) : 0;
+                delay = new FaultDelay(OptionalPercentage(dm, "fault.delay"), percent, fixedDelay);
             }
 
             FaultAbort? abort = null;
@@ -769,7 +853,13 @@ internal static class IstioYamlParser
                     throw Error(am, "'fault.abort' needs 'httpStatus' or 'grpcStatus'");
                 }
 
-                abort = new FaultAbort(Percentage(am, "fault.abort"), http, grpc);
+                // No percentage: no request is aborted (Istio's API; istiod writes no percentage and Envoy's default is 0).
+                abort = new FaultAbort(OptionalPercentage(am, "fault.abort"), http, grpc);
+            }
+
+            if (delay is null && abort is null)
+            {
+                throw Error(f, "'fault' must set 'delay' and/or 'abort'");
             }
 
             fault = new HttpFault(delay, abort);
@@ -796,7 +886,8 @@ internal static class IstioYamlParser
         }
 
         Destination? mirror = Get(r, "mirror") is { } mn ? ParseDestination(AsMap(mn, P + ".mirror"), P + ".mirror") : null;
-        double? mirrorPct = Get(r, "mirrorPercentage") is { } mp ? Percentage(AsMap(mp, P + ".mirrorPercentage"), P + ".mirrorPercentage", own: true) : null;
+        double? mirrorPct = Get(r, "mirrorPercentage") is { } mp && !IsNull(mp) ? Percentage(AsMap(mp, P + ".mirrorPercentage"), P + ".mirrorPercentage", own: true) : null;
+        uint? mirrorPercent = Get(r, "mirrorPercent") is { } mpi && !IsNull(mpi) ? UIntValue(mpi, P + ".mirrorPercent", 0, 100) : null;
         var mirrors = new List<HttpMirror>();
         foreach (var node in Sequence(r, "mirrors", P))
         {
@@ -825,6 +916,7 @@ internal static class IstioYamlParser
             Headers = ParseHeaders(r, P + ".headers"),
             Mirror = mirror,
             MirrorPercentage = mirrorPct,
+            MirrorPercent = mirrorPercent,
             Mirrors = mirrors,
             Source = new SourceLocation(string.Empty, (int)r.Start.Line),
         };
@@ -843,6 +935,10 @@ internal static class IstioYamlParser
         var index = Array.IndexOf(names, text);
         return index >= 0 ? index : throw Error(node, $"unknown gRPC status '{text}' in 'fault.abort.grpcStatus'");
     }
+
+    /// <summary><c>percentage.value</c> of <paramref name="parent"/>, or null when <c>percentage</c> is not written.</summary>
+    private static double? OptionalPercentage(YamlMappingNode parent, string path) =>
+        Get(parent, "percentage") is { } pn && !IsNull(pn) ? Percentage(parent, path) : null;
 
     private static double Percentage(YamlMappingNode parent, string path, bool own = false)
     {
@@ -924,6 +1020,7 @@ internal static class IstioYamlParser
             Scheme = OptionalStringMatch(m, "scheme", P),
             IgnoreUriCase = OptionalBool(m, "ignoreUriCase") ?? false,
             Port = Get(m, "port") is { } pn ? PortValue(pn, P + ".port") : null,
+            StatPrefix = OptionalString(m, "statPrefix"),
             SourceLabels = StringMap(m, "sourceLabels", P),
             SourceNamespace = OptionalString(m, "sourceNamespace"),
             Gateways = StringList(m, "gateways", P),
@@ -941,7 +1038,25 @@ internal static class IstioYamlParser
         foreach (var (k, v) in AsMap(node, $"{path}.{key}").Children)
         {
             var name = ScalarValue(k, $"{path}.{key}");
-            result[key == "queryParams" ? name : name.ToLowerInvariant()] = ParseStringMatch(v, $"{path}.{key}.{name}");
+            var where = $"{path}.{key}.{name}";
+            StringMatch match;
+            if (IsNull(v))
+            {
+                // Istio's validation: a null header match is refused, a null withoutHeaders entry is the inverted presence match.
+                match = key == "withoutHeaders" ? StringMatch.Presence
+                    : throw Error(v, $"'{where}' cannot be null (Istio's validation refuses it); write '{{}}' to match the {(key == "headers" ? "header's" : "parameter's")} presence");
+            }
+            else if (key == "withoutHeaders" && v is YamlMappingNode { Children.Count: 1 } wm && Get(wm, "regex") is YamlScalarNode { Value: "*" })
+            {
+                // Istio takes regex "*" in withoutHeaders as "the header is present" (its validation skips the regex check there only).
+                match = StringMatch.Presence;
+            }
+            else
+            {
+                match = ParseStringMatch(v, where);
+            }
+
+            result[key == "queryParams" ? name : name.ToLowerInvariant()] = match;
         }
 
         return result;
@@ -953,9 +1068,15 @@ internal static class IstioYamlParser
     private static StringMatch ParseStringMatch(YamlNode node, string path)
     {
         var m = AsMap(node, path);
+        if (m.Children.Count == 0)
+        {
+            // An empty StringMatch: istiod writes present_match (uri: no path condition, prefix "/").
+            return StringMatch.Presence;
+        }
+
         if (m.Children.Count != 1)
         {
-            throw Error(m, $"'{path}' must set exactly one of exact, prefix, regex");
+            throw Error(m, $"'{path}' must set one of exact, prefix, regex (or be {{}} to match presence)");
         }
 
         var (k, v) = m.Children.First();
@@ -967,6 +1088,23 @@ internal static class IstioYamlParser
             var other => throw Error(k, $"unknown string match '{other}' in '{path}' (expected exact, prefix or regex)"),
         };
         var value = ScalarValue(v, $"{path}.{k}");
+        if (kind == StringMatchKind.Regex && value == "*")
+        {
+            throw Error(v, $"regex '*' in '{path}' is not a valid RE2 regex (Istio's validation refuses it; only 'withoutHeaders' takes '*' as presence); "
+                + "write '{}' to match presence, or '.*'");
+        }
+
+        if (kind == StringMatchKind.Regex && value.Length == 0)
+        {
+            throw Error(v, $"'{path}.regex' must not be empty");
+        }
+
+        if (kind == StringMatchKind.Prefix && value.Length == 0 && !path.EndsWith(".uri", StringComparison.Ordinal))
+        {
+            // Envoy's StringMatcher refuses an empty prefix (a uri prefix may be empty).
+            throw Error(v, $"'{path}.prefix' must not be empty");
+        }
+
         if (kind == StringMatchKind.Regex)
         {
             CheckRegex(v, value, path);
@@ -1017,6 +1155,12 @@ internal static class IstioYamlParser
 
     [ThreadStatic]
     private static List<string>? t_notes;
+
+    [ThreadStatic]
+    private static List<string>? t_warnings;
+
+    /// <summary>Records a part that is accepted but left out of the translation (logged as a warning).</summary>
+    private static void Warn(YamlNode node, string message) => t_warnings?.Add($"line {node.Start.Line}: {message}");
 
     /// <summary>Records a field that is read and validated but has no effect on the translation.</summary>
     private static void Note(YamlNode node, string message) => t_notes?.Add($"line {node.Start.Line}: {message}");

@@ -42,7 +42,9 @@ internal sealed class SourcePredicate
     /// <summary>The predicate of a match, or null when the match applies to every client.</summary>
     public static SourcePredicate? For(HttpMatchRequest? match)
     {
-        if (match is null || (match.SourceLabels.Count == 0 && match.SourceNamespace is null))
+        // A match that names gateways is decided by them alone (istiod's sourceMatchHTTP ignores its sourceLabels
+        // and sourceNamespace then); only those listing "mesh" reach the mesh's route tables.
+        if (match is null || match.Gateways.Count > 0 || (match.SourceLabels.Count == 0 && match.SourceNamespace is null))
         {
             return null;
         }
@@ -71,7 +73,14 @@ internal sealed class SourcePredicate
 }
 
 /// <summary>One translated route and the source condition it carries (null: applies to every client).</summary>
-internal readonly record struct ScopedRoute(EnvoyRoute Route, SourcePredicate? Source);
+/// <param name="Route">The route.</param>
+/// <param name="Source">The source condition; null when the route applies to every client.</param>
+/// <param name="Group">The VirtualService (index) the route comes from; -1 for the default route.</param>
+/// <param name="CatchAll">
+/// Whether the route matches every request (istiod's <c>IsCatchAllRoute</c>): where it applies, the rest of its
+/// VirtualService's routes are not sent.
+/// </param>
+internal readonly record struct ScopedRoute(EnvoyRoute Route, SourcePredicate? Source, int Group, bool CatchAll);
 
 /// <summary>
 /// A RouteConfiguration whose routes depend on the client (istiod generates RDS per proxy). It is
@@ -83,7 +92,7 @@ internal readonly record struct ScopedRoute(EnvoyRoute Route, SourcePredicate? S
 internal sealed class ScopedRouteConfiguration
 {
     private readonly RouteConfiguration _skeleton;
-    private readonly IReadOnlyList<(EnvoyRoute Route, int Predicate)> _routes;
+    private readonly IReadOnlyList<(EnvoyRoute Route, int Predicate, int Group, bool CatchAll)> _routes;
     private readonly IReadOnlyList<SourcePredicate> _predicates;
     private readonly EnvoyRoute? _fallback;
     private readonly ConcurrentDictionary<string, XdsResource> _variants = new(StringComparer.Ordinal);
@@ -97,8 +106,8 @@ internal sealed class ScopedRouteConfiguration
         _fallback = fallback;
         var predicates = new List<SourcePredicate>();
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
-        var list = new List<(EnvoyRoute, int)>(routes.Count);
-        foreach (var (route, source) in routes)
+        var list = new List<(EnvoyRoute, int, int, bool)>(routes.Count);
+        foreach (var (route, source, group, catchAll) in routes)
         {
             var i = -1;
             if (source is not null && !index.TryGetValue(source.Key, out i))
@@ -108,7 +117,7 @@ internal sealed class ScopedRouteConfiguration
                 predicates.Add(source);
             }
 
-            list.Add((route, i));
+            list.Add((route, i, group, catchAll));
         }
 
         _routes = list;
@@ -137,11 +146,19 @@ internal sealed class ScopedRouteConfiguration
     {
         var config = _skeleton.Clone();
         var vhost = config.VirtualHosts[0];
-        foreach (var (route, predicate) in _routes)
+        var endedGroup = int.MinValue;
+        foreach (var (route, predicate, group, catchAll) in _routes)
         {
-            if (predicate < 0 || outcome[predicate] == '1')
+            if (group == endedGroup || (predicate >= 0 && outcome[predicate] != '1'))
             {
-                vhost.Routes.Add(route);
+                continue;
+            }
+
+            vhost.Routes.Add(route);
+            if (catchAll)
+            {
+                // istiod stops translating a VirtualService at the first catch-all route that applies to the proxy.
+                endedGroup = group;
             }
         }
 

@@ -68,7 +68,7 @@ internal sealed class XdsTranslator(string domain)
                 if (scoped.Count == 0)
                 {
                     // No VirtualService, or none with a route for this port: istiod's default route.
-                    scoped.Add(new ScopedRoute(BuildDefaultRoute(service, port.Number, rules), null));
+                    scoped.Add(new ScopedRoute(BuildDefaultRoute(service, port.Number, rules), null, -1, CatchAll: true));
                 }
 
                 if (scoped.Any(r => r.Source is not null))
@@ -152,8 +152,10 @@ internal sealed class XdsTranslator(string domain)
         }
 
         var routes = new List<ScopedRoute>();
-        foreach (var vs in virtualServices)
+        for (var group = 0; group < virtualServices.Count; group++)
         {
+            var vs = virtualServices[group];
+            var catchAll = false;
             foreach (var http in vs.Http)
             {
                 // A match names a port, or sidecars ("mesh") are not among its gateways: not for this route table.
@@ -163,16 +165,45 @@ internal sealed class XdsTranslator(string domain)
                     continue;
                 }
 
+                // istiod sends a route whose redirect code Envoy does not know without any action, which clients refuse
+                // together with the whole table; it is left out here (the parser warned) and still ends the
+                // VirtualService's routes if it matches everything.
+                var send = http.Redirect is not { IsSupportedCode: false };
                 if (applicable.Count == 0)
                 {
-                    routes.Add(new ScopedRoute(BuildRoute(http, null, vs, service, port, registry, rules), null));
+                    // No match: everything matches, and istiod stops translating the VirtualService here.
+                    if (send)
+                    {
+                        routes.Add(new ScopedRoute(BuildRoute(http, null, vs, service, port, registry, rules), null, group, CatchAll: true));
+                    }
+
+                    catchAll = true;
                 }
                 else
                 {
                     foreach (var match in applicable)
                     {
-                        routes.Add(new ScopedRoute(BuildRoute(http, match, vs, service, port, registry, rules), SourcePredicate.For(match)));
+                        var route = BuildRoute(http, match, vs, service, port, registry, rules);
+                        var source = SourcePredicate.For(match);
+                        var everything = IsCatchAll(route);
+                        if (send)
+                        {
+                            routes.Add(new ScopedRoute(route, source, group, everything));
+                        }
+
+                        if (everything && source is null)
+                        {
+                            // A catch-all for every client: istiod sends nothing after it. One restricted to some
+                            // clients ends the VirtualService only for them (see ScopedRouteConfiguration).
+                            catchAll = true;
+                            break;
+                        }
                     }
+                }
+
+                if (catchAll)
+                {
+                    break;
                 }
             }
         }
@@ -308,6 +339,11 @@ internal sealed class XdsTranslator(string domain)
         }
 
         var route = new EnvoyRoute { Name = name, Match = BuildMatch(match) };
+        if (!string.IsNullOrEmpty(match?.StatPrefix))
+        {
+            route.StatPrefix = match.StatPrefix;
+        }
+
         var authority = string.Empty;
         if (http.Headers is { } headers)
         {
@@ -336,12 +372,23 @@ internal sealed class XdsTranslator(string domain)
             var httpFault = new HTTPFault();
             if (fault.Delay is { } delay)
             {
-                httpFault.Delay = new CommonFaultDelay { FixedDelay = Duration.FromTimeSpan(delay.FixedDelay), Percentage = Fraction(delay.Percentage) };
+                // istiod: percentage per million, else the deprecated integer percent per hundred (0 when absent: no delay).
+                httpFault.Delay = new CommonFaultDelay
+                {
+                    FixedDelay = Duration.FromTimeSpan(delay.FixedDelay),
+                    Percentage = delay.Percentage is { } p ? Fraction(p) : Hundredths(delay.Percent),
+                };
             }
 
             if (fault.Abort is { } abort)
             {
-                var faultAbort = new Envoy.Extensions.Filters.Http.Fault.V3.FaultAbort { Percentage = Fraction(abort.Percentage) };
+                // No percentage written: none sent, and Envoy's default of 0 aborts nothing.
+                var faultAbort = new Envoy.Extensions.Filters.Http.Fault.V3.FaultAbort();
+                if (abort.Percentage is { } p)
+                {
+                    faultAbort.Percentage = Fraction(p);
+                }
+
                 if (abort.HttpStatus is { } status)
                 {
                     faultAbort.HttpStatus = status;
@@ -388,16 +435,18 @@ internal sealed class XdsTranslator(string domain)
             action.HostRewriteLiteral = authority;
         }
 
-        if (http.Mirror is { } mirror && (http.MirrorPercentage ?? 100) > 0)
+        // istiod's MirrorPercent: mirrorPercentage per million, else the deprecated mirrorPercent per hundred, else 100/100;
+        // an explicit 0 sends no mirror.
+        if (http.Mirror is { } mirror && MirrorFraction(http.MirrorPercentage, http.MirrorPercent) is { } fraction)
         {
-            action.RequestMirrorPolicies.Add(MirrorPolicy(DestinationCluster(mirror, vs, port, registry), http.MirrorPercentage ?? 100));
+            action.RequestMirrorPolicies.Add(MirrorPolicy(DestinationCluster(mirror, vs, port, registry), fraction));
         }
 
         foreach (var m in http.Mirrors)
         {
-            if ((m.Percentage ?? 100) > 0)
+            if (MirrorFraction(m.Percentage, null) is { } mirrorFraction)
             {
-                action.RequestMirrorPolicies.Add(MirrorPolicy(DestinationCluster(m.Destination, vs, port, registry), m.Percentage ?? 100));
+                action.RequestMirrorPolicies.Add(MirrorPolicy(DestinationCluster(m.Destination, vs, port, registry), mirrorFraction));
             }
         }
 
@@ -459,10 +508,17 @@ internal sealed class XdsTranslator(string domain)
         return action;
     }
 
-    private static RouteAction.Types.RequestMirrorPolicy MirrorPolicy(string cluster, double percentage) => new()
+    private static FractionalPercent? MirrorFraction(double? percentage, uint? percent) => (percentage, percent) switch
+    {
+        ({ } p, _) => p > 0 ? Fraction(p) : null,
+        (null, { } i) => i > 0 ? Hundredths(i) : null,
+        _ => Hundredths(100),
+    };
+
+    private static RouteAction.Types.RequestMirrorPolicy MirrorPolicy(string cluster, FractionalPercent fraction) => new()
     {
         Cluster = cluster,
-        RuntimeFraction = new RuntimeFractionalPercent { DefaultValue = Fraction(percentage) },
+        RuntimeFraction = new RuntimeFractionalPercent { DefaultValue = fraction },
         TraceSampled = false,
     };
 
@@ -493,7 +549,11 @@ internal sealed class XdsTranslator(string domain)
                 _ => RedirectAction.Types.RedirectResponseCode.MovedPermanently,
             },
         };
-        if (!string.IsNullOrEmpty(redirect.Uri))
+        if (!string.IsNullOrEmpty(redirect.PrefixRewrite))
+        {
+            action.PrefixRewrite = redirect.PrefixRewrite;
+        }
+        else if (!string.IsNullOrEmpty(redirect.Uri))
         {
             action.PathRedirect = redirect.Uri;
         }
@@ -575,6 +635,11 @@ internal sealed class XdsTranslator(string domain)
         else if (hash.HttpCookie is { } cookie)
         {
             policy.Cookie = new RouteAction.Types.HashPolicy.Types.Cookie { Name = cookie.Name, Path = cookie.Path ?? string.Empty };
+            foreach (var (attributeName, attributeValue) in cookie.Attributes)
+            {
+                policy.Cookie.Attributes.Add(new RouteAction.Types.HashPolicy.Types.CookieAttribute { Name = attributeName, Value = attributeValue });
+            }
+
             if (cookie.Ttl is { } ttl)
             {
                 policy.Cookie.Ttl = Duration.FromTimeSpan(ttl);
@@ -592,11 +657,18 @@ internal sealed class XdsTranslator(string domain)
         return policy;
     }
 
-    /// <summary>Istio percentages (0-100, fractional) as a per-million fraction, as istiod does.</summary>
+    /// <summary>Istio percentages (0-100, fractional) as a per-million fraction, truncated as istiod does.</summary>
     private static FractionalPercent Fraction(double percent) => new()
     {
-        Numerator = (uint)Math.Round(percent * 10_000),
+        Numerator = (uint)(percent * 10_000),
         Denominator = FractionalPercent.Types.DenominatorType.Million,
+    };
+
+    /// <summary>Istio's integer percentages (the deprecated <c>percent</c> fields and the 100 % default) as istiod writes them: per hundred.</summary>
+    private static FractionalPercent Hundredths(uint percent) => new()
+    {
+        Numerator = percent,
+        Denominator = FractionalPercent.Types.DenominatorType.Hundred,
     };
 
     private string DestinationCluster(Destination destination, Config.VirtualService vs, uint listenerPort, RegistrySnapshot registry)
@@ -614,7 +686,7 @@ internal sealed class XdsTranslator(string domain)
         var result = new RouteMatch();
         switch (match?.Uri)
         {
-            case null:
+            case null or { Kind: StringMatchKind.Present }:
                 result.Prefix = "/";
                 break;
             case { Kind: StringMatchKind.Exact } m:
@@ -633,42 +705,75 @@ internal sealed class XdsTranslator(string domain)
             return result;
         }
 
-        if (match.IgnoreUriCase)
-        {
-            result.CaseSensitive = false;
-        }
+        // istiod writes case_sensitive on every match it translates.
+        result.CaseSensitive = !match.IgnoreUriCase;
 
         foreach (var (name, value) in match.Headers)
         {
-            result.Headers.Add(HeaderMatchers.Create(name, Matcher(value)));
+            result.Headers.Add(HeaderMatcher(name, value, invert: false));
         }
 
         foreach (var (name, value) in match.WithoutHeaders)
         {
-            result.Headers.Add(HeaderMatchers.Create(name, Matcher(value), invert: true));
+            // A request without the header must match an inverted value condition (the header counts as empty);
+            // Envoy refuses treat_missing_header_as_empty together with present_match, so istiod leaves it off there.
+            var matcher = HeaderMatcher(name, value, invert: true);
+            matcher.TreatMissingHeaderAsEmpty = value.Kind != StringMatchKind.Present;
+            result.Headers.Add(matcher);
+        }
+
+        // istiod sorts the header and withoutHeaders matchers by name, then adds the pseudo-header ones.
+        if (result.Headers.Count > 1)
+        {
+            var sorted = result.Headers.OrderBy(h => h.Name, StringComparer.Ordinal).ToArray();
+            result.Headers.Clear();
+            result.Headers.AddRange(sorted);
         }
 
         if (match.Method is { } method)
         {
-            result.Headers.Add(HeaderMatchers.Create(":method", Matcher(method)));
+            result.Headers.Add(HeaderMatcher(":method", method, invert: false));
         }
 
         if (match.Authority is { } authority)
         {
-            result.Headers.Add(HeaderMatchers.Create(":authority", Matcher(authority)));
+            result.Headers.Add(HeaderMatcher(":authority", authority, invert: false));
         }
 
         if (match.Scheme is { } scheme)
         {
-            result.Headers.Add(HeaderMatchers.Create(":scheme", Matcher(scheme)));
+            result.Headers.Add(HeaderMatcher(":scheme", scheme, invert: false));
         }
 
         foreach (var (name, value) in match.QueryParams)
         {
-            result.QueryParameters.Add(new QueryParameterMatcher { Name = name, StringMatch = Matcher(value) });
+            result.QueryParameters.Add(value.Kind == StringMatchKind.Present
+                ? new QueryParameterMatcher { Name = name, PresentMatch = true }
+                : new QueryParameterMatcher { Name = name, StringMatch = Matcher(value) });
         }
 
         return result;
+    }
+
+    private static HeaderMatcher HeaderMatcher(string name, StringMatch value, bool invert) => value.Kind == StringMatchKind.Present
+        ? new HeaderMatcher { Name = name, PresentMatch = true, InvertMatch = invert }
+        : HeaderMatchers.Create(name, Matcher(value), invert);
+
+    /// <summary>
+    /// istiod's <c>IsCatchAllRoute</c>: a route matching every path (prefix <c>/</c> or regex <c>.*</c>) with no header,
+    /// query or metadata condition. Routes after it in the same VirtualService can never match, and istiod sends none.
+    /// </summary>
+    internal static bool IsCatchAll(EnvoyRoute route)
+    {
+        var match = route.Match;
+        var everyPath = match.PathSpecifierCase switch
+        {
+            RouteMatch.PathSpecifierOneofCase.Prefix => match.Prefix == "/",
+            RouteMatch.PathSpecifierOneofCase.PathSeparatedPrefix => match.PathSeparatedPrefix == "/",
+            RouteMatch.PathSpecifierOneofCase.SafeRegex => match.SafeRegex.Regex == ".*",
+            _ => false,
+        };
+        return everyPath && match.Headers.Count == 0 && match.QueryParameters.Count == 0 && match.DynamicMetadata.Count == 0;
     }
 
     private static StringMatcher Matcher(StringMatch match) => match.Kind switch

@@ -496,8 +496,10 @@ public class BookinfoNetworkingTests
         // details: the deprecated integer delay percent and an abort with a non-standard status, on a route without match.
         var details = Assert.Single(RoutesOf(snapshot, "details"));
         var detailsFault = details.TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<HTTPFault>();
-        Assert.Equal((TimeSpan.FromSeconds(1.5), 250_000u, 555u, 1_000_000u),
-            (detailsFault.Delay.FixedDelay.ToTimeSpan(), detailsFault.Delay.Percentage.Numerator, detailsFault.Abort.HttpStatus, detailsFault.Abort.Percentage.Numerator));
+        // The integer percent is written per hundred (25/100), as istiod does.
+        Assert.Equal((TimeSpan.FromSeconds(1.5), 25u, FractionalPercent.Types.DenominatorType.Hundred, 555u, 1_000_000u),
+            (detailsFault.Delay.FixedDelay.ToTimeSpan(), detailsFault.Delay.Percentage.Numerator, detailsFault.Delay.Percentage.Denominator,
+                detailsFault.Abort.HttpStatus, detailsFault.Abort.Percentage.Numerator));
 
         // Subsets become clusters; RANDOM is applied; ISTIO_MUTUAL is not (plaintext, no transport socket).
         var clusters = snapshot.All(ResourceTypes.Cluster);

@@ -7,6 +7,7 @@ namespace Mesh.ControlPlane.Tests.Config;
 
 public class ConfigStoreTests
 {
+    // Weights are relative (50 and 20 would be fine, as in Istio); a total of 0 is what Istio's validation refuses.
     private const string BrokenWeights = """
         apiVersion: networking.istio.io/v1
         kind: VirtualService
@@ -17,9 +18,9 @@ public class ConfigStoreTests
           http:
           - route:
             - destination: {host: reviews, subset: v1}
-              weight: 50
+              weight: 0
             - destination: {host: reviews, subset: v2}
-              weight: 20
+              weight: 0
         """;
 
     [Fact]
@@ -35,7 +36,7 @@ public class ConfigStoreTests
         var error = Assert.Single(store.LastErrors);
         Assert.Equal("/cfg/reviews.yaml", error.File);
         Assert.Equal(9, error.Line); // the first destination of the route list
-        Assert.Contains("sum to 70", error.Reason, StringComparison.Ordinal);
+        Assert.Contains("weights total 0", error.Reason, StringComparison.Ordinal);
         Assert.Equal(generation, store.Current.Generation);
         var vs = Assert.Single(store.Current.VirtualServices);
         Assert.Equal([80u, 20u], vs.Http[1].Route.Select(r => r.Weight));
@@ -44,6 +45,36 @@ public class ConfigStoreTests
         Assert.True(store.Apply("/cfg/reviews.yaml", TestYaml.ReviewsVirtualService.Replace("weight: 80", "weight: 60").Replace("weight: 20", "weight: 40")));
         Assert.Empty(store.LastErrors);
         Assert.Equal([60u, 40u], store.Current.VirtualServices[0].Http[1].Route.Select(r => r.Weight));
+    }
+
+    [Fact]
+    public void Apply_UnknownRedirectCode_WarnsOnceWithFileAndLine_AndKeepsTheRest()
+    {
+        var logger = new RecordingLogger();
+        var store = new ConfigStore("default", logger);
+        var yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - match: [{uri: {prefix: /old}}]
+                redirect: {uri: /new, redirectCode: 317}
+              - route: [{destination: {host: reviews}}]
+            """;
+
+        Assert.True(store.Apply("/cfg/reviews.yaml", yaml));
+        Assert.Empty(store.LastErrors);
+        Assert.Equal(2, Assert.Single(store.Current.VirtualServices).Http.Count);
+        var warning = Assert.Single(logger.Lines, l => l.EventId == 1008);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.StartsWith("'/cfg/reviews.yaml' line 8: VirtualService 'default/reviews': 'spec.http[].redirect.redirectCode' 317 is not a redirect code Envoy supports",
+            warning.Message, StringComparison.Ordinal);
+
+        // Reloading the same content says nothing again.
+        Assert.True(store.Apply("/cfg/reviews.yaml", yaml + "\n"));
+        Assert.Single(logger.Lines, l => l.EventId == 1008);
     }
 
     [Fact]

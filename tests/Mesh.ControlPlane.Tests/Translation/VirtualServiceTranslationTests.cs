@@ -1,6 +1,7 @@
 using Envoy.Config.Core.V3;
 using Envoy.Config.Route.V3;
 using Envoy.Extensions.Filters.Http.Fault.V3;
+using Envoy.Type.V3;
 using Mesh.ControlPlane.Translation;
 using Mesh.Xds;
 
@@ -178,14 +179,18 @@ public class VirtualServiceTranslationTests
                 route: [{destination: {host: reviews}}]
             """);
 
-        Assert.Equal([($"outbound|9080|v2|{Fqdn}", 125_000u), ("outbound|9090||ratings.shop.svc.cluster.local", 1_000_000u)],
-            routes[0].Route_.RequestMirrorPolicies.Select(m => (m.Cluster, m.RuntimeFraction.DefaultValue.Numerator)));
+        // istiod: a written percentage per million; none written is 100 per hundred.
+        Assert.Equal([($"outbound|9080|v2|{Fqdn}", 125_000u, FractionalPercent.Types.DenominatorType.Million),
+                ("outbound|9090||ratings.shop.svc.cluster.local", 100u, FractionalPercent.Types.DenominatorType.Hundred)],
+            routes[0].Route_.RequestMirrorPolicies.Select(m => (m.Cluster, m.RuntimeFraction.DefaultValue.Numerator, m.RuntimeFraction.DefaultValue.Denominator)));
         Assert.All(routes[0].Route_.RequestMirrorPolicies, m => Assert.False(m.TraceSampled));
         var one = Assert.Single(routes[1].Route_.RequestMirrorPolicies);
         Assert.Equal(($"outbound|9080|v1|{Fqdn}", 500_000u), (one.Cluster, one.RuntimeFraction.DefaultValue.Numerator));
 
         var fault = routes[1].TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<HTTPFault>();
-        Assert.Equal((300_000u, TimeSpan.FromSeconds(1)), (fault.Delay.Percentage.Numerator, fault.Delay.FixedDelay.ToTimeSpan()));
+        // The deprecated integer percent is written per hundred, as istiod does.
+        Assert.Equal((30u, FractionalPercent.Types.DenominatorType.Hundred, TimeSpan.FromSeconds(1)),
+            (fault.Delay.Percentage.Numerator, fault.Delay.Percentage.Denominator, fault.Delay.FixedDelay.ToTimeSpan()));
     }
 
     [Fact]
@@ -208,6 +213,94 @@ public class VirtualServiceTranslationTests
         Assert.Equal("c+", headers["x-regex"].SafeRegexMatch.Regex);
         Assert.Equal(("d", true), (headers["x-not"].ExactMatch, headers["x-not"].InvertMatch));
         Assert.All(route.Match.Headers, h => Assert.Null(h.StringMatch));
+    }
+
+    [Fact]
+    public void WithoutHeaders_ValueMatchTreatsAMissingHeaderAsEmpty_PresenceMatchDoesNot()
+    {
+        // Without treat_missing_header_as_empty a request lacking x-canary fails the inverted exact match and misroutes.
+        var match = Assert.Single(Routes("""
+              - name: not-canary
+                match: [{withoutHeaders: {x-canary: {exact: "true"}, x-debug: {}}, headers: {b-user: {prefix: a}}}]
+                route: [{destination: {host: reviews}}]
+            """)).Match;
+
+        // Sorted by name as istiod writes them (headers and withoutHeaders together).
+        Assert.Equal(["b-user", "x-canary", "x-debug"], match.Headers.Select(h => h.Name));
+        Assert.Equal(("true", true, true), (match.Headers[1].ExactMatch, match.Headers[1].InvertMatch, match.Headers[1].TreatMissingHeaderAsEmpty));
+        Assert.Equal((true, true, false), (match.Headers[2].PresentMatch, match.Headers[2].InvertMatch, match.Headers[2].TreatMissingHeaderAsEmpty));
+        Assert.False(match.Headers[0].TreatMissingHeaderAsEmpty);
+        Assert.True(match.CaseSensitive);
+    }
+
+    [Fact]
+    public void Fault_WithoutPercentage_FaultsNoRequest()
+    {
+        // Istio's API: without percentage no request is delayed or aborted. istiod writes the delay as the deprecated
+        // integer percent (0) per hundred, and no percentage at all for the abort (Envoy's default: 0).
+        var routes = Routes("""
+              - name: delay
+                match: [{uri: {prefix: /d}}]
+                fault: {delay: {fixedDelay: 5s}}
+                route: [{destination: {host: reviews}}]
+              - name: abort
+                match: [{uri: {prefix: /a}}]
+                fault: {abort: {httpStatus: 503}}
+                route: [{destination: {host: reviews}}]
+              - name: truncated
+                match: [{uri: {prefix: /t}}]
+                fault: {abort: {httpStatus: 503, percentage: {value: 0.57}}}
+                route: [{destination: {host: reviews}}]
+            """);
+        var delay = routes[0].TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<HTTPFault>().Delay;
+        Assert.Equal((0u, FractionalPercent.Types.DenominatorType.Hundred), (delay.Percentage.Numerator, delay.Percentage.Denominator));
+        var abort = routes[1].TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<HTTPFault>().Abort;
+        Assert.Equal((503u, (FractionalPercent?)null), (abort.HttpStatus, abort.Percentage));
+
+        // istiod truncates percent x 10000 (0.57 -> 5699.999... -> 5699; rounding gave 5700).
+        Assert.Equal(5_699u, routes[2].TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<HTTPFault>().Abort.Percentage.Numerator);
+    }
+
+    [Fact]
+    public void Weights_AreRelative_AsWritten()
+    {
+        // Weights 1 and 3 (a 25/75 split) were refused as "must sum to 100"; istiod accepts them and writes them as
+        // given, without total_weight (Envoy and gRPC divide by the sum).
+        var route = Assert.Single(Routes("""
+              - name: split
+                route:
+                - destination: {host: reviews, subset: v1}
+                  weight: 1
+                - destination: {host: reviews, subset: v2}
+                  weight: 3
+            """));
+        Assert.Equal([($"outbound|9080|v1|{Fqdn}", 1u), ($"outbound|9080|v2|{Fqdn}", 3u)],
+            route.Route_.WeightedClusters.Clusters.Select(c => (c.Name, c.Weight ?? 0)));
+    }
+
+    [Fact]
+    public void CatchAll_EndsItsVirtualService_IncludingAPortOnlyMatch()
+    {
+        var routes = Routes("""
+              - name: everything
+                match: [{port: 9080}]
+                route: [{destination: {host: reviews, subset: v1}}]
+              - name: never
+                match: [{headers: {end-user: {exact: jason}}}]
+                route: [{destination: {host: reviews, subset: v2}}]
+            """);
+        Assert.Equal(["everything"], routes.Select(r => r.Name));
+    }
+
+    [Fact]
+    public void StatPrefix_IsWrittenToTheRoute()
+    {
+        var route = Assert.Single(Routes("""
+              - name: stats
+                match: [{uri: {prefix: /s}, statPrefix: reviews-s}]
+                route: [{destination: {host: reviews}}]
+            """));
+        Assert.Equal("reviews-s", route.StatPrefix);
     }
 
     [Fact]
@@ -239,10 +332,12 @@ public class VirtualServiceTranslationTests
                 .Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name).ToList();
 
         Assert.True(snapshot.ScopedRoutes.ContainsKey(Base));
-        Assert.Equal(["canary", "rest"], NamesFor("default", ("app", "productpage"), ("version", "v2"), ("extra", "x")));
+        // "canary" matches every request of the clients it applies to (a catch-all for them): istiod sends those
+        // clients nothing after it.
+        Assert.Equal(["canary"], NamesFor("default", ("app", "productpage"), ("version", "v2"), ("extra", "x")));
         Assert.Equal(["rest"], NamesFor("default", ("app", "productpage"), ("version", "v1")));
         Assert.Equal(["shop-only", "rest"], NamesFor("shop", ("app", "other")));
-        Assert.Equal(["canary", "shop-only", "rest"], NamesFor("shop", ("app", "productpage"), ("version", "v2")));
+        Assert.Equal(["canary"], NamesFor("shop", ("app", "productpage"), ("version", "v2")));
         Assert.Equal(["rest"], snapshot.All(ResourceTypes.Route)[Base].Resource.Unpack<RouteConfiguration>().VirtualHosts[0].Routes.Select(r => r.Name));
 
         // Another client with the same outcome (different labels) reuses the variant already built.
