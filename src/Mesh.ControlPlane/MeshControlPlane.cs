@@ -108,7 +108,8 @@ public sealed class MeshControlPlane : IAsyncDisposable
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(_loggerFactory);
+        // grpc-dotnet logs every client-side stream reset with a stack trace; the ADS streams log their own close line.
+        builder.Services.AddSingleton<ILoggerFactory>(new ClientCloseLogFilter(_loggerFactory));
         // The embedding process owns Ctrl+C and SIGTERM, not this server.
         builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         builder.Services.AddSingleton(new AdsContext(_cache, _registry, _options.DefaultNamespace, _options.ClusterDomain, _loggerFactory, _stopping.Token));

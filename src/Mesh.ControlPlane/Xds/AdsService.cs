@@ -23,21 +23,21 @@ internal sealed class AdsService(AdsContext context) : AggregatedDiscoveryServic
         ServerCallContext callContext)
     {
         var stream = new SotwStream(context, Interlocked.Increment(ref s_streamIds), callContext.Peer, responseStream);
-        return RunAsync(requestStream, stream, callContext.CancellationToken);
+        return RunAsync(requestStream, stream, callContext);
     }
 
     public override Task DeltaAggregatedResources(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream,
         ServerCallContext callContext)
     {
         var stream = new DeltaStream(context, Interlocked.Increment(ref s_streamIds), callContext.Peer, responseStream);
-        return RunAsync(requestStream, stream, callContext.CancellationToken);
+        return RunAsync(requestStream, stream, callContext);
     }
 
-    private async Task RunAsync<TRequest>(IAsyncStreamReader<TRequest> requests, AdsStream<TRequest> stream, CancellationToken callCancelled)
+    private async Task RunAsync<TRequest>(IAsyncStreamReader<TRequest> requests, AdsStream<TRequest> stream, ServerCallContext callContext)
         where TRequest : class
     {
         // Streams end when the client goes away or the control plane stops (Kestrel would otherwise wait for them).
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(callCancelled, context.Stopping);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(callContext.CancellationToken, context.Stopping);
         var cancellationToken = linked.Token;
         var events = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
         void OnUpdated(XdsSnapshot snapshot) => events.Writer.TryWrite(snapshot);
@@ -73,9 +73,17 @@ internal sealed class AdsService(AdsContext context) : AggregatedDiscoveryServic
                 }
             }
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException || ex is RpcException { StatusCode: StatusCode.Cancelled })
+        catch (Exception ex) when (cancellationToken.IsCancellationRequested || ClientCloseLogFilter.IsClientGone(ex))
         {
-            // The client went away.
+            // The client went away (reset, disconnect) or the control plane is stopping: normal, the stream's
+            // close line (on Dispose) is all that is logged.
+        }
+        catch (Exception ex)
+        {
+            // A real failure: logged once as a warning with the exception, and the client gets INTERNAL (rethrowing
+            // would make grpc-dotnet log it again).
+            stream.LogFailure(ex);
+            callContext.Status = new Status(StatusCode.Internal, $"ADS stream failed: {ex.Message}");
         }
         finally
         {
@@ -176,6 +184,9 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
 
     protected void LogUnknownType(string typeUrl) => Log.UnknownType(Logger, NodeId, typeUrl);
 
+    /// <summary>Logs a failure that ended the stream (not a client closing it).</summary>
+    public void LogFailure(Exception exception) => Log.StreamFailed(Logger, streamId, NodeId, exception);
+
     public void Dispose()
     {
         Log.StreamClosed(Logger, streamId, NodeId);
@@ -204,6 +215,9 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
 
         [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Node '{NodeId}' asked for unsupported type '{TypeUrl}'; ignored.")]
         public static partial void UnknownType(ILogger logger, string nodeId, string typeUrl);
+
+        [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "ADS stream {StreamId} of node '{NodeId}' failed.")]
+        public static partial void StreamFailed(ILogger logger, long streamId, string nodeId, Exception exception);
 
         [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Node '{NodeId}' announced itself but cannot be registered: {Problem}.")]
         public static partial void RegistrationRejected(ILogger logger, string nodeId, string problem);
