@@ -848,16 +848,25 @@ internal static class IstioYamlParser
                     grpc = ParseGrpcStatus(gs);
                 }
 
-                if (http is null && grpc is null)
+                if (Get(am, "http2Error") is { } h2)
                 {
-                    throw Error(am, "'fault.abort' needs 'httpStatus' or 'grpcStatus'");
+                    throw Error(h2, "'fault.abort.http2Error' is not supported (Istio's validation refuses HTTP/2 abort faults; use 'httpStatus' or 'grpcStatus')");
                 }
 
                 // No percentage: no request is aborted (Istio's API; istiod writes no percentage and Envoy's default is 0).
-                abort = new FaultAbort(OptionalPercentage(am, "fault.abort"), http, grpc);
+                var percentage = OptionalPercentage(am, "fault.abort");
+                if (http is null && grpc is null)
+                {
+                    // Istio's validation only warns ("abort configured, but error type not set") and istiod drops the abort.
+                    Warn(am, "'fault.abort' sets neither 'httpStatus' nor 'grpcStatus'; the abort is left out (as istiod does)");
+                }
+                else
+                {
+                    abort = new FaultAbort(percentage, http, grpc);
+                }
             }
 
-            if (delay is null && abort is null)
+            if (Get(f, "delay") is null && Get(f, "abort") is null)
             {
                 throw Error(f, "'fault' must set 'delay' and/or 'abort'");
             }
@@ -961,6 +970,12 @@ internal static class IstioYamlParser
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || v < 0 || v > 100)
         {
             throw Error(valueNode, $"'{path}.percentage.value' must be a number from 0 to 100, got '{text}'");
+        }
+
+        if (v is > 0 and < 0.0001)
+        {
+            // Istio's validation: 0, or from 0.0001 (one per million).
+            throw Error(valueNode, $"'{path}.percentage.value' {text} is below 0.0001, the smallest percentage (one request per million); use 0 or at least 0.0001");
         }
 
         return v;

@@ -262,6 +262,31 @@ public class VirtualServiceTranslationTests
     }
 
     [Fact]
+    public void FaultAbort_WithoutErrorType_IsLeftOutWithAWarning()
+    {
+        // Istio's validation only warns ("abort configured, but error type not set"); istiod's TranslateFault drops the abort.
+        const string Http = """
+              - name: delay-only
+                fault:
+                  delay: {fixedDelay: 1s, percentage: {value: 10}}
+                  abort: {percentage: {value: 50}}
+                route: [{destination: {host: reviews}}]
+            """;
+        var fault = Assert.Single(Routes(Http)).TypedPerFilterConfig[HttpFilterNames.Fault].Unpack<HTTPFault>();
+        Assert.Equal((100_000u, (Envoy.Extensions.Filters.Http.Fault.V3.FaultAbort?)null), (fault.Delay.Percentage.Numerator, fault.Abort));
+
+        var parsed = Mesh.ControlPlane.Config.IstioYamlParser.Parse(TestYaml.ReviewsServiceEntry + "\n---\n" + """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+            """ + "\n" + Http, "default");
+        Assert.Contains("'fault.abort' sets neither 'httpStatus' nor 'grpcStatus'; the abort is left out", Assert.Single(parsed.Warnings), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Weights_AreRelative_AsWritten()
     {
         // Weights 1 and 3 (a 25/75 split) were refused as "must sum to 100"; istiod accepts them and writes them as
