@@ -33,8 +33,8 @@ public sealed class RouteTableCompilerTests
     {
         var data = new TheoryData<string, string>
         {
-            { "regex-lookahead", "match.safe_regex: regex '/a(?=b)' uses lookahead '(?=', which RE2 does not support" },
-            { "regex-backreference", "match.safe_regex: regex '(a)\\1' uses a backreference '\\1', which RE2 does not support" },
+            { "regex-lookahead", "match.safe_regex: regex '/a(?=b)' uses lookahead '(?=' at offset 2, which RE2 does not support" },
+            { "regex-backreference", "match.safe_regex: regex '(a)\\1' uses a backreference '\\1' at offset 3, which RE2 does not support" },
             { "no-match", "route has no match" },
             { "no-path", "match has no path specifier (prefix, path, safe_regex or path_separated_prefix)" },
             { "connect", "match.ConnectMatcher is not supported (prefix, path, safe_regex or path_separated_prefix)" },
@@ -175,7 +175,7 @@ public sealed class RouteTableCompilerTests
         var config = Rds.Single(Rds.Prefix("/", "c"), Rds.Regex("(?>x)", "c"), new Route { Match = new RouteMatch { Prefix = "/" } });
         var ex = Assert.Throws<RouteCompilationException>(() => RouteTableCompiler.Compile(config));
         Assert.Equal(2, ex.Errors.Count);
-        Assert.Equal("route configuration 'rc' virtual_hosts[0] 'vh' routes[1]: match.safe_regex: regex '(?>x)' uses an atomic group '(?>', which RE2 does not support", ex.Errors[0].ToString());
+        Assert.Equal("route configuration 'rc' virtual_hosts[0] 'vh' routes[1]: match.safe_regex: regex '(?>x)' uses an atomic group '(?>' at offset 0, which RE2 does not support", ex.Errors[0].ToString());
         Assert.Equal(1, ex.Errors[0].RouteIndex);
         Assert.Equal("vh", ex.Errors[0].VirtualHost);
         Assert.Contains("routes[2]: route has no action", ex.Message);
