@@ -170,7 +170,7 @@ internal sealed class Re2CodePointSet
         }
     }
 
-    /// <summary>Astral ranges as (high surrogates, low surrogates) class pairs, consecutive highs with equal lows merged.</summary>
+    /// <summary>Astral ranges as (high surrogates, low surrogates) class pairs, highs with equal lows merged.</summary>
     private static List<(List<(int Lo, int Hi)> Highs, List<(int Lo, int Hi)> Lows)> SurrogateAlternatives(List<(int Lo, int Hi)> astral)
     {
         // Low-surrogate ranges per high surrogate, in ascending order.
@@ -192,19 +192,29 @@ internal sealed class Re2CodePointSet
             }
         }
 
+        // High surrogates with the same low-surrogate ranges share one alternative ([highs][lows]): fewer, larger
+        // classes keep NonBacktracking's construction cheap (\p{L} has hundreds of astral ranges).
         var result = new List<(List<(int Lo, int Hi)> Highs, List<(int Lo, int Hi)> Lows)>();
+        var byLows = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (high, lows) in perHigh)
         {
-            if (result.Count > 0)
+            var key = string.Join(',', lows);
+            if (byLows.TryGetValue(key, out var index))
             {
-                var last = result[^1];
-                if (last.Highs[^1].Hi == high - 1 && last.Lows.SequenceEqual(lows))
+                var highs = result[index].Highs;
+                if (highs[^1].Hi == high - 1)
                 {
-                    last.Highs[^1] = (last.Highs[^1].Lo, high);
-                    continue;
+                    highs[^1] = (highs[^1].Lo, high);
                 }
+                else
+                {
+                    highs.Add((high, high));
+                }
+
+                continue;
             }
 
+            byLows[key] = result.Count;
             result.Add(([(high, high)], lows));
         }
 

@@ -45,7 +45,7 @@ internal static class Re2Regex
         }
         catch (NotSupportedException ex)
         {
-            error = $"regex '{pattern}' uses a construct linear-time matching does not support: {ex.Message}";
+            error = $"regex '{pattern}' cannot be compiled for linear-time matching (RegexOptions.NonBacktracking): {ex.Message}";
             return false;
         }
     }
@@ -70,8 +70,9 @@ internal static class Re2Regex
 
         if (end < pattern.Length && end > 0 && pattern[end] is '*' or '?' or '{')
         {
-            // The last literal is optional or repeated: it is not part of the guaranteed prefix.
-            end--;
+            // The last literal is optional or repeated: it is not part of the guaranteed prefix (a surrogate pair is
+            // one literal).
+            end -= end >= 2 && char.IsLowSurrogate(pattern[end - 1]) && char.IsHighSurrogate(pattern[end - 2]) ? 2 : 1;
         }
 
         return pattern[..end];

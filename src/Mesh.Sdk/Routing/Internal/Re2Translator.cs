@@ -191,7 +191,8 @@ internal sealed class Re2Translator
         var open = _pos;
         if (_frames.Count >= MaxNesting)
         {
-            return Fail($"nests groups more than {MaxNesting} deep at offset {open}, RE2's limit");
+            // RE2 itself has no such limit; this one bounds the work of .NET's regex construction.
+            return Fail($"nests groups more than {MaxNesting} deep at offset {open}, the translation's limit");
         }
 
         if (_pos + 1 >= _pattern.Length || _pattern[_pos + 1] != '?')

@@ -174,6 +174,8 @@ public sealed class Re2RegexTests
         { "empty group name", "(?P<>a)", "invalid group name" },
         { "group name with '-'", "(?P<a-b>x)", "invalid group name 'a-b'" },
         { @"\b inside a class", @"[\b]", "inside a character class" },
+        { "automaton too large for NonBacktracking", ".{1000}", "cannot be compiled for linear-time matching" },
+        { "groups nested deeper than 1000", new string('(', 1001) + new string(')', 1001), "more than 1000 deep at offset 1000" },
     };
 
     /// <summary>construct, pattern, input, the first match RE2 finds (null: none).</summary>
@@ -286,6 +288,8 @@ public sealed class Re2RegexTests
     [InlineData("(?i)/api", "")]
     [InlineData(@"\d+", "")]
     [InlineData(@"/a\Q.b\E", "/a")]
+    [InlineData("/a😀?", "/a")] // a surrogate pair is one literal
+    [InlineData("/a😀+", "/a😀")]
     [InlineData("/exact", "/exact")]
     public void LiteralPrefix_IsGuaranteedByEveryFullMatch(string pattern, string expected)
     {
