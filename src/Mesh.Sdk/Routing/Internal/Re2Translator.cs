@@ -970,6 +970,7 @@ internal sealed class Re2Translator
     private string ReadRuneText(int at)
         => char.IsHighSurrogate(_pattern[at]) && at + 1 < _pattern.Length ? _pattern.Substring(at, 2) : _pattern[at].ToString();
 
+    /// <summary>RE2's rule: one or more code points of categories Lu Ll Lt Lm Lo Nl Mn Mc Nd Pc.</summary>
     private static bool IsValidGroupName(string name)
     {
         if (name.Length == 0)
@@ -979,19 +980,44 @@ internal sealed class Re2Translator
 
         foreach (var rune in name.EnumerateRunes())
         {
-            switch (Rune.GetUnicodeCategory(rune))
+            var ok = false;
+            foreach (var category in GroupNameCategories)
             {
-                case UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter
-                    or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter or UnicodeCategory.LetterNumber
-                    or UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark
-                    or UnicodeCategory.DecimalDigitNumber or UnicodeCategory.ConnectorPunctuation:
-                    continue;
-                default:
-                    return false;
+                if (InTable(Re2UnicodeTables.Group(category), rune.Value))
+                {
+                    ok = true;
+                    break;
+                }
+            }
+
+            if (!ok)
+            {
+                return false;
             }
         }
 
         return true;
+    }
+
+    private static readonly string[] GroupNameCategories = ["Lu", "Ll", "Lt", "Lm", "Lo", "Nl", "Mn", "Mc", "Nd", "Pc"];
+
+    private static bool InTable(ReadOnlySpan<int> ranges, int codePoint)
+    {
+        int lo = 0, hi = ranges.Length / 2;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (ranges[(2 * mid) + 1] < codePoint)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        return lo < ranges.Length / 2 && ranges[2 * lo] <= codePoint;
     }
 
     private bool Fail(string message)

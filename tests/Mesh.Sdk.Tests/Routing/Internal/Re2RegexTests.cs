@@ -115,6 +115,7 @@ public sealed class Re2RegexTests
         { "empty group", "()x(|y)", ["x", "xy"], ["y"] },
         { "(?P<name>re)", "(?P<ver>v[12])/x", ["v2/x"], ["v3/x"] },
         { "(?<name>re)", "(?<ver>v1)", ["v1"], ["v2"] },
+        { "group names of letters, digits, marks and '_'", "(?P<Größe_1>x)", ["x"], ["y"] },
         { "(?:re)", "(?:ab)+", ["abab"], ["aba"] },
 
         // Empty-width assertions
