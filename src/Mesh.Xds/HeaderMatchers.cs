@@ -34,6 +34,8 @@ public static class HeaderMatchers
     /// <summary>
     /// A header matcher in the form every gRPC xDS client accepts: the single-purpose field for exact,
     /// prefix, suffix, contains and regex matches without <c>ignore_case</c>, <c>string_match</c> otherwise.
+    /// An empty exact match also stays <c>string_match</c>: Envoy reads an empty <c>exact_match</c> as "any value",
+    /// an empty <c>string_match.exact</c> as "the empty value".
     /// </summary>
     /// <param name="name">The header name.</param>
     /// <param name="matcher">The string match to apply to the header's value.</param>
@@ -43,7 +45,7 @@ public static class HeaderMatchers
     {
         ArgumentNullException.ThrowIfNull(matcher);
         var header = new HeaderMatcher { Name = name, InvertMatch = invert };
-        if (matcher.IgnoreCase)
+        if (matcher.IgnoreCase || (matcher.MatchPatternCase == StringMatcher.MatchPatternOneofCase.Exact && matcher.Exact.Length == 0))
         {
             header.StringMatch = matcher;
             return header;

@@ -25,6 +25,16 @@ public sealed class HeaderMatchersTests
         Assert.Equal(("Jason", true), (header.StringMatch.Exact, header.StringMatch.IgnoreCase));
     }
 
+    [Fact]
+    public void Create_KeepsStringMatchForAnEmptyExactValue()
+    {
+        // exact_match: "" means "any value" to Envoy; string_match.exact: "" means "the empty value".
+        var header = HeaderMatchers.Create("x-empty", new StringMatcher { Exact = string.Empty });
+
+        Assert.Equal(HeaderMatcher.HeaderMatchSpecifierOneofCase.StringMatch, header.HeaderMatchSpecifierCase);
+        Assert.Equal(StringMatcher.MatchPatternOneofCase.Exact, header.StringMatch.MatchPatternCase);
+    }
+
     [Theory]
     [InlineData("exact")]
     [InlineData("prefix")]

@@ -76,6 +76,12 @@ internal sealed class HeaderMatch
             case HeaderMatcher.HeaderMatchSpecifierOneofCase.SafeRegexMatch:
                 // Control planes send the single-purpose fields to stay readable by older gRPC clients.
                 HeaderMatchers.TryGetStringMatcher(matcher, out var wireMatcher);
+                if (matcher.HeaderMatchSpecifierCase == HeaderMatcher.HeaderMatchSpecifierOneofCase.ExactMatch && matcher.ExactMatch.Length == 0)
+                {
+                    // Envoy: an empty exact_match (the old field, unlike string_match.exact) matches any value.
+                    wireMatcher = new Envoy.Type.Matcher.V3.StringMatcher { Prefix = string.Empty };
+                }
+
                 if (!StringMatch.TryCompile(wireMatcher, out var stringMatch, out error))
                 {
                     error = $"header '{name}': {error}";
@@ -88,17 +94,13 @@ internal sealed class HeaderMatch
                 match = new HeaderMatch(name, HeaderMatchKind.Present, null, matcher.PresentMatch, 0, 0, matcher.InvertMatch, matcher.TreatMissingHeaderAsEmpty);
                 return true;
             case HeaderMatcher.HeaderMatchSpecifierOneofCase.RangeMatch:
-                if (matcher.RangeMatch.Start >= matcher.RangeMatch.End)
-                {
-                    error = $"header '{name}' range_match [{matcher.RangeMatch.Start}, {matcher.RangeMatch.End}) is empty (start must be below end)";
-                    return false;
-                }
-
+                // Envoy puts no constraint on the range: an empty one matches no value (every value, inverted).
                 match = new HeaderMatch(name, HeaderMatchKind.Range, null, false, matcher.RangeMatch.Start, matcher.RangeMatch.End, matcher.InvertMatch, matcher.TreatMissingHeaderAsEmpty);
                 return true;
             default:
-                error = $"header '{name}' matcher has no specifier (string_match, present_match or range_match)";
-                return false;
+                // Envoy reads a matcher with no specifier as present_match: true.
+                match = new HeaderMatch(name, HeaderMatchKind.Present, null, true, 0, 0, matcher.InvertMatch, matcher.TreatMissingHeaderAsEmpty);
+                return true;
         }
     }
 
@@ -146,7 +148,8 @@ internal sealed class HeaderMatch
                 result = _present;
                 break;
             case HeaderMatchKind.Range:
-                result = long.TryParse(value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var number)
+                // absl::SimpleAtoi: optional ASCII white space around an optional sign and decimal digits.
+                result = long.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var number)
                     && number >= _start && number < _end;
                 break;
             default:

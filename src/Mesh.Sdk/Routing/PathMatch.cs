@@ -23,7 +23,6 @@ internal sealed class PathMatch
 {
     private readonly Regex? _regex;
     private readonly string _regexPrefix;
-    private readonly StringComparison _comparison;
 
     /// <summary>Creates the matcher.</summary>
     public PathMatch(PathMatchKind kind, string value, bool caseSensitive, Regex? regex)
@@ -33,7 +32,6 @@ internal sealed class PathMatch
         CaseSensitive = caseSensitive;
         _regex = regex;
         _regexPrefix = regex is null ? string.Empty : Internal.Re2Regex.LiteralPrefix(value);
-        _comparison = caseSensitive ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
     }
 
     /// <summary>The specifier kind.</summary>
@@ -42,7 +40,7 @@ internal sealed class PathMatch
     /// <summary>The prefix, path or regex source.</summary>
     public string Value { get; }
 
-    /// <summary>Whether literal comparisons are case-sensitive (regexes always are).</summary>
+    /// <summary>Whether literal comparisons are case-sensitive (regexes always are); otherwise ASCII letters fold, as in Envoy.</summary>
     public bool CaseSensitive { get; }
 
     /// <summary>
@@ -58,11 +56,12 @@ internal sealed class PathMatch
         {
             case PathMatchKind.Prefix:
                 // The common case-sensitive forms use the vectorised ordinal span comparisons directly.
-                return CaseSensitive ? pathAndQuery.StartsWith(Value.AsSpan()) : pathAndQuery.StartsWith(Value, _comparison);
+                return CaseSensitive ? pathAndQuery.StartsWith(Value.AsSpan()) : Internal.AsciiCase.StartsWith(pathAndQuery, Value);
             case PathMatchKind.Exact:
-                return CaseSensitive ? path.SequenceEqual(Value.AsSpan()) : path.Equals(Value, _comparison);
+                return CaseSensitive ? path.SequenceEqual(Value.AsSpan()) : Internal.AsciiCase.Equals(path, Value);
             case PathMatchKind.SeparatedPrefix:
-                return path.StartsWith(Value, _comparison) && (path.Length == Value.Length || path[Value.Length] == '/');
+                return (CaseSensitive ? path.StartsWith(Value.AsSpan()) : Internal.AsciiCase.StartsWith(path, Value))
+                    && (path.Length == Value.Length || path[Value.Length] == '/');
             default:
                 return path.StartsWith(_regexPrefix.AsSpan()) && _regex!.IsMatch(path);
         }

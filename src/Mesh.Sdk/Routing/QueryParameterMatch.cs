@@ -3,17 +3,21 @@ using Envoy.Config.Route.V3;
 namespace Mesh.Sdk.Routing;
 
 /// <summary>
-/// A compiled <c>QueryParameterMatcher</c>: the first occurrence of the parameter is tested, undecoded, as Envoy
-/// does; a parameter without <c>=</c> has the empty value.
+/// A compiled <c>QueryParameterMatcher</c>, as Envoy (1.34 and later) evaluates it: the first occurrence of the
+/// parameter is tested, undecoded; a parameter without <c>=</c> has the empty value. <c>present_match</c> is
+/// compared with the parameter's presence (<c>false</c> matches only when it is absent); a <c>string_match</c>
+/// needs the parameter present with a matching value; a matcher with neither matches when the parameter is present.
 /// </summary>
 internal sealed class QueryParameterMatch
 {
     private readonly StringMatch? _string;
+    private readonly bool _present;
 
-    private QueryParameterMatch(string name, StringMatch? stringMatch)
+    private QueryParameterMatch(string name, StringMatch? stringMatch, bool present)
     {
         Name = name;
         _string = stringMatch;
+        _present = present;
     }
 
     /// <summary>The parameter name (case-sensitive).</summary>
@@ -39,20 +43,15 @@ internal sealed class QueryParameterMatch
                     return false;
                 }
 
-                match = new QueryParameterMatch(matcher.Name, stringMatch);
+                match = new QueryParameterMatch(matcher.Name, stringMatch, present: true);
                 return true;
             case QueryParameterMatcher.QueryParameterMatchSpecifierOneofCase.PresentMatch:
-                if (!matcher.PresentMatch)
-                {
-                    error = $"query parameter '{matcher.Name}' present_match is false; Envoy only supports present_match: true";
-                    return false;
-                }
-
-                match = new QueryParameterMatch(matcher.Name, null);
+                match = new QueryParameterMatch(matcher.Name, null, matcher.PresentMatch);
                 return true;
             default:
-                error = $"query parameter '{matcher.Name}' matcher has no specifier (string_match or present_match)";
-                return false;
+                // Envoy reads a matcher with no specifier as a presence check.
+                match = new QueryParameterMatch(matcher.Name, null, present: true);
+                return true;
         }
     }
 
@@ -71,9 +70,10 @@ internal sealed class QueryParameterMatch
                 continue;
             }
 
-            return _string is null || _string.Matches(eq < 0 ? default : pair[(eq + 1)..]);
+            return _string is null ? _present : _string.Matches(eq < 0 ? default : pair[(eq + 1)..]);
         }
 
-        return false;
+        // Absent: only present_match: false matches.
+        return _string is null && !_present;
     }
 }

@@ -42,7 +42,7 @@ internal sealed class StringMatch
     /// <summary>The literal pattern, or the regex source for <see cref="StringMatchKind.Regex"/>.</summary>
     public string Pattern { get; }
 
-    /// <summary>Whether literal comparisons ignore case (never applies to regexes, as in Envoy).</summary>
+    /// <summary>Whether literal comparisons ignore the case of ASCII letters (never applies to regexes, as in Envoy).</summary>
     public bool IgnoreCase { get; }
 
     /// <summary>Creates a literal matcher.</summary>
@@ -89,16 +89,27 @@ internal sealed class StringMatch
         }
     }
 
-    /// <summary>Whether <paramref name="value"/> matches.</summary>
+    /// <summary>Whether <paramref name="value"/> matches. <c>ignore_case</c> folds ASCII letters only, as Envoy.</summary>
     public bool Matches(ReadOnlySpan<char> value)
     {
-        var comparison = IgnoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        if (IgnoreCase)
+        {
+            return Kind switch
+            {
+                StringMatchKind.Exact => AsciiCase.Equals(value, Pattern),
+                StringMatchKind.Prefix => AsciiCase.StartsWith(value, Pattern),
+                StringMatchKind.Suffix => AsciiCase.EndsWith(value, Pattern),
+                StringMatchKind.Contains => AsciiCase.Contains(value, Pattern),
+                _ => _regex!.IsMatch(value),
+            };
+        }
+
         return Kind switch
         {
-            StringMatchKind.Exact => value.Equals(Pattern, comparison),
-            StringMatchKind.Prefix => value.StartsWith(Pattern, comparison),
-            StringMatchKind.Suffix => value.EndsWith(Pattern, comparison),
-            StringMatchKind.Contains => value.Contains(Pattern, comparison),
+            StringMatchKind.Exact => value.SequenceEqual(Pattern),
+            StringMatchKind.Prefix => value.StartsWith(Pattern),
+            StringMatchKind.Suffix => value.EndsWith(Pattern),
+            StringMatchKind.Contains => value.IndexOf(Pattern) >= 0,
             _ => _regex!.IsMatch(value),
         };
     }

@@ -135,4 +135,12 @@ public sealed class CompiledRouteTests
             Assert.Equal(status, route.VirtualHosts[0].Routes[0].Redirect!.StatusCode);
         }
     }
+
+    [Fact]
+    public void Redirect_UnknownResponseCodeIsRefused()
+    {
+        // Envoy's RedirectResponseCode is defined_only: a value outside 0-4 is refused, not defaulted.
+        var errors = Rds.Errors(Rds.Single(new Route { Match = new RouteMatch { Prefix = "/" }, Redirect = new RedirectAction { ResponseCode = (RedirectAction.Types.RedirectResponseCode)5 } }));
+        Assert.Contains("redirect.response_code 5 is unknown", Assert.Single(errors).ToString());
+    }
 }

@@ -57,6 +57,32 @@ public sealed class FaultPolicyTests
     }
 
     [Fact]
+    public void UnsetPercentage_InjectsNoFaultOfAnyKind()
+    {
+        // Envoy's FractionalPercent defaults to 0: a delay or abort without a percentage applies to no request,
+        // also when the request asks for a header-controlled fault.
+        var policy = Compile(new HTTPFault
+        {
+            Delay = new FaultDelay { FixedDelay = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)) },
+            Abort = new FaultAbort { GrpcStatus = 14 },
+        });
+        var headerPolicy = Compile(new HTTPFault
+        {
+            Delay = new FaultDelay { HeaderDelay = new FaultDelay.Types.HeaderDelay() },
+            Abort = new FaultAbort { HeaderAbort = new FaultAbort.Types.HeaderAbort() },
+        });
+        Assert.Equal(Fraction.Never, policy.DelayPercentage);
+        Assert.Equal(Fraction.Never, headerPolicy.AbortPercentage);
+        var random = new Random(7);
+        for (var i = 0; i < 1000; i++)
+        {
+            Assert.Equal(default, policy.Evaluate(TestRequest.Get("/"), "c", random));
+            var request = TestRequest.Get("/", (FaultPolicy.DelayHeader, "250"), (FaultPolicy.AbortHeader, "503"), (FaultPolicy.AbortPercentageHeader, "100"));
+            Assert.Equal(default, headerPolicy.Evaluate(request, "c", random));
+        }
+    }
+
+    [Fact]
     public void GrpcAbort()
     {
         var policy = Compile(new HTTPFault { Abort = new FaultAbort { GrpcStatus = 14, Percentage = Percent(100) } });

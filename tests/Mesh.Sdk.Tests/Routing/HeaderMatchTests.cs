@@ -109,13 +109,116 @@ public sealed class HeaderMatchTests
     }
 
     [Fact]
-    public void TryCompile_RejectsEmptyRangeAndName()
+    public void TryCompile_RejectsEmptyName()
     {
-        Assert.False(HeaderMatch.TryCompile(new HeaderMatcher { Name = "x", RangeMatch = new Int64Range { Start = 5, End = 5 } }, out _, out var error));
-        Assert.Contains("range_match [5, 5) is empty", error);
-        Assert.False(HeaderMatch.TryCompile(new HeaderMatcher { PresentMatch = true }, out _, out error));
+        Assert.False(HeaderMatch.TryCompile(new HeaderMatcher { PresentMatch = true }, out _, out var error));
         Assert.Contains("empty name", error);
-        Assert.False(HeaderMatch.TryCompile(new HeaderMatcher { Name = "x" }, out _, out error));
-        Assert.Contains("no specifier", error);
+    }
+
+    [Fact]
+    public void NoSpecifier_IsAPresenceCheck()
+    {
+        // Envoy reads a HeaderMatcher with no specifier as present_match: true.
+        var matcher = new HeaderMatcher { Name = "x" };
+        Assert.True(Eval(matcher, ("x", "anything")));
+        Assert.False(Eval(matcher));
+    }
+
+    [Fact]
+    public void EmptyRange_IsAcceptedAndMatchesNoValue()
+    {
+        // Envoy puts no constraint on Int64Range: [5, 5) holds nothing, so it matches only when inverted.
+        Assert.False(Eval(new HeaderMatcher { Name = "x", RangeMatch = new Int64Range { Start = 5, End = 5 } }, ("x", "5")));
+        Assert.True(Eval(new HeaderMatcher { Name = "x", RangeMatch = new Int64Range { Start = 5, End = 5 }, InvertMatch = true }, ("x", "5")));
+    }
+
+    public static TheoryData<string, bool, bool, bool> MissingHeaderCases
+    {
+        get
+        {
+            // kind, invert_match, treat_missing_header_as_empty, whether a request without the header matches.
+            var data = new TheoryData<string, bool, bool, bool>();
+            foreach (var (kind, emptyMatches) in new[]
+            {
+                ("exact:a", false), ("exact:", true), ("exact_match:", true), ("exact_match:a", false),
+                ("prefix:a", false), ("prefix:", true), ("suffix:a", false), ("contains:a", false),
+                ("regex:a*", true), ("regex:a+", false), ("range:0,10", false), ("present:true", true), ("present:false", false),
+            })
+            {
+                // Without treat_missing_header_as_empty a missing header matches only present_match: false
+                // (or, inverted, present_match: true).
+                var plain = kind == "present:false";
+                data.Add(kind, false, false, plain);
+                data.Add(kind, true, false, kind == "present:true");
+
+                // With it, the header is the empty string (present, for present_match) and invert applies.
+                data.Add(kind, false, true, emptyMatches);
+                data.Add(kind, true, true, !emptyMatches);
+            }
+
+            return data;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(MissingHeaderCases))]
+    public void MissingHeader_FollowsEnvoyForEveryKind(string kind, bool invert, bool treatMissingAsEmpty, bool expected)
+    {
+        var colon = kind.IndexOf(':');
+        var value = kind[(colon + 1)..];
+        var matcher = new HeaderMatcher { Name = "x-missing", InvertMatch = invert, TreatMissingHeaderAsEmpty = treatMissingAsEmpty };
+        switch (kind[..colon])
+        {
+            case "exact": matcher.StringMatch = new StringMatcher { Exact = value }; break;
+            case "exact_match": matcher.ExactMatch = value; break;
+            case "prefix": matcher.StringMatch = new StringMatcher { Prefix = value }; break;
+            case "suffix": matcher.StringMatch = new StringMatcher { Suffix = value }; break;
+            case "contains": matcher.StringMatch = new StringMatcher { Contains = value }; break;
+            case "regex": matcher.StringMatch = new StringMatcher { SafeRegex = new RegexMatcher { Regex = value } }; break;
+            case "range": matcher.RangeMatch = new Int64Range { Start = 0, End = 10 }; break;
+            default: matcher.PresentMatch = bool.Parse(value); break;
+        }
+
+        Assert.Equal(expected, Eval(matcher));
+    }
+
+    [Fact]
+    public void EmptyExact_LegacyFieldMatchesAnyValue_StringMatchOnlyTheEmptyValue()
+    {
+        // Envoy: exact_match: "" matches every value of a present header; string_match.exact: "" only "".
+        Assert.True(Eval(new HeaderMatcher { Name = "x", ExactMatch = string.Empty }, ("x", "abc")));
+        Assert.True(Eval(new HeaderMatcher { Name = "x", ExactMatch = string.Empty }, ("x", string.Empty)));
+        Assert.False(Eval(new HeaderMatcher { Name = "x", ExactMatch = string.Empty }));
+        Assert.False(Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Exact = string.Empty } }, ("x", "abc")));
+        Assert.True(Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Exact = string.Empty } }, ("x", string.Empty)));
+    }
+
+    [Theory]
+    [InlineData("Straße", "STRAßE", true)]
+    [InlineData("straße", "STRASSE", false)]
+    [InlineData("é", "É", false)] // Envoy folds ASCII letters only
+    [InlineData("s", "ſ", false)] // .NET's OrdinalIgnoreCase would fold ſ to S
+    [InlineData("k", "\u212A", false)]
+    [InlineData("JaSoN", "jason", true)]
+    public void IgnoreCase_FoldsAsciiLettersOnly(string pattern, string value, bool expected)
+    {
+        value = System.Text.RegularExpressions.Regex.Unescape(value);
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Exact = pattern, IgnoreCase = true } }, ("x", value)));
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Prefix = pattern, IgnoreCase = true } }, ("x", value + "-tail")));
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Suffix = pattern, IgnoreCase = true } }, ("x", "head-" + value)));
+        Assert.Equal(expected, Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Contains = pattern, IgnoreCase = true } }, ("x", "head-" + value + "-tail")));
+    }
+
+    [Theory]
+    [InlineData(" 15 ", true)] // absl::SimpleAtoi allows white space around the number
+    [InlineData("\t15", true)]
+    [InlineData("+15", true)]
+    [InlineData("1 5", false)]
+    [InlineData("15,16", false)] // a repeated header is joined with ','
+    [InlineData("", false)]
+    public void RangeMatch_ParsesAsAbslSimpleAtoi(string value, bool expected)
+    {
+        var matcher = new HeaderMatcher { Name = "x", RangeMatch = new Int64Range { Start = 10, End = 20 } };
+        Assert.Equal(expected, Eval(matcher, ("x", System.Text.RegularExpressions.Regex.Unescape(value))));
     }
 }

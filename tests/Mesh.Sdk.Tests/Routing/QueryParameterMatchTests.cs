@@ -35,10 +35,38 @@ public sealed class QueryParameterMatchTests
         Assert.Equal(expected, match.Matches(query));
     }
 
-    [Fact]
-    public void TryCompile_RejectsPresentFalse()
+    [Theory]
+    [InlineData("", true)]
+    [InlineData("x=1", true)]
+    [InlineData("debug", false)]
+    [InlineData("debug=", false)]
+    [InlineData("x=1&debug=0", false)]
+    [InlineData("debugx=1", true)]
+    public void PresentMatchFalse_MatchesOnlyWhenTheParameterIsAbsent(string query, bool expected)
     {
-        Assert.False(QueryParameterMatch.TryCompile(new QueryParameterMatcher { Name = "q", PresentMatch = false }, out _, out var error));
-        Assert.Contains("present_match is false", error);
+        // Envoy 1.34+ (enable_new_query_param_present_match_behavior, on by default): presence == present_match.
+        var match = Compile(new QueryParameterMatcher { Name = "debug", PresentMatch = false });
+        Assert.Equal(expected, match.Matches(query));
+    }
+
+    [Theory]
+    [InlineData("debug", true)]
+    [InlineData("debug=1", true)]
+    [InlineData("", false)]
+    public void NoSpecifier_IsAPresenceCheck(string query, bool expected)
+    {
+        var match = Compile(new QueryParameterMatcher { Name = "debug" });
+        Assert.Equal(expected, match.Matches(query));
+    }
+
+    [Theory]
+    [InlineData("q=a%20b", "a%20b", true)] // values are not decoded
+    [InlineData("q=a%20b", "a b", false)]
+    [InlineData("q=a=b", "a=b", true)] // the value runs from the first '='
+    [InlineData("q", "", true)] // no '=': the empty value
+    public void StringMatch_TestsTheRawValue(string query, string exact, bool expected)
+    {
+        var match = Compile(new QueryParameterMatcher { Name = "q", StringMatch = new StringMatcher { Exact = exact } });
+        Assert.Equal(expected, match.Matches(query));
     }
 }

@@ -33,15 +33,13 @@ public sealed class RouteTableCompilerTests
     {
         var data = new TheoryData<string, string>
         {
-            { "regex-lookahead", "match.safe_regex: regex '/a(?=b)' uses lookahead '(?=', which RE2 does not support" },
-            { "regex-backreference", "match.safe_regex: regex '(a)\\1' uses a backreference '\\1', which RE2 does not support" },
+            { "regex-lookahead", "match.safe_regex: regex '/a(?=b)' uses lookahead '(?=' at offset 2, which RE2 does not support" },
+            { "regex-backreference", "match.safe_regex: regex '(a)\\1' uses a backreference '\\1' at offset 3, which RE2 does not support" },
             { "no-match", "route has no match" },
             { "no-path", "match has no path specifier (prefix, path, safe_regex or path_separated_prefix)" },
             { "connect", "match.ConnectMatcher is not supported (prefix, path, safe_regex or path_separated_prefix)" },
             { "tls-context", "match.tls_context is not supported" },
             { "separated-slash", "match.path_separated_prefix '/a/' must start with '/', not end with '/', and contain no '?' or '#'" },
-            { "header-empty-range", "match.headers[0]: header 'x' range_match [3, 1) is empty (start must be below end)" },
-            { "query-no-spec", "match.query_parameters[0]: query parameter 'q' matcher has no specifier (string_match or present_match)" },
             { "fraction-over", "match.runtime_fraction numerator 101 exceeds its denominator" },
             { "no-action", "route has no action (route, redirect or direct_response)" },
             { "non-forwarding", "action NonForwardingAction is not supported (route, redirect or direct_response)" },
@@ -90,8 +88,6 @@ public sealed class RouteTableCompilerTests
             case "connect": route.Match = new RouteMatch { ConnectMatcher = new RouteMatch.Types.ConnectMatcher() }; break;
             case "tls-context": route.Match.TlsContext = new RouteMatch.Types.TlsContextMatchOptions(); break;
             case "separated-slash": route.Match = new RouteMatch { PathSeparatedPrefix = "/a/" }; break;
-            case "header-empty-range": route.Match.Headers.Add(new HeaderMatcher { Name = "x", RangeMatch = new Int64Range { Start = 3, End = 1 } }); break;
-            case "query-no-spec": route.Match.QueryParameters.Add(new QueryParameterMatcher { Name = "q" }); break;
             case "fraction-over": route.Match.RuntimeFraction = new RuntimeFractionalPercent { DefaultValue = new FractionalPercent { Numerator = 101 } }; break;
             case "no-action": route.ClearAction(); break;
             case "non-forwarding": route.NonForwardingAction = new NonForwardingAction(); break;
@@ -175,7 +171,7 @@ public sealed class RouteTableCompilerTests
         var config = Rds.Single(Rds.Prefix("/", "c"), Rds.Regex("(?>x)", "c"), new Route { Match = new RouteMatch { Prefix = "/" } });
         var ex = Assert.Throws<RouteCompilationException>(() => RouteTableCompiler.Compile(config));
         Assert.Equal(2, ex.Errors.Count);
-        Assert.Equal("route configuration 'rc' virtual_hosts[0] 'vh' routes[1]: match.safe_regex: regex '(?>x)' uses an atomic group '(?>', which RE2 does not support", ex.Errors[0].ToString());
+        Assert.Equal("route configuration 'rc' virtual_hosts[0] 'vh' routes[1]: match.safe_regex: regex '(?>x)' uses an atomic group '(?>' at offset 0, which RE2 does not support", ex.Errors[0].ToString());
         Assert.Equal(1, ex.Errors[0].RouteIndex);
         Assert.Equal("vh", ex.Errors[0].VirtualHost);
         Assert.Contains("routes[2]: route has no action", ex.Message);

@@ -57,7 +57,7 @@ public sealed class RouteTablesTests
         var bad = Rds.Config(Rds.Host("vh", [ListenerName], Rds.Regex("(a)\\1", "v2")));
         var errors = tables.Update(Snapshot(2, bad));
         var error = Assert.Single(errors);
-        Assert.Equal("route configuration 'rc' virtual_hosts[0] 'vh' routes[0]: match.safe_regex: regex '(a)\\1' uses a backreference '\\1', which RE2 does not support", error.ToString());
+        Assert.Equal("route configuration 'rc' virtual_hosts[0] 'vh' routes[0]: match.safe_regex: regex '(a)\\1' uses a backreference '\\1' at offset 3, which RE2 does not support", error.ToString());
         Assert.True(tables.TryGetTable(ListenerName, out var table));
         Assert.Equal("v1", table.Match(new TestRequest(ListenerName, "/")).Cluster);
         Assert.Equal(2, tables.Current.SnapshotVersion);

@@ -56,4 +56,17 @@ public sealed class StringMatchTests
         Assert.False(StringMatch.TryCompile(new StringMatcher { SafeRegex = new RegexMatcher { Regex = "(?=x)" } }, out _, out error));
         Assert.Contains("lookahead", error);
     }
+
+    [Theory]
+    [InlineData("prefix", "/api", "/API/x", true)]
+    [InlineData("path", "/api", "/Api", true)]
+    [InlineData("path_separated_prefix", "/api", "/aPI/v1", true)]
+    [InlineData("prefix", "/é", "/É", false)] // case_sensitive: false folds ASCII letters only, as Envoy
+    [InlineData("path", "/s", "/ſ", false)]
+    public void PathMatch_CaseInsensitiveFoldsAsciiOnly(string kind, string value, string path, bool expected)
+    {
+        var pathKind = kind switch { "prefix" => PathMatchKind.Prefix, "path" => PathMatchKind.Exact, _ => PathMatchKind.SeparatedPrefix };
+        var match = new PathMatch(pathKind, value, caseSensitive: false, regex: null);
+        Assert.Equal(expected, match.Matches(path, path));
+    }
 }
