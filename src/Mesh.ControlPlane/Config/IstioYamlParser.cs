@@ -894,6 +894,16 @@ internal static class IstioYamlParser
             rewrite = new HttpRewrite(OptionalString(m, "uri"), OptionalString(m, "authority")) { UriRegexRewrite = regexRewrite };
         }
 
+        // Istio's validation: the route's authority is rewritten in one place only (rewrite.authority, or once in
+        // headers.request set/add); destinations' headers are not counted.
+        var routeHeaders = ParseHeaders(r, P + ".headers");
+        var authorities = (string.IsNullOrEmpty(rewrite?.Authority) ? 0 : 1)
+            + (routeHeaders?.Request?.Set.Keys.Count(IsAuthorityHeader) ?? 0) + (routeHeaders?.Request?.Add.Keys.Count(IsAuthorityHeader) ?? 0);
+        if (authorities > 1)
+        {
+            throw Error(Get(r, "headers") ?? r, $"'{P}': the authority header cannot be set multiple times (rewrite.authority, headers.request set and add: one of them)");
+        }
+
         Destination? mirror = Get(r, "mirror") is { } mn ? ParseDestination(AsMap(mn, P + ".mirror"), P + ".mirror") : null;
         double? mirrorPct = Get(r, "mirrorPercentage") is { } mp && !IsNull(mp) ? Percentage(AsMap(mp, P + ".mirrorPercentage"), P + ".mirrorPercentage", own: true) : null;
         uint? mirrorPercent = Get(r, "mirrorPercent") is { } mpi && !IsNull(mpi) ? UIntValue(mpi, P + ".mirrorPercent", 0, 100) : null;
@@ -922,7 +932,7 @@ internal static class IstioYamlParser
             Redirect = redirect,
             DirectResponse = direct,
             Rewrite = rewrite,
-            Headers = ParseHeaders(r, P + ".headers"),
+            Headers = routeHeaders,
             Mirror = mirror,
             MirrorPercentage = mirrorPct,
             MirrorPercent = mirrorPercent,
@@ -999,14 +1009,35 @@ internal static class IstioYamlParser
             }
 
             var om = AsMap(n, $"{path}.{key}");
-            return new HeaderOperations
+            var ops = new HeaderOperations
             {
                 Set = StringMap(om, "set", $"{path}.{key}"),
                 Add = StringMap(om, "add", $"{path}.{key}"),
                 Remove = StringList(om, "remove", $"{path}.{key}"),
             };
+
+            // Istio's validation: a request's set/add may name :authority (or host), no other pseudo-header; nothing
+            // else (request remove, response set/add/remove) may name host or a pseudo-header.
+            var request = key == "request";
+            foreach (var (op, names) in (ReadOnlySpan<(string, IEnumerable<string>)>)[("set", ops.Set.Keys), ("add", ops.Add.Keys), ("remove", ops.Remove)])
+            {
+                foreach (var name in names)
+                {
+                    var authorityAllowed = request && op != "remove" && IsAuthorityHeader(name);
+                    if (name.Length == 0 || (!authorityAllowed && (name.StartsWith(':') || name.Equals("host", StringComparison.OrdinalIgnoreCase))))
+                    {
+                        throw Error(Get(om, op)!, $"invalid header '{name}' in '{path}.{key}.{op}': "
+                            + (request && op != "remove" ? "only ':authority' (or 'host') may be set among pseudo-headers" : "'host' and ':' pseudo-headers cannot be changed here"));
+                    }
+                }
+            }
+
+            return ops;
         }
     }
+
+    private static bool IsAuthorityHeader(string name) =>
+        name.Equals(":authority", StringComparison.OrdinalIgnoreCase) || name.Equals("host", StringComparison.OrdinalIgnoreCase);
 
     private static Destination ParseDestination(YamlMappingNode d, string path)
     {
