@@ -811,6 +811,12 @@ internal static class IstioYamlParser
                 RetryRemoteLocalities = OptionalBool(m, "retryRemoteLocalities"),
                 Backoff = OptionalDuration(m, "backoff"),
             };
+            if (retries.Attempts == 0 && (retries.PerTryTimeout is not null || !string.IsNullOrEmpty(retryOn) || retries.RetryRemoteLocalities is not null))
+            {
+                // Istio's validation: attempts 0 (or unset) disables retries, so retry settings beside it are an error.
+                throw Error(m, $"'{P}.retries' sets perTryTimeout, retryOn or retryRemoteLocalities while attempts is 0 or unset (retries disabled); set attempts");
+            }
+
             if (retries.RetryRemoteLocalities is true)
             {
                 Note(m, $"'{P}.retries.retryRemoteLocalities' is parsed but not applied");
@@ -1189,12 +1195,26 @@ internal static class IstioYamlParser
                 continue;
             }
 
-            if (!int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var code) || code is < 100 or > 599)
+            if (!int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var code) || !IsKnownHttpStatus(code))
             {
                 throw Error(node, $"unknown retryOn policy '{token}' (expected HTTP status codes or {string.Join(", ", RetryOnPolicies)})");
             }
         }
     }
+
+    /// <summary>
+    /// The HTTP status codes Go's <c>net/http.StatusText</c> knows: Istio's validation accepts only these in retryOn,
+    /// and istiod moves only these to retriable_status_codes.
+    /// </summary>
+    internal static bool IsKnownHttpStatus(int code) => code switch
+    {
+        >= 100 and <= 103 => true,
+        >= 200 and <= 208 or 226 => true,
+        >= 300 and <= 308 and not 306 => true,
+        >= 400 and <= 418 or >= 421 and <= 426 or 428 or 429 or 431 or 451 => true,
+        >= 500 and <= 508 or 510 or 511 => true,
+        _ => false,
+    };
 
     /// <summary>Istio's limit on a direct response body (istiod raises Envoy's limit to it).</summary>
     public const int MaxDirectResponseBody = 1024 * 1024;
