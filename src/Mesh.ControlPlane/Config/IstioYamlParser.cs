@@ -811,6 +811,12 @@ internal static class IstioYamlParser
                 RetryRemoteLocalities = OptionalBool(m, "retryRemoteLocalities"),
                 Backoff = OptionalDuration(m, "backoff"),
             };
+            if (retries.Attempts == 0 && (retries.PerTryTimeout is not null || !string.IsNullOrEmpty(retryOn) || retries.RetryRemoteLocalities is not null))
+            {
+                // Istio's validation: attempts 0 (or unset) disables retries, so retry settings beside it are an error.
+                throw Error(m, $"'{P}.retries' sets perTryTimeout, retryOn or retryRemoteLocalities while attempts is 0 or unset (retries disabled); set attempts");
+            }
+
             if (retries.RetryRemoteLocalities is true)
             {
                 Note(m, $"'{P}.retries.retryRemoteLocalities' is parsed but not applied");
@@ -894,6 +900,16 @@ internal static class IstioYamlParser
             rewrite = new HttpRewrite(OptionalString(m, "uri"), OptionalString(m, "authority")) { UriRegexRewrite = regexRewrite };
         }
 
+        // Istio's validation: the route's authority is rewritten in one place only (rewrite.authority, or once in
+        // headers.request set/add); destinations' headers are not counted.
+        var routeHeaders = ParseHeaders(r, P + ".headers");
+        var authorities = (string.IsNullOrEmpty(rewrite?.Authority) ? 0 : 1)
+            + (routeHeaders?.Request?.Set.Keys.Count(IsAuthorityHeader) ?? 0) + (routeHeaders?.Request?.Add.Keys.Count(IsAuthorityHeader) ?? 0);
+        if (authorities > 1)
+        {
+            throw Error(Get(r, "headers") ?? r, $"'{P}': the authority header cannot be set multiple times (rewrite.authority, headers.request set and add: one of them)");
+        }
+
         Destination? mirror = Get(r, "mirror") is { } mn ? ParseDestination(AsMap(mn, P + ".mirror"), P + ".mirror") : null;
         double? mirrorPct = Get(r, "mirrorPercentage") is { } mp && !IsNull(mp) ? Percentage(AsMap(mp, P + ".mirrorPercentage"), P + ".mirrorPercentage", own: true) : null;
         uint? mirrorPercent = Get(r, "mirrorPercent") is { } mpi && !IsNull(mpi) ? UIntValue(mpi, P + ".mirrorPercent", 0, 100) : null;
@@ -922,7 +938,7 @@ internal static class IstioYamlParser
             Redirect = redirect,
             DirectResponse = direct,
             Rewrite = rewrite,
-            Headers = ParseHeaders(r, P + ".headers"),
+            Headers = routeHeaders,
             Mirror = mirror,
             MirrorPercentage = mirrorPct,
             MirrorPercent = mirrorPercent,
@@ -999,14 +1015,35 @@ internal static class IstioYamlParser
             }
 
             var om = AsMap(n, $"{path}.{key}");
-            return new HeaderOperations
+            var ops = new HeaderOperations
             {
                 Set = StringMap(om, "set", $"{path}.{key}"),
                 Add = StringMap(om, "add", $"{path}.{key}"),
                 Remove = StringList(om, "remove", $"{path}.{key}"),
             };
+
+            // Istio's validation: a request's set/add may name :authority (or host), no other pseudo-header; nothing
+            // else (request remove, response set/add/remove) may name host or a pseudo-header.
+            var request = key == "request";
+            foreach (var (op, names) in (ReadOnlySpan<(string, IEnumerable<string>)>)[("set", ops.Set.Keys), ("add", ops.Add.Keys), ("remove", ops.Remove)])
+            {
+                foreach (var name in names)
+                {
+                    var authorityAllowed = request && op != "remove" && IsAuthorityHeader(name);
+                    if (name.Length == 0 || (!authorityAllowed && (name.StartsWith(':') || name.Equals("host", StringComparison.OrdinalIgnoreCase))))
+                    {
+                        throw Error(Get(om, op)!, $"invalid header '{name}' in '{path}.{key}.{op}': "
+                            + (request && op != "remove" ? "only ':authority' (or 'host') may be set among pseudo-headers" : "'host' and ':' pseudo-headers cannot be changed here"));
+                    }
+                }
+            }
+
+            return ops;
         }
     }
+
+    private static bool IsAuthorityHeader(string name) =>
+        name.Equals(":authority", StringComparison.OrdinalIgnoreCase) || name.Equals("host", StringComparison.OrdinalIgnoreCase);
 
     private static Destination ParseDestination(YamlMappingNode d, string path)
     {
@@ -1158,12 +1195,26 @@ internal static class IstioYamlParser
                 continue;
             }
 
-            if (!int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var code) || code is < 100 or > 599)
+            if (!int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var code) || !IsKnownHttpStatus(code))
             {
                 throw Error(node, $"unknown retryOn policy '{token}' (expected HTTP status codes or {string.Join(", ", RetryOnPolicies)})");
             }
         }
     }
+
+    /// <summary>
+    /// The HTTP status codes Go's <c>net/http.StatusText</c> knows: Istio's validation accepts only these in retryOn,
+    /// and istiod moves only these to retriable_status_codes.
+    /// </summary>
+    internal static bool IsKnownHttpStatus(int code) => code switch
+    {
+        >= 100 and <= 103 => true,
+        >= 200 and <= 208 or 226 => true,
+        >= 300 and <= 308 and not 306 => true,
+        >= 400 and <= 418 or >= 421 and <= 426 or 428 or 429 or 431 or 451 => true,
+        >= 500 and <= 508 or 510 or 511 => true,
+        _ => false,
+    };
 
     /// <summary>Istio's limit on a direct response body (istiod raises Envoy's limit to it).</summary>
     public const int MaxDirectResponseBody = 1024 * 1024;

@@ -290,7 +290,7 @@ internal sealed class XdsTranslator(string domain)
                     continue;
                 }
 
-                if (uint.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var code) && code is >= 100 and <= 599)
+                if (uint.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var code) && IstioYamlParser.IsKnownHttpStatus((int)code))
                 {
                     policy.RetriableStatusCodes.Add(code);
                 }

@@ -511,12 +511,14 @@ public class IstiodRouteCasesTests
     public void HeaderOperations_SingleCluster()
     {
         // istiod: "for header operations for single cluster": the route's then the destination's operations, set before
-        // add; :authority becomes the host rewrite (the route's set wins), never a header operation.
+        // add; :authority becomes the host rewrite (the route's wins), never a header operation. istiod's fixture also
+        // adds :authority in the route's add, which Istio's validation refuses ("authority header cannot be set multiple
+        // times", see HeaderOperations_AuthorityTwiceOnTheRoute_IsRefused); the destination's set and add both may.
         var route = Assert.Single(Routes("""
               - headers:
                   request:
                     set: {x-req-set: v1, ":authority": foo.extsvc.com}
-                    add: {x-req-add: v2, ":authority": bar.extsvc.com}
+                    add: {x-req-add: v2}
                     remove: [x-req-remove]
                   response:
                     set: {x-resp-set: v1}
@@ -542,6 +544,22 @@ public class IstiodRouteCasesTests
             Ops(route.ResponseHeadersToAdd));
         Assert.Equal(["x-resp-remove", "x-route-resp-remove"], route.ResponseHeadersToRemove);
         Assert.Equal("foo.extsvc.com", route.Route_.HostRewriteLiteral);
+    }
+
+    [Theory]
+    [InlineData("rewrite: {authority: a.example}\n    headers: {request: {set: {host: b.example}}}", "the authority header cannot be set multiple times")]
+    [InlineData("headers: {request: {set: {\":authority\": a.example}, add: {\":authority\": b.example}}}", "the authority header cannot be set multiple times")]
+    [InlineData("headers: {request: {remove: [\":path\"]}}", "invalid header ':path' in 'spec.http[].headers.request.remove'")]
+    [InlineData("headers: {request: {set: {\":path\": /x}}}", "invalid header ':path' in 'spec.http[].headers.request.set'")]
+    [InlineData("headers: {response: {set: {host: x}}}", "invalid header 'host' in 'spec.http[].headers.response.set'")]
+    public void HeaderOperations_IstioValidation(string fields, string reason)
+    {
+        // Istio's validateAuthorityRewrite and header-name checks (the route_test.go fixtures skip validation).
+        var ex = Refused($"""
+              - {fields}
+                route: [{"{"}destination: {"{"}host: foo.example.org{"}"}{"}"}]
+            """);
+        Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

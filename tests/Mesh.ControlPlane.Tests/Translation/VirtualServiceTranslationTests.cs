@@ -128,7 +128,7 @@ public class VirtualServiceTranslationTests
                 route:
                 - destination: {host: reviews}
                   headers:
-                    request: {set: {x-dest: d, ":authority": one.example}, remove: [x-drop, ":path"]}
+                    request: {set: {x-dest: d, ":authority": one.example}, remove: [x-drop]}
                     response: {add: {x-resp: a}}
               - name: split
                 route:
