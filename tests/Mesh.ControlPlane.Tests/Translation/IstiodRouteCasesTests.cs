@@ -234,6 +234,21 @@ public class IstiodRouteCasesTests
     }
 
     [Fact]
+    public void CorsPolicyAndTcpRoutes_AreReportedAsNotApplied()
+    {
+        // istiod: TestTranslateCORSPolicy / ...ForwardNotMatchingPreflights build Envoy's CORS filter config, which no
+        // proxyless client has; the policy is read and reported once per file, the routes still apply.
+        var parsed = IstioYamlParser.Parse(Service + "\n---\n" + VirtualService("""
+              - corsPolicy: {allowOrigins: [{exact: exact}], unmatchedPreflights: IGNORE}
+                route: [{destination: {host: foo.example.org}}]
+            """) + "\n  tcp:\n  - route: [{destination: {host: foo.example.org}}]", "default");
+        Assert.Equal(2, parsed.Notes.Count);
+        Assert.StartsWith("line 18: VirtualService 'default/acme': 'spec.http[].corsPolicy' is parsed but not applied", parsed.Notes[0], StringComparison.Ordinal);
+        Assert.StartsWith("line 21: VirtualService 'default/acme': 'spec.tcp' routes are parsed but not applied", parsed.Notes[1], StringComparison.Ordinal);
+        Assert.Single(Assert.IsType<Mesh.ControlPlane.Config.VirtualService>(parsed.Resources[1]).Http);
+    }
+
+    [Fact]
     public void StatPrefixOnMatch()
     {
         // istiod: "for virtual service with stat_prefix set for a match on URI".
