@@ -602,6 +602,14 @@ internal static class IstioYamlParser
             routes.Add(ParseHttpRoute(AsMap(node, "spec.http[]")));
         }
 
+        foreach (var key in (string[])["tcp", "tls"])
+        {
+            if (Get(spec, key) is { } l4 && !IsNull(l4))
+            {
+                Note(l4, $"'spec.{key}' routes are parsed but not applied: the embedded control plane serves HTTP routes only");
+            }
+        }
+
         var gateways = StringList(spec, "gateways", "spec");
         if (gateways.Count == 0 || gateways.Contains(VirtualService.MeshGateway))
         {
@@ -659,6 +667,11 @@ internal static class IstioYamlParser
             var weight = weightNode is null ? 0 : UIntValue(weightNode, P + ".route[].weight", 0, int.MaxValue);
             weightNodes.Add((weightNode ?? d, weight));
             destinations.Add(new HttpRouteDestination(dest, weight, ParseHeaders(d, P + ".route[].headers")));
+        }
+
+        if (Get(r, "corsPolicy") is { } cors && !IsNull(cors))
+        {
+            Note(cors, $"'{P}.corsPolicy' is parsed but not applied: CORS is not implemented (istiod sends it to Envoy's CORS filter, which proxyless gRPC clients do not have)");
         }
 
         HttpRedirect? redirect = null;

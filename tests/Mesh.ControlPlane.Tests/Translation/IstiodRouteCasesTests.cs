@@ -212,6 +212,43 @@ public class IstiodRouteCasesTests
     }
 
     [Fact]
+    public void MethodAuthoritySchemeAndIgnoreUriCase()
+    {
+        // istiod's TranslateRouteMatch (no route_test.go case of its own): method, authority and scheme become header
+        // matchers on the pseudo-headers, after the sorted header matchers; case_sensitive is !ignoreUriCase.
+        var match = Assert.Single(Routes("""
+              - match:
+                - uri: {prefix: /Api}
+                  ignoreUriCase: true
+                  method: {exact: GET}
+                  authority: {prefix: foo.}
+                  scheme: {}
+                  headers: {z-last: {exact: "1"}, a-first: {exact: "2"}}
+                route: [{destination: {host: foo.example.org}}]
+            """)).Match;
+        Assert.Equal(("/Api", false), (match.Prefix, match.CaseSensitive));
+        Assert.Equal(["a-first", "z-last", ":method", ":authority", ":scheme"], match.Headers.Select(h => h.Name));
+        Assert.Equal("GET", StringMatcherOf(match.Headers[2]).Exact);
+        Assert.Equal("foo.", StringMatcherOf(match.Headers[3]).Prefix);
+        Assert.True(match.Headers[4].PresentMatch);
+    }
+
+    [Fact]
+    public void CorsPolicyAndTcpRoutes_AreReportedAsNotApplied()
+    {
+        // istiod: TestTranslateCORSPolicy / ...ForwardNotMatchingPreflights build Envoy's CORS filter config, which no
+        // proxyless client has; the policy is read and reported once per file, the routes still apply.
+        var parsed = IstioYamlParser.Parse(Service + "\n---\n" + VirtualService("""
+              - corsPolicy: {allowOrigins: [{exact: exact}], unmatchedPreflights: IGNORE}
+                route: [{destination: {host: foo.example.org}}]
+            """) + "\n  tcp:\n  - route: [{destination: {host: foo.example.org}}]", "default");
+        Assert.Equal(2, parsed.Notes.Count);
+        Assert.StartsWith("line 18: VirtualService 'default/acme': 'spec.http[].corsPolicy' is parsed but not applied", parsed.Notes[0], StringComparison.Ordinal);
+        Assert.StartsWith("line 21: VirtualService 'default/acme': 'spec.tcp' routes are parsed but not applied", parsed.Notes[1], StringComparison.Ordinal);
+        Assert.Single(Assert.IsType<Mesh.ControlPlane.Config.VirtualService>(parsed.Resources[1]).Http);
+    }
+
+    [Fact]
     public void StatPrefixOnMatch()
     {
         // istiod: "for virtual service with stat_prefix set for a match on URI".
