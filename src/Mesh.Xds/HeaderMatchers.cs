@@ -34,8 +34,9 @@ public static class HeaderMatchers
     /// <summary>
     /// A header matcher in the form every gRPC xDS client accepts: the single-purpose field for exact,
     /// prefix, suffix, contains and regex matches without <c>ignore_case</c>, <c>string_match</c> otherwise.
-    /// An empty exact match also stays <c>string_match</c>: Envoy reads an empty <c>exact_match</c> as "any value",
-    /// an empty <c>string_match.exact</c> as "the empty value".
+    /// An empty exact match becomes <c>safe_regex_match: "^$"</c>: Envoy reads an empty <c>exact_match</c> as "any
+    /// value" and gRPC as "the empty value", while every client reads the regex as "the empty value" (and C-core
+    /// 1.51 refuses <c>string_match</c>).
     /// </summary>
     /// <param name="name">The header name.</param>
     /// <param name="matcher">The string match to apply to the header's value.</param>
@@ -45,9 +46,15 @@ public static class HeaderMatchers
     {
         ArgumentNullException.ThrowIfNull(matcher);
         var header = new HeaderMatcher { Name = name, InvertMatch = invert };
-        if (matcher.IgnoreCase || (matcher.MatchPatternCase == StringMatcher.MatchPatternOneofCase.Exact && matcher.Exact.Length == 0))
+        if (matcher.IgnoreCase)
         {
             header.StringMatch = matcher;
+            return header;
+        }
+
+        if (matcher.MatchPatternCase == StringMatcher.MatchPatternOneofCase.Exact && matcher.Exact.Length == 0)
+        {
+            header.SafeRegexMatch = new RegexMatcher { Regex = "^$" };
             return header;
         }
 

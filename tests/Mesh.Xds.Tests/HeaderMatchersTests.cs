@@ -26,13 +26,14 @@ public sealed class HeaderMatchersTests
     }
 
     [Fact]
-    public void Create_KeepsStringMatchForAnEmptyExactValue()
+    public void Create_WritesAnEmptyExactValueAsARegexEveryClientReadsAlike()
     {
-        // exact_match: "" means "any value" to Envoy; string_match.exact: "" means "the empty value".
+        // exact_match: "" means "any value" to Envoy but "the empty value" to gRPC; string_match is refused by
+        // C-core 1.51. safe_regex_match "^$" means "the empty value" to all of them.
         var header = HeaderMatchers.Create("x-empty", new StringMatcher { Exact = string.Empty });
 
-        Assert.Equal(HeaderMatcher.HeaderMatchSpecifierOneofCase.StringMatch, header.HeaderMatchSpecifierCase);
-        Assert.Equal(StringMatcher.MatchPatternOneofCase.Exact, header.StringMatch.MatchPatternCase);
+        Assert.Equal(HeaderMatcher.HeaderMatchSpecifierOneofCase.SafeRegexMatch, header.HeaderMatchSpecifierCase);
+        Assert.Equal("^$", header.SafeRegexMatch.Regex);
     }
 
     [Theory]

@@ -202,7 +202,7 @@ internal sealed class CompiledRoute
         var query = pathAndQuery.AsSpan(q);
         if (RegexRewrite is not null)
         {
-            return string.Concat(RegexRewrite.Replace(path.ToString(), RegexSubstitution!), query);
+            return string.Concat(Internal.Re2Regex.GlobalReplace(RegexRewrite, path.ToString(), RegexSubstitution!), query);
         }
 
         return ReplaceMatched(pathAndQuery, PrefixRewrite!);
@@ -239,7 +239,7 @@ internal sealed class CompiledRoute
         }
         else if (redirect.RegexRewrite is not null)
         {
-            path = redirect.RegexRewrite.Replace(path, redirect.RegexSubstitution!);
+            path = Internal.Re2Regex.GlobalReplace(redirect.RegexRewrite, path, redirect.RegexSubstitution!);
         }
 
         if (redirect.StripQuery && !(redirect.Path?.Contains('?', StringComparison.Ordinal) ?? false))

@@ -164,7 +164,7 @@ internal sealed record HashPolicy
                     return null;
                 }
 
-                return RewritePattern is null ? value : RewritePattern.Replace(value, RewriteSubstitution!);
+                return RewritePattern is null ? value : Re2Regex.GlobalReplace(RewritePattern, value, RewriteSubstitution!);
             case HashPolicyKind.Cookie:
                 return request.TryGetHeader("cookie", out var cookies) ? FindCookie(cookies, Name) : null;
             case HashPolicyKind.SourceIp:

@@ -106,6 +106,30 @@ public sealed class CompiledRouteTableTests
         Assert.Equal(expected, table.ClusterFor(TestRequest.Get(path)));
     }
 
+    [Theory]
+    [InlineData("/v1/αβγ", "greek")]
+    [InlineData("/v2/Ωμέγα", "greek")]
+    [InlineData("/v1/abc", "root")] // Latin, not Greek
+    [InlineData("/v3/αβγ", "root")]
+    [InlineData("/a😀/x", "astral")] // one code point for '.'
+    [InlineData("/a😀😀/x", "root")]
+    [InlineData("/items/x-[]", "class")] // [a-z-[] then a literal ']' (no .NET class subtraction)
+    [InlineData("/items/a", "root")]
+    [InlineData("/opt/debug", "absent")] // present_match: false on a query parameter: only without it
+    [InlineData("/opt/debug?trace=1", "root")]
+    public void Match_Re2RegexesAndQueryAbsence_EndToEnd(string path, string expected)
+    {
+        var absent = Rds.Prefix("/opt/", "absent");
+        absent.Match.QueryParameters.Add(new QueryParameterMatcher { Name = "trace", PresentMatch = false });
+        var table = Rds.Compile(Rds.Single(
+            Rds.Regex(@"/(?P<ver>v[12])/\p{Greek}+", "greek"),
+            Rds.Regex("/a./x", "astral"),
+            Rds.Regex("/items/[a-z-[]+]", "class"),
+            absent,
+            Rds.Prefix("/", "root")));
+        Assert.Equal(expected, table.ClusterFor(TestRequest.Get(path)));
+    }
+
     [Fact]
     public void Match_PrefixSeesTheQueryStringAsEnvoyDoes()
     {

@@ -191,6 +191,11 @@ public sealed class HeaderMatchTests
         Assert.False(Eval(new HeaderMatcher { Name = "x", ExactMatch = string.Empty }));
         Assert.False(Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Exact = string.Empty } }, ("x", "abc")));
         Assert.True(Eval(new HeaderMatcher { Name = "x", StringMatch = new StringMatcher { Exact = string.Empty } }, ("x", string.Empty)));
+
+        // What a control plane writes with Mesh.Xds.HeaderMatchers keeps "the empty value".
+        var written = Mesh.Xds.HeaderMatchers.Create("x", new StringMatcher { Exact = string.Empty });
+        Assert.True(Eval(written, ("x", string.Empty)));
+        Assert.False(Eval(written, ("x", "abc")));
     }
 
     [Theory]

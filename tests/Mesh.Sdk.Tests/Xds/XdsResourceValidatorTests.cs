@@ -107,14 +107,19 @@ public sealed class XdsResourceValidatorTests
     [Fact]
     public void RouteConfiguration_ThatTheRouteCompilerRefuses_IsRejected()
     {
-        // Compiles as a .NET regex, but RE2 (and so the data plane) has no lookahead.
-        var lookahead = Routes("r", ClusterV1);
-        lookahead.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = "/api/(?=v1).*" } };
+        // Valid RE2 syntax, but too large for the data plane's linear-time matcher: only the route compiler sees it.
+        var large = Routes("r", ClusterV1);
+        large.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = "/api/.{1000}" } };
 
-        var message = Reject(() => XdsResourceValidator.ValidateRouteConfiguration(lookahead));
+        var message = Reject(() => XdsResourceValidator.ValidateRouteConfiguration(large));
 
         Assert.Contains("route configuration 'r' virtual_hosts[0] 'reviews' routes[0]", message);
-        Assert.Contains("lookahead", message);
+        Assert.Contains("cannot be compiled for linear-time matching", message);
+
+        // Compiles as a .NET regex, but RE2 (and so the data plane) has no lookahead: refused by the RE2 syntax check.
+        var lookahead = Routes("r", ClusterV1);
+        lookahead.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = "/api/(?=v1).*" } };
+        Assert.Contains("match.safe_regex regex '/api/(?=v1).*' does not compile: it uses lookahead '(?=' at offset 5", Reject(() => XdsResourceValidator.ValidateRouteConfiguration(lookahead)));
     }
 
     [Fact]
@@ -122,6 +127,16 @@ public sealed class XdsResourceValidatorTests
     {
         var routes = Routes("r", ClusterV1, ClusterV2);
         routes.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = "^/reviews/[0-9]+$" } };
+        Assert.Same(routes, XdsResourceValidator.ValidateRouteConfiguration(routes));
+    }
+
+    [Fact]
+    public void RouteConfiguration_WithRe2OnlySyntax_IsAccepted()
+    {
+        // Valid RE2 that .NET's own regex parser refuses: named groups (?P<..>), scripts, \x{...}, \Q..\E, (?U).
+        var routes = Routes("r", ClusterV1);
+        routes.VirtualHosts[0].Routes[0].Match = new RouteMatch { SafeRegex = new RegexMatcher { Regex = @"/(?P<ver>v[12])/\p{Greek}+/\x{263a}\Q.*\E(?U)a+" } };
+        routes.VirtualHosts[0].Routes[0].Match.Headers.Add(new HeaderMatcher { Name = "x-tag", StringMatch = new StringMatcher { SafeRegex = new RegexMatcher { Regex = @"[[:alpha:]]+" } } });
         Assert.Same(routes, XdsResourceValidator.ValidateRouteConfiguration(routes));
     }
 

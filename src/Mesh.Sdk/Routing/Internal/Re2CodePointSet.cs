@@ -17,24 +17,6 @@ internal sealed class Re2CodePointSet
     private readonly List<(int Lo, int Hi)> _ranges = [];
     private bool _normalized = true;
 
-    /// <summary>Whether the set holds no code point (surrogates aside).</summary>
-    public bool IsEmpty
-    {
-        get
-        {
-            Normalize();
-            foreach (var (lo, hi) in _ranges)
-            {
-                if (lo < 0xD800 || hi > 0xDFFF)
-                {
-                    return false;
-                }
-            }
-
-            return true;
-        }
-    }
-
     /// <summary>Adds <paramref name="lo"/> to <paramref name="hi"/> inclusive; with <paramref name="fold"/>, also every code point case-equivalent to one of them.</summary>
     public void Add(int lo, int hi, bool fold)
     {

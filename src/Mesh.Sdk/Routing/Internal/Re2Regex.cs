@@ -79,6 +79,64 @@ internal static class Re2Regex
     }
 
     /// <summary>
+    /// RE2's GlobalReplace (what Envoy's <c>regex_rewrite</c> does): every non-overlapping match, left to right,
+    /// replaced by <paramref name="substitution"/> (.NET syntax, from <see cref="TryTranslateSubstitution"/>). Unlike
+    /// <see cref="Regex.Replace(string, string)"/>, an empty match right where the previous match ended is skipped,
+    /// so <c>a*</c> over <c>baaac</c> with <c>-</c> gives <c>-b-c-</c>, not <c>-b--c-</c>.
+    /// </summary>
+    public static string GlobalReplace(Regex regex, string input, string substitution)
+    {
+        StringBuilder? builder = null;
+        var p = 0;
+        var lastEnd = -1;
+        var count = 0;
+        while (p <= input.Length)
+        {
+            var match = regex.Match(input, p);
+            if (!match.Success)
+            {
+                break;
+            }
+
+            builder ??= new StringBuilder(input.Length + 16);
+            builder.Append(input, p, match.Index - p);
+            if (match.Length == 0 && match.Index == lastEnd)
+            {
+                // Step over one code point (a surrogate pair whole) and search again.
+                if (p < input.Length)
+                {
+                    var n = char.IsHighSurrogate(input[p]) && p + 1 < input.Length && char.IsLowSurrogate(input[p + 1]) ? 2 : 1;
+                    builder.Append(input, p, n);
+                    p += n;
+                }
+                else
+                {
+                    p++;
+                }
+
+                continue;
+            }
+
+            builder.Append(match.Result(substitution));
+            p = match.Index + match.Length;
+            lastEnd = p;
+            count++;
+        }
+
+        if (count == 0)
+        {
+            return input;
+        }
+
+        if (p < input.Length)
+        {
+            builder!.Append(input, p, input.Length - p);
+        }
+
+        return builder!.ToString();
+    }
+
+    /// <summary>
     /// Translates an RE2 substitution string (<c>\1</c> for capture group 1, <c>\\</c> for a backslash) to .NET
     /// replacement syntax.
     /// </summary>

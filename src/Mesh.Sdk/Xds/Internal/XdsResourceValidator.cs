@@ -1,7 +1,6 @@
 using System.Globalization;
 using IPAddress = System.Net.IPAddress;
 using SocketAddress = Envoy.Config.Core.V3.SocketAddress;
-using System.Text.RegularExpressions;
 using Envoy.Config.Cluster.V3;
 using Envoy.Config.Core.V3;
 using Envoy.Config.Endpoint.V3;
@@ -456,13 +455,13 @@ internal static class XdsResourceValidator
 
     private static void CheckRegex(RegexMatcher matcher, string where, List<string> errors)
     {
-        try
+        // xDS regexes are RE2 (as for Envoy and gRPC's clients): checked with RE2's grammar, not .NET's, which
+        // refuses valid RE2 such as (?P<name>re), \p{Greek} or \x{263a}.
+        if (!Mesh.Sdk.Routing.Internal.Re2Regex.TryTranslate(matcher.Regex, out _, out var error))
         {
-            _ = new Regex(matcher.Regex, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-        }
-        catch (ArgumentException ex)
-        {
-            errors.Add($"{where} regex '{matcher.Regex}' does not compile: {ex.Message}");
+            var prefix = $"regex '{matcher.Regex}' ";
+            var why = error!.StartsWith(prefix, StringComparison.Ordinal) ? error[prefix.Length..] : error;
+            errors.Add($"{where} regex '{matcher.Regex}' does not compile: it {why}");
         }
     }
 

@@ -242,6 +242,19 @@ public sealed class Re2RegexTests
         Assert.Equal("yx", regex!.Replace("xy", substitution));
     }
 
+    [Theory]
+    [InlineData("a*", "baaac", "-", "-b-c-")] // no empty match right after a match (Regex.Replace: -b--c-)
+    [InlineData("x*", "😀", "-", "-😀-")] // steps over a surrogate pair whole
+    [InlineData("/v1/", "/v1/a/v1/", "/v2/", "/v2/a/v2/")]
+    [InlineData(@"^/(\w+)/(\w+)$", "/a/b", @"/\2/\1", "/b/a")]
+    [InlineData("z", "abc", "-", "abc")]
+    public void GlobalReplace_IsRe2GlobalReplace(string pattern, string input, string rewrite, string expected)
+    {
+        Assert.True(Re2Regex.TryCompileSearch(pattern, out var regex, out var error), error);
+        Assert.True(Re2Regex.TryTranslateSubstitution(rewrite, regex!.GetGroupNumbers().Length - 1, out var substitution, out error), error);
+        Assert.Equal(expected, Re2Regex.GlobalReplace(regex, input, substitution));
+    }
+
     [Fact]
     public void WordBoundary_KnownDifference_NonAsciiWordCharacters()
     {
