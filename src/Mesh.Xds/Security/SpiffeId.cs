@@ -94,7 +94,10 @@ public sealed record SpiffeId(string TrustDomain, string Namespace, string Servi
         return true;
     }
 
-    private static bool IsSegment(string? value)
+    /// <summary>Whether <paramref name="value"/> may be a namespace or service account in an id (letters, digits, '.', '-', '_').</summary>
+    /// <param name="value">The value.</param>
+    /// <returns><see langword="true"/> when it may.</returns>
+    public static bool IsSegment(string? value)
     {
         if (string.IsNullOrEmpty(value) || value is "." or "..")
         {
