@@ -125,7 +125,7 @@ internal sealed partial class CaCertificateSource : WorkloadCertificateSource
         return request.CreateSigningRequestPem();
     }
 
-    protected override void DisposeCore() => _client.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    protected override ValueTask DisposeCoreAsync() => _client.DisposeAsync();
 
     private static partial class Log
     {

@@ -194,12 +194,14 @@ internal sealed partial class FileCertificateSource : WorkloadCertificateSource
 
     private void OnFileEvent(object sender, FileSystemEventArgs e) => Volatile.Read(ref _changed).TrySetResult();
 
-    protected override void DisposeCore()
+    protected override ValueTask DisposeCoreAsync()
     {
         foreach (var watcher in _watchers)
         {
             watcher.Dispose();
         }
+
+        return ValueTask.CompletedTask;
     }
 
     private static partial class Log

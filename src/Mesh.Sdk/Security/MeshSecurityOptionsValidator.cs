@@ -48,7 +48,7 @@ internal sealed class MeshSecurityOptionsValidator : IValidateOptions<MeshOption
             failures.Add($"{P}TokenFile must not be empty when set.");
         }
 
-        if (options.ServiceAccount is { Length: > 0 } && !SpiffeId.IsSegment(options.ServiceAccount))
+        if (security.Enabled && options.ServiceAccount is { Length: > 0 } && !SpiffeId.IsSegment(options.ServiceAccount))
         {
             failures.Add($"{MeshOptions.SectionName}:ServiceAccount '{options.ServiceAccount}' must be letters, digits, '.', '-' and '_' (it is part of the SPIFFE id).");
         }

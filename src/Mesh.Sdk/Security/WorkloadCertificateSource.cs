@@ -85,12 +85,11 @@ internal abstract class WorkloadCertificateSource : IAsyncDisposable
         }
 
         _first.TrySetCanceled();
-        DisposeCore();
+        await DisposeCoreAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }
 
     /// <summary>Releases what the source holds, after the loop ended.</summary>
-    protected virtual void DisposeCore()
-    {
-    }
+    /// <returns>A task that completes when released.</returns>
+    protected virtual ValueTask DisposeCoreAsync() => ValueTask.CompletedTask;
 }
