@@ -5,7 +5,7 @@ namespace Mesh.Sdk.Security;
 /// <see cref="DisposeAsync"/>, one cancellation source) fetches or reads it and swaps <see cref="Current"/> atomically.
 /// A certificate once published stays until a newer one replaces it, so a failed renewal never leaves TLS without one.
 /// </summary>
-internal abstract class WorkloadCertificateSource : IAsyncDisposable
+internal abstract class WorkloadCertificateSource : IAsyncDisposable, IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource<WorkloadCertificate> _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -88,6 +88,9 @@ internal abstract class WorkloadCertificateSource : IAsyncDisposable
         await DisposeCoreAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }
+
+    /// <summary>Begins <see cref="DisposeAsync"/> without waiting, for containers disposed synchronously.</summary>
+    public void Dispose() => _ = DisposeAsync().AsTask();
 
     /// <summary>Releases what the source holds, after the loop ended.</summary>
     /// <returns>A task that completes when released.</returns>

@@ -81,6 +81,21 @@ public sealed class WorkloadCertificateEndToEndTests : IDisposable
         Assert.DoesNotContain(logs.Entries, e => e.Level >= LogLevel.Warning);
     }
 
+    [Fact]
+    public async Task ContainerDisposedSynchronously_StopsTheSourceWithoutThrowing()
+    {
+        await using var controlPlane = new MeshControlPlane(new MeshControlPlaneOptions { XdsAddress = "127.0.0.1", XdsPort = 0 });
+        await controlPlane.StartAsync();
+        using var logs = new ListLoggerProvider();
+        var app = await StartAppAsync(controlPlane, logs, new() { ["Mesh:ServiceAccount"] = "reviews", ["Mesh:Security:Enabled"] = "true" });
+        var source = app.Services.GetRequiredService<WorkloadCertificateSource>();
+        await source.WaitForCertificateAsync(CancellationToken.None).WaitAsync(Timeout);
+
+        app.Services.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(source.Start);
+    }
+
     private static bool ChainsTo(X509Certificate2 leaf, X509Certificate2 root)
     {
         using var chain = new X509Chain();
