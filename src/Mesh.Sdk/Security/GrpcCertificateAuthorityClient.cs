@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace Mesh.Sdk.Security;
 
 /// <summary>
-/// Istio's certificate API over plaintext HTTP/2 (<c>istio.v1.auth.IstioCertificateService/CreateCertificate</c>),
+/// Istio's certificate API over plaintext HTTP/2 or TLS (<c>istio.v1.auth.IstioCertificateService/CreateCertificate</c>),
 /// with the token file's content as <c>authorization: Bearer</c> and the node's <c>CLUSTER_ID</c> as <c>ClusterID</c>,
 /// as Istio's agent sends them.
 /// </summary>
@@ -20,13 +20,14 @@ internal sealed class GrpcCertificateAuthorityClient : ICertificateAuthorityClie
     private readonly string? _clusterId;
     private readonly TimeProvider _time;
 
-    public GrpcCertificateAuthorityClient(string address, string? tokenFile, string? clusterId, TimeProvider time, ILoggerFactory loggerFactory)
+    public GrpcCertificateAuthorityClient(string address, string? tokenFile, string? clusterId, System.Security.Cryptography.X509Certificates.X509Certificate2Collection? tlsRoots,
+        TimeProvider time, ILoggerFactory loggerFactory)
     {
         _time = time;
-        Target = address;
+        Target = tlsRoots is null ? address : address + " (TLS)";
         _tokenFile = tokenFile;
         _clusterId = clusterId;
-        _channel = ControlPlaneChannel.Create(address, loggerFactory, "CA address (Mesh:Security:CaAddress)");
+        _channel = ControlPlaneChannel.Create(address, loggerFactory, "CA address (Mesh:Security:CaAddress)", tlsRoots);
         _client = new IstioCertificateService.IstioCertificateServiceClient(_channel);
     }
 

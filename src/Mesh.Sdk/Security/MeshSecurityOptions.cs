@@ -21,10 +21,18 @@ public sealed class MeshSecurityOptions
 
     /// <summary>
     /// The CA's address in <c>server_uri</c> form (<c>host:port</c>, <c>dns:///host:port</c>, <c>unix:///path</c>),
-    /// spoken as plaintext HTTP/2 (Mesh.ControlPlane serves its CA on the xDS port).
+    /// spoken as plaintext HTTP/2 (Mesh.ControlPlane serves its CA on the xDS port), or TLS with <see cref="CaRootCertFile"/>.
     /// </summary>
     /// <value>Default: <see langword="null"/>, meaning the bootstrap's first xDS server.</value>
     public string? CaAddress { get; set; }
+
+    /// <summary>
+    /// PEM roots the CA's TLS server certificate must chain to: when set, the CA is called over TLS (istiod's CA port
+    /// 15012 with istiod's root, Istio's <c>/var/run/secrets/istio/root-cert.pem</c>), and its certificate must name
+    /// the host of <see cref="CaAddress"/> (for istiod, <c>istiod.istio-system.svc:15012</c>).
+    /// </summary>
+    /// <value>Default: <see langword="null"/> (plaintext HTTP/2, as Mesh.ControlPlane serves its CA).</value>
+    public string? CaRootCertFile { get; set; }
 
     /// <summary>
     /// A file whose content is sent to the CA as <c>authorization: Bearer &lt;content&gt;</c>: a join token from

@@ -43,6 +43,11 @@ internal sealed class MeshSecurityOptionsValidator : IValidateOptions<MeshOption
             failures.Add($"{P}CertificateDirectory must not be empty when set.");
         }
 
+        if (security.CaRootCertFile is not null && security.CaRootCertFile.Length == 0)
+        {
+            failures.Add($"{P}CaRootCertFile must not be empty when set.");
+        }
+
         if (security.TokenFile is not null && security.TokenFile.Length == 0)
         {
             failures.Add($"{P}TokenFile must not be empty when set.");

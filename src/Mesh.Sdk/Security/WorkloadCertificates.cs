@@ -46,8 +46,30 @@ internal static class WorkloadCertificates
         var address = security.CaAddress ?? bootstrap.Servers[0].ServerUri;
         var clusterId = bootstrap.Node.Metadata.ValueKind == JsonValueKind.Object && bootstrap.Node.Metadata.TryGetProperty("CLUSTER_ID", out var c)
             && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
-        var client = new GrpcCertificateAuthorityClient(address, security.TokenFile, clusterId, time, loggerFactory);
+        var client = new GrpcCertificateAuthorityClient(address, security.TokenFile, clusterId, ReadRoots(security.CaRootCertFile), time, loggerFactory);
         return new CaCertificateSource(client, identity, security.CertificateLifetime, security.RotationPoint, time, loggerFactory.CreateLogger<CaCertificateSource>());
+    }
+
+    /// <summary>The roots of <see cref="MeshSecurityOptions.CaRootCertFile"/>, or <see langword="null"/> when it is not set.</summary>
+    /// <exception cref="InvalidOperationException">The file cannot be read or holds no PEM certificate; the message names it.</exception>
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2Collection? ReadRoots(string? file)
+    {
+        if (file is null)
+        {
+            return null;
+        }
+
+        var roots = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+        try
+        {
+            roots.ImportFromPem(File.ReadAllText(file));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            throw new InvalidOperationException($"Mesh:Security:CaRootCertFile '{file}' cannot be read as PEM certificates: {ex.Message}", ex);
+        }
+
+        return roots.Count > 0 ? roots : throw new InvalidOperationException($"Mesh:Security:CaRootCertFile '{file}' holds no PEM certificate.");
     }
 
     /// <summary>The service account of a workload that names none: Kubernetes runs such a pod as <c>default</c>.</summary>
