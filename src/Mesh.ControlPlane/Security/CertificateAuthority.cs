@@ -155,9 +155,11 @@ internal sealed partial class CertificateAuthority : IDisposable
         var selfSigned = signer.SubjectName.RawData.AsSpan().SequenceEqual(signer.IssuerName.RawData);
         var extra = new X509Certificate2Collection();
         X509Certificate2? root = null;
+        X509Certificate2[] roots = [];
         if (rootFile is not null)
         {
-            var roots = ReadCertificates(rootFile, "root certificate");
+            // A bundle may hold several roots (a root rotation in progress): the chain picks the one that signed.
+            roots = ReadCertificates(rootFile, "root certificate");
             root = roots[0];
         }
         else if (!selfSigned)
@@ -177,7 +179,7 @@ internal sealed partial class CertificateAuthority : IDisposable
 
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(root!);
+        chain.ChainPolicy.CustomTrustStore.AddRange(roots);
         chain.ChainPolicy.ExtraStore.AddRange(extra);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.VerificationTime = time.GetUtcNow().UtcDateTime;

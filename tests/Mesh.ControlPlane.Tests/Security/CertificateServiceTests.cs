@@ -136,6 +136,27 @@ public sealed class CertificateServiceTests
     }
 
     [Fact]
+    public async Task UserIntermediate_RootFileWithSeveralRoots_ServesTheRootThatSignedIt()
+    {
+        using var dir = new TempFolder();
+        Openssl.NewRoot(dir.Path, "old", "/CN=Old Root");
+        Openssl.NewRoot(dir.Path, "root", "/CN=New Root");
+        Openssl.NewIntermediate(dir.Path, "mesh", "/CN=Mesh Intermediate", "root");
+        var bundle = dir.Write("roots.pem", File.ReadAllText(dir.File("old.pem")) + File.ReadAllText(dir.File("root.pem")));
+        await using var ca = await CaHarness.StartAsync(o =>
+        {
+            o.CaCertFile = dir.File("mesh.pem");
+            o.CaKeyFile = dir.File("mesh-key.pem");
+            o.RootCertFile = bundle;
+        });
+
+        var chain = await ca.CreateAsync(Openssl.NewCsr(dir.Path, "w", "URI:" + Reviews));
+
+        using var served = X509Certificate2.CreateFromPem(chain[^1]);
+        Assert.Equal(("CN=New Root", 3), (served.Subject, chain.Length));
+    }
+
+    [Fact]
     public async Task UserIntermediate_WithoutItsRoot_FailsStartNamingTheFile()
     {
         using var dir = new TempFolder();
