@@ -1,6 +1,7 @@
 using System.Net;
 using Mesh.ControlPlane.Config;
 using Mesh.ControlPlane.Registry;
+using Mesh.ControlPlane.Security;
 using Mesh.ControlPlane.Translation;
 using Mesh.ControlPlane.Xds;
 using Microsoft.AspNetCore.Builder;
@@ -20,7 +21,7 @@ namespace Mesh.ControlPlane;
 /// serves the result over ADS (State-of-the-World and Delta) on plaintext HTTP/2, in the shapes
 /// istiod sends to proxyless gRPC clients. Host it in-process or run the <c>mesh-controlplane</c> tool.
 /// </summary>
-public sealed class MeshControlPlane : IAsyncDisposable
+public sealed partial class MeshControlPlane : IAsyncDisposable
 {
     private readonly MeshControlPlaneOptions _options;
     private readonly ILoggerFactory _loggerFactory;
@@ -30,6 +31,8 @@ public sealed class MeshControlPlane : IAsyncDisposable
     private ConfigDirectoryWatcher? _watcher;
     private readonly CancellationTokenSource _stopping = new();
     private WebApplication? _app;
+    private CertificateAuthority? _authority;
+    private JoinTokens? _tokens;
     private int _state; // 0 new, 1 started, 2 disposed
 
     /// <summary>Creates a control plane; nothing runs until <see cref="StartAsync"/>.</summary>
@@ -50,6 +53,16 @@ public sealed class MeshControlPlane : IAsyncDisposable
         if (options.PushDebounce < TimeSpan.Zero || options.PushMaxDelay < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(options), $"PushDebounce ({options.PushDebounce}) and PushMaxDelay ({options.PushMaxDelay}) must not be negative.");
+        }
+
+        if (!Mesh.Xds.Security.SpiffeId.IsTrustDomain(options.TrustDomain))
+        {
+            throw new ArgumentException($"TrustDomain '{options.TrustDomain}' must be lower-case letters, digits, '.', '-' and '_' (such as 'cluster.local').", nameof(options));
+        }
+
+        if (options.DefaultCertificateTtl <= TimeSpan.Zero || options.MaxCertificateTtl < options.DefaultCertificateTtl)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"DefaultCertificateTtl ({options.DefaultCertificateTtl}) must be positive and MaxCertificateTtl ({options.MaxCertificateTtl}) at least as long.");
         }
 
         _options = options;
@@ -73,6 +86,14 @@ public sealed class MeshControlPlane : IAsyncDisposable
     /// <summary>Files whose latest content was rejected (their last good content stays in force).</summary>
     public IReadOnlyList<ConfigError> ConfigErrors => _store.LastErrors;
 
+    /// <summary>The CA's root certificate (PEM), which workloads trust; set by <see cref="StartAsync"/>.</summary>
+    public string? RootCertificatePem => _authority?.RootPem;
+
+    /// <summary>Event id of the start-up warning that loopback callers are trusted (development trust).</summary>
+    internal const int LoopbackTrustWarningEventId = 8103;
+
+    internal CertificateAuthority? Authority => _authority;
+
     internal ConfigStore Store => _store;
 
     internal ServiceRegistry Registry => _registry;
@@ -90,6 +111,16 @@ public sealed class MeshControlPlane : IAsyncDisposable
         if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
         {
             throw new InvalidOperationException("The control plane was already started or disposed.");
+        }
+
+        // The CA first: bad CA files fail start-up before anything listens.
+        var caLogger = _loggerFactory.CreateLogger<CertificateAuthority>();
+        _authority = CertificateAuthority.Create(_options, caLogger);
+        _tokens = JoinTokens.Open(_options.CaDirectory);
+        Log.CaReady(caLogger, _authority.Source, _options.TrustDomain);
+        if (_options.TrustLoopbackCallers)
+        {
+            Log.LoopbackTrusted(caLogger);
         }
 
         if (_options.ConfigDirectory is { } directory)
@@ -113,6 +144,8 @@ public sealed class MeshControlPlane : IAsyncDisposable
         // The embedding process owns Ctrl+C and SIGTERM, not this server.
         builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         builder.Services.AddSingleton(new AdsContext(_cache, _registry, _options.DefaultNamespace, _options.ClusterDomain, _loggerFactory, _stopping.Token));
+        builder.Services.AddSingleton(new CertificateServiceContext(_authority, _tokens, _options.TrustDomain, _options.TrustLoopbackCallers,
+            _options.DefaultCertificateTtl, _options.MaxCertificateTtl, _loggerFactory));
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 16 * 1024 * 1024);
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -128,6 +161,7 @@ public sealed class MeshControlPlane : IAsyncDisposable
         });
         var app = builder.Build();
         app.MapGrpcService<AdsService>();
+        app.MapGrpcService<CertificateService>();
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         _app = app;
 
@@ -137,6 +171,35 @@ public sealed class MeshControlPlane : IAsyncDisposable
         XdsUri = new Uri($"http://{(_options.XdsAddress == "localhost" ? "localhost" : uri.Host)}:{uri.Port}");
         return XdsPort;
     }
+
+    /// <summary>
+    /// Issues the join token of a service account: presented as <c>authorization: Bearer &lt;token&gt;</c> (the SDK's
+    /// <c>Mesh:Security:TokenFile</c>), it gets certificates for that account only, from any address.
+    /// </summary>
+    /// <param name="serviceAccount">The service account.</param>
+    /// <param name="namespace">Its namespace.</param>
+    /// <returns>The token.</returns>
+    /// <exception cref="InvalidOperationException">The control plane has not been started.</exception>
+    public string IssueJoinToken(string serviceAccount, string @namespace)
+    {
+        var tokens = _tokens ?? throw new InvalidOperationException("Start the control plane first: the token key is opened by StartAsync.");
+        return tokens.Issue(CheckedId(@namespace, serviceAccount).Namespace, serviceAccount);
+    }
+
+    /// <summary>Issues a join token with the key in <see cref="MeshControlPlaneOptions.CaDirectory"/>, without starting (the <c>--issue-token</c> command).</summary>
+    internal static string IssueJoinToken(MeshControlPlaneOptions options, string serviceAccount, string @namespace)
+    {
+        if (options.CaDirectory is null)
+        {
+            throw new InvalidOperationException("--issue-token needs --ca-dir: the join-token key is kept in the CA folder, where the running control plane reads it.");
+        }
+
+        var id = CheckedId(@namespace, serviceAccount);
+        return JoinTokens.Open(options.CaDirectory).Issue(id.Namespace, id.ServiceAccount);
+    }
+
+    private static Mesh.Xds.Security.SpiffeId CheckedId(string @namespace, string serviceAccount)
+        => Mesh.Xds.Security.SpiffeId.Create(Mesh.Xds.Security.SpiffeId.DefaultTrustDomain, @namespace, serviceAccount);
 
     /// <summary>Rescans the configuration directory now instead of waiting for the watcher or the poll.</summary>
     public void ReloadConfig() => _watcher?.Scan();
@@ -161,7 +224,17 @@ public sealed class MeshControlPlane : IAsyncDisposable
 
         _cache.Dispose();
         _registry.Dispose();
+        _authority?.Dispose();
         _stopping.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(8102, LogLevel.Information, "CA ready: signing with {Source} for trust domain '{TrustDomain}' (IstioCertificateService on the xDS port).")]
+        public static partial void CaReady(ILogger logger, string source, string trustDomain);
+
+        [LoggerMessage(LoopbackTrustWarningEventId, LogLevel.Warning, "Development trust is on: any process connecting from a loopback address can get a certificate for any identity it names. Turn it off (TrustLoopbackCallers = false, --no-loopback-trust) outside development; callers then need join tokens.")]
+        public static partial void LoopbackTrusted(ILogger logger);
     }
 }
 

@@ -48,6 +48,51 @@ public sealed class MeshControlPlaneOptions
     /// <value>Default: <c>cluster.local</c>.</value>
     public string ClusterDomain { get; set; } = "cluster.local";
 
+    /// <summary>The SPIFFE trust domain of the identities the CA signs: <c>spiffe://&lt;trust domain&gt;/ns/&lt;namespace&gt;/sa/&lt;account&gt;</c>.</summary>
+    /// <value>Default: <c>cluster.local</c>, Istio's.</value>
+    public string TrustDomain { get; set; } = "cluster.local";
+
+    /// <summary>
+    /// The CA's folder. Holding Istio's plugged-in CA files (<c>ca-cert.pem</c>, <c>ca-key.pem</c>, and for an
+    /// intermediate <c>root-cert.pem</c>, optionally <c>cert-chain.pem</c>), the CA signs with them; empty or missing,
+    /// a root is generated at first start and written there, and reused by later starts. The join-token key
+    /// (<c>join-token.key</c>) is kept there too.
+    /// </summary>
+    /// <value>Default: none (a root generated in memory, lost at exit; join tokens valid until exit).</value>
+    public string? CaDirectory { get; set; }
+
+    /// <summary>PEM file of the certificate the CA signs with (a root, or an intermediate under <see cref="RootCertFile"/>); takes precedence over <see cref="CaDirectory"/>'s files.</summary>
+    /// <value>Default: none.</value>
+    public string? CaCertFile { get; set; }
+
+    /// <summary>PEM file of the private key of <see cref="CaCertFile"/> (PKCS#8, or SEC1/PKCS#1).</summary>
+    /// <value>Default: none.</value>
+    public string? CaKeyFile { get; set; }
+
+    /// <summary>PEM file of the root <see cref="CaCertFile"/> chains to; required when that is an intermediate.</summary>
+    /// <value>Default: none.</value>
+    public string? RootCertFile { get; set; }
+
+    /// <summary>PEM file of the intermediates between <see cref="CaCertFile"/> and the root, in any order (Istio's <c>cert-chain.pem</c> may hold both ends too).</summary>
+    /// <value>Default: none.</value>
+    public string? CertChainFile { get; set; }
+
+    /// <summary>Lifetime of a workload certificate whose request asks for none (istiod's <c>DEFAULT_WORKLOAD_CERT_TTL</c>).</summary>
+    /// <value>Default: 24 hours.</value>
+    public TimeSpan DefaultCertificateTtl { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>The longest lifetime a request may ask for; a longer one is refused, as istiod refuses it (<c>MAX_WORKLOAD_CERT_TTL</c>).</summary>
+    /// <value>Default: 90 days.</value>
+    public TimeSpan MaxCertificateTtl { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>
+    /// Development trust: a caller connecting from a loopback address (127.0.0.0/8, ::1) without a join token gets a
+    /// certificate for whatever identity its CSR names. A warning says so at start. Turn it off where other local
+    /// users or processes are not to be trusted: every caller then needs a join token.
+    /// </summary>
+    /// <value>Default: <see langword="true"/>.</value>
+    public bool TrustLoopbackCallers { get; set; } = true;
+
     /// <summary>Where logs go.</summary>
     /// <value>Default: no logging.</value>
     public ILoggerFactory? LoggerFactory { get; set; }

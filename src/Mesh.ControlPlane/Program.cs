@@ -3,17 +3,37 @@ using Microsoft.Extensions.Logging;
 
 // mesh-controlplane: serves Istio YAML from a directory over ADS (see docs/control-plane.md).
 const string Usage = """
-    Usage: mesh-controlplane --config DIR [--xds-port N] [--xds-address A] [--log-level LEVEL]
+    Usage: mesh-controlplane --config DIR [--xds-port N] [--xds-address A] [--log-level LEVEL] [CA options]
+           mesh-controlplane --ca-dir DIR --issue-token SA[.NS]
 
-      --config DIR        directory of Istio YAML files (*.yaml, *.yml), watched for changes
-      --xds-port N        xDS (ADS) port, plaintext HTTP/2; 0 picks a free port (default 15010)
-      --xds-address A     IP address to listen on (default 127.0.0.1)
-      --log-level LEVEL   Trace, Debug, Information, Warning, Error (default Information)
-      -h, --help          show this help
+      --config DIR          directory of Istio YAML files (*.yaml, *.yml), watched for changes
+      --xds-port N          xDS (ADS) and CA port, plaintext HTTP/2; 0 picks a free port (default 15010)
+      --xds-address A       IP address to listen on (default 127.0.0.1)
+      --log-level LEVEL     Trace, Debug, Information, Warning, Error (default Information)
+      -h, --help            show this help
+
+    CA (Istio's IstioCertificateService on the xDS port; see docs/security.md):
+      --trust-domain D      SPIFFE trust domain of issued identities (default cluster.local)
+      --ca-dir DIR          CA folder: Istio's ca-cert.pem/ca-key.pem[/root-cert.pem/cert-chain.pem] are used
+                            when present, else a root is generated there at first start and reused; also
+                            holds the join-token key (default: a root in memory, lost at exit)
+      --ca-cert FILE        signing certificate PEM (a root, or an intermediate: then --root-cert too)
+      --ca-key FILE         its private key PEM
+      --root-cert FILE      the root --ca-cert chains to
+      --cert-chain FILE     intermediates between --ca-cert and the root
+      --default-cert-ttl T  lifetime when a request asks for none, e.g. 24h, 90m, 3600s (default 24h)
+      --max-cert-ttl T      longest lifetime a request may ask for; longer ones are refused (default 90d)
+      --no-loopback-trust   callers on this host need a join token too (default: a loopback caller
+                            without a token gets any identity it asks for; a warning says so at start)
+      --issue-token SA[.NS] print the join token of service account SA in namespace NS (default
+                            'default') using the key in --ca-dir, and exit
     """;
 
 var options = new MeshControlPlaneOptions();
 var level = LogLevel.Information;
+string? issueToken = null;
+string[] valued = ["--config", "--xds-port", "--xds-address", "--log-level", "--trust-domain", "--ca-dir", "--ca-cert", "--ca-key", "--root-cert",
+    "--cert-chain", "--default-cert-ttl", "--max-cert-ttl", "--issue-token"];
 for (var i = 0; i < args.Length; i++)
 {
     var arg = args[i];
@@ -30,7 +50,7 @@ for (var i = 0; i < args.Length; i++)
         value = arg[(eq + 1)..];
         arg = arg[..eq];
     }
-    else if (i + 1 < args.Length && arg is "--config" or "--xds-port" or "--xds-address" or "--log-level")
+    else if (i + 1 < args.Length && valued.Contains(arg))
     {
         value = args[++i];
     }
@@ -63,10 +83,71 @@ for (var i = 0; i < args.Length; i++)
             }
 
             break;
-        case "--config" or "--xds-port" or "--xds-address" or "--log-level":
+        case "--trust-domain" when value is not null:
+            if (!Mesh.Xds.Security.SpiffeId.IsTrustDomain(value))
+            {
+                return Fail($"--trust-domain must be lower-case letters, digits, '.', '-' and '_', got '{value}'.");
+            }
+
+            options.TrustDomain = value;
+            break;
+        case "--ca-dir" when value is not null:
+            options.CaDirectory = value;
+            break;
+        case "--ca-cert" when value is not null:
+            options.CaCertFile = value;
+            break;
+        case "--ca-key" when value is not null:
+            options.CaKeyFile = value;
+            break;
+        case "--root-cert" when value is not null:
+            options.RootCertFile = value;
+            break;
+        case "--cert-chain" when value is not null:
+            options.CertChainFile = value;
+            break;
+        case "--default-cert-ttl" or "--max-cert-ttl" when value is not null:
+            if (!TryParseDuration(value, out var ttl))
+            {
+                return Fail($"{arg} must be a positive duration such as 24h, 90m, 3600s or 90d, got '{value}'.");
+            }
+
+            if (arg == "--default-cert-ttl")
+            {
+                options.DefaultCertificateTtl = ttl;
+            }
+            else
+            {
+                options.MaxCertificateTtl = ttl;
+            }
+
+            break;
+        case "--no-loopback-trust" when value is null:
+            options.TrustLoopbackCallers = false;
+            break;
+        case "--issue-token" when value is not null:
+            issueToken = value;
+            break;
+        case var known when valued.Contains(known):
             return Fail($"{arg} needs a value.");
         default:
             return Fail($"unknown argument '{arg}'.");
+    }
+}
+
+if (issueToken is not null)
+{
+    var dot = issueToken.IndexOf('.', StringComparison.Ordinal);
+    var account = dot < 0 ? issueToken : issueToken[..dot];
+    var ns = dot < 0 ? "default" : issueToken[(dot + 1)..];
+    try
+    {
+        Console.WriteLine(MeshControlPlane.IssueJoinToken(options, account, ns));
+        return 0;
+    }
+    catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+    {
+        return Fail(ex.Message);
     }
 }
 
@@ -103,6 +184,10 @@ await using (var controlPlane = new MeshControlPlane(options))
         var bound = await controlPlane.StartAsync(stop.Token);
         ProgramLog.Listening(logger, controlPlane.XdsUri!, bound, Path.GetFullPath(options.ConfigDirectory));
     }
+    catch (InvalidOperationException ex) when (ex.Message.StartsWith("CA ", StringComparison.Ordinal) || ex.Message.StartsWith("Join token", StringComparison.Ordinal))
+    {
+        return Fail(ex.Message, exitCode: 1);
+    }
     catch (IOException ex)
     {
         return Fail($"cannot listen on {options.XdsAddress}:{options.XdsPort}: {ex.Message}", exitCode: 1);
@@ -123,6 +208,25 @@ await using (var controlPlane = new MeshControlPlane(options))
 }
 
 return 0;
+
+static bool TryParseDuration(string text, out TimeSpan value)
+{
+    value = default;
+    if (text.Length < 2 || !long.TryParse(text.AsSpan(0, text.Length - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) || n <= 0)
+    {
+        return TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out value) && value > TimeSpan.Zero;
+    }
+
+    value = text[^1] switch
+    {
+        's' => TimeSpan.FromSeconds(n),
+        'm' => TimeSpan.FromMinutes(n),
+        'h' => TimeSpan.FromHours(n),
+        'd' => TimeSpan.FromDays(n),
+        _ => TimeSpan.Zero,
+    };
+    return value > TimeSpan.Zero;
+}
 
 static int Fail(string message, int exitCode = 2)
 {

@@ -1,4 +1,5 @@
 using Mesh.Sdk.Propagation;
+using Mesh.Sdk.Security;
 using Mesh.Sdk.Xds;
 
 namespace Mesh.Sdk;
@@ -112,4 +113,8 @@ public sealed class MeshOptions
     /// <summary>The xDS client's options (key <c>Mesh:Xds</c>): protocol and listeners subscribed at start.</summary>
     /// <value>Default: protocol from the bootstrap, no listeners.</value>
     public XdsClientOptions Xds { get; } = new();
+
+    /// <summary>The workload certificate's options (key <c>Mesh:Security</c>): off unless <c>Mesh:Security:Enabled</c>.</summary>
+    /// <value>Default: disabled.</value>
+    public MeshSecurityOptions Security { get; } = new();
 }

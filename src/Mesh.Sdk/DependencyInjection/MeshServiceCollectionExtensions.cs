@@ -2,6 +2,7 @@ using Grpc.Core.Interceptors;
 using Grpc.Net.ClientFactory;
 using Mesh.Sdk;
 using Mesh.Sdk.Propagation;
+using Mesh.Sdk.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -63,6 +64,14 @@ public static class MeshServiceCollectionExtensions
             sp.GetService<ILoggerFactory>(),
             discoverPorts: sp.GetService<PortDiscoveryMarker>() is not null));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshHostedService>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshOptions>, MeshSecurityOptionsValidator>());
+        services.TryAddSingleton(static sp =>
+        {
+            var runtime = sp.GetRequiredService<MeshRuntime>();
+            return WorkloadCertificates.Create(runtime.Options, runtime.Bootstrap, runtime.Namespace, runtime.TimeProvider,
+                sp.GetService<ILoggerFactory>() ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        });
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkloadCertificateHostedService>());
         MeshHttpClientBuilderExtensions.AddMeshHttp(services);
         Mesh.Sdk.Grpc.MeshGrpcServiceCollectionExtensions.AddMeshGrpc(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<GrpcClientFactoryOptions>, PropagationGrpcClientSetup>());

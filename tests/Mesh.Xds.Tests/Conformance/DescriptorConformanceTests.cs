@@ -20,7 +20,7 @@ public sealed class DescriptorConformanceTests(ITestOutputHelper output)
 
         // The checker visited everything the assembly declares.
         var (messages, fields) = CountDeclared();
-        Assert.Equal(XdsWireModel.Files.Count, report.Files);
+        Assert.Equal(EnvoyFiles().Count(), report.Files);
         Assert.Equal(messages, report.Messages);
         Assert.Equal(fields, report.Fields);
         Assert.Equal(2, report.Methods);
@@ -137,7 +137,11 @@ public sealed class DescriptorConformanceTests(ITestOutputHelper output)
         => Message(files, package, message).Field.Single(f => f.Name == field);
 
     private static List<FileDescriptorProto> OurFiles()
-        => XdsWireModel.Files.Select(f => FileDescriptorProto.Parser.ParseFrom(f.SerializedData)).ToList();
+        => EnvoyFiles().Select(f => FileDescriptorProto.Parser.ParseFrom(f.SerializedData)).ToList();
+
+    // Istio's CA API (istio.v1.auth) has no upstream file in the npm package: IstioCaProtoTests checks it.
+    private static IEnumerable<FileDescriptor> EnvoyFiles()
+        => XdsWireModel.Files.Where(static f => !f.Package.StartsWith("istio.", StringComparison.Ordinal));
 
     private static (int Messages, int Fields) CountDeclared()
     {
@@ -153,7 +157,7 @@ public sealed class DescriptorConformanceTests(ITestOutputHelper output)
             }
         }
 
-        foreach (var file in XdsWireModel.Files)
+        foreach (var file in EnvoyFiles())
         {
             foreach (var m in file.MessageTypes)
             {

@@ -13,45 +13,8 @@ internal sealed class GrpcAdsTransport : IAdsTransport
 
     public GrpcAdsTransport(XdsServerConfig server, ILoggerFactory loggerFactory)
     {
-        if (!XdsServerAddress.TryParse(server.ServerUri, out var address, out var error))
-        {
-            throw new ArgumentException($"xDS server_uri {error}", nameof(server));
-        }
-
-        var handler = new SocketsHttpHandler
-        {
-            EnableMultipleHttp2Connections = false,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
-            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
-            ConnectTimeout = TimeSpan.FromSeconds(20),
-        };
-        if (address!.UnixEndPoint is { } endPoint)
-        {
-            handler.ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
-                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
-        }
-
         Target = server.ServerUri;
-        _channel = GrpcChannel.ForAddress(address.HttpAddress, new GrpcChannelOptions
-        {
-            HttpHandler = handler,
-            Credentials = ChannelCredentials.Insecure,
-            LoggerFactory = loggerFactory,
-            MaxReceiveMessageSize = null,
-        });
+        _channel = ControlPlaneChannel.Create(server.ServerUri, loggerFactory, "xDS server_uri");
         _client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(_channel);
     }
 
