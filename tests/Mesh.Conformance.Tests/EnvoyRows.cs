@@ -174,7 +174,7 @@ internal static class EnvoyRows
             ],
             new Req("/xxx/one/yyy/one/zzz?one=1"), new Expect { Route = "r", UpstreamPath = "/xxx/two/yyy/two/zzz?one=1" }),
         new("redirect-https", "RedirectAction.https_redirect", "scheme swapped to https, port 80 dropped",
-            $"\"The scheme portion of the URL will be swapped with \\\"https\\\".\" ({Rc}, RedirectAction.https_redirect)",
+            $"\"The scheme portion of the URL will be swapped with 'https'.\" ({Rc}, RedirectAction.https_redirect)",
             () => [new Route { Name = "r", Match = Prefix(), Redirect = new RedirectAction { HttpsRedirect = true } }],
             new Req("/x", ("host", "reviews:80")), new Expect { Outcome = RouteExplanationOutcome.Redirect, Status = 301, Location = "https://reviews/x" }),
         new("redirect-strip-query", "RedirectAction.strip_query", "query removed",

@@ -25,7 +25,7 @@ internal static class IstioRows
     [
         // ---- match: uri ----
         new("uri-exact", "HTTPMatchRequest.uri.exact", "exact path, query ignored",
-            $"\"exact: \\\"value\\\" for exact string match\" ({VS}, StringMatch)",
+            $"\"exact: 'value' for exact string match\" ({VS}, StringMatch)",
             """
             - name: exact
               match: [{uri: {exact: /reviews/0}}]
@@ -41,7 +41,7 @@ internal static class IstioRows
             """,
             new Req("/reviews/1"), Expect.NoRoute("path exact '/reviews/0': path is '/reviews/1'")),
         new("uri-prefix", "HTTPMatchRequest.uri.prefix", "path starts with the prefix",
-            $"\"prefix: \\\"value\\\" for prefix-based match\" ({VS}, StringMatch)",
+            $"\"prefix: 'value' for prefix-based match\" ({VS}, StringMatch)",
             """
             - name: api
               match: [{uri: {prefix: /api}}]
@@ -49,7 +49,7 @@ internal static class IstioRows
             """,
             new Req("/api/v1"), new Expect { Route = "api", Cluster = "v1" }),
         new("uri-prefix-miss", "HTTPMatchRequest.uri.prefix", "first failing condition named",
-            $"\"prefix: \\\"value\\\" for prefix-based match\" ({VS}, StringMatch)",
+            $"\"prefix: 'value' for prefix-based match\" ({VS}, StringMatch)",
             """
             - name: api
               match: [{uri: {prefix: /api}}]
@@ -57,7 +57,7 @@ internal static class IstioRows
             """,
             new Req("/v1"), Expect.NoRoute("path prefix '/api': path is '/v1'")),
         new("uri-regex", "HTTPMatchRequest.uri.regex", "RE2 full match of the path",
-            $"\"regex: \\\"value\\\" for RE2 style regex-based match\" ({VS}, StringMatch)",
+            $"\"regex: 'value' for RE2 style regex-based match\" ({VS}, StringMatch)",
             """
             - name: numbered
               match: [{uri: {regex: "/reviews/[0-9]+"}}]
@@ -65,7 +65,7 @@ internal static class IstioRows
             """,
             new Req("/reviews/42"), new Expect { Route = "numbered", Cluster = "v3" }),
         new("uri-regex-partial", "HTTPMatchRequest.uri.regex", "a partial match is no match",
-            $"\"regex: \\\"value\\\" for RE2 style regex-based match\" ({VS}, StringMatch)",
+            $"\"regex: 'value' for RE2 style regex-based match\" ({VS}, StringMatch)",
             """
             - name: numbered
               match: [{uri: {regex: "/reviews/[0-9]+"}}]
@@ -199,7 +199,7 @@ internal static class IstioRows
 
         // ---- match: query, method, authority, port, OR of match blocks ----
         new("query-exact", "HTTPMatchRequest.queryParams.exact", "parameter value equal",
-            $"\"For a query parameter like \\\"?key=true\\\", the map key would be \\\"key\\\" and the string match could be defined as `exact: \\\"true\\\"`.\" ({VS}, HTTPMatchRequest.queryParams)",
+            $"\"For a query parameter like '?key=true', the map key would be 'key' and the string match could be defined as `exact: 'true'`.\" ({VS}, HTTPMatchRequest.queryParams)",
             """
             - name: debug
               match: [{queryParams: {key: {exact: "true"}}}]
@@ -207,7 +207,7 @@ internal static class IstioRows
             """,
             new Req("/?a=1&key=true"), new Expect { Route = "debug", Cluster = "v3" }),
         new("query-empty", "HTTPMatchRequest.queryParams.exact \"\"", "a key without value matches exact \"\"",
-            $"\"For a query parameter like \\\"?key\\\", the map key would be \\\"key\\\" and the string match could be defined as `exact: \\\"\\\"`.\" ({VS}, HTTPMatchRequest.queryParams)",
+            $"\"For a query parameter like '?key', the map key would be 'key' and the string match could be defined as `exact: ''`.\" ({VS}, HTTPMatchRequest.queryParams)",
             """
             - name: debug
               match: [{queryParams: {key: {exact: ""}}}]
@@ -215,7 +215,7 @@ internal static class IstioRows
             """,
             new Req("/?key"), new Expect { Route = "debug", Cluster = "v3" }),
         new("query-regex", "HTTPMatchRequest.queryParams.regex", "regex matches the whole value",
-            $"\"Note that this configuration will only match values like \\\"123\\\" but not \\\"a123\\\" or \\\"123a\\\".\" ({VS}, HTTPMatchRequest.queryParams)",
+            $"\"Note that this configuration will only match values like '123' but not 'a123' or '123a'.\" ({VS}, HTTPMatchRequest.queryParams)",
             """
             - name: numeric
               match: [{queryParams: {key: {regex: "\\d+$"}}}]
@@ -360,7 +360,7 @@ internal static class IstioRows
             """,
             new Req("/"), new Expect { Route = "broken", Fault = "abort with HTTP 503 for 0 % of requests" }),
         new("fault-abort-grpc", "HTTPFaultInjection.abort.grpcStatus", "gRPC status by name",
-            $"\"If you want to return the status \\\"Unavailable\\\", then you should specify the code as `UNAVAILABLE`(all caps), but not `14`.\" ({VS}, HTTPFaultInjection.Abort.grpcStatus)",
+            $"\"If you want to return the status 'Unavailable', then you should specify the code as `UNAVAILABLE`(all caps), but not `14`.\" ({VS}, HTTPFaultInjection.Abort.grpcStatus)",
             """
             - name: broken
               fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}
@@ -385,7 +385,7 @@ internal static class IstioRows
             """,
             new Req("/"), new Expect { Route = "once", Retry = "none" }),
         new("retries-custom", "HTTPRetry.attempts/perTryTimeout/retryOn", "status codes in retryOn become retriable statuses",
-            $"\"In addition to the policies specified above, a list of HTTP status codes can be passed, such as `retryOn: \\\"503,reset\\\"`.\" ({VS}, HTTPRetry.retryOn)",
+            $"\"In addition to the policies specified above, a list of HTTP status codes can be passed, such as `retryOn: '503,reset'`.\" ({VS}, HTTPRetry.retryOn)",
             """
             - name: retried
               retries: {attempts: 3, perTryTimeout: 2s, retryOn: "503,reset"}

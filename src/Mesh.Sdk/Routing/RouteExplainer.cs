@@ -122,7 +122,8 @@ internal static class RouteExplainer
             IdleTimeout = route.IdleTimeout,
             MaxStreamDuration = route.MaxStreamDuration,
             Retry = route.RetryPolicy is { } retry ? Describe(retry) : null,
-            Fault = target.Fault is { } fault ? Describe(fault) : null,
+            // istiod puts an empty fault filter config on every listener: only a delay or an abort is worth showing.
+            Fault = target.Fault is { } fault && (fault.DelayKind != FaultDelayKind.None || fault.AbortKind != FaultAbortKind.None) ? Describe(fault) : null,
             Mirrors = mirrors,
             HashPolicies = hashes,
         };

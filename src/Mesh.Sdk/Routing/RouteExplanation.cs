@@ -258,7 +258,7 @@ public sealed record RouteExplanation
     /// <summary>The retry policy; <see langword="null"/> for no retries.</summary>
     public RetryExplanation? Retry { get; init; }
 
-    /// <summary>The fault injection for the chosen cluster; <see langword="null"/> for none.</summary>
+    /// <summary>The fault injection (a delay or an abort) configured for the chosen cluster; <see langword="null"/> for none.</summary>
     public FaultExplanation? Fault { get; init; }
 
     /// <summary>Request mirrors.</summary>
