@@ -5,7 +5,7 @@ namespace Mesh.Conformance.Tests;
 /// <summary>
 /// Keeps the conformance table of <c>docs/routing.md</c> equal to the rows: the table between the
 /// <c>conformance:begin</c> / <c>conformance:end</c> markers is generated from <see cref="IstioRows"/> and
-/// <see cref="EnvoyRows"/>. When it differs the test fails and prints the table to paste; run it with
+/// <see cref="EnvoyRows"/> and <see cref="RequestRows"/>. When it differs the test fails and prints the table to paste; run it with
 /// <c>MESH_UPDATE_DOCS=1</c> to write it in place.
 /// </summary>
 public class ConformanceDocsTests
@@ -42,7 +42,7 @@ public class ConformanceDocsTests
     {
         var text = new StringBuilder();
         text.Append("| field | behaviour | source | test |\n|---|---|---|---|\n");
-        foreach (var row in IstioRows.All.Cast<ConformanceRow>().Concat(EnvoyRows.All))
+        foreach (var row in IstioRows.All.Cast<ConformanceRow>().Concat(EnvoyRows.All).Concat(RequestRows.All))
         {
             text.Append("| ").Append(Cell(row.Field)).Append(" | ").Append(Cell(row.Behaviour)).Append(" | ")
                 .Append(Cell(row.Source)).Append(" | `").Append(row.TestName).Append("` |\n");

@@ -53,7 +53,7 @@ public class RoutingConformanceTests
     [Fact]
     public void Rows_HaveUniqueIdsAndASource()
     {
-        var rows = IstioRows.All.Cast<ConformanceRow>().Concat(EnvoyRows.All).ToList();
+        var rows = IstioRows.All.Cast<ConformanceRow>().Concat(EnvoyRows.All).Concat(RequestRows.All).ToList();
         Assert.Equal(rows.Count, rows.Select(r => r.TestName).Distinct().Count());
         Assert.All(rows, r => Assert.Matches("^\".+\" \\(.+\\)$", r.Source));
         Assert.True(rows.Count >= 80, $"{rows.Count} rows");
