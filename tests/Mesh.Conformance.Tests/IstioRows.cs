@@ -164,14 +164,22 @@ internal static class IstioRows
               route: [{destination: {host: reviews, subset: v3}}]
             """,
             new Req("/"), Expect.NoRoute("header 'x-canary' present: header missing")),
-        new("header-regex-star", "HTTPMatchRequest.headers.regex \"*\"", "`*` is a presence check, as istiod translates it",
-            PresenceSource,
+        new("without-headers-star", "HTTPMatchRequest.withoutHeaders regex \"*\"", "`*` is presence there: matches when the header is absent",
+            $"\"withoutHeader has the same syntax with the header, but has opposite meaning.\" ({VS}, HTTPMatchRequest.withoutHeaders; Istio validates and translates regex '*' there as presence)",
             """
-            - name: canary
-              match: [{headers: {x-canary: {regex: "*"}}}]
-              route: [{destination: {host: reviews, subset: v3}}]
+            - name: no-canary
+              match: [{withoutHeaders: {x-canary: {regex: "*"}}}]
+              route: [{destination: {host: reviews, subset: v1}}]
             """,
-            new Req("/", ("x-canary", "")), new Expect { Route = "canary", Cluster = "v3" }),
+            new Req("/"), new Expect { Route = "no-canary", Cluster = "v1" }),
+        new("without-headers-null", "HTTPMatchRequest.withoutHeaders (null)", "a null match is presence: a present header is no match",
+            $"\"withoutHeader has the same syntax with the header, but has opposite meaning.\" ({VS}, HTTPMatchRequest.withoutHeaders; istiod translates a null match as presence)",
+            """
+            - name: no-canary
+              match: [{withoutHeaders: {x-canary: null}}]
+              route: [{destination: {host: reviews, subset: v1}}]
+            """,
+            new Req("/", ("x-canary", "1")), Expect.NoRoute("header 'x-canary' not present: value is \"1\"")),
         new("without-headers", "HTTPMatchRequest.withoutHeaders", "missing header matches (treated as empty)",
             WithoutSource,
             """
