@@ -111,6 +111,33 @@ internal static class RequestRows
             """,
             new Req("/"), new Observed { Status = 200, Version = "v2", Attempts = 2 },
             static mesh => mesh.Backend("reviews-v2-a").FailNext(1)),
+        new("retries-gateway-error", "HTTPRetry.retryOn gateway-error", "a 502 is retried",
+            "\"This policy is similar to the 5xx policy but will only retry requests that result in a 502, 503, or 504.\" (Envoy router filter, x-envoy-retry-on: gateway-error)",
+            """
+            - name: retried
+              retries: {attempts: 2, retryOn: gateway-error}
+              route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]
+            """,
+            new Req("/"), new Observed { Status = 200, Version = "v2", Attempts = 2 },
+            static mesh => mesh.Backend("reviews-v2-a").FailNext(1, 502)),
+        new("retries-gateway-error-500", "HTTPRetry.retryOn gateway-error", "a 500 is not retried",
+            "\"This policy is similar to the 5xx policy but will only retry requests that result in a 502, 503, or 504.\" (Envoy router filter, x-envoy-retry-on: gateway-error)",
+            """
+            - name: retried
+              retries: {attempts: 2, retryOn: gateway-error}
+              route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]
+            """,
+            new Req("/"), new Observed { Status = 500, Attempts = 1 },
+            static mesh => mesh.Backend("reviews-v2-a").FailNext(1, 500)),
+        new("retries-retriable-4xx", "HTTPRetry.retryOn retriable-4xx", "a 409 is retried",
+            "\"Currently, the only response code in this category is 409.\" (Envoy router filter, x-envoy-retry-on: retriable-4xx)",
+            """
+            - name: retried
+              retries: {attempts: 2, retryOn: retriable-4xx}
+              route: [{destination: {host: reviews.default.svc.cluster.local, subset: v2}}]
+            """,
+            new Req("/"), new Observed { Status = 200, Version = "v2", Attempts = 2 },
+            static mesh => mesh.Backend("reviews-v2-a").FailNext(1, 409)),
         new("headers-request-seen", "Headers.request.set/add/remove", "the backend sees the headers set, added and removed",
             $"\"Header manipulation rules to apply before forwarding a request to the destination service\" ({VS}, Headers.request)",
             """
