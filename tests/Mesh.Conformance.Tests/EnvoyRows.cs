@@ -42,7 +42,7 @@ internal static class EnvoyRows
     private const string InvertSource = $"\"If specified, the match result will be inverted before checking.\" ({Rc}, HeaderMatcher.invert_match)";
     private const string MissingSource = $"\"If specified, for any header match rule, if the header match rule specified header does not exist, this header value will be treated as empty.\" ({Rc}, HeaderMatcher.treat_missing_header_as_empty)";
     private const string PresentSource = $"\"If specified as false, header match will be performed based on whether the header is absent.\" ({Rc}, HeaderMatcher.present_match)";
-    private const string QuerySource = $"\"Specifies the name of a key that must be present in the requested path's query string.\" ({Rc}, QueryParameterMatcher.name)";
+    private const string QuerySource = $"\"Specifies whether a query parameter should be present.\" ({Rc}, QueryParameterMatcher.present_match)";
 
     public static readonly EnvoyRow[] All =
     [
@@ -118,10 +118,14 @@ internal static class EnvoyRows
             QuerySource,
             () => [To("c", WithQuery(new QueryParameterMatcher { Name = "debug", PresentMatch = true }))],
             new Req("/?debug"), new Expect { Route = "r", Cluster = "c" }),
-        new("query-present-false", "QueryParameterMatcher.present_match", "present_match false still needs the key (accepted, not rejected)",
-            QuerySource,
+        new("query-present-false", "QueryParameterMatcher.present_match", "present_match false matches when the key is absent",
+            $"\"Specifies whether a query parameter should be present.\" ({Rc}, QueryParameterMatcher.present_match)",
             () => [To("c", WithQuery(new QueryParameterMatcher { Name = "debug", PresentMatch = false }))],
-            new Req("/?debug=1"), new Expect { Route = "r", Cluster = "c" }),
+            new Req("/?other=1"), new Expect { Route = "r", Cluster = "c" }),
+        new("query-present-false-hit", "QueryParameterMatcher.present_match", "present_match false: a present key is no match",
+            $"\"Specifies whether a query parameter should be present.\" ({Rc}, QueryParameterMatcher.present_match)",
+            () => [To("c", WithQuery(new QueryParameterMatcher { Name = "debug", PresentMatch = false }))],
+            new Req("/?debug=1"), Expect.NoRoute("query parameter 'debug' absent: value is \"1\"")),
         new("runtime-fraction-zero", "RouteMatch.runtime_fraction", "0 % never matches",
             $"\"Every time the route is considered for a match, it must also fall under the percentage of matches indicated by this field.\" ({Rc}, RouteMatch.runtime_fraction)",
             () => [new Route { Name = "r", Match = new RouteMatch { Prefix = "/", RuntimeFraction = Percent(0) }, Route_ = new RouteAction { Cluster = "c" } }, Fallback()],
