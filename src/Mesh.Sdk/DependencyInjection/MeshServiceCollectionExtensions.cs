@@ -18,7 +18,8 @@ public static class MeshServiceCollectionExtensions
     /// Adds the in-process mesh: <see cref="MeshOptions"/> bound from the <c>Mesh</c> configuration section and
     /// validated at start, the xDS client started with the host, and (unless
     /// <see cref="MeshOptions.MeshAllHttpClients"/> is <see langword="false"/>) every <c>IHttpClientFactory</c> client
-    /// routed by the mesh. Calling it again adds nothing.
+    /// routed by the mesh. A <see cref="Mesh.Sdk.Routing.MeshRouteExplainer"/> explains how requests are routed.
+    /// Calling it again adds nothing.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <returns><paramref name="services"/>.</returns>
@@ -63,6 +64,7 @@ public static class MeshServiceCollectionExtensions
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
             sp.GetService<ILoggerFactory>(),
             discoverPorts: sp.GetService<PortDiscoveryMarker>() is not null));
+        services.TryAddSingleton(static sp => new Mesh.Sdk.Routing.MeshRouteExplainer(sp.GetRequiredService<MeshRuntime>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshHostedService>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshOptions>, MeshSecurityOptionsValidator>());
         services.TryAddSingleton(static sp =>

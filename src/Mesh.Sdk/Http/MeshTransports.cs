@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Resources;
+using Mesh.Sdk.Routing;
 
 namespace Mesh.Sdk.Http;
 
@@ -58,7 +59,7 @@ internal sealed class MeshTransports : IDisposable
             return authority;
         }
 
-        authority = key.Item2 < 0 ? key.IdnHost : string.Concat(key.IdnHost, ":", uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        authority = RouteHost.AuthorityOf(uri);
         if (_authorities.Count < MaxCachedAuthorities)
         {
             _authorities.TryAdd(key, authority);

@@ -93,15 +93,7 @@ internal sealed class CompiledRouteTable
         }
 
         var pathAndQuery = request.PathAndQuery.AsSpan();
-        var q = pathAndQuery.IndexOfAny('?', '#');
-        var path = q < 0 ? pathAndQuery : pathAndQuery[..q];
-        var query = q < 0 || pathAndQuery[q] == '#' ? default : pathAndQuery[(q + 1)..];
-        var fragment = query.IndexOf('#');
-        if (fragment >= 0)
-        {
-            query = query[..fragment];
-        }
-
+        SplitPath(pathAndQuery, out var path, out var query);
         var routes = virtualHost.Routes;
         var gates = virtualHost.PathGates;
         for (var i = 0; i < routes.Length && i < gates.Length; i++)
@@ -119,6 +111,19 @@ internal sealed class CompiledRouteTable
         }
 
         return RouteMatchResult.NoRouteResult(virtualHost);
+    }
+
+    /// <summary>Splits a <c>:path</c> into the path (without query and fragment) and the query (without <c>?</c> and fragment).</summary>
+    public static void SplitPath(ReadOnlySpan<char> pathAndQuery, out ReadOnlySpan<char> path, out ReadOnlySpan<char> query)
+    {
+        var q = pathAndQuery.IndexOfAny('?', '#');
+        path = q < 0 ? pathAndQuery : pathAndQuery[..q];
+        query = q < 0 || pathAndQuery[q] == '#' ? default : pathAndQuery[(q + 1)..];
+        var fragment = query.IndexOf('#');
+        if (fragment >= 0)
+        {
+            query = query[..fragment];
+        }
     }
 
     /// <summary>Wildcard domains of one literal length.</summary>

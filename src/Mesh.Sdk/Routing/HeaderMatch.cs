@@ -104,14 +104,33 @@ internal sealed class HeaderMatch
         }
     }
 
+    /// <summary>The string matcher, for <see cref="HeaderMatchKind.String"/>.</summary>
+    public StringMatch? StringMatch => _string;
+
+    /// <summary>The configured <c>present_match</c> flag, for <see cref="HeaderMatchKind.Present"/>.</summary>
+    public bool PresentMatch => _present;
+
+    /// <summary>The range's inclusive start, for <see cref="HeaderMatchKind.Range"/>.</summary>
+    public long RangeStart => _start;
+
+    /// <summary>The range's exclusive end, for <see cref="HeaderMatchKind.Range"/>.</summary>
+    public long RangeEnd => _end;
+
     /// <summary>Evaluates the matcher against a request.</summary>
     public bool Matches<TRequest>(in TRequest request)
         where TRequest : IRouteRequest
+        => Matches(ValueOf(in request));
+
+    /// <summary>
+    /// The value the matcher tests: the request line for pseudo-headers, else the header's (joined) value;
+    /// <see langword="null"/> when absent.
+    /// </summary>
+    public string? ValueOf<TRequest>(in TRequest request)
+        where TRequest : IRouteRequest
     {
-        string? value;
         if (Name[0] == ':')
         {
-            value = Name switch
+            return Name switch
             {
                 ":authority" => request.Authority,
                 ":path" => request.PathAndQuery,
@@ -120,12 +139,8 @@ internal sealed class HeaderMatch
                 _ => null,
             };
         }
-        else if (!request.TryGetHeader(Name, out value))
-        {
-            value = null;
-        }
 
-        return Matches(value);
+        return request.TryGetHeader(Name, out var value) ? value : null;
     }
 
     /// <summary>Evaluates the matcher against a header value (<see langword="null"/> when the header is absent).</summary>

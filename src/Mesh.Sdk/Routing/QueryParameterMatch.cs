@@ -55,8 +55,19 @@ internal sealed class QueryParameterMatch
         }
     }
 
+    /// <summary>The value matcher; <see langword="null"/> for a presence matcher.</summary>
+    public StringMatch? StringMatch => _string;
+
+    /// <summary>For a presence matcher, whether the parameter must be present (<see langword="false"/>: absent).</summary>
+    public bool PresentMatch => _present;
+
     /// <summary>Whether the query string (without the leading <c>?</c>) satisfies the matcher.</summary>
     public bool Matches(ReadOnlySpan<char> query)
+        // Absent: only present_match: false matches.
+        => TryGetValue(query, out var value) ? (_string is null ? _present : _string.Matches(value)) : _string is null && !_present;
+
+    /// <summary>The raw value of the parameter's first occurrence (empty without <c>=</c>); false when absent.</summary>
+    public bool TryGetValue(ReadOnlySpan<char> query, out ReadOnlySpan<char> value)
     {
         while (!query.IsEmpty)
         {
@@ -70,10 +81,11 @@ internal sealed class QueryParameterMatch
                 continue;
             }
 
-            return _string is null ? _present : _string.Matches(eq < 0 ? default : pair[(eq + 1)..]);
+            value = eq < 0 ? default : pair[(eq + 1)..];
+            return true;
         }
 
-        // Absent: only present_match: false matches.
-        return _string is null && !_present;
+        value = default;
+        return false;
     }
 }

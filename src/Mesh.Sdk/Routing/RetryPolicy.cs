@@ -128,6 +128,27 @@ internal sealed record RetryPolicy
     /// <summary>Host picks per retry when <see cref="RetryOnDifferentHost"/> rejects a host. <value>Default 1.</value></summary>
     public long HostSelectionRetryMaxAttempts { get; init; } = 1;
 
+    /// <summary>The <c>retry_on</c> tokens of <paramref name="retryOn"/>, in flag order (for diagnostics).</summary>
+    public static string[] TokensOf(RetryOn retryOn)
+    {
+        var tokens = new List<string>();
+        foreach (var flag in System.Enum.GetValues<RetryOn>())
+        {
+            if (flag != RetryOn.None && (retryOn & flag) == flag)
+            {
+                foreach (var (token, value) in Tokens)
+                {
+                    if (value == flag)
+                    {
+                        tokens.Add(token);
+                    }
+                }
+            }
+        }
+
+        return [.. tokens];
+    }
+
     /// <summary>Parses a <c>retry_on</c> value (comma separated tokens, blanks ignored).</summary>
     public static bool TryParseRetryOn(string value, out RetryOn retryOn, out string? error)
     {

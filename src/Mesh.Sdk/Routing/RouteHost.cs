@@ -17,6 +17,13 @@ internal static class RouteHost
         return colon >= 0 && authority[..colon].IndexOf(':') < 0 ? colon : -1;
     }
 
+    /// <summary>
+    /// The authority a request to <paramref name="uri"/> is routed by when it sets no <c>Host</c>: the IDN host, with
+    /// <c>:port</c> unless the port is the scheme's default (what <c>HttpClient</c> sends as <c>Host</c>).
+    /// </summary>
+    public static string AuthorityOf(Uri uri)
+        => uri.IsDefaultPort ? uri.IdnHost : string.Concat(uri.IdnHost, ":", uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>The authority without its port.</summary>
     public static ReadOnlySpan<char> WithoutPort(ReadOnlySpan<char> authority)
     {
