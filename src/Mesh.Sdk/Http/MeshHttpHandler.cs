@@ -147,10 +147,15 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         var pathAndQuery = route.RewritePath(view.PathAndQuery);
         var hash = route.HashPolicies.Length > 0 && HashPolicy.TryComputeHash(route.HashPolicies, in view, out var h) ? h : (ulong?)null;
         var policy = route.RetryPolicy;
-        if (policy is { NumRetries: > 0 } && request.Content is { } content)
+        var originalContent = request.Content;
+        ReplayableContent? body = null;
+        if (originalContent is not null && (policy is { NumRetries: > 0 } || route.MirrorPolicies.Length > 0)
+            && !ReplayableContent.IsReplayableAsIs(originalContent, _runtime.Options.RequestBufferLimitBytes))
         {
-            // Each attempt sends the body again: buffer it once (only when there is one).
-            await content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+            // Envoy streams the body to the first attempt and keeps a copy, up to the buffer limit, for retries and
+            // mirrors; a body past the limit is not retried. Byte-array bodies within the limit are sent again as they are.
+            body = new ReplayableContent(originalContent, _runtime.Options.RequestBufferLimitBytes, cancellationToken, _logger, route.Name);
+            request.Content = body;
         }
 
         // The request keeps its URI and Host (the endpoint's pool dials the endpoint); only rewrites touch them.
@@ -183,7 +188,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             {
                 // Envoy shadows this finalized request. The auto host rewrite is applied per endpoint when an
                 // attempt is sent, after the shadow's copy, so the shadow keeps the original authority.
-                await StartMirrorsAsync(request, route, originalUri, target.HostRewriteLiteral ?? authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
+                await StartMirrorsAsync(request, originalContent, body, route, originalUri, target.HostRewriteLiteral ?? authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
             }
 
             if (forwardsHost && target.HostRewriteLiteral is null)
@@ -191,12 +196,19 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
             }
 
-            var response = await SendWithRetriesAsync(request, route, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
+            var response = await SendWithRetriesAsync(request, body, route, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
             target.ResponseHeaders.ApplyTo(response);
             return response;
         }
         finally
         {
+            if (body is not null)
+            {
+                // No more attempts: the copy goes back to the pool; a body still streaming goes on to the last attempt.
+                body.Commit();
+                request.Content = originalContent;
+            }
+
             if (!ReferenceEquals(upstreamUri, originalUri))
             {
                 request.RequestUri = originalUri;
@@ -230,6 +242,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
     private async ValueTask<HttpResponseMessage> SendWithRetriesAsync(
         HttpRequestMessage request,
+        ReplayableContent? body,
         CompiledRoute route,
         ClusterRuntime cluster,
         ulong? hash,
@@ -305,6 +318,13 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     request.Headers.TryAddWithoutValidation(AttemptCountHeader, attempt.ToString(CultureInfo.InvariantCulture));
                 }
 
+                if (attempt > 1 && body is { CanReplay: false })
+                {
+                    // The body grew past the buffer limit during the back-off: there is nothing whole to send again.
+                    connectionLease.Dispose();
+                    return Local(request, 507, "-", $"Mesh.Sdk: exceeded the request buffer limit of {_runtime.Options.RequestBufferLimitBytes} bytes while retrying upstream (route '{route.Name}', Mesh:RequestBufferLimitBytes)");
+                }
+
                 HttpResponseMessage? response = null;
                 var failure = AttemptFailure.None;
                 string? failureDetail = null;
@@ -329,7 +349,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 catch (HttpRequestException ex) when (!cancellationToken.IsCancellationRequested)
                 {
                     cluster.ReportLocalOrigin(endpoint, LocalOriginOutcome.ConnectFailed);
-                    failure = ex.HttpRequestError == HttpRequestError.ConnectionError ? AttemptFailure.ConnectFailure : AttemptFailure.Reset;
+                    failure = ClassifyFailure(ex);
                     failureDetail = ex.Message;
                 }
                 finally
@@ -350,12 +370,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     cluster.ReportResponse(endpoint, (int)response.StatusCode);
                 }
 
-                var retriable = attempt <= retries && policy is not null && failure switch
+                // A body that grew past the buffer limit cannot be sent again: the request is no longer retried.
+                var retriable = attempt <= retries && policy is not null && (body is null || body.CanReplay) && failure switch
                 {
                     AttemptFailure.None => IsRetriable(policy, response!),
-                    AttemptFailure.ConnectFailure => policy.IsRetriableConnectFailure,
-                    AttemptFailure.PerTryTimeout => policy.IsRetriableStatus(504) || policy.IsRetriableReset,
-                    _ => policy.IsRetriableReset,
+                    AttemptFailure.ConnectFailure => policy.IsRetriableReset(UpstreamReset.ConnectFailure),
+                    AttemptFailure.RefusedStream => policy.IsRetriableReset(UpstreamReset.RefusedStream),
+                    AttemptFailure.PerTryTimeout => policy.IsRetriableReset(UpstreamReset.PerTryTimeout),
+                    _ => policy.IsRetriableReset(UpstreamReset.Reset),
                 };
 
                 if (retriable && breakers.TryAcquireRetry(RoutingPriority.Default, out retryLease))
@@ -488,23 +510,21 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
     /// <summary>
     /// Starts the route's mirrors: for each sampled policy whose cluster is known, a copy of the request as it goes
-    /// upstream (method, headers after the route's mutations, buffered body, rewritten path, <paramref name="authority"/>
-    /// with <c>-shadow</c> unless disabled) is sent to an endpoint of the shadow cluster, fire and forget.
+    /// upstream (method, headers after the route's mutations, rewritten path, <paramref name="authority"/> with
+    /// <c>-shadow</c> unless disabled) is sent to an endpoint of the shadow cluster, fire and forget, with the whole body:
+    /// at once when there is none or it is a byte-array body within the buffer limit, else when the body has been read
+    /// to its end and fit the limit (Envoy shadows the request once its body is complete and only if it was buffered:
+    /// a body past the limit is not mirrored).
     /// </summary>
-    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, CompiledRoute route, Uri originalUri, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
+    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, HttpContent? content, ReplayableContent? body, CompiledRoute route, Uri originalUri, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
     {
-        byte[]? body = null;
+        List<PendingMirror>? waiting = null;
+        byte[]? bytes = null;
         foreach (var mirror in route.MirrorPolicies)
         {
             if (!mirror.ShouldMirror(random) || !_runtime.Clusters.TryGetCluster(mirror.Cluster, out var cluster))
             {
                 continue;
-            }
-
-            if (body is null && request.Content is { } content)
-            {
-                await content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
-                body = await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             }
 
             var copy = new HttpRequestMessage(request.Method, originalUri) { Version = request.Version, VersionPolicy = request.VersionPolicy };
@@ -520,17 +540,62 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 copy.Headers.TryAddWithoutValidation(AttemptCountHeader, "1");
             }
 
-            if (request.Content is { } original)
-            {
-                copy.Content = new ByteArrayContent(body ?? []);
-                foreach (var header in original.Headers.NonValidated)
-                {
-                    copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
-                }
-            }
-
             copy.Headers.Host = mirror.ShadowAuthority(authority);
-            _ = MirrorAsync(copy, cluster, pathAndQuery, route.Timeout);
+            if (content is null)
+            {
+                _ = MirrorAsync(copy, cluster, pathAndQuery, route.Timeout);
+            }
+            else if (body is null)
+            {
+                bytes ??= await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+                copy.Content = BodyCopy(content, bytes);
+                _ = MirrorAsync(copy, cluster, pathAndQuery, route.Timeout);
+            }
+            else
+            {
+                (waiting ??= []).Add(new PendingMirror(copy, cluster, pathAndQuery, route.Timeout));
+            }
+        }
+
+        if (waiting is not null)
+        {
+            body!.WhenComplete(static (whole, state) => ((MirrorBatch)state!).Send(whole), new MirrorBatch(this, waiting, content!, route.Name, _runtime.Options.RequestBufferLimitBytes));
+        }
+    }
+
+    private static ByteArrayContent BodyCopy(HttpContent original, byte[] bytes)
+    {
+        var copy = new ByteArrayContent(bytes);
+        foreach (var header in original.Headers.NonValidated)
+        {
+            if (!string.Equals(header.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                copy.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+        }
+
+        return copy;
+    }
+
+    private sealed record PendingMirror(HttpRequestMessage Copy, ClusterRuntime Cluster, string PathAndQuery, TimeSpan Timeout);
+
+    /// <summary>The mirrors of one request waiting for its body to be read to the end.</summary>
+    private sealed class MirrorBatch(MeshHttpHandler handler, List<PendingMirror> mirrors, HttpContent content, string routeName, long limit)
+    {
+        public void Send(byte[]? whole)
+        {
+            foreach (var mirror in mirrors)
+            {
+                if (whole is null)
+                {
+                    Log.MirrorDropped(handler._logger, mirror.Cluster.Name, routeName, limit);
+                    mirror.Copy.Dispose();
+                    continue;
+                }
+
+                mirror.Copy.Content = BodyCopy(content, whole);
+                _ = handler.MirrorAsync(mirror.Copy, mirror.Cluster, mirror.PathAndQuery, mirror.Timeout);
+            }
         }
     }
 
@@ -596,8 +661,36 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         return false;
     }
 
+    /// <summary>
+    /// How an attempt without a response ended, as Envoy's reset reasons tell them apart: a connection that could not
+    /// be made, an HTTP/2 REFUSED_STREAM (the upstream did not process the request), or any other reset.
+    /// </summary>
+    internal static AttemptFailure ClassifyFailure(HttpRequestException exception)
+    {
+        if (exception.HttpRequestError == HttpRequestError.ConnectionError)
+        {
+            return AttemptFailure.ConnectFailure;
+        }
+
+        for (Exception? inner = exception; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is HttpProtocolException { ErrorCode: RefusedStreamErrorCode })
+            {
+                return AttemptFailure.RefusedStream;
+            }
+        }
+
+        return AttemptFailure.Reset;
+    }
+
     private static bool IsRetriable(RetryPolicy policy, HttpResponseMessage response)
     {
+        if (response.Headers.NonValidated.Contains(RetryPolicy.RateLimitedHeader))
+        {
+            // Envoy never retries a response of a rate-limiting Envoy unless asked to (envoy-ratelimited).
+            return policy.RetriesRateLimited;
+        }
+
         if (policy.IsRetriableStatus((int)response.StatusCode))
         {
             return true;
@@ -666,10 +759,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         }
     }
 
-    private enum AttemptFailure
+    // HTTP/2 error code REFUSED_STREAM (RFC 9113, section 7).
+    private const long RefusedStreamErrorCode = 0x7;
+
+    internal enum AttemptFailure
     {
         None,
         ConnectFailure,
+        RefusedStream,
         Reset,
         PerTryTimeout,
     }
@@ -714,5 +811,8 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
         [LoggerMessage(1103, LogLevel.Debug, "Retry not attempted: cluster '{ClusterName}' is at its max_retries limit of {Breakers}.")]
         public static partial void RetryOverflow(ILogger logger, string clusterName, long breakers);
+
+        [LoggerMessage(1105, LogLevel.Debug, "Mirror to cluster '{ClusterName}' of route '{RouteName}' not sent: the request body passed the buffer limit of {Limit} bytes or could not be read to its end.")]
+        public static partial void MirrorDropped(ILogger logger, string clusterName, string routeName, long limit);
     }
 }
