@@ -147,6 +147,15 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         var pathAndQuery = route.RewritePath(view.PathAndQuery);
         var hash = route.HashPolicies.Length > 0 && HashPolicy.TryComputeHash(route.HashPolicies, in view, out var h) ? h : (ulong?)null;
         var policy = route.RetryPolicy;
+        var timeout = route.Timeout;
+        var timeoutStatus = 504;
+        if (EnvoyRequestHeaders.MayHaveAny(request))
+        {
+            // The trusted application may override retries and timeouts as Envoy's router lets internal callers;
+            // consumed here, before mirrors copy the headers, as Envoy's router does.
+            EnvoyRequestHeaders.Consume(request, ref policy, ref timeout, ref timeoutStatus);
+        }
+
         var originalContent = request.Content;
         ReplayableContent? body = null;
         if (originalContent is not null && (policy is { NumRetries: > 0 } || route.MirrorPolicies.Length > 0)
@@ -188,7 +197,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             {
                 // Envoy shadows this finalized request. The auto host rewrite is applied per endpoint when an
                 // attempt is sent, after the shadow's copy, so the shadow keeps the original authority.
-                await StartMirrorsAsync(request, originalContent, body, route, originalUri, target.HostRewriteLiteral ?? authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
+                await StartMirrorsAsync(request, originalContent, body, route, timeout, originalUri, target.HostRewriteLiteral ?? authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
             }
 
             if (forwardsHost && target.HostRewriteLiteral is null)
@@ -196,7 +205,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
             }
 
-            var response = await SendWithRetriesAsync(request, body, route, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
+            var response = await SendWithRetriesAsync(request, body, route, policy, timeout, timeoutStatus, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
             target.ResponseHeaders.ApplyTo(response);
             return response;
         }
@@ -244,6 +253,9 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         HttpRequestMessage request,
         ReplayableContent? body,
         CompiledRoute route,
+        RetryPolicy? policy,
+        TimeSpan timeout,
+        int timeoutStatus,
         ClusterRuntime cluster,
         ulong? hash,
         Random random,
@@ -255,7 +267,6 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             return Overflow(request, breakers.Default.Requests);
         }
 
-        var policy = route.RetryPolicy;
         var retries = policy is null || !RequestAllowsRetry(policy, request) ? 0u : policy.NumRetries;
         var time = _runtime.TimeProvider;
 
@@ -267,7 +278,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         // The route timeout covers every attempt and back-off, and what is left of it the response body; the
         // caller's token cancels everything until the response is returned. Without a route timeout (istiod's
         // default) the caller's token is the route token: no source, no registration, no body wrapper.
-        var routeCts = route.Timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(route.Timeout, time);
+        var routeCts = timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(timeout, time);
         var callerLink = routeCts is null ? default : cancellationToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), routeCts);
         var routeToken = routeCts?.Token ?? cancellationToken;
 
@@ -288,7 +299,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     }
                     catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                     {
-                        return RouteTimeout(request, route);
+                        return RouteTimeout(request, route, timeout, timeoutStatus);
                     }
 
                     if (!connectionLease.IsAcquired)
@@ -339,7 +350,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && routeToken.IsCancellationRequested)
                 {
                     cluster.ReportLocalOrigin(endpoint, LocalOriginOutcome.Timeout);
-                    return RouteTimeout(request, route);
+                    return RouteTimeout(request, route, timeout, timeoutStatus);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && tryCts is { IsCancellationRequested: true })
                 {
@@ -401,7 +412,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     }
                     catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                     {
-                        return RouteTimeout(request, route);
+                        return RouteTimeout(request, route, timeout, timeoutStatus);
                     }
 
                     continue;
@@ -415,7 +426,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 if (response is null)
                 {
                     return failure == AttemptFailure.PerTryTimeout
-                        ? Local(request, 504, "UT", $"Mesh.Sdk: upstream request timeout: no response from '{endpoint.Key}' of cluster '{cluster.Name}' within the per-try timeout {perTry} (attempt {attempt})")
+                        ? Local(request, timeoutStatus, "UT", $"Mesh.Sdk: upstream request timeout: no response from '{endpoint.Key}' of cluster '{cluster.Name}' within the per-try timeout {perTry} (attempt {attempt})")
                         : Local(request, 503, failure == AttemptFailure.ConnectFailure ? "UF" : "UR", $"Mesh.Sdk: upstream connect error or disconnect/reset before headers from '{endpoint.Key}' of cluster '{cluster.Name}' (attempt {attempt}): {Sanitize(failureDetail)}");
                 }
 
@@ -516,7 +527,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
     /// to its end and fit the limit (Envoy shadows the request once its body is complete and only if it was buffered:
     /// a body past the limit is not mirrored).
     /// </summary>
-    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, HttpContent? content, ReplayableContent? body, CompiledRoute route, Uri originalUri, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
+    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, HttpContent? content, ReplayableContent? body, CompiledRoute route, TimeSpan timeout, Uri originalUri, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
     {
         List<PendingMirror>? waiting = null;
         byte[]? bytes = null;
@@ -543,17 +554,17 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             copy.Headers.Host = mirror.ShadowAuthority(authority);
             if (content is null)
             {
-                _ = MirrorAsync(copy, cluster, pathAndQuery, route.Timeout);
+                _ = MirrorAsync(copy, cluster, pathAndQuery, timeout);
             }
             else if (body is null)
             {
                 bytes ??= await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
                 copy.Content = BodyCopy(content, bytes);
-                _ = MirrorAsync(copy, cluster, pathAndQuery, route.Timeout);
+                _ = MirrorAsync(copy, cluster, pathAndQuery, timeout);
             }
             else
             {
-                (waiting ??= []).Add(new PendingMirror(copy, cluster, pathAndQuery, route.Timeout));
+                (waiting ??= []).Add(new PendingMirror(copy, cluster, pathAndQuery, timeout));
             }
         }
 
@@ -719,10 +730,10 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         return false;
     }
 
-    private HttpResponseMessage RouteTimeout(HttpRequestMessage request, CompiledRoute route)
+    private HttpResponseMessage RouteTimeout(HttpRequestMessage request, CompiledRoute route, TimeSpan timeout, int status)
     {
-        Log.RouteTimeout(_logger, route.Name, route.Timeout);
-        return Local(request, 504, "UT", $"Mesh.Sdk: upstream request timeout: route '{route.Name}' timeout {route.Timeout} elapsed");
+        Log.RouteTimeout(_logger, route.Name, timeout);
+        return Local(request, status, "UT", $"Mesh.Sdk: upstream request timeout: route '{route.Name}' timeout {timeout} elapsed");
     }
 
     private static HttpResponseMessage Overflow(HttpRequestMessage request, CircuitBreakerCounter counter)
@@ -739,7 +750,9 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         {
             RequestMessage = request,
             ReasonPhrase = Sanitize(message),
-            Content = new StringContent(message + "\n"),
+
+            // A 204 (x-envoy-upstream-rq-timeout-alt-response) has no body.
+            Content = status == 204 ? new ByteArrayContent([]) : new StringContent(message + "\n"),
         };
         response.Headers.TryAddWithoutValidation(ResponseFlagsHeader, flags);
         return response;

@@ -78,4 +78,19 @@ public sealed partial class GrpcMeshTests
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
         Assert.Equal(1, fixture.V2.CallsWithKey(key));
     }
+
+    [Fact]
+    public async Task EnvoyRetryGrpcOnMetadata_AddsARetryCondition_AndIsNotForwarded()
+    {
+        using var channel = fixture.CreateChannel(Retry);
+        var client = new Greeter.Greeter.GreeterClient(channel);
+
+        // The route retries unavailable only; the call's x-envoy-retry-grpc-on adds internal (Envoy's router header).
+        var key = "grpc-on-" + Guid.NewGuid().ToString("N");
+        var metadata = new Metadata { { "x-envoy-retry-grpc-on", "internal" } };
+        var reply = await client.SayHelloAsync(new HelloRequest { Name = key, FailKey = key, FailTimes = 2, FailCode = (int)StatusCode.Internal }, metadata, Deadline());
+        Assert.Equal("v2", reply.Version);
+        Assert.Equal(3, fixture.V2.CallsWithKey(key));
+        Assert.All(fixture.V2.Seen(key), seen => Assert.DoesNotContain("x-envoy-retry-grpc-on", seen.Headers.Keys));
+    }
 }

@@ -172,6 +172,35 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task EnvoyRequestHeaders_OverrideRetriesAndTimeouts_AndAreNotForwarded()
+    {
+        // attempts: 0 (no retry policy, no timeout): the application asks for retries and a timeout per request, as
+        // Envoy's router lets an internal caller.
+        await Mesh.ApplyAsync("""
+            - name: plain
+              retries:
+                attempts: 0
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+            """);
+        Mesh.ResetBackends();
+        var v2 = Mesh.Backend("reviews-v2-a");
+        v2.FailNext(3, 503);
+        var (response, reply) = await Mesh.GetAsync("/headers", ("x-envoy-retry-on", "5xx"), ("x-envoy-max-retries", "3"));
+        Assert.Equal((HttpStatusCode.OK, 4), (response.StatusCode, v2.Count));
+        Assert.DoesNotContain(reply!.Headers.Keys, k => k.StartsWith("x-envoy-", StringComparison.OrdinalIgnoreCase));
+
+        v2.Reset();
+        v2.Delay(TimeSpan.FromSeconds(3));
+        var (timedOut, _) = await Mesh.GetAsync("/headers", ("x-envoy-upstream-rq-timeout-ms", "200"));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, timedOut.StatusCode);
+        Assert.Contains("timeout 00:00:00.2000000 elapsed", timedOut.ReasonPhrase, StringComparison.Ordinal);
+        var (alternative, _) = await Mesh.GetAsync("/headers", ("x-envoy-upstream-rq-timeout-ms", "200"), ("x-envoy-upstream-rq-timeout-alt-response", "true"));
+        Assert.Equal(HttpStatusCode.NoContent, alternative.StatusCode);
+        v2.Reset();
+    }
+
+    [Fact]
     public async Task RouteTimeout_Answers504()
     {
         await Mesh.ApplyAsync("""

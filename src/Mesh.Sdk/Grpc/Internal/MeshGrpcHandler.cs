@@ -23,8 +23,8 @@ namespace Mesh.Sdk.Grpc.Internal;
 /// Like Envoy, retries and outlier detection read the <c>grpc-status</c> of trailers-only responses (a call failed
 /// before sending a message); a status that arrives in trailers after messages is the call's own business. Retries
 /// re-send the call, on another ready host when the route has the <c>previous_hosts</c> predicate (else on the same
-/// subchannel), and only for calls whose request is a single message (unary and server-streaming): a client stream
-/// cannot be replayed.
+/// subchannel), replaying its messages from a copy kept while they fit the buffer limit (<see cref="ReplayableContent"/>):
+/// a client stream keeps streaming across attempts, and a call past the limit is committed (gRFC A6).
 /// </remarks>
 internal sealed partial class MeshGrpcHandler : DelegatingHandler
 {
@@ -100,6 +100,16 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
     {
         var route = call.Route;
         var timeout = EffectiveTimeout(route, request);
+        var policy = route.RetryPolicy;
+        if (EnvoyRequestHeaders.MayHaveAny(request))
+        {
+            // Retry and timeout overrides in the call's metadata, consumed as Envoy's router does (see docs/http.md).
+            var overridden = timeout ?? Timeout.InfiniteTimeSpan;
+            var ignoredStatus = 504;
+            EnvoyRequestHeaders.Consume(request, ref policy, ref overridden, ref ignoredStatus);
+            timeout = overridden == Timeout.InfiniteTimeSpan ? null : overridden;
+        }
+
         if (route.MaxStreamDuration is { } maxStream && IsFinite(maxStream))
         {
             // The server enforces the bound for the whole stream, past the response headers this handler sees.
@@ -125,7 +135,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
             var upstreamAuthority = ApplyRequestActions(request, call);
             var original = request.Content;
             ReplayableContent? body = null;
-            if (original is not null && (route.RetryPolicy is { NumRetries: > 0 } || route.MirrorPolicies.Length > 0))
+            if (original is not null && (policy is { NumRetries: > 0 } || route.MirrorPolicies.Length > 0))
             {
                 // gRFC A6 / Envoy: the messages stream to the first attempt and a copy is kept for retries and mirrors up
                 // to the buffer limit; past it (or once response headers arrive) the call is committed.
@@ -140,7 +150,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                     StartMirrors(request, call, body, original!, upstreamAuthority);
                 }
 
-                return await SendWithRetriesAsync(request, call, body, token).ConfigureAwait(false);
+                return await SendWithRetriesAsync(request, call, policy, body, token).ConfigureAwait(false);
             }
             finally
             {
@@ -161,9 +171,8 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
         }
     }
 
-    private async Task<HttpResponseMessage> SendWithRetriesAsync(HttpRequestMessage request, MeshGrpcCall call, ReplayableContent? body, CancellationToken token)
+    private async Task<HttpResponseMessage> SendWithRetriesAsync(HttpRequestMessage request, MeshGrpcCall call, RetryPolicy? policy, ReplayableContent? body, CancellationToken token)
     {
-        var policy = call.Route.RetryPolicy;
         var retriesLeft = policy is not null ? (int)Math.Min(policy.NumRetries, 100) : 0;
         var attempt = 0;
         List<MeshEndpoint>? tried = null;
