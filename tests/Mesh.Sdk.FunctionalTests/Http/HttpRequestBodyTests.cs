@@ -110,6 +110,39 @@ public sealed class HttpRequestBodyTests(ReviewsFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public async Task Mirror_GetsAStreamedBodyWithinTheLimit_AndIsNotSentPastIt()
+    {
+        await Mesh.ApplyAsync("""
+            - name: mirrored-upload
+              match:
+              - uri:
+                  prefix: /upload
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+              mirror: {host: reviews.default.svc.cluster.local, subset: v3}
+              mirrorPercentage: {value: 100}
+            """);
+        var shadow = Mesh.Backend("reviews-v3-a");
+
+        // Within the limit: the shadow gets the whole body once it has been read (Envoy's buffered shadow).
+        using var small = new GeneratedContent(200 * 1024, knownLength: false);
+        using var first = await Mesh.Http.PostAsync(MeshHarness.BaseUrl + "/upload/mirrored", small);
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        await Mesh.WaitUntilAsync(() => shadow.Uploads.Count == 1, "the mirror of the body within the limit");
+        Assert.Equal((200 * 1024L, small.Sha256, "reviews-shadow:9080"), (shadow.Uploads[0].Bytes, shadow.Uploads[0].Sha256, shadow.Uploads[0].Headers["Host"]));
+
+        // Past the limit: the main request is sent whole, the mirror is dropped (and says so at Debug).
+        using var big = new GeneratedContent(Limit + 1, knownLength: true);
+        using var second = await Mesh.Http.PostAsync(MeshHarness.BaseUrl + "/upload/mirrored", big);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal((Limit + 1L, big.Sha256), (V2.Uploads[^1].Bytes, V2.Uploads[^1].Sha256));
+        await Mesh.WaitUntilAsync(
+            () => Mesh.Dump().Contains("Mirror to cluster 'outbound|9080|v3|reviews.default.svc.cluster.local' of route 'mirrored-upload' not sent", StringComparison.Ordinal),
+            "the dropped mirror's log");
+        Assert.Single(shadow.Uploads);
+    }
+
+    [Fact]
     public async Task RateLimitedResponse_IsNotRetriedUnder5xx()
     {
         await ApplyUploadRouteAsync("""
