@@ -70,9 +70,6 @@ internal sealed partial class ReplayableContent : HttpContent
     /// <summary>Whether more than the bound was read, so the copy was dropped.</summary>
     public bool Overflowed => _overflowed;
 
-    /// <summary>The bytes of the original body read so far.</summary>
-    public long BytesRead => Interlocked.Read(ref _read);
-
     /// <summary>
     /// Whether <paramref name="content"/> can be sent any number of times as it is and fits the bound, so no copy is
     /// needed: byte-array contents (<see cref="ByteArrayContent"/>, <see cref="StringContent"/>,
@@ -273,7 +270,7 @@ internal sealed partial class ReplayableContent : HttpContent
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            Interlocked.Add(ref _read, data.Length);
+            _read += data.Length;
             if (!_overflowed && (!_committed || _whenComplete is not null))
             {
                 if (_kept + data.Length > _limit)

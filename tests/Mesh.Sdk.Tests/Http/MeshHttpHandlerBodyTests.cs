@@ -54,7 +54,7 @@ public sealed class MeshHttpHandlerBodyTests : IDisposable
         var warming = _invoker.SendAsync(new HttpRequestMessage(HttpMethod.Get, "http://reviews:9080/warm"), CancellationToken.None);
         for (var i = 0; i < 1000 && !warming.IsCompleted; i++)
         {
-            _time.Advance(TimeSpan.FromMilliseconds(100));
+            _time.Advance(TimeSpan.FromSeconds(100));
             await Task.Delay(1);
         }
 
@@ -73,7 +73,7 @@ public sealed class MeshHttpHandlerBodyTests : IDisposable
         Assert.False(sending.IsCompleted);
         produce.SetResult();
         await body.Done.WaitAsync(TimeSpan.FromSeconds(10));
-        _time.Advance(TimeSpan.FromSeconds(1));
+        _time.Advance(TimeSpan.FromSeconds(1000));
         using var response = await sending.WaitAsync(TimeSpan.FromSeconds(10));
 
         // Envoy: "exceeded request buffer limit while retrying upstream".
@@ -89,7 +89,20 @@ public sealed class MeshHttpHandlerBodyTests : IDisposable
         {
             Name = "retried",
             Match = new RouteMatch { Prefix = "/" },
-            Route_ = new RouteAction { Cluster = V1, RetryPolicy = new RetryPolicy { RetryOn = "5xx", NumRetries = 1 } },
+            Route_ = new RouteAction
+            {
+                Cluster = V1,
+                Timeout = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.Zero),
+
+                // A back-off below a millisecond is no wait at all (Task.Delay's granularity): a 1000 s base makes the
+                // retry wait for the fake clock.
+                RetryPolicy = new RetryPolicy
+                {
+                    RetryOn = "5xx",
+                    NumRetries = 1,
+                    RetryBackOff = new RetryPolicy.Types.RetryBackOff { BaseInterval = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromSeconds(1000)) },
+                },
+            },
         });
         var routes = new RouteConfiguration { Name = "9080", VirtualHosts = { host } };
         var cluster = new EnvoyCluster
