@@ -398,33 +398,35 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
             return;
         }
 
-        var pathAndQuery = uri.PathAndQuery;
-        var timeout = call.Route.Timeout;
-        body.WhenComplete(
-            (whole, _) =>
+        body.WhenComplete(static (whole, state) => ((MirrorBatch)state!).Send(whole), new MirrorBatch(this, copies, original, uri.PathAndQuery, call.Route.Timeout));
+    }
+
+    /// <summary>The shadow copies of one call, waiting for its request messages to be read to their end.</summary>
+    private sealed class MirrorBatch(MeshGrpcHandler handler, List<(HttpRequestMessage Copy, ClusterRuntime Cluster)> copies, HttpContent original, string pathAndQuery, TimeSpan timeout)
+    {
+        public void Send(byte[]? whole)
+        {
+            foreach (var (copy, cluster) in copies)
             {
-                foreach (var (copy, cluster) in copies)
+                if (whole is null)
                 {
-                    if (whole is null)
-                    {
-                        Log.MirrorFailed(_logger, cluster.Name, "the request messages passed the buffer limit or were not read to their end");
-                        copy.Dispose();
-                        continue;
-                    }
-
-                    copy.Content = new ByteArrayContent(whole);
-                    foreach (var header in original.Headers.NonValidated)
-                    {
-                        if (!string.Equals(header.Key, "content-length", StringComparison.OrdinalIgnoreCase))
-                        {
-                            copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
-                        }
-                    }
-
-                    _ = MirrorAsync(copy, cluster, pathAndQuery, timeout);
+                    Log.MirrorFailed(handler._logger, cluster.Name, "the request messages passed the buffer limit or were not read to their end");
+                    copy.Dispose();
+                    continue;
                 }
-            },
-            null);
+
+                copy.Content = new ByteArrayContent(whole);
+                foreach (var header in original.Headers.NonValidated)
+                {
+                    if (!string.Equals(header.Key, "content-length", StringComparison.OrdinalIgnoreCase))
+                    {
+                        copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                    }
+                }
+
+                _ = handler.MirrorAsync(copy, cluster, pathAndQuery, timeout);
+            }
+        }
     }
 
     private async Task MirrorAsync(HttpRequestMessage copy, ClusterRuntime cluster, string pathAndQuery, TimeSpan timeout)
