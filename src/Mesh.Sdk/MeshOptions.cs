@@ -97,6 +97,19 @@ public sealed class MeshOptions
     public TimeSpan ResolveTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// How many bytes of a request body are kept so that the request can be sent again (key
+    /// <c>Mesh:RequestBufferLimitBytes</c>), Envoy's <c>per_connection_buffer_limit_bytes</c>: a body is always streamed
+    /// to the first attempt, and a copy of it is kept for retries and mirrors up to this bound. A request whose body
+    /// grows past it is no longer retried or mirrored; the attempt in progress carries on. 0 keeps nothing (a request
+    /// with a body is never retried).
+    /// </summary>
+    /// <value>Default: 1048576 (1 MiB, Envoy's default).</value>
+    public int RequestBufferLimitBytes { get; set; } = DefaultRequestBufferLimitBytes;
+
+    /// <summary>The default of <see cref="RequestBufferLimitBytes"/>: 1 MiB, as Envoy's <c>per_connection_buffer_limit_bytes</c>.</summary>
+    public const int DefaultRequestBufferLimitBytes = 1024 * 1024;
+
+    /// <summary>
     /// Whether <c>AddMesh()</c> meshes every <c>IHttpClientFactory</c> client. When <see langword="false"/>, only
     /// clients configured with <c>IHttpClientBuilder.AddMesh()</c> are.
     /// </summary>

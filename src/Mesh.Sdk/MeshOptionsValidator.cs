@@ -42,6 +42,11 @@ internal sealed class MeshOptionsValidator(bool portsDiscovered) : IValidateOpti
             failures.Add($"{P}ResolveTimeout {options.ResolveTimeout} must be greater than 0 and at most 10 minutes.");
         }
 
+        if (options.RequestBufferLimitBytes < 0)
+        {
+            failures.Add($"{P}RequestBufferLimitBytes {options.RequestBufferLimitBytes.ToString(CultureInfo.InvariantCulture)} must be 0 or more (bytes of a request body kept for retries; default {MeshOptions.DefaultRequestBufferLimitBytes.ToString(CultureInfo.InvariantCulture)}).");
+        }
+
         foreach (var (servicePort, workloadPort) in options.Ports)
         {
             if (servicePort is < 1 or > 65535)

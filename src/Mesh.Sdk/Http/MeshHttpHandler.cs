@@ -147,10 +147,24 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         var pathAndQuery = route.RewritePath(view.PathAndQuery);
         var hash = route.HashPolicies.Length > 0 && HashPolicy.TryComputeHash(route.HashPolicies, in view, out var h) ? h : (ulong?)null;
         var policy = route.RetryPolicy;
-        if (policy is { NumRetries: > 0 } && request.Content is { } content)
+        var timeout = route.Timeout;
+        var timeoutStatus = 504;
+        if (EnvoyRequestHeaders.MayHaveAny(request))
         {
-            // Each attempt sends the body again: buffer it once (only when there is one).
-            await content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+            // The trusted application may override retries and timeouts as Envoy's router lets internal callers;
+            // consumed here, before mirrors copy the headers, as Envoy's router does.
+            EnvoyRequestHeaders.Consume(request, ref policy, ref timeout, ref timeoutStatus);
+        }
+
+        var originalContent = request.Content;
+        ReplayableContent? body = null;
+        if (originalContent is not null && (policy is { NumRetries: > 0 } || route.MirrorPolicies.Length > 0)
+            && !ReplayableContent.IsReplayableAsIs(originalContent, _runtime.Options.RequestBufferLimitBytes))
+        {
+            // Envoy streams the body to the first attempt and keeps a copy, up to the buffer limit, for retries and
+            // mirrors; a body past the limit is not retried. Byte-array bodies within the limit are sent again as they are.
+            body = new ReplayableContent(originalContent, _runtime.Options.RequestBufferLimitBytes, cancellationToken, _logger, route.Name);
+            request.Content = body;
         }
 
         // The request keeps its URI and Host (the endpoint's pool dials the endpoint); only rewrites touch them.
@@ -183,7 +197,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             {
                 // Envoy shadows this finalized request. The auto host rewrite is applied per endpoint when an
                 // attempt is sent, after the shadow's copy, so the shadow keeps the original authority.
-                await StartMirrorsAsync(request, route, originalUri, target.HostRewriteLiteral ?? authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
+                await StartMirrorsAsync(request, originalContent, body, route, timeout, originalUri, target.HostRewriteLiteral ?? authority, pathAndQuery, table.Random, cancellationToken).ConfigureAwait(false);
             }
 
             if (forwardsHost && target.HostRewriteLiteral is null)
@@ -191,12 +205,19 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
             }
 
-            var response = await SendWithRetriesAsync(request, route, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
+            var response = await SendWithRetriesAsync(request, body, route, policy, timeout, timeoutStatus, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
             target.ResponseHeaders.ApplyTo(response);
             return response;
         }
         finally
         {
+            if (body is not null)
+            {
+                // No more attempts: the copy goes back to the pool; a body still streaming goes on to the last attempt.
+                body.Commit();
+                request.Content = originalContent;
+            }
+
             if (!ReferenceEquals(upstreamUri, originalUri))
             {
                 request.RequestUri = originalUri;
@@ -230,7 +251,11 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
     private async ValueTask<HttpResponseMessage> SendWithRetriesAsync(
         HttpRequestMessage request,
+        ReplayableContent? body,
         CompiledRoute route,
+        RetryPolicy? policy,
+        TimeSpan timeout,
+        int timeoutStatus,
         ClusterRuntime cluster,
         ulong? hash,
         Random random,
@@ -242,7 +267,6 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             return Overflow(request, breakers.Default.Requests);
         }
 
-        var policy = route.RetryPolicy;
         var retries = policy is null || !RequestAllowsRetry(policy, request) ? 0u : policy.NumRetries;
         var time = _runtime.TimeProvider;
 
@@ -254,7 +278,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         // The route timeout covers every attempt and back-off, and what is left of it the response body; the
         // caller's token cancels everything until the response is returned. Without a route timeout (istiod's
         // default) the caller's token is the route token: no source, no registration, no body wrapper.
-        var routeCts = route.Timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(route.Timeout, time);
+        var routeCts = timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(timeout, time);
         var callerLink = routeCts is null ? default : cancellationToken.UnsafeRegister(static s => Cancel((CancellationTokenSource)s!), routeCts);
         var routeToken = routeCts?.Token ?? cancellationToken;
 
@@ -275,7 +299,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     }
                     catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                     {
-                        return RouteTimeout(request, route);
+                        return RouteTimeout(request, route, timeout, timeoutStatus);
                     }
 
                     if (!connectionLease.IsAcquired)
@@ -305,6 +329,13 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     request.Headers.TryAddWithoutValidation(AttemptCountHeader, attempt.ToString(CultureInfo.InvariantCulture));
                 }
 
+                if (attempt > 1 && body is { CanReplay: false })
+                {
+                    // The body grew past the buffer limit during the back-off: there is nothing whole to send again.
+                    connectionLease.Dispose();
+                    return Local(request, 507, "-", $"Mesh.Sdk: exceeded the request buffer limit of {_runtime.Options.RequestBufferLimitBytes} bytes while retrying upstream (route '{route.Name}', Mesh:RequestBufferLimitBytes)");
+                }
+
                 HttpResponseMessage? response = null;
                 var failure = AttemptFailure.None;
                 string? failureDetail = null;
@@ -319,7 +350,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && routeToken.IsCancellationRequested)
                 {
                     cluster.ReportLocalOrigin(endpoint, LocalOriginOutcome.Timeout);
-                    return RouteTimeout(request, route);
+                    return RouteTimeout(request, route, timeout, timeoutStatus);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && tryCts is { IsCancellationRequested: true })
                 {
@@ -329,7 +360,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 catch (HttpRequestException ex) when (!cancellationToken.IsCancellationRequested)
                 {
                     cluster.ReportLocalOrigin(endpoint, LocalOriginOutcome.ConnectFailed);
-                    failure = ex.HttpRequestError == HttpRequestError.ConnectionError ? AttemptFailure.ConnectFailure : AttemptFailure.Reset;
+                    failure = ClassifyFailure(ex);
                     failureDetail = ex.Message;
                 }
                 finally
@@ -350,12 +381,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     cluster.ReportResponse(endpoint, (int)response.StatusCode);
                 }
 
-                var retriable = attempt <= retries && policy is not null && failure switch
+                // A body that grew past the buffer limit cannot be sent again: the request is no longer retried.
+                var retriable = attempt <= retries && policy is not null && (body is null || body.CanReplay) && failure switch
                 {
                     AttemptFailure.None => IsRetriable(policy, response!),
-                    AttemptFailure.ConnectFailure => policy.IsRetriableConnectFailure,
-                    AttemptFailure.PerTryTimeout => policy.IsRetriableStatus(504) || policy.IsRetriableReset,
-                    _ => policy.IsRetriableReset,
+                    AttemptFailure.ConnectFailure => policy.IsRetriableReset(UpstreamReset.ConnectFailure),
+                    AttemptFailure.RefusedStream => policy.IsRetriableReset(UpstreamReset.RefusedStream),
+                    AttemptFailure.PerTryTimeout => policy.IsRetriableReset(UpstreamReset.PerTryTimeout),
+                    _ => policy.IsRetriableReset(UpstreamReset.Reset),
                 };
 
                 if (retriable && breakers.TryAcquireRetry(RoutingPriority.Default, out retryLease))
@@ -379,7 +412,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                     }
                     catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                     {
-                        return RouteTimeout(request, route);
+                        return RouteTimeout(request, route, timeout, timeoutStatus);
                     }
 
                     continue;
@@ -393,7 +426,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 if (response is null)
                 {
                     return failure == AttemptFailure.PerTryTimeout
-                        ? Local(request, 504, "UT", $"Mesh.Sdk: upstream request timeout: no response from '{endpoint.Key}' of cluster '{cluster.Name}' within the per-try timeout {perTry} (attempt {attempt})")
+                        ? Local(request, timeoutStatus, "UT", $"Mesh.Sdk: upstream request timeout: no response from '{endpoint.Key}' of cluster '{cluster.Name}' within the per-try timeout {perTry} (attempt {attempt})")
                         : Local(request, 503, failure == AttemptFailure.ConnectFailure ? "UF" : "UR", $"Mesh.Sdk: upstream connect error or disconnect/reset before headers from '{endpoint.Key}' of cluster '{cluster.Name}' (attempt {attempt}): {Sanitize(failureDetail)}");
                 }
 
@@ -488,23 +521,21 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
     /// <summary>
     /// Starts the route's mirrors: for each sampled policy whose cluster is known, a copy of the request as it goes
-    /// upstream (method, headers after the route's mutations, buffered body, rewritten path, <paramref name="authority"/>
-    /// with <c>-shadow</c> unless disabled) is sent to an endpoint of the shadow cluster, fire and forget.
+    /// upstream (method, headers after the route's mutations, rewritten path, <paramref name="authority"/> with
+    /// <c>-shadow</c> unless disabled) is sent to an endpoint of the shadow cluster, fire and forget, with the whole body:
+    /// at once when there is none or it is a byte-array body within the buffer limit, else when the body has been read
+    /// to its end and fit the limit (Envoy shadows the request once its body is complete and only if it was buffered:
+    /// a body past the limit is not mirrored).
     /// </summary>
-    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, CompiledRoute route, Uri originalUri, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
+    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, HttpContent? content, ReplayableContent? body, CompiledRoute route, TimeSpan timeout, Uri originalUri, string authority, string pathAndQuery, Random random, CancellationToken cancellationToken)
     {
-        byte[]? body = null;
+        List<PendingMirror>? waiting = null;
+        byte[]? bytes = null;
         foreach (var mirror in route.MirrorPolicies)
         {
             if (!mirror.ShouldMirror(random) || !_runtime.Clusters.TryGetCluster(mirror.Cluster, out var cluster))
             {
                 continue;
-            }
-
-            if (body is null && request.Content is { } content)
-            {
-                await content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
-                body = await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             }
 
             var copy = new HttpRequestMessage(request.Method, originalUri) { Version = request.Version, VersionPolicy = request.VersionPolicy };
@@ -520,17 +551,62 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 copy.Headers.TryAddWithoutValidation(AttemptCountHeader, "1");
             }
 
-            if (request.Content is { } original)
-            {
-                copy.Content = new ByteArrayContent(body ?? []);
-                foreach (var header in original.Headers.NonValidated)
-                {
-                    copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
-                }
-            }
-
             copy.Headers.Host = mirror.ShadowAuthority(authority);
-            _ = MirrorAsync(copy, cluster, pathAndQuery, route.Timeout);
+            if (content is null)
+            {
+                _ = MirrorAsync(copy, cluster, pathAndQuery, timeout);
+            }
+            else if (body is null)
+            {
+                bytes ??= await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+                copy.Content = BodyCopy(content, bytes);
+                _ = MirrorAsync(copy, cluster, pathAndQuery, timeout);
+            }
+            else
+            {
+                (waiting ??= []).Add(new PendingMirror(copy, cluster, pathAndQuery, timeout));
+            }
+        }
+
+        if (waiting is not null)
+        {
+            body!.WhenComplete(static (whole, state) => ((MirrorBatch)state!).Send(whole), new MirrorBatch(this, waiting, content!, route.Name, _runtime.Options.RequestBufferLimitBytes));
+        }
+    }
+
+    private static ByteArrayContent BodyCopy(HttpContent original, byte[] bytes)
+    {
+        var copy = new ByteArrayContent(bytes);
+        foreach (var header in original.Headers.NonValidated)
+        {
+            if (!string.Equals(header.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                copy.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+        }
+
+        return copy;
+    }
+
+    private sealed record PendingMirror(HttpRequestMessage Copy, ClusterRuntime Cluster, string PathAndQuery, TimeSpan Timeout);
+
+    /// <summary>The mirrors of one request waiting for its body to be read to the end.</summary>
+    private sealed class MirrorBatch(MeshHttpHandler handler, List<PendingMirror> mirrors, HttpContent content, string routeName, long limit)
+    {
+        public void Send(byte[]? whole)
+        {
+            foreach (var mirror in mirrors)
+            {
+                if (whole is null)
+                {
+                    Log.MirrorDropped(handler._logger, mirror.Cluster.Name, routeName, limit);
+                    mirror.Copy.Dispose();
+                    continue;
+                }
+
+                mirror.Copy.Content = BodyCopy(content, whole);
+                _ = handler.MirrorAsync(mirror.Copy, mirror.Cluster, mirror.PathAndQuery, mirror.Timeout);
+            }
         }
     }
 
@@ -596,8 +672,36 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         return false;
     }
 
+    /// <summary>
+    /// How an attempt without a response ended, as Envoy's reset reasons tell them apart: a connection that could not
+    /// be made, an HTTP/2 REFUSED_STREAM (the upstream did not process the request), or any other reset.
+    /// </summary>
+    internal static AttemptFailure ClassifyFailure(HttpRequestException exception)
+    {
+        if (exception.HttpRequestError == HttpRequestError.ConnectionError)
+        {
+            return AttemptFailure.ConnectFailure;
+        }
+
+        for (Exception? inner = exception; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is HttpProtocolException { ErrorCode: RefusedStreamErrorCode })
+            {
+                return AttemptFailure.RefusedStream;
+            }
+        }
+
+        return AttemptFailure.Reset;
+    }
+
     private static bool IsRetriable(RetryPolicy policy, HttpResponseMessage response)
     {
+        if (response.Headers.NonValidated.Contains(RetryPolicy.RateLimitedHeader))
+        {
+            // Envoy never retries a response of a rate-limiting Envoy unless asked to (envoy-ratelimited).
+            return policy.RetriesRateLimited;
+        }
+
         if (policy.IsRetriableStatus((int)response.StatusCode))
         {
             return true;
@@ -626,10 +730,10 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         return false;
     }
 
-    private HttpResponseMessage RouteTimeout(HttpRequestMessage request, CompiledRoute route)
+    private HttpResponseMessage RouteTimeout(HttpRequestMessage request, CompiledRoute route, TimeSpan timeout, int status)
     {
-        Log.RouteTimeout(_logger, route.Name, route.Timeout);
-        return Local(request, 504, "UT", $"Mesh.Sdk: upstream request timeout: route '{route.Name}' timeout {route.Timeout} elapsed");
+        Log.RouteTimeout(_logger, route.Name, timeout);
+        return Local(request, status, "UT", $"Mesh.Sdk: upstream request timeout: route '{route.Name}' timeout {timeout} elapsed");
     }
 
     private static HttpResponseMessage Overflow(HttpRequestMessage request, CircuitBreakerCounter counter)
@@ -646,7 +750,9 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         {
             RequestMessage = request,
             ReasonPhrase = Sanitize(message),
-            Content = new StringContent(message + "\n"),
+
+            // A 204 (x-envoy-upstream-rq-timeout-alt-response) has no body.
+            Content = status == 204 ? new ByteArrayContent([]) : new StringContent(message + "\n"),
         };
         response.Headers.TryAddWithoutValidation(ResponseFlagsHeader, flags);
         return response;
@@ -666,10 +772,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         }
     }
 
-    private enum AttemptFailure
+    // HTTP/2 error code REFUSED_STREAM (RFC 9113, section 7).
+    private const long RefusedStreamErrorCode = 0x7;
+
+    internal enum AttemptFailure
     {
         None,
         ConnectFailure,
+        RefusedStream,
         Reset,
         PerTryTimeout,
     }
@@ -714,5 +824,8 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
         [LoggerMessage(1103, LogLevel.Debug, "Retry not attempted: cluster '{ClusterName}' is at its max_retries limit of {Breakers}.")]
         public static partial void RetryOverflow(ILogger logger, string clusterName, long breakers);
+
+        [LoggerMessage(1105, LogLevel.Debug, "Mirror to cluster '{ClusterName}' of route '{RouteName}' not sent: the request body passed the buffer limit of {Limit} bytes or could not be read to its end.")]
+        public static partial void MirrorDropped(ILogger logger, string clusterName, string routeName, long limit);
     }
 }

@@ -60,6 +60,22 @@ internal enum RetryOn
     GrpcUnavailable = 1 << 20,
 }
 
+/// <summary>How an attempt ended without a response, as Envoy's stream reset reasons tell them apart for <c>retry_on</c>.</summary>
+internal enum UpstreamReset
+{
+    /// <summary>The connection could not be made: nothing of the request left.</summary>
+    ConnectFailure,
+
+    /// <summary>HTTP/2 RST_STREAM or GOAWAY with REFUSED_STREAM: the upstream did not process the request.</summary>
+    RefusedStream,
+
+    /// <summary>Any other reset or disconnect after the connection was made.</summary>
+    Reset,
+
+    /// <summary>The per-try timeout elapsed (Envoy resets the attempt locally).</summary>
+    PerTryTimeout,
+}
+
 /// <summary>
 /// A compiled route <c>retry_policy</c>. Defaults follow Envoy: one retry, back-off from 25 ms up to ten times the
 /// base interval, per-try timeout unset (the route timeout bounds all tries), one host selection attempt.
@@ -71,6 +87,9 @@ internal sealed record RetryPolicy
 
     /// <summary>The type URL of Envoy's previous-hosts retry host predicate.</summary>
     public const string PreviousHostsTypeUrl = "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+
+    /// <summary>The response header an Envoy answering for its rate limit sets; such responses are retried only under <c>envoy-ratelimited</c>.</summary>
+    public const string RateLimitedHeader = "x-envoy-ratelimited";
 
     /// <summary>The name of Envoy's previous-hosts retry host predicate.</summary>
     public const string PreviousHostsName = "envoy.retry_host_predicates.previous_hosts";
@@ -317,25 +336,49 @@ internal sealed record RetryPolicy
         _ => false,
     };
 
-    /// <summary>Whether a failure to connect is retriable (<c>connect-failure</c>, <c>5xx</c>, <c>gateway-error</c>, <c>reset</c>).</summary>
-    public bool IsRetriableConnectFailure
-        => (RetryOn & (RetryOn.ConnectFailure | RetryOn.Http5xx | RetryOn.GatewayError | RetryOn.Reset | RetryOn.ResetBeforeRequest)) != 0;
+    /// <summary>
+    /// Whether a response carrying <c>x-envoy-ratelimited</c> (<see cref="RateLimitedHeader"/>) is retried: only under
+    /// <c>envoy-ratelimited</c>, whatever its status and the other conditions (Envoy's <c>wouldRetryFromHeaders</c>
+    /// decides on that header before anything else).
+    /// </summary>
+    public bool RetriesRateLimited => (RetryOn & RetryOn.EnvoyRateLimited) != 0;
 
-    /// <summary>Whether a reset or disconnect after connecting is retriable (<c>reset</c>, <c>5xx</c>, <c>gateway-error</c>).</summary>
-    public bool IsRetriableReset => (RetryOn & (RetryOn.Reset | RetryOn.Http5xx | RetryOn.GatewayError)) != 0;
-
-    /// <summary>Whether an HTTP/2 REFUSED_STREAM is retriable (<c>refused-stream</c>, <c>5xx</c>).</summary>
-    public bool IsRetriableRefusedStream => (RetryOn & (RetryOn.RefusedStream | RetryOn.Http5xx)) != 0;
+    /// <summary>Whether a failure to connect is retriable (<c>connect-failure</c>, <c>5xx</c>, <c>gateway-error</c>, <c>reset</c>, <c>reset-before-request</c>).</summary>
+    public bool IsRetriableConnectFailure => IsRetriableReset(UpstreamReset.ConnectFailure);
 
     /// <summary>
-    /// The back-off before retry <paramref name="retry"/> (1-based): a uniformly random delay in
-    /// [0, min((2^retry - 1) × base, max)], Envoy's fully jittered exponential back-off.
+    /// Whether an attempt that ended without a response is retried, as Envoy's <c>wouldRetryFromReset</c> decides:
+    /// <c>reset</c>, <c>5xx</c> and <c>gateway-error</c> retry every kind; <c>reset-before-request</c> only a failure before
+    /// any request byte left (a connect failure); <c>refused-stream</c> only an HTTP/2 REFUSED_STREAM;
+    /// <c>connect-failure</c> only a connect failure. A per-try timeout is Envoy's local reset: retried under
+    /// <c>reset</c>, <c>5xx</c> and <c>gateway-error</c>, never because <c>retriable_status_codes</c> lists 504.
+    /// </summary>
+    public bool IsRetriableReset(UpstreamReset kind)
+    {
+        if ((RetryOn & (RetryOn.Reset | RetryOn.Http5xx | RetryOn.GatewayError)) != 0)
+        {
+            return true;
+        }
+
+        return kind switch
+        {
+            UpstreamReset.ConnectFailure => (RetryOn & (RetryOn.ConnectFailure | RetryOn.ResetBeforeRequest)) != 0,
+            UpstreamReset.RefusedStream => (RetryOn & RetryOn.RefusedStream) != 0,
+            _ => false,
+        };
+    }
+
+    /// <summary>
+    /// The back-off before retry <paramref name="retry"/> (1-based), Envoy's fully jittered exponential back-off
+    /// (<c>JitteredExponentialBackOffStrategy</c>): uniformly random in [0, min(2^(retry-1) × base, max)), so
+    /// [0, 25 ms), [0, 50 ms), [0, 100 ms), [0, 200 ms), then [0, 250 ms) with the defaults.
     /// </summary>
     public TimeSpan BackOff(int retry, Random random)
     {
-        var exponent = Math.Clamp(retry, 1, 30);
-        var ceiling = Math.Min(BaseInterval.Ticks * ((1L << exponent) - 1), MaxInterval.Ticks);
-        return TimeSpan.FromTicks(random.NextInt64(ceiling + 1));
+        var exponent = Math.Clamp(retry - 1, 0, 40);
+        var baseTicks = BaseInterval.Ticks;
+        var interval = baseTicks > MaxInterval.Ticks >> exponent ? MaxInterval.Ticks : baseTicks << exponent;
+        return TimeSpan.FromTicks(random.NextInt64(Math.Max(interval, 1)));
     }
 
     private static bool TryCompileHeaders(IList<HeaderMatcher> matchers, string field, out HeaderMatch[] compiled, out string? error)

@@ -35,6 +35,7 @@ public sealed class AddMeshTests(ReviewsFixture fixture) : IClassFixture<Reviews
             ["Mesh:ResolveTimeout"] = "00:00:03",
             ["Mesh:Xds:Protocol"] = "Delta",
             ["Mesh:ClusterDomain"] = "example.local",
+            ["Mesh:RequestBufferLimitBytes"] = "65536",
         }).Build();
         var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration);
         services.AddMesh(o => o.ClusterDomain = "code.local");
@@ -47,6 +48,8 @@ public sealed class AddMeshTests(ReviewsFixture fixture) : IClassFixture<Reviews
         Assert.Equal(TimeSpan.FromSeconds(3), options.ResolveTimeout);
         Assert.Equal(Mesh.Sdk.Xds.XdsProtocol.Delta, options.Xds.Protocol);
         Assert.Equal("code.local", options.ClusterDomain);
+        Assert.Equal(65536, options.RequestBufferLimitBytes);
+        Assert.Equal(1048576, new MeshOptions().RequestBufferLimitBytes);
     }
 
     [Theory]
@@ -54,6 +57,7 @@ public sealed class AddMeshTests(ReviewsFixture fixture) : IClassFixture<Reviews
     [InlineData("Mesh:ServiceName", "Reviews_Bad", "Mesh:ServiceName 'Reviews_Bad' must be a DNS label")]
     [InlineData("Mesh:ServiceName", "reviews", "Mesh:Ports must map at least one service port")]
     [InlineData("Mesh:InstanceIp", "not-an-ip", "Mesh:InstanceIp 'not-an-ip' must be an IP address")]
+    [InlineData("Mesh:RequestBufferLimitBytes", "-1", "Mesh:RequestBufferLimitBytes -1 must be 0 or more")]
     public async Task InvalidOptions_FailStartWithTheKey(string key, string value, string expected)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());

@@ -141,6 +141,66 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task PerTryTimeout_IsNotRetriedUnderRetriableStatusCode504Alone()
+    {
+        // Envoy resets an attempt at its per-try timeout and retries that reset under reset, 5xx or gateway-error
+        // only; retriable_status_codes [504] retries 504 responses, not timeouts.
+        await Mesh.ApplyAsync("""
+            - name: slow-504
+              timeout: 10s
+              retries:
+                attempts: 2
+                perTryTimeout: 200ms
+                retryOn: retriable-status-codes,504
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+            """);
+        Mesh.ResetBackends();
+        var v2 = Mesh.Backend("reviews-v2-a");
+        v2.Delay(TimeSpan.FromSeconds(2));
+        var (timedOut, _) = await Mesh.GetAsync("/slow-504");
+        Assert.Equal(HttpStatusCode.GatewayTimeout, timedOut.StatusCode);
+        Assert.Equal("UT", string.Join(",", timedOut.Headers.GetValues("x-mesh-response-flags")));
+        Assert.Equal(1, v2.Count);
+
+        // A 504 the upstream answers is retried by the same policy.
+        v2.Reset();
+        v2.FailNext(1, 504);
+        var (answered, reply) = await Mesh.GetAsync("/slow-504");
+        Assert.Equal((HttpStatusCode.OK, "v2"), (answered.StatusCode, reply!.Version));
+        Assert.Equal(2, v2.Count);
+    }
+
+    [Fact]
+    public async Task EnvoyRequestHeaders_OverrideRetriesAndTimeouts_AndAreNotForwarded()
+    {
+        // attempts: 0 (no retry policy, no timeout): the application asks for retries and a timeout per request, as
+        // Envoy's router lets an internal caller.
+        await Mesh.ApplyAsync("""
+            - name: plain
+              retries:
+                attempts: 0
+              route:
+              - destination: {host: reviews.default.svc.cluster.local, subset: v2}
+            """);
+        Mesh.ResetBackends();
+        var v2 = Mesh.Backend("reviews-v2-a");
+        v2.FailNext(3, 503);
+        var (response, reply) = await Mesh.GetAsync("/headers", ("x-envoy-retry-on", "5xx"), ("x-envoy-max-retries", "3"));
+        Assert.Equal((HttpStatusCode.OK, 4), (response.StatusCode, v2.Count));
+        Assert.DoesNotContain(reply!.Headers.Keys, k => k.StartsWith("x-envoy-", StringComparison.OrdinalIgnoreCase));
+
+        v2.Reset();
+        v2.Delay(TimeSpan.FromSeconds(3));
+        var (timedOut, _) = await Mesh.GetAsync("/headers", ("x-envoy-upstream-rq-timeout-ms", "200"));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, timedOut.StatusCode);
+        Assert.Contains("timeout 00:00:00.2000000 elapsed", timedOut.ReasonPhrase, StringComparison.Ordinal);
+        var (alternative, _) = await Mesh.GetAsync("/headers", ("x-envoy-upstream-rq-timeout-ms", "200"), ("x-envoy-upstream-rq-timeout-alt-response", "true"));
+        Assert.Equal(HttpStatusCode.NoContent, alternative.StatusCode);
+        v2.Reset();
+    }
+
+    [Fact]
     public async Task RouteTimeout_Answers504()
     {
         await Mesh.ApplyAsync("""

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -15,6 +17,9 @@ namespace Mesh.Sdk.FunctionalTests.Infrastructure;
 
 /// <summary>What a backend saw of one request.</summary>
 internal sealed record SeenRequest(string Method, string PathAndQuery, string Host, IReadOnlyDictionary<string, string> Headers, string Body);
+
+/// <summary>What a backend received of one <c>/upload</c> request body: its length and SHA-256 (hex).</summary>
+internal sealed record SeenUpload(long Bytes, string Sha256, IReadOnlyDictionary<string, string> Headers);
 
 /// <summary>The JSON a backend answers with.</summary>
 internal sealed record BackendReply(string Workload, string Version, string Method, string Path, string Host, Dictionary<string, string> Headers);
@@ -37,6 +42,9 @@ internal sealed class Backend : IAsyncDisposable
     private int _maxInFlight;
     private TaskCompletionSource? _gate;
     private int _holdBody;
+    private (string Name, string Value)? _failHeader;
+    private readonly ConcurrentQueue<SeenUpload> _uploads = new();
+    private TaskCompletionSource _uploadStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private Backend(string service, string workload, string version, WebApplication app)
     {
@@ -80,9 +88,16 @@ internal sealed class Backend : IAsyncDisposable
         return backend;
     }
 
-    /// <summary>The next <paramref name="count"/> requests get <paramref name="status"/>.</summary>
-    public void FailNext(int count, int status = 503)
+    /// <summary>Bodies of <c>/upload</c> requests received, in order.</summary>
+    public IReadOnlyList<SeenUpload> Uploads => [.. _uploads];
+
+    /// <summary>Completes when an <c>/upload</c> request's first body bytes arrive (since the last <see cref="Reset"/>).</summary>
+    public Task UploadStarted => Volatile.Read(ref _uploadStarted).Task;
+
+    /// <summary>The next <paramref name="count"/> requests get <paramref name="status"/> (and the header, when given).</summary>
+    public void FailNext(int count, int status = 503, (string Name, string Value)? header = null)
     {
+        _failHeader = header;
         Volatile.Write(ref _failStatus, status);
         Volatile.Write(ref _failRemaining, count);
     }
@@ -117,7 +132,10 @@ internal sealed class Backend : IAsyncDisposable
         Volatile.Write(ref _failRemaining, 0);
         Volatile.Write(ref _status, 0);
         Interlocked.Exchange(ref _delayTicks, 0);
+        _failHeader = null;
         _seen.Clear();
+        _uploads.Clear();
+        Volatile.Write(ref _uploadStarted, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -142,6 +160,12 @@ internal sealed class Backend : IAsyncDisposable
     {
         Interlocked.Increment(ref _count);
         var request = context.Request;
+        if (request.Path.StartsWithSegments("/upload", StringComparison.Ordinal))
+        {
+            await HandleUploadAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (key, value) in request.Headers)
         {
@@ -196,6 +220,10 @@ internal sealed class Backend : IAsyncDisposable
         if (Interlocked.Decrement(ref _failRemaining) >= 0)
         {
             status = Volatile.Read(ref _failStatus);
+            if (_failHeader is { } failHeader)
+            {
+                context.Response.Headers[failHeader.Name] = failHeader.Value;
+            }
         }
         else
         {
@@ -208,6 +236,65 @@ internal sealed class Backend : IAsyncDisposable
         context.Response.ContentType = "application/json";
         var reply = new BackendReply(Workload, Version, request.Method, pathAndQuery, request.Host.Value ?? string.Empty, headers);
         await context.Response.WriteAsync(JsonSerializer.Serialize(reply, JsonOptions), context.RequestAborted).ConfigureAwait(false);
+    }
+
+    // Reads the body in pooled chunks (any size: Kestrel's 30 MB default limit is lifted), hashing as it goes, so a
+    // large upload costs the server no memory of its size; then answers as usual (FailNext applies).
+    private async Task HandleUploadAsync(HttpContext context)
+    {
+        context.Features.GetRequiredFeature<IHttpMaxRequestBodySizeFeature>().MaxRequestBodySize = null;
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in context.Request.Headers)
+        {
+            headers[key] = value.ToString();
+        }
+
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        long total = 0;
+        try
+        {
+            int read;
+            while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted).ConfigureAwait(false)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                if (total == 0)
+                {
+                    Volatile.Read(ref _uploadStarted).TrySetResult();
+                }
+
+                total += read;
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or Microsoft.AspNetCore.Http.BadHttpRequestException)
+        {
+            _uploads.Enqueue(new SeenUpload(total, "aborted", headers));
+            return;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        _uploads.Enqueue(new SeenUpload(total, Convert.ToHexString(hash.GetHashAndReset()), headers));
+        var status = Volatile.Read(ref _status);
+        if (Interlocked.Decrement(ref _failRemaining) >= 0)
+        {
+            status = Volatile.Read(ref _failStatus);
+            if (_failHeader is { } failHeader)
+            {
+                context.Response.Headers[failHeader.Name] = failHeader.Value;
+            }
+        }
+        else
+        {
+            Interlocked.Exchange(ref _failRemaining, 0);
+        }
+
+        context.Response.StatusCode = status == 0 ? 200 : status;
+        context.Response.Headers["x-backend-workload"] = Workload;
+        context.Response.ContentType = "text/plain";
+        await context.Response.WriteAsync(total.ToString(System.Globalization.CultureInfo.InvariantCulture), context.RequestAborted).ConfigureAwait(false);
     }
 
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web);

@@ -132,31 +132,82 @@ public sealed class RetryPolicyTests
         }
     }
 
-    [Fact]
-    public void FailureKinds_FollowTheirTokens()
+    // Envoy's wouldRetryFromReset: reset, 5xx and gateway-error retry every reset; the others one kind each. A per-try
+    // timeout is a local reset: 'retriable-status-codes' listing 504 does not retry it, nor does 'deadline-exceeded'.
+    [Theory]
+    [InlineData("connect-failure", true, false, false, false)]
+    [InlineData("reset-before-request", true, false, false, false)]
+    [InlineData("refused-stream", false, true, false, false)]
+    [InlineData("reset", true, true, true, true)]
+    [InlineData("5xx", true, true, true, true)]
+    [InlineData("gateway-error", true, true, true, true)]
+    [InlineData("retriable-status-codes", false, false, false, false)]
+    [InlineData("deadline-exceeded,unavailable,cancelled", false, false, false, false)]
+    [InlineData("connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", true, true, false, false)]
+    public void IsRetriableReset_TellsTheKindsApartAsEnvoy(string retryOn, bool connectFailure, bool refusedStream, bool reset, bool perTryTimeout)
     {
-        Assert.True(Compile(new Wire.RetryPolicy { RetryOn = "connect-failure" }).IsRetriableConnectFailure);
-        Assert.False(Compile(new Wire.RetryPolicy { RetryOn = "connect-failure" }).IsRetriableReset);
-        Assert.True(Compile(new Wire.RetryPolicy { RetryOn = "5xx" }).IsRetriableReset);
-        Assert.True(Compile(new Wire.RetryPolicy { RetryOn = "refused-stream" }).IsRetriableRefusedStream);
-        Assert.False(Compile(new Wire.RetryPolicy { RetryOn = "gateway-error" }).IsRetriableRefusedStream);
+        var wire = new Wire.RetryPolicy { RetryOn = retryOn };
+        wire.RetriableStatusCodes.Add([503, 504]);
+        var policy = Compile(wire);
+        Assert.Equal(
+            (connectFailure, refusedStream, reset, perTryTimeout),
+            (policy.IsRetriableReset(UpstreamReset.ConnectFailure), policy.IsRetriableReset(UpstreamReset.RefusedStream),
+             policy.IsRetriableReset(UpstreamReset.Reset), policy.IsRetriableReset(UpstreamReset.PerTryTimeout)));
+        Assert.Equal(connectFailure, policy.IsRetriableConnectFailure);
+    }
+
+    [Theory]
+    [InlineData("envoy-ratelimited", true)]
+    [InlineData("5xx,gateway-error,retriable-status-codes,retriable-headers", false)]
+    public void RetriesRateLimited_OnlyUnderItsToken(string retryOn, bool expected)
+        => Assert.Equal(expected, Compile(new Wire.RetryPolicy { RetryOn = retryOn }).RetriesRateLimited);
+
+    [Fact]
+    public void BackOff_IsEnvoysJitteredExponential_DoublingFromBaseAndCapped()
+    {
+        // JitteredExponentialBackOffStrategy: retry n waits uniformly in [0, min(2^(n-1) x base, max)), base 25 ms, max 250 ms.
+        var policy = Compile(new Wire.RetryPolicy { RetryOn = "5xx" });
+        var random = new Random(5);
+        var expected = new[] { 25.0, 50, 100, 200, 250, 250, 250 };
+        for (var retry = 1; retry <= expected.Length; retry++)
+        {
+            var max = TimeSpan.Zero;
+            for (var i = 0; i < 4000; i++)
+            {
+                var backOff = policy.BackOff(retry, random);
+                Assert.InRange(backOff, TimeSpan.Zero, TimeSpan.FromMilliseconds(expected[retry - 1]) - TimeSpan.FromTicks(1));
+                max = backOff > max ? backOff : max;
+            }
+
+            // 4000 uniform draws: the largest lies within 1 % of the bound.
+            Assert.InRange(max.TotalMilliseconds, expected[retry - 1] * 0.99, expected[retry - 1]);
+        }
     }
 
     [Fact]
-    public void BackOff_FullyJitteredAndCapped()
+    public void BackOff_HonoursRetryBackOffSettings()
     {
-        var policy = Compile(new Wire.RetryPolicy { RetryOn = "5xx" });
-        var random = new Random(5);
-        TimeSpan max1 = TimeSpan.Zero, max3 = TimeSpan.Zero, max9 = TimeSpan.Zero;
-        for (var i = 0; i < 2000; i++)
+        var policy = Compile(new Wire.RetryPolicy
         {
-            max1 = TimeSpan.FromTicks(Math.Max(max1.Ticks, policy.BackOff(1, random).Ticks));
-            max3 = TimeSpan.FromTicks(Math.Max(max3.Ticks, policy.BackOff(3, random).Ticks));
-            max9 = TimeSpan.FromTicks(Math.Max(max9.Ticks, policy.BackOff(9, random).Ticks));
-        }
+            RetryOn = "5xx",
+            RetryBackOff = new Wire.RetryPolicy.Types.RetryBackOff
+            {
+                BaseInterval = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(100)),
+                MaxInterval = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(300)),
+            },
+        });
+        var random = new Random(9);
+        var expected = new[] { 100.0, 200, 300, 300 };
+        for (var retry = 1; retry <= expected.Length; retry++)
+        {
+            var max = TimeSpan.Zero;
+            for (var i = 0; i < 4000; i++)
+            {
+                var backOff = policy.BackOff(retry, random);
+                max = backOff > max ? backOff : max;
+            }
 
-        Assert.InRange(max1.TotalMilliseconds, 23, 25); // [0, 25 ms]
-        Assert.InRange(max3.TotalMilliseconds, 160, 175); // [0, 7 × 25 ms]
-        Assert.InRange(max9.TotalMilliseconds, 235, 250); // capped at 10 × base
+            Assert.InRange(max.TotalMilliseconds, expected[retry - 1] * 0.99, expected[retry - 1] - 0.0001);
+        }
     }
 }

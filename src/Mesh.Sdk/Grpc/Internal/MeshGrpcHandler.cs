@@ -23,8 +23,8 @@ namespace Mesh.Sdk.Grpc.Internal;
 /// Like Envoy, retries and outlier detection read the <c>grpc-status</c> of trailers-only responses (a call failed
 /// before sending a message); a status that arrives in trailers after messages is the call's own business. Retries
 /// re-send the call, on another ready host when the route has the <c>previous_hosts</c> predicate (else on the same
-/// subchannel), and only for calls whose request is a single message (unary and server-streaming): a client stream
-/// cannot be replayed.
+/// subchannel), replaying its messages from a copy kept while they fit the buffer limit (<see cref="ReplayableContent"/>):
+/// a client stream keeps streaming across attempts, and a call past the limit is committed (gRFC A6).
 /// </remarks>
 internal sealed partial class MeshGrpcHandler : DelegatingHandler
 {
@@ -100,6 +100,16 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
     {
         var route = call.Route;
         var timeout = EffectiveTimeout(route, request);
+        var policy = route.RetryPolicy;
+        if (EnvoyRequestHeaders.MayHaveAny(request))
+        {
+            // Retry and timeout overrides in the call's metadata, consumed as Envoy's router does (see docs/http.md).
+            var overridden = timeout ?? Timeout.InfiniteTimeSpan;
+            var ignoredStatus = 504;
+            EnvoyRequestHeaders.Consume(request, ref policy, ref overridden, ref ignoredStatus);
+            timeout = overridden == Timeout.InfiniteTimeSpan ? null : overridden;
+        }
+
         if (route.MaxStreamDuration is { } maxStream && IsFinite(maxStream))
         {
             // The server enforces the bound for the whole stream, past the response headers this handler sees.
@@ -123,12 +133,33 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
             }
 
             var upstreamAuthority = ApplyRequestActions(request, call);
-            if (route.MirrorPolicies.Length > 0)
+            var original = request.Content;
+            ReplayableContent? body = null;
+            if (original is not null && (policy is { NumRetries: > 0 } || route.MirrorPolicies.Length > 0))
             {
-                await StartMirrorsAsync(request, call, upstreamAuthority, token).ConfigureAwait(false);
+                // gRFC A6 / Envoy: the messages stream to the first attempt and a copy is kept for retries and mirrors up
+                // to the buffer limit; past it (or once response headers arrive) the call is committed.
+                body = new ReplayableContent(original, _runtime.Options.RequestBufferLimitBytes, cancellationToken, _logger, route.Name);
+                request.Content = body;
             }
 
-            return await SendWithRetriesAsync(request, call, token).ConfigureAwait(false);
+            try
+            {
+                if (route.MirrorPolicies.Length > 0 && body is not null)
+                {
+                    StartMirrors(request, call, body, original!, upstreamAuthority);
+                }
+
+                return await SendWithRetriesAsync(request, call, policy, body, token).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (body is not null)
+                {
+                    body.Commit();
+                    request.Content = original;
+                }
+            }
         }
         catch (OperationCanceledException) when (timeoutSource is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
@@ -140,10 +171,9 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
         }
     }
 
-    private async Task<HttpResponseMessage> SendWithRetriesAsync(HttpRequestMessage request, MeshGrpcCall call, CancellationToken token)
+    private async Task<HttpResponseMessage> SendWithRetriesAsync(HttpRequestMessage request, MeshGrpcCall call, RetryPolicy? policy, ReplayableContent? body, CancellationToken token)
     {
-        var policy = call.Route.RetryPolicy;
-        var retriesLeft = policy is not null && IsReplayable(request.Content) ? (int)Math.Min(policy.NumRetries, 100) : 0;
+        var retriesLeft = policy is not null ? (int)Math.Min(policy.NumRetries, 100) : 0;
         var attempt = 0;
         List<MeshEndpoint>? tried = null;
         while (true)
@@ -154,6 +184,14 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
             {
                 if (attempt > 1)
                 {
+                    if (body is { CanReplay: false })
+                    {
+                        // The client stream grew past the buffer limit during the back-off: nothing whole to send again.
+                        return TrailersOnly(request, new Status(
+                            StatusCode.Unavailable,
+                            string.Create(CultureInfo.InvariantCulture, $"Mesh.Sdk: exceeded the request buffer limit of {_runtime.Options.RequestBufferLimitBytes} bytes while retrying upstream (route '{call.Route.Name}', Mesh:RequestBufferLimitBytes)")));
+                    }
+
                     // CanRetry checked the limit; a race past it only costs the slot accounting of one retry.
                     call.Cluster.CircuitBreakers.TryAcquireRetry(RoutingPriority.Default, out retryLease);
                 }
@@ -168,13 +206,19 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 {
                     response = await base.SendAsync(request, perTry?.Token ?? token).ConfigureAwait(false);
                 }
-                catch (HttpRequestException) when (!token.IsCancellationRequested)
+                catch (HttpRequestException ex) when (!token.IsCancellationRequested)
                 {
                     call.Cluster.ReportLocalOrigin(call.CurrentEndpoint, LocalOriginOutcome.ConnectFailed);
-                    if (retriesLeft > 0 && policy!.IsRetriableConnectFailure && CanRetry(call))
+                    var kind = MeshHttpHandler.ClassifyFailure(ex) switch
+                    {
+                        MeshHttpHandler.AttemptFailure.ConnectFailure => UpstreamReset.ConnectFailure,
+                        MeshHttpHandler.AttemptFailure.RefusedStream => UpstreamReset.RefusedStream,
+                        _ => UpstreamReset.Reset,
+                    };
+                    if (retriesLeft > 0 && CanReplay(body) && policy!.IsRetriableReset(kind) && CanRetry(call))
                     {
                         retriesLeft--;
-                        await BackOffAsync(policy, attempt, call, "connect failure", token).ConfigureAwait(false);
+                        await BackOffAsync(policy, attempt, call, kind.ToString(), token).ConfigureAwait(false);
                         MoveToAnotherHost(request, call, policy, ref tried);
                         continue;
                     }
@@ -184,7 +228,8 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 catch (OperationCanceledException) when (perTryTimer is { IsCancellationRequested: true } && !token.IsCancellationRequested)
                 {
                     call.Cluster.ReportLocalOrigin(call.CurrentEndpoint, LocalOriginOutcome.Timeout);
-                    if (retriesLeft > 0 && (policy!.IsRetriableReset || policy.IsRetriableGrpcStatus((int)StatusCode.DeadlineExceeded)) && CanRetry(call))
+                    // Envoy resets the attempt locally: retried under reset, 5xx, gateway-error (not deadline-exceeded).
+                    if (retriesLeft > 0 && CanReplay(body) && policy!.IsRetriableReset(UpstreamReset.PerTryTimeout) && CanRetry(call))
                     {
                         retriesLeft--;
                         await BackOffAsync(policy, attempt, call, "per-try timeout", token).ConfigureAwait(false);
@@ -199,14 +244,14 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
 
                 var status = StatusOf(response, out var httpStatus);
                 call.Cluster.ReportResponse(call.CurrentEndpoint, status is { } s ? GrpcStatusMapping.ToHttp(s) : httpStatus);
-                if (status is { } code && code != StatusCode.OK && retriesLeft > 0
-                    && (policy!.IsRetriableGrpcStatus((int)code) || (httpStatus != 200 && policy.IsRetriableStatus(httpStatus)))
+                if (status is { } code && code != StatusCode.OK && retriesLeft > 0 && CanReplay(body)
+                    && IsRetriable(policy!, response, code, httpStatus)
                     && CanRetry(call))
                 {
                     retriesLeft--;
                     response.Dispose();
-                    await BackOffAsync(policy, attempt, call, code.ToString(), token).ConfigureAwait(false);
-                    MoveToAnotherHost(request, call, policy, ref tried);
+                    await BackOffAsync(policy!, attempt, call, code.ToString(), token).ConfigureAwait(false);
+                    MoveToAnotherHost(request, call, policy!, ref tried);
                     continue;
                 }
 
@@ -217,6 +262,19 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 retryLease.Dispose();
             }
         }
+    }
+
+    private static bool CanReplay(ReplayableContent? body) => body is null || body.CanReplay;
+
+    private static bool IsRetriable(RetryPolicy policy, HttpResponseMessage response, StatusCode code, int httpStatus)
+    {
+        if (response.Headers.NonValidated.Contains(RetryPolicy.RateLimitedHeader))
+        {
+            // Envoy never retries a response of a rate-limiting Envoy unless asked to (envoy-ratelimited).
+            return policy.RetriesRateLimited;
+        }
+
+        return policy.IsRetriableGrpcStatus((int)code) || (httpStatus != 200 && policy.IsRetriableStatus(httpStatus));
     }
 
     /// <summary>
@@ -292,18 +350,19 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
 
     /// <summary>
     /// Starts the route's request mirrors: for each sampled policy whose cluster is known, a shadow copy of the call
-    /// (method path, metadata and message as sent upstream, authority with <c>-shadow</c> unless disabled) goes to an
-    /// endpoint of the mirror cluster, fire-and-forget. Only calls whose request is one message (unary,
-    /// server-streaming) are copied; a client stream is pushed once by the caller and cannot be.
+    /// (method path, metadata and messages as sent upstream, authority with <c>-shadow</c> unless disabled) goes to an
+    /// endpoint of the mirror cluster, fire-and-forget, once the request's messages have been read to their end and fit
+    /// the buffer limit (Envoy shadows a request when its body is complete and was buffered). Unary, client- and
+    /// server-streaming calls alike; a stream past the limit, or one still open when the call ends, is not mirrored.
     /// </summary>
-    private async ValueTask StartMirrorsAsync(HttpRequestMessage request, MeshGrpcCall call, string upstreamAuthority, CancellationToken cancellationToken)
+    private void StartMirrors(HttpRequestMessage request, MeshGrpcCall call, ReplayableContent body, HttpContent original, string upstreamAuthority)
     {
-        if (_transports is null || !IsReplayable(request.Content) || request.RequestUri is not { IsAbsoluteUri: true } uri)
+        if (_transports is null || request.RequestUri is not { IsAbsoluteUri: true } uri)
         {
             return;
         }
 
-        byte[]? body = null;
+        List<(HttpRequestMessage Copy, ClusterRuntime Cluster)>? copies = null;
         foreach (var mirror in call.Route.MirrorPolicies)
         {
             if (!mirror.ShouldMirror(Random.Shared))
@@ -317,19 +376,10 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 continue;
             }
 
-            if (body is null)
-            {
-                // The message as grpc-dotnet frames it; the call's own content writes it again when sent.
-                using var buffer = new MemoryStream();
-                await request.Content!.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
-                body = buffer.ToArray();
-            }
-
             var copy = new HttpRequestMessage(HttpMethod.Post, (Uri?)null)
             {
                 Version = HttpVersion.Version20,
                 VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-                Content = new ByteArrayContent(body),
             };
             foreach (var header in request.Headers.NonValidated)
             {
@@ -339,16 +389,43 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 }
             }
 
-            foreach (var header in request.Content!.Headers.NonValidated)
-            {
-                if (!string.Equals(header.Key, "content-length", StringComparison.OrdinalIgnoreCase))
-                {
-                    copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
-                }
-            }
-
             copy.Headers.Host = mirror.ShadowAuthority(upstreamAuthority);
-            _ = MirrorAsync(copy, cluster, uri.PathAndQuery, call.Route.Timeout);
+            (copies ??= []).Add((copy, cluster));
+        }
+
+        if (copies is null)
+        {
+            return;
+        }
+
+        body.WhenComplete(static (whole, state) => ((MirrorBatch)state!).Send(whole), new MirrorBatch(this, copies, original, uri.PathAndQuery, call.Route.Timeout));
+    }
+
+    /// <summary>The shadow copies of one call, waiting for its request messages to be read to their end.</summary>
+    private sealed class MirrorBatch(MeshGrpcHandler handler, List<(HttpRequestMessage Copy, ClusterRuntime Cluster)> copies, HttpContent original, string pathAndQuery, TimeSpan timeout)
+    {
+        public void Send(byte[]? whole)
+        {
+            foreach (var (copy, cluster) in copies)
+            {
+                if (whole is null)
+                {
+                    Log.MirrorFailed(handler._logger, cluster.Name, "the request messages passed the buffer limit or were not read to their end");
+                    copy.Dispose();
+                    continue;
+                }
+
+                copy.Content = new ByteArrayContent(whole);
+                foreach (var header in original.Headers.NonValidated)
+                {
+                    if (!string.Equals(header.Key, "content-length", StringComparison.OrdinalIgnoreCase))
+                    {
+                        copy.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                    }
+                }
+
+                _ = handler.MirrorAsync(copy, cluster, pathAndQuery, timeout);
+            }
         }
     }
 
@@ -514,11 +591,6 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
             : ((long)Math.Ceiling(bound.TotalSeconds)).ToString(CultureInfo.InvariantCulture) + "S";
         request.Headers.TryAddWithoutValidation(GrpcTimeoutHeader, value);
     }
-
-    // grpc-dotnet sends a unary or server-streaming request as one pre-built message that can be written again; a
-    // client or duplex stream is pushed by the caller once.
-    private static bool IsReplayable(HttpContent? content)
-        => content is not null && content.GetType().Name.StartsWith("PushUnaryContent", StringComparison.Ordinal);
 
     /// <summary>A trailers-only gRPC response carrying <paramref name="status"/>, as Envoy answers locally.</summary>
     internal static HttpResponseMessage TrailersOnly(HttpRequestMessage request, Status status)

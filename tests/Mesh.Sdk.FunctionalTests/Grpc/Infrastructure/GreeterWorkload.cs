@@ -23,6 +23,8 @@ internal sealed class GreeterWorkload : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _callsByKey = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentQueue<HelloReply>> _seen = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _collected = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _firstChunks = new(StringComparer.Ordinal);
     private int _calls;
     private int _activeStreams;
 
@@ -90,6 +92,11 @@ internal sealed class GreeterWorkload : IAsyncDisposable
             var seen = _callsByKey.AddOrUpdate(request.FailKey, 1, static (_, n) => n + 1);
             if (seen <= request.FailTimes)
             {
+                if (request.RateLimited)
+                {
+                    context.ResponseTrailers.Add("x-envoy-ratelimited", "true");
+                }
+
                 throw new RpcException(new Status((StatusCode)request.FailCode, $"workload '{Name}' fails call {seen} of key '{request.FailKey}'"));
             }
         }
@@ -126,6 +133,47 @@ internal sealed class GreeterWorkload : IAsyncDisposable
         {
             Interlocked.Decrement(ref _activeStreams);
         }
+    }
+
+    /// <summary>Completes when a Collect call of <paramref name="key"/> has received its first chunk.</summary>
+    public Task FirstChunk(string key) => _firstChunks.GetOrAdd(key, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+    /// <summary>What each Collect call of <paramref name="key"/> received: the chunk names joined by ',', one entry per call.</summary>
+    public IReadOnlyList<string> Collected(string key) => _collected.TryGetValue(key, out var calls) ? calls.ToArray() : [];
+
+    internal async Task<Collected> CollectAsync(IAsyncStreamReader<Chunk> requests, ServerCallContext context)
+    {
+        Interlocked.Increment(ref _calls);
+        var names = new List<string>();
+        long bytes = 0;
+        Chunk? first = null;
+        var failing = false;
+        while (await requests.MoveNext(context.CancellationToken))
+        {
+            var chunk = requests.Current;
+            names.Add(chunk.Name);
+            bytes += chunk.Data.Length;
+            if (first is null)
+            {
+                first = chunk;
+                var call = _callsByKey.AddOrUpdate(chunk.Key, 1, static (_, n) => n + 1);
+                failing = call <= chunk.FailTimes;
+                _firstChunks.GetOrAdd(chunk.Key, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+                if (failing && !chunk.FailAtEnd)
+                {
+                    break;
+                }
+            }
+        }
+
+        var key = first?.Key ?? string.Empty;
+        _collected.GetOrAdd(key, static _ => new ConcurrentQueue<string>()).Enqueue(string.Join(',', names));
+        if (failing)
+        {
+            throw new RpcException(new Status((StatusCode)first!.FailCode, $"workload '{Name}' fails Collect call of key '{key}'"));
+        }
+
+        return new Collected { Workload = Name, Names = string.Join(',', names), Bytes = bytes };
     }
 
     private HelloReply Observe(HelloRequest request, string method, ServerCallContext context)
@@ -173,4 +221,6 @@ internal sealed class GreeterService(GreeterState state) : Mesh.Sdk.FunctionalTe
     public override Task<HelloReply> SayGoodbye(HelloRequest request, ServerCallContext context) => Workload.AnswerAsync(request, "SayGoodbye", context);
 
     public override Task StreamHello(HelloRequest request, IServerStreamWriter<HelloReply> responseStream, ServerCallContext context) => Workload.StreamAsync(request, responseStream, context);
+
+    public override Task<Collected> Collect(IAsyncStreamReader<Chunk> requestStream, ServerCallContext context) => Workload.CollectAsync(requestStream, context);
 }

@@ -29,6 +29,7 @@ internal static class GrpcTestServices
     public const string StreamBreaker = "grpc-stream-breaker";
     public const string Pending = "grpc-pending";
     public const string Blackhole = "grpc-blackhole";
+    public const string ClientStream = "grpc-client-stream";
 
     public const string SayHelloPath = "/mesh.functional.Greeter/SayHello";
     public const string SayGoodbyePath = "/mesh.functional.Greeter/SayGoodbye";
@@ -116,6 +117,14 @@ internal static class GrpcTestServices
             - destination: {ServiceDestination(RetryHost)}
         """),
         (Shift, "greeter", null, SingleRoute(Shift, "v1")),
+        (ClientStream, "greeter", null, $"""
+          - name: collected
+            retries:
+              attempts: 2
+              retryOn: unavailable
+            route:
+            - destination: {Destination(ClientStream, "v2")}
+        """),
         (Breaker, "greeter", """
           trafficPolicy:
             connectionPool:
