@@ -19,7 +19,9 @@ public sealed class AddMeshTests(ReviewsFixture fixture) : IClassFixture<Reviews
         services.AddHttpClient("x").AddMesh();
         Assert.Single(services, d => d.ServiceType == typeof(MeshRuntime));
         Assert.Single(services, d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(MeshHostedService));
-        Assert.Single(services, d => d.ServiceType == typeof(IValidateOptions<MeshOptions>));
+        // Two validators, each registered once however often AddMesh runs: the options validator and the security one.
+        Assert.Equal(2, services.Count(d => d.ServiceType == typeof(IValidateOptions<MeshOptions>)));
+        Assert.Single(services, d => d.ServiceType == typeof(IValidateOptions<MeshOptions>) && d.ImplementationType?.Name == "MeshSecurityOptionsValidator");
     }
 
     [Fact]
