@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Mesh.Xds.Re2;
 
 namespace Mesh.Sdk.Routing;
 
@@ -202,7 +203,7 @@ internal sealed class CompiledRoute
         var query = pathAndQuery.AsSpan(q);
         if (RegexRewrite is not null)
         {
-            return string.Concat(Internal.Re2Regex.GlobalReplace(RegexRewrite, path.ToString(), RegexSubstitution!), query);
+            return string.Concat(Re2Regex.GlobalReplace(RegexRewrite, path.ToString(), RegexSubstitution!), query);
         }
 
         return ReplaceMatched(pathAndQuery, PrefixRewrite!);
@@ -239,7 +240,7 @@ internal sealed class CompiledRoute
         }
         else if (redirect.RegexRewrite is not null)
         {
-            path = Internal.Re2Regex.GlobalReplace(redirect.RegexRewrite, path, redirect.RegexSubstitution!);
+            path = Re2Regex.GlobalReplace(redirect.RegexRewrite, path, redirect.RegexSubstitution!);
         }
 
         if (redirect.StripQuery && !(redirect.Path?.Contains('?', StringComparison.Ordinal) ?? false))

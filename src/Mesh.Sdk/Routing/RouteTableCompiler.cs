@@ -7,7 +7,7 @@ using Envoy.Extensions.Filters.Http.Fault.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Google.Protobuf.Collections;
 using Google.Protobuf.WellKnownTypes;
-using Mesh.Sdk.Routing.Internal;
+using Mesh.Xds.Re2;
 using Mesh.Xds;
 
 namespace Mesh.Sdk.Routing;
