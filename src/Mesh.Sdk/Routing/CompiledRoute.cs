@@ -271,7 +271,11 @@ internal sealed class CompiledRoute
         }
 
         var portSuffix = redirect.Port != 0 ? ":" + redirect.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) : string.Empty;
-        return string.Concat(scheme, "://", host, portSuffix, path + query);
+
+        // Envoy puts a '/' before a final path that lacks one (a path_redirect "example.org", a prefix_rewrite to ""),
+        // so the Location is never "http://hostexample.org".
+        var slash = path.StartsWith('/') ? string.Empty : "/";
+        return string.Concat(scheme, "://", host, portSuffix, slash, path, query);
     }
 
     private string ReplaceMatched(string pathAndQuery, string replacement)
