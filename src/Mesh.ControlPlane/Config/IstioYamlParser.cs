@@ -913,7 +913,8 @@ internal static class IstioYamlParser
                 var rm = AsMap(rr, P + ".rewrite.uriRegexRewrite");
                 var pattern = RequiredString(rm, "match", P + ".rewrite.uriRegexRewrite");
                 CheckRegex(Get(rm, "match")!, pattern, P + ".rewrite.uriRegexRewrite.match", fullMatch: false);
-                regexRewrite = new RegexRewrite(pattern, Get(rm, "rewrite") is { } rw ? ScalarValue(rw, P + ".rewrite.uriRegexRewrite.rewrite") : string.Empty);
+                // Istio's validation: uriRegexRewrite needs both match and rewrite.
+                regexRewrite = new RegexRewrite(pattern, RequiredString(rm, "rewrite", P + ".rewrite.uriRegexRewrite"));
                 if (Get(m, "uri") is not null)
                 {
                     throw Error(rr, $"'{P}.rewrite' cannot set both 'uri' and 'uriRegexRewrite'");
