@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Writes src/Mesh.Sdk/Routing/Internal/Re2UnicodeTables.cs from the Unicode Character Database.
+"""Writes src/Mesh.Xds/Re2/Re2UnicodeTables.cs from the Unicode Character Database.
 
 RE2 (the regex dialect of xDS) knows the Unicode general categories (from UnicodeData.txt, so the
 unassigned category Cn is absent and C means Cc|Cf|Co|Cs), the scripts (Scripts.txt) and case folding
 orbits (CaseFolding.txt, statuses C and S only). .NET has neither script classes nor astral code points
-in its own classes, so Mesh.Sdk's RE2 translator carries these tables itself.
+in its own classes, so the RE2 translator in Mesh.Xds (shared by the SDK and the control plane) carries
+these tables itself.
 
 Input: the UCD text files of Debian's unicode-data package (apt-get install unicode-data), or any
 directory holding UnicodeData.txt, Scripts.txt and CaseFolding.txt of one Unicode version:
@@ -19,8 +20,7 @@ import re
 import sys
 
 UCD = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/unicode"
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Mesh.Sdk", "Routing", "Internal",
-                   "Re2UnicodeTables.cs")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "Mesh.Xds", "Re2", "Re2UnicodeTables.cs")
 
 
 def version_of(path):
@@ -128,7 +128,7 @@ def main():
     out.append("// (UnicodeData.txt, Scripts.txt, CaseFolding.txt). Do not edit: run the script instead.")
     out.append("// </auto-generated>")
     out.append("")
-    out.append("namespace Mesh.Sdk.Routing.Internal;")
+    out.append("namespace Mesh.Xds.Re2;")
     out.append("")
     out.append("/// <summary>The Unicode data RE2 regexes refer to: general categories, scripts and case folding orbits.</summary>")
     out.append("internal static class Re2UnicodeTables")

@@ -1,5 +1,6 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
+using System.Text;
+using Mesh.Xds.Re2;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -671,6 +672,15 @@ internal static class IstioYamlParser
 
         if (Get(r, "corsPolicy") is { } cors && !IsNull(cors))
         {
+            // Not applied, but validated as Istio validates it: an allowOrigins regex must be RE2.
+            foreach (var origin in Sequence(AsMap(cors, P + ".corsPolicy"), "allowOrigins", P + ".corsPolicy"))
+            {
+                if (origin is YamlMappingNode om && Get(om, "regex") is YamlScalarNode { Value: { } originRegex } originNode)
+                {
+                    CheckRegex(originNode, originRegex, P + ".corsPolicy.allowOrigins[].regex", fullMatch: true);
+                }
+            }
+
             Note(cors, $"'{P}.corsPolicy' is parsed but not applied: CORS is not implemented (istiod sends it to Envoy's CORS filter, which proxyless gRPC clients do not have)");
         }
 
@@ -902,8 +912,9 @@ internal static class IstioYamlParser
             {
                 var rm = AsMap(rr, P + ".rewrite.uriRegexRewrite");
                 var pattern = RequiredString(rm, "match", P + ".rewrite.uriRegexRewrite");
-                CheckRegex(Get(rm, "match")!, pattern, P + ".rewrite.uriRegexRewrite.match");
-                regexRewrite = new RegexRewrite(pattern, Get(rm, "rewrite") is { } rw ? ScalarValue(rw, P + ".rewrite.uriRegexRewrite.rewrite") : string.Empty);
+                CheckRegex(Get(rm, "match")!, pattern, P + ".rewrite.uriRegexRewrite.match", fullMatch: false);
+                // Istio's validation: uriRegexRewrite needs both match and rewrite.
+                regexRewrite = new RegexRewrite(pattern, RequiredString(rm, "rewrite", P + ".rewrite.uriRegexRewrite"));
                 if (Get(m, "uri") is not null)
                 {
                     throw Error(rr, $"'{P}.rewrite' cannot set both 'uri' and 'uriRegexRewrite'");
@@ -1172,21 +1183,35 @@ internal static class IstioYamlParser
 
         if (kind == StringMatchKind.Regex)
         {
-            CheckRegex(v, value, path);
+            CheckRegex(v, value, $"{path}.regex", fullMatch: true);
         }
 
         return new StringMatch(kind, value);
     }
 
-    private static void CheckRegex(YamlNode node, string value, string path)
+    // Istio's validation: at most 1024 bytes (its stand-in for Envoy's RE2 program size limit).
+    private const int MaxRegexBytes = 1024;
+
+    /// <summary>
+    /// Istio compiles its regexes with Go's regexp (RE2 syntax); the SDK and Envoy read them as RE2 too. The
+    /// pattern is compiled with the same RE2 translation the SDK uses, so what the control plane accepts the SDK
+    /// accepts: valid RE2 (<c>\p{Greek}</c>, <c>(?P&lt;n&gt;..)</c>, <c>\Q..\E</c>, <c>[[:alpha:]]</c>) passes, .NET-only
+    /// or Perl-only syntax (lookarounds, backreferences, atomic groups) is refused with the translator's message.
+    /// </summary>
+    private static void CheckRegex(YamlNode node, string value, string path, bool fullMatch)
     {
-        try
+        var bytes = Encoding.UTF8.GetByteCount(value);
+        if (bytes > MaxRegexBytes)
         {
-            _ = new Regex(value, RegexOptions.None, TimeSpan.FromSeconds(1));
+            throw Error(node, $"regex in '{path}' is too large: {bytes} bytes, Istio's validation allows at most {MaxRegexBytes}");
         }
-        catch (ArgumentException ex)
+
+        var ok = fullMatch
+            ? Re2Regex.TryCompileFullMatch(value, out _, out var error)
+            : Re2Regex.TryCompileSearch(value, out _, out error);
+        if (!ok)
         {
-            throw Error(node, $"invalid regex in '{path}': {ex.Message}");
+            throw Error(node, $"invalid regex in '{path}': {error}; Istio uses RE2 syntax (https://github.com/google/re2/wiki/Syntax)");
         }
     }
 

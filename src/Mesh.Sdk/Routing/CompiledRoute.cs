@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Mesh.Xds.Re2;
 
 namespace Mesh.Sdk.Routing;
 
@@ -247,7 +248,7 @@ internal sealed class CompiledRoute
         var query = pathAndQuery.AsSpan(q);
         if (RegexRewrite is not null)
         {
-            return string.Concat(Internal.Re2Regex.GlobalReplace(RegexRewrite, path.ToString(), RegexSubstitution!), query);
+            return string.Concat(Re2Regex.GlobalReplace(RegexRewrite, path.ToString(), RegexSubstitution!), query);
         }
 
         return ReplaceMatched(pathAndQuery, PrefixRewrite!);
@@ -284,7 +285,7 @@ internal sealed class CompiledRoute
         }
         else if (redirect.RegexRewrite is not null)
         {
-            path = Internal.Re2Regex.GlobalReplace(redirect.RegexRewrite, path, redirect.RegexSubstitution!);
+            path = Re2Regex.GlobalReplace(redirect.RegexRewrite, path, redirect.RegexSubstitution!);
         }
 
         if (redirect.StripQuery && !(redirect.Path?.Contains('?', StringComparison.Ordinal) ?? false))
@@ -315,7 +316,11 @@ internal sealed class CompiledRoute
         }
 
         var portSuffix = redirect.Port != 0 ? ":" + redirect.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) : string.Empty;
-        return string.Concat(scheme, "://", host, portSuffix, path + query);
+
+        // Envoy puts a '/' before a final path that lacks one (a path_redirect "example.org", a prefix_rewrite to ""),
+        // so the Location is never "http://hostexample.org".
+        var slash = path.StartsWith('/') ? string.Empty : "/";
+        return string.Concat(scheme, "://", host, portSuffix, slash, path, query);
     }
 
     private string ReplaceMatched(string pathAndQuery, string replacement)

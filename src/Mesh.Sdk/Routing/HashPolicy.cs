@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 using Envoy.Config.Route.V3;
-using Mesh.Sdk.Routing.Internal;
+using Mesh.Xds.Re2;
 
 namespace Mesh.Sdk.Routing;
 

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Mesh.Xds.Re2;
 
 namespace Mesh.Sdk.Routing;
 
@@ -31,7 +32,7 @@ internal sealed class PathMatch
         Value = value;
         CaseSensitive = caseSensitive;
         _regex = regex;
-        _regexPrefix = regex is null ? string.Empty : Internal.Re2Regex.LiteralPrefix(value);
+        _regexPrefix = regex is null ? string.Empty : Re2Regex.LiteralPrefix(value);
     }
 
     /// <summary>The specifier kind.</summary>

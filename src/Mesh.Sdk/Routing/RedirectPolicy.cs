@@ -14,7 +14,10 @@ internal sealed record RedirectPolicy
     /// <summary>The new port; 0 keeps the request's.</summary>
     public uint Port { get; init; }
 
-    /// <summary>The new path (may carry its own query); <see langword="null"/> when not set.</summary>
+    /// <summary>
+    /// The new path (may carry its own query; a '/' is put before it in the Location when it has none, as Envoy
+    /// does); <see langword="null"/> when not set or empty (Envoy then keeps the request's path).
+    /// </summary>
     public string? Path { get; init; }
 
     /// <summary>Replacement for the matched prefix; <see langword="null"/> when not set.</summary>

@@ -7,7 +7,7 @@ using Envoy.Extensions.Filters.Http.Fault.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Google.Protobuf.Collections;
 using Google.Protobuf.WellKnownTypes;
-using Mesh.Sdk.Routing.Internal;
+using Mesh.Xds.Re2;
 using Mesh.Xds;
 
 namespace Mesh.Sdk.Routing;
@@ -817,10 +817,13 @@ internal static class RouteTableCompiler
                 Error($"redirect.regex_rewrite: {error}");
             }
 
-            if (redirect.PathRewriteSpecifierCase == RedirectAction.PathRewriteSpecifierOneofCase.PathRedirect
-                && (redirect.PathRedirect.Length == 0 || redirect.PathRedirect[0] != '/'))
+            // Envoy validates path_redirect as a header value only (no NUL, CR or LF); a path without a leading '/'
+            // (istiod writes Istio's redirect.uri as given, e.g. "example.org") gets one when the Location is built.
+            var pathRedirect = redirect.PathRewriteSpecifierCase == RedirectAction.PathRewriteSpecifierOneofCase.PathRedirect
+                && redirect.PathRedirect.Length > 0 ? redirect.PathRedirect : null;
+            if (pathRedirect is not null && pathRedirect.AsSpan().IndexOfAny('\0', '\r', '\n') >= 0)
             {
-                Error($"redirect.path_redirect '{redirect.PathRedirect}' must start with '/'");
+                Error($"redirect.path_redirect '{pathRedirect.ReplaceLineEndings(" ")}' contains a NUL, CR or LF, which a header value cannot carry");
             }
 
             if (redirect.PortRedirect > 65535)
@@ -848,7 +851,7 @@ internal static class RouteTableCompiler
                 Scheme = scheme,
                 Host = string.IsNullOrEmpty(redirect.HostRedirect) ? null : redirect.HostRedirect,
                 Port = redirect.PortRedirect,
-                Path = redirect.PathRewriteSpecifierCase == RedirectAction.PathRewriteSpecifierOneofCase.PathRedirect ? redirect.PathRedirect : null,
+                Path = pathRedirect,
                 PrefixRewrite = redirect.PathRewriteSpecifierCase == RedirectAction.PathRewriteSpecifierOneofCase.PrefixRewrite ? redirect.PrefixRewrite : null,
                 RegexRewrite = regex,
                 RegexSubstitution = substitution,

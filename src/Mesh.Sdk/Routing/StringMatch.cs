@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Envoy.Type.Matcher.V3;
 using Mesh.Sdk.Routing.Internal;
+using Mesh.Xds.Re2;
 
 namespace Mesh.Sdk.Routing;
 

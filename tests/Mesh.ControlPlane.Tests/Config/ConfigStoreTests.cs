@@ -225,4 +225,31 @@ public class ConfigStoreTests
         Assert.Equal(broken, error.File);
         Assert.Equal(6, error.Line);
     }
+
+    [Fact]
+    public void Apply_NonRe2Regex_IsRefusedWithFileLineAndTranslatorMessage_LastGoodStays()
+    {
+        var store = new ConfigStore("default", NullLogger.Instance);
+        Assert.True(store.Apply("/cfg/reviews.yaml", TestYaml.ReviewsVirtualService));
+        var generation = store.Current.Generation;
+
+        Assert.False(store.Apply("/cfg/reviews.yaml", """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - match:
+                - headers:
+                    end-user: {regex: '(?!jason).*'}
+                route: [{destination: {host: reviews, subset: v2}}]
+            """));
+
+        var error = Assert.Single(store.LastErrors);
+        Assert.Equal(("/cfg/reviews.yaml", 9), (error.File, error.Line));
+        Assert.StartsWith("invalid regex in 'spec.http[].match[].headers.end-user.regex': regex '(?!jason).*' ", error.Reason, StringComparison.Ordinal);
+        Assert.Contains("lookahead '(?!' at offset 0", error.Reason, StringComparison.Ordinal);
+        Assert.Equal(generation, store.Current.Generation);
+    }
 }

@@ -123,6 +123,8 @@ public class IstioYamlParserTests
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - mirror: {host: b}\n    mirrors: [{destination: {host: c}}]\n    route: [{destination: {host: a}}]\n", 8, "'spec.http[]' cannot set both 'mirror' and 'mirrors'")]
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - mirrors: [{destination: {host: c}, percentage: {value: 120}}]\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[].mirrors[].percentage.value' must be a number from 0 to 100, got '120'")]
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - rewrite: {uriRegexRewrite: {match: \"(\", rewrite: /}}\n    route: [{destination: {host: a}}]\n", 7, "invalid regex in 'spec.http[].rewrite.uriRegexRewrite.match'")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - rewrite: {uriRegexRewrite: {match: \"^/a\"}}\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[].rewrite.uriRegexRewrite.rewrite' is required")]
+    [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - rewrite: {uriRegexRewrite: {match: \"^/a\", rewrite: \"\"}}\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[].rewrite.uriRegexRewrite.rewrite' is required")]
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - fault: {delay: {exponentialDelay: 1s}}\n    route: [{destination: {host: a}}]\n", 7, "'fault.delay.exponentialDelay' is not supported")]
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - fault: {delay: {percent: 130, fixedDelay: 1s}}\n    route: [{destination: {host: a}}]\n", 7, "'fault.delay.percent' must be an integer from 0 to 100, got '130'")]
     [InlineData("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n  - match: [{scheme: {exact: http, prefix: h}}]\n    route: [{destination: {host: a}}]\n", 7, "'spec.http[].match[].scheme' must set one of exact, prefix, regex (or be {} to match presence)")]
@@ -200,5 +202,92 @@ public class IstioYamlParserTests
     {
         Assert.True(IstioYamlParser.TryParseDuration(text, out var value));
         Assert.Equal(TimeSpan.FromMilliseconds(milliseconds), value);
+    }
+
+    // Every place of a VirtualService that carries a regex: a YAML fragment of route 'spec.http[0]' (the pattern
+    // goes where {0} is) and the path the parser names in its errors.
+    public static TheoryData<string, string> RegexPlaces => new()
+    {
+        { "  - match: [{uri: {regex: '{0}'}}]\n    route: [{destination: {host: a}}]\n", "spec.http[].match[].uri.regex" },
+        { "  - match: [{method: {regex: '{0}'}}]\n    route: [{destination: {host: a}}]\n", "spec.http[].match[].method.regex" },
+        { "  - match: [{authority: {regex: '{0}'}}]\n    route: [{destination: {host: a}}]\n", "spec.http[].match[].authority.regex" },
+        { "  - match: [{scheme: {regex: '{0}'}}]\n    route: [{destination: {host: a}}]\n", "spec.http[].match[].scheme.regex" },
+        { "  - match: [{headers: {x-v: {regex: '{0}'}}}]\n    route: [{destination: {host: a}}]\n", "spec.http[].match[].headers.x-v.regex" },
+        { "  - match: [{queryParams: {v: {regex: '{0}'}}}]\n    route: [{destination: {host: a}}]\n", "spec.http[].match[].queryParams.v.regex" },
+        { "  - match: [{withoutHeaders: {x-v: {regex: '{0}'}}}]\n    route: [{destination: {host: a}}]\n", "spec.http[].match[].withoutHeaders.x-v.regex" },
+        { "  - rewrite: {uriRegexRewrite: {match: '{0}', rewrite: /x}}\n    route: [{destination: {host: a}}]\n", "spec.http[].rewrite.uriRegexRewrite.match" },
+        { "  - corsPolicy: {allowOrigins: [{regex: '{0}'}]}\n    route: [{destination: {host: a}}]\n", "spec.http[].corsPolicy.allowOrigins[].regex" },
+    };
+
+    private static string VirtualServiceWith(string fragment, string pattern) =>
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [a]\n  http:\n"
+        + fragment.Replace("{0}", pattern, StringComparison.Ordinal);
+
+    [Theory]
+    [MemberData(nameof(RegexPlaces))]
+    public void Parse_AcceptsRe2SyntaxDotNetDoesNotKnow_InEveryRegexPlace(string fragment, string path)
+    {
+        // RE2 (Go's regexp, which Istio's validation compiles with): Unicode scripts, Python-style named groups,
+        // quoted literals and POSIX classes. .NET's own Regex refuses all four.
+        foreach (var pattern in new[] { @"\p{Greek}+", @"/(?P<v>v\d+)/.*", @"\Qa.b\E", "[[:alpha:]]+" })
+        {
+            var parsed = IstioYamlParser.Parse(VirtualServiceWith(fragment, pattern), "default");
+
+            var vs = Assert.IsType<VirtualService>(Assert.Single(parsed.Resources));
+            var route = Assert.Single(vs.Http);
+            var kept = path.Split('.')[3] switch
+            {
+                "uri" => route.Match[0].Uri!.Value,
+                "method" => route.Match[0].Method!.Value,
+                "authority" => route.Match[0].Authority!.Value,
+                "scheme" => route.Match[0].Scheme!.Value,
+                "headers" => route.Match[0].Headers["x-v"].Value,
+                "queryParams" => route.Match[0].QueryParams["v"].Value,
+                "withoutHeaders" => route.Match[0].WithoutHeaders["x-v"].Value,
+                "uriRegexRewrite" => route.Rewrite!.UriRegexRewrite!.Match,
+                "allowOrigins[]" => pattern, // corsPolicy is validated, not applied
+                var other => throw new InvalidOperationException(other),
+            };
+            Assert.Equal(pattern, kept);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(RegexPlaces))]
+    public void Parse_RefusesNonRe2Regex_InEveryRegexPlace_WithLineAndTranslatorMessage(string fragment, string path)
+    {
+        // A lookahead and a backreference: .NET and PCRE take them, RE2 (and so Istio's validation and Envoy) refuse them.
+        var lookahead = Assert.Throws<ConfigException>(() => IstioYamlParser.Parse(VirtualServiceWith(fragment, "(?=x)"), "default"));
+        var backreference = Assert.Throws<ConfigException>(() => IstioYamlParser.Parse(VirtualServiceWith(fragment, @"(a)\1"), "default"));
+
+        Assert.Equal((7, 7), (lookahead.Line, backreference.Line));
+        Assert.StartsWith($"invalid regex in '{path}': regex '(?=x)' ", lookahead.Message, StringComparison.Ordinal);
+        Assert.Contains("lookahead '(?=' at offset 0", lookahead.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"invalid regex in '{path}': regex '(a)\\1' ", backreference.Message, StringComparison.Ordinal);
+        Assert.Contains(@"backreference '\1' at offset 3", backreference.Message, StringComparison.Ordinal);
+        Assert.EndsWith("Istio uses RE2 syntax (https://github.com/google/re2/wiki/Syntax)", lookahead.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_RefusesRegexOver1024Bytes_AsIstioValidationDoes()
+    {
+        var fragment = "  - match: [{uri: {regex: '{0}'}}]\n    route: [{destination: {host: a}}]\n";
+        var atLimit = IstioYamlParser.Parse(VirtualServiceWith(fragment, new string('a', 1024)), "default");
+        var ex = Assert.Throws<ConfigException>(() => IstioYamlParser.Parse(VirtualServiceWith(fragment, new string('a', 1023) + "é"), "default"));
+
+        Assert.Single(atLimit.Resources);
+        Assert.Equal(7, ex.Line);
+        Assert.Equal("regex in 'spec.http[].match[].uri.regex' is too large: 1025 bytes, Istio's validation allows at most 1024", ex.Message);
+    }
+
+    [Fact]
+    public void Parse_WithoutHeadersRegexStar_StaysPresence_WhileStarElsewhereIsRefused()
+    {
+        var parsed = IstioYamlParser.Parse(VirtualServiceWith("  - match: [{withoutHeaders: {x-v: {regex: '{0}'}}}]\n    route: [{destination: {host: a}}]\n", "*"), "default");
+        var ex = Assert.Throws<ConfigException>(() => IstioYamlParser.Parse(VirtualServiceWith("  - match: [{uri: {regex: '{0}'}}]\n    route: [{destination: {host: a}}]\n", "*"), "default"));
+
+        var vs = Assert.IsType<VirtualService>(Assert.Single(parsed.Resources));
+        Assert.Equal(StringMatchKind.Present, vs.Http[0].Match[0].WithoutHeaders["x-v"].Kind);
+        Assert.StartsWith("regex '*' in 'spec.http[].match[].uri' is not a valid RE2 regex", ex.Message, StringComparison.Ordinal);
     }
 }

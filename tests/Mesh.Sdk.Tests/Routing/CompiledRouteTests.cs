@@ -105,6 +105,31 @@ public sealed class CompiledRouteTests
         Assert.Equal("http://svc/new?fixed=1", Location(new RedirectAction { PathRedirect = "/new?fixed=1" }, new TestRequest("svc", "/old?orig=2")));
     }
 
+    [Theory]
+    [InlineData("example.org", "/old?x=1", "http://svc/example.org?x=1")] // istiod's redirect test: uri "example.org"
+    [InlineData("example.org", "/old", "http://svc/example.org")]
+    [InlineData("new?y=2", "/old?x=1", "http://svc/new?y=2")]
+    [InlineData("?y=2", "/old?x=1", "http://svc/?y=2")]
+    [InlineData("", "/old?x=1", "http://svc/old?x=1")] // an empty path_redirect keeps the request's path, as in Envoy
+    public void Redirect_PathRedirectWithoutLeadingSlash_GetsOne_AsEnvoyBuildsTheLocation(string pathRedirect, string requestPath, string expected)
+    {
+        Assert.Equal(expected, Location(new RedirectAction { PathRedirect = pathRedirect }, new TestRequest("svc", requestPath)));
+    }
+
+    [Fact]
+    public void Redirect_PathRedirectWithoutLeadingSlash_StripQueryAndNewHost()
+    {
+        var redirect = new RedirectAction { HostRedirect = "new.com", PathRedirect = "landing", StripQuery = true };
+        Assert.Equal("http://new.com/landing", Location(redirect, new TestRequest("old.com", "/a?b=c")));
+    }
+
+    [Fact]
+    public void Redirect_PrefixRewriteToEmpty_LocationPathIsSlash()
+    {
+        Assert.Equal("http://svc/", Location(new RedirectAction { PrefixRewrite = string.Empty }, new TestRequest("svc", "/v1"), new RouteMatch { Prefix = "/v1" }));
+        Assert.Equal("http://svc/?q=1", Location(new RedirectAction { PrefixRewrite = string.Empty }, new TestRequest("svc", "/v1?q=1"), new RouteMatch { Path = "/v1" }));
+    }
+
     [Fact]
     public void Redirect_PrefixAndRegexRewrite()
     {

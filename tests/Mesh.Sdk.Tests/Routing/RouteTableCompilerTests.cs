@@ -29,6 +29,17 @@ public sealed class RouteTableCompilerTests
         return errors[0];
     }
 
+    [Fact]
+    public void Validate_AcceptsPathRedirectWithoutLeadingSlash_AsEnvoyDoes()
+    {
+        // istiod's own redirect test writes Istio's 'redirect: {uri: example.org}' as path_redirect "example.org";
+        // Envoy only checks it is a header value, so the whole route configuration must not be refused for it.
+        var config = Rds.Config(Rds.Host("vh", ["*"], Named(new Route { Match = new RouteMatch { Prefix = "/" }, Redirect = new RedirectAction { PathRedirect = "example.org" } })));
+
+        Assert.Empty(Rds.Errors(config));
+        Assert.Equal("example.org", Rds.Compile(config).VirtualHosts[0].Routes[0].Redirect!.Path);
+    }
+
     public static TheoryData<string, string> RejectedRoutes()
     {
         var data = new TheoryData<string, string>
@@ -63,7 +74,7 @@ public sealed class RouteTableCompilerTests
             { "fault-status", "typed_per_filter_config 'envoy.filters.http.fault': fault abort http_status 700 is outside 200-599" },
             { "direct-status", "direct_response.status 42 is outside 200-599" },
             { "direct-file", "direct_response.body Filename is not supported (inline_string or inline_bytes)" },
-            { "redirect-path", "redirect.path_redirect 'x' must start with '/'" },
+            { "redirect-path", "redirect.path_redirect '/a b' contains a NUL, CR or LF, which a header value cannot carry" },
             { "redirect-substitution", "redirect.regex_rewrite: substitution '\\2' refers to group 2 but the pattern has 1" },
             { "weighted-header", "route.weighted_clusters.clusters[0] '' must name a cluster (cluster_header is not supported)" },
             { "weighted-metadata", "route.weighted_clusters.clusters[0] 'a' metadata_match (subset load balancing) is not supported" },
@@ -130,7 +141,7 @@ public sealed class RouteTableCompilerTests
                 break;
             case "direct-status": route.DirectResponse = new DirectResponseAction { Status = 42 }; break;
             case "direct-file": route.DirectResponse = new DirectResponseAction { Status = 200, Body = new DataSource { Filename = "/etc/passwd" } }; break;
-            case "redirect-path": route.Redirect = new RedirectAction { PathRedirect = "x" }; break;
+            case "redirect-path": route.Redirect = new RedirectAction { PathRedirect = "/a\nb" }; break;
             case "redirect-substitution":
                 route.Redirect = new RedirectAction { RegexRewrite = new RegexMatchAndSubstitute { Pattern = new RegexMatcher { Regex = "(a)" }, Substitution = "\\2" } };
                 break;

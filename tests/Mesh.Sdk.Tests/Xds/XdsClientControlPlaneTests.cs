@@ -1,5 +1,7 @@
 using Mesh.ControlPlane;
 using Mesh.Sdk.Resources;
+using Mesh.Sdk.Routing;
+using Mesh.Sdk.Tests.Routing;
 using Mesh.Sdk.Xds;
 
 namespace Mesh.Sdk.Tests.Xds;
@@ -135,6 +137,58 @@ public sealed class XdsClientControlPlaneTests : IDisposable
         var changed = await client.Snapshots.WaitAsync(s => WeightsOf(s).SequenceEqual(new[] { (ClusterV1, 30u), (ClusterV2, 70u) }), Timeout);
         Assert.True(changed.Version > snapshot.Version);
         Assert.True(changed.IsComplete(Listener));
+    }
+
+    [Fact]
+    public async Task Client_AcceptsIstioRedirectWithoutLeadingSlashAndRe2Regex_FromTheControlPlane()
+    {
+        // istiod's own redirect case (uri "example.org", no leading '/') and an RE2-only regex: the control plane
+        // accepts both, and the SDK must not NACK the route configuration it sends for them.
+        File.WriteAllText(Path.Combine(_configDirectory, "services.yaml"), Services);
+        File.WriteAllText(Path.Combine(_configDirectory, "reviews-vs.yaml"), """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: reviews
+            spec:
+              hosts: [reviews]
+              http:
+              - match:
+                - uri: {prefix: /old}
+                  headers:
+                    x-lang: {regex: '\p{Greek}+'}
+                redirect: {uri: example.org}
+              - route:
+                - destination: {host: reviews, subset: v1}
+            """);
+        await using var controlPlane = new MeshControlPlane(new MeshControlPlaneOptions { ConfigDirectory = _configDirectory, XdsAddress = "127.0.0.1", XdsPort = 0 });
+        using (var start = new CancellationTokenSource(Timeout))
+        {
+            await controlPlane.StartAsync(start.Token);
+        }
+
+        Assert.Empty(controlPlane.ConfigErrors);
+        var bootstrap = XdsBootstrapLoader.Parse(
+            $$"""
+            {"xds_servers": [{"server_uri": "127.0.0.1:{{controlPlane.XdsPort}}", "channel_creds": [{"type": "insecure"}]}],
+             "node": {"id": "sidecar~127.0.0.9~productpage.default~default.svc.cluster.local", "locality": {"region": "r1", "zone": "z1"},
+                      "metadata": {"GENERATOR": "grpc", "NAMESPACE": "default"} } }
+            """,
+            "test");
+        await using var client = XdsClient.Create(bootstrap, new XdsClientOptions(), TimeProvider.System);
+        client.AddListener(Listener);
+        client.Start();
+
+        var snapshot = await client.Snapshots.WaitAsync(s => s.TryGetRouteConfiguration(Listener, out _), Timeout);
+        Assert.True(snapshot.TryGetRouteConfiguration(Listener, out var routes));
+        Assert.Empty(RouteTableCompiler.Validate(routes));
+        var table = RouteTableCompiler.Compile(routes, null, new Random(1));
+        var request = new TestRequest("reviews.default.svc.cluster.local:9080", "/old?x=1", headers: [("x-lang", "αβγ")]);
+        var result = table.Match(in request);
+        Assert.Equal(RouteActionKind.Redirect, result.Route!.Action);
+        Assert.Equal("http://reviews.default.svc.cluster.local:9080/example.org?x=1", result.Route.BuildRedirectLocation(in request));
+        var latin = new TestRequest("reviews.default.svc.cluster.local:9080", "/old?x=1", headers: [("x-lang", "abc")]);
+        Assert.Equal(ClusterV1, table.ClusterFor(latin));
     }
 
     private static (string, uint)[] WeightsOf(MeshSnapshot snapshot)

@@ -457,7 +457,7 @@ internal static class XdsResourceValidator
     {
         // xDS regexes are RE2 (as for Envoy and gRPC's clients): checked with RE2's grammar, not .NET's, which
         // refuses valid RE2 such as (?P<name>re), \p{Greek} or \x{263a}.
-        if (!Mesh.Sdk.Routing.Internal.Re2Regex.TryTranslate(matcher.Regex, out _, out var error))
+        if (!Mesh.Xds.Re2.Re2Regex.TryTranslate(matcher.Regex, out _, out var error))
         {
             var prefix = $"regex '{matcher.Regex}' ";
             var why = error!.StartsWith(prefix, StringComparison.Ordinal) ? error[prefix.Length..] : error;

@@ -3,7 +3,7 @@
 // (UnicodeData.txt, Scripts.txt, CaseFolding.txt). Do not edit: run the script instead.
 // </auto-generated>
 
-namespace Mesh.Sdk.Routing.Internal;
+namespace Mesh.Xds.Re2;
 
 /// <summary>The Unicode data RE2 regexes refer to: general categories, scripts and case folding orbits.</summary>
 internal static class Re2UnicodeTables

@@ -2,15 +2,17 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Mesh.Sdk.Routing.Internal;
+namespace Mesh.Xds.Re2;
 
 /// <summary>
-/// Compiles the regular expressions xDS carries (Google RE2 syntax, as Envoy reads it) into .NET regexes with the
-/// same meaning: <see cref="Re2Translator"/> parses RE2's grammar and writes an explicit .NET pattern, or refuses
-/// the pattern naming the construct and its offset. Every regex runs with
+/// Compiles the regular expressions xDS and Istio carry (Google RE2 syntax, as Envoy and Go's <c>regexp</c> read it)
+/// into .NET regexes with the same meaning: the pattern is parsed with RE2's grammar and rewritten as an explicit
+/// .NET pattern, or refused with a message naming the construct and its offset. Every regex runs with
 /// <see cref="RegexOptions.NonBacktracking"/>, so matching time stays linear in the input, as with RE2.
+/// The SDK's route matching and xDS validation and the control plane's Istio validation all use this one
+/// translation, so both sides accept and refuse the same patterns.
 /// </summary>
-internal static class Re2Regex
+public static class Re2Regex
 {
     /// <summary>RE2's largest allowed repetition count.</summary>
     public const int MaxRepeat = 1000;
@@ -18,10 +20,18 @@ internal static class Re2Regex
     private const RegexOptions Options = RegexOptions.NonBacktracking | RegexOptions.CultureInvariant;
 
     /// <summary>Compiles <paramref name="pattern"/> to match whole inputs only (RE2 FullMatch).</summary>
+    /// <param name="pattern">The RE2 pattern.</param>
+    /// <param name="regex">The compiled regex, anchored at both ends; <see langword="null"/> on failure.</param>
+    /// <param name="error">Why the pattern was refused; <see langword="null"/> on success.</param>
+    /// <returns><see langword="true"/> when the pattern is valid RE2 and compiled.</returns>
     public static bool TryCompileFullMatch(string pattern, out Regex? regex, out string? error)
         => TryCompile(pattern, fullMatch: true, out regex, out error);
 
     /// <summary>Compiles <paramref name="pattern"/> for searching and replacing (RE2 GlobalReplace).</summary>
+    /// <param name="pattern">The RE2 pattern.</param>
+    /// <param name="regex">The compiled regex, unanchored; <see langword="null"/> on failure.</param>
+    /// <param name="error">Why the pattern was refused; <see langword="null"/> on success.</param>
+    /// <returns><see langword="true"/> when the pattern is valid RE2 and compiled.</returns>
     public static bool TryCompileSearch(string pattern, out Regex? regex, out string? error)
         => TryCompile(pattern, fullMatch: false, out regex, out error);
 
@@ -55,6 +65,8 @@ internal static class Re2Regex
     /// matching can reject most inputs with one ordinal comparison before running the regex. Conservative: stops at
     /// the first metacharacter, drops a literal a quantifier applies to, and gives up on any alternation.
     /// </summary>
+    /// <param name="pattern">An RE2 pattern that <see cref="TryTranslate"/> accepts.</param>
+    /// <returns>The guaranteed literal prefix, possibly empty.</returns>
     public static string LiteralPrefix(string pattern)
     {
         if (pattern.Contains('|', StringComparison.Ordinal))
@@ -84,6 +96,10 @@ internal static class Re2Regex
     /// <see cref="Regex.Replace(string, string)"/>, an empty match right where the previous match ended is skipped,
     /// so <c>a*</c> over <c>baaac</c> with <c>-</c> gives <c>-b-c-</c>, not <c>-b--c-</c>.
     /// </summary>
+    /// <param name="regex">A regex from <see cref="TryCompileSearch"/>.</param>
+    /// <param name="input">The text to rewrite.</param>
+    /// <param name="substitution">The replacement, in .NET syntax.</param>
+    /// <returns>The rewritten text; <paramref name="input"/> itself when nothing matched.</returns>
     public static string GlobalReplace(Regex regex, string input, string substitution)
     {
         StringBuilder? builder = null;
@@ -140,6 +156,11 @@ internal static class Re2Regex
     /// Translates an RE2 substitution string (<c>\1</c> for capture group 1, <c>\\</c> for a backslash) to .NET
     /// replacement syntax.
     /// </summary>
+    /// <param name="substitution">The RE2 substitution.</param>
+    /// <param name="groupCount">How many capture groups the pattern has.</param>
+    /// <param name="translated">The .NET replacement string; empty on failure.</param>
+    /// <param name="error">Why the substitution was refused; <see langword="null"/> on success.</param>
+    /// <returns><see langword="true"/> when the substitution is valid for the pattern.</returns>
     public static bool TryTranslateSubstitution(string substitution, int groupCount, out string translated, out string? error)
     {
         var builder = new StringBuilder(substitution.Length + 8);
@@ -195,9 +216,14 @@ internal static class Re2Regex
     }
 
     /// <summary>
-    /// Checks that <paramref name="pattern"/> is RE2 syntax and rewrites it to a .NET pattern with the same meaning
-    /// (see <see cref="Re2Translator"/>); on failure <paramref name="error"/> names the construct and its offset.
+    /// Checks that <paramref name="pattern"/> is RE2 syntax and rewrites it to a .NET pattern with the same meaning;
+    /// on failure <paramref name="error"/> names the construct and its offset. This is the check to validate a
+    /// pattern without compiling it.
     /// </summary>
+    /// <param name="pattern">The RE2 pattern.</param>
+    /// <param name="translated">The equivalent .NET pattern (unanchored); empty on failure.</param>
+    /// <param name="error">Why the pattern was refused, starting with <c>regex '&lt;pattern&gt;'</c>; <see langword="null"/> on success.</param>
+    /// <returns><see langword="true"/> when the pattern is valid RE2 that the translation supports.</returns>
     public static bool TryTranslate(string pattern, out string translated, out string? error)
         => Re2Translator.TryTranslate(pattern, out translated, out error);
 }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Mesh.Sdk.Routing.Internal;
+namespace Mesh.Xds.Re2;
 
 /// <summary>
 /// Parses one regex with RE2's grammar (as Envoy compiles it: RE2's default, Perl-like options) and writes a .NET

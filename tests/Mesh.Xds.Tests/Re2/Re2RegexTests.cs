@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
-using Mesh.Sdk.Routing.Internal;
+using Mesh.Xds.Re2;
 
-namespace Mesh.Sdk.Tests.Routing.Internal;
+namespace Mesh.Xds.Tests.Re2;
 
 /// <summary>
 /// RE2 syntax, construct by construct (RE2's syntax reference, as Envoy compiles it), against the .NET translation:

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Mesh.Sdk.Routing.Internal;
+namespace Mesh.Xds.Re2;
 
 /// <summary>
 /// A set of Unicode code points (0 to 0x10FFFF) built while translating one RE2 character class, and its
