@@ -5,7 +5,7 @@ The server asks the control plane in GRPC_XDS_BOOTSTRAP_CONFIG (or GRPC_XDS_BOOT
 listener (the bootstrap's server_listener_resource_name_template with <host>:<port>) and applies what it
 gets: mTLS from the filter chain's transport socket, RBAC from its HTTP filters. It serves any method of
 mesh.test.Echo without (de)serialising: each call answers the JSON bytes
-  {"method": "<method>", "workload": "<--workload>", "peer": "<caller identity or address>"}.
+  {"method": "<method>", "workload": "<--workload>", "peer": "<caller address>", "auth": {<auth context>}}.
 
 Credentials: xds_server_credentials over insecure (plaintext unless the listener asks for TLS); the
 certificate files come from the bootstrap's file_watcher certificate provider.
@@ -30,9 +30,9 @@ def main():
 
     def answer(method):
         def handle(request, context):
-            auth = context.auth_context()
-            ident = [v.decode() for v in auth.get("x509_subject_alternative_name", [])]
-            return json.dumps({"method": method, "workload": args.workload, "peer": ident or context.peer()}).encode()
+            # The caller's authenticated identity when the connection is mTLS (peer_spiffe_id, SANs), else nothing.
+            auth = {k: [v.decode(errors="replace") for v in vs] for k, vs in context.auth_context().items()}
+            return json.dumps({"method": method, "workload": args.workload, "peer": context.peer(), "auth": auth}).encode()
 
         # No request_deserializer / response_serializer: bytes in, bytes out.
         return grpc.unary_unary_rpc_method_handler(handle)
