@@ -48,6 +48,13 @@ public sealed class MeshControlPlaneOptions
     /// <value>Default: <c>cluster.local</c>.</value>
     public string ClusterDomain { get; set; } = "cluster.local";
 
+    /// <summary>
+    /// Istio's root namespace: PeerAuthentications and AuthorizationPolicies in it without a selector apply to the whole
+    /// mesh (AuthorizationPolicies with a selector to matching workloads of every namespace).
+    /// </summary>
+    /// <value>Default: <c>istio-system</c>, istiod's default (meshConfig.rootNamespace).</value>
+    public string RootNamespace { get; set; } = "istio-system";
+
     /// <summary>The SPIFFE trust domain of the identities the CA signs: <c>spiffe://&lt;trust domain&gt;/ns/&lt;namespace&gt;/sa/&lt;account&gt;</c>.</summary>
     /// <value>Default: <c>cluster.local</c>, Istio's.</value>
     public string TrustDomain { get; set; } = "cluster.local";

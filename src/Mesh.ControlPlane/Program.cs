@@ -14,6 +14,7 @@ const string Usage = """
 
     CA (Istio's IstioCertificateService on the xDS port; see docs/security.md):
       --trust-domain D      SPIFFE trust domain of issued identities (default cluster.local)
+      --root-namespace N    namespace of mesh-wide security policies (default istio-system)
       --ca-dir DIR          CA folder: Istio's ca-cert.pem/ca-key.pem[/root-cert.pem/cert-chain.pem] are used
                             when present, else a root is generated there at first start and reused; also
                             holds the join-token key (default: a root in memory, lost at exit)
@@ -32,7 +33,7 @@ const string Usage = """
 var options = new MeshControlPlaneOptions();
 var level = LogLevel.Information;
 string? issueToken = null;
-string[] valued = ["--config", "--xds-port", "--xds-address", "--log-level", "--trust-domain", "--ca-dir", "--ca-cert", "--ca-key", "--root-cert",
+string[] valued = ["--config", "--xds-port", "--xds-address", "--log-level", "--trust-domain", "--root-namespace", "--ca-dir", "--ca-cert", "--ca-key", "--root-cert",
     "--cert-chain", "--default-cert-ttl", "--max-cert-ttl", "--issue-token"];
 for (var i = 0; i < args.Length; i++)
 {
@@ -90,6 +91,9 @@ for (var i = 0; i < args.Length; i++)
             }
 
             options.TrustDomain = value;
+            break;
+        case "--root-namespace" when value is not null:
+            options.RootNamespace = value;
             break;
         case "--ca-dir" when value is not null:
             options.CaDirectory = value;

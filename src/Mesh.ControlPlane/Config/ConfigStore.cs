@@ -11,6 +11,12 @@ internal sealed record MeshConfig(
     IReadOnlyList<VirtualService> VirtualServices)
 {
     public static readonly MeshConfig Empty = new(0, [], [], [], []);
+
+    /// <summary>PeerAuthentications in file order (the first one of a scope wins, as the oldest does in Istio).</summary>
+    public IReadOnlyList<PeerAuthentication> PeerAuthentications { get; init; } = [];
+
+    /// <summary>AuthorizationPolicies in file order.</summary>
+    public IReadOnlyList<AuthorizationPolicy> AuthorizationPolicies { get; init; } = [];
 }
 
 /// <summary>New content of one file (null: the file is gone) and its last write time.</summary>
@@ -217,7 +223,11 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             all.OfType<ServiceEntry>().ToArray(),
             all.OfType<WorkloadEntry>().ToArray(),
             all.OfType<DestinationRule>().ToArray(),
-            all.OfType<VirtualService>().ToArray());
+            all.OfType<VirtualService>().ToArray())
+        {
+            PeerAuthentications = all.OfType<PeerAuthentication>().ToArray(),
+            AuthorizationPolicies = all.OfType<AuthorizationPolicy>().ToArray(),
+        };
     }
 
     private static partial class Log

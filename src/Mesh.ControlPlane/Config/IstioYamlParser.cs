@@ -40,7 +40,7 @@ internal sealed record ParsedFile(IReadOnlyList<IstioResource> Resources, IReadO
 /// Parses Istio YAML (multi-document) into <see cref="IstioModel"/> records, validating as it goes.
 /// The first problem aborts the file with a <see cref="ConfigException"/> carrying the node's line.
 /// </summary>
-internal static class IstioYamlParser
+internal static partial class IstioYamlParser
 {
     private const string NetworkingGroup = "networking.istio.io/";
     private static readonly HashSet<string> NetworkingVersions = ["v1", "v1beta1", "v1alpha3"];
@@ -95,7 +95,8 @@ internal static class IstioYamlParser
             var line = (int)root.Start.Line;
             var isNetworking = apiVersion.StartsWith(NetworkingGroup, StringComparison.Ordinal)
                 && NetworkingVersions.Contains(apiVersion[NetworkingGroup.Length..]);
-            if (!isNetworking || !SupportedKinds.Contains(kind))
+            var isSecurity = IsSecurityKind(apiVersion, kind);
+            if (!isSecurity && (!isNetworking || !SupportedKinds.Contains(kind)))
             {
                 // Accepted without being applied; the rest of the file still applies. The name is read leniently:
                 // only the kinds we implement are validated.
@@ -116,12 +117,21 @@ internal static class IstioYamlParser
                 "ServiceEntry" => ParseServiceEntry(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "WorkloadEntry" => new WorkloadEntry { Spec = ParseWorkload(SpecOf(map, kind), "spec"), Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "DestinationRule" => ParseDestinationRule(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
+                "PeerAuthentication" => ParsePeerAuthentication(SpecOrEmpty(map)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
+                "AuthorizationPolicy" => ParseAuthorizationPolicy(SpecOrEmpty(map)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 _ => ParseVirtualService(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
             };
             resources.Add(resource);
             // Name the resource in its notes and warnings ("line N: DestinationRule 'default/ratings': ...").
             NameResource(t_notes, notesBefore, kind, ns, name);
             NameResource(t_warnings, warningsBefore, kind, ns, name);
+            if (resource is AuthorizationPolicy { Action: AuthorizationAction.Audit or AuthorizationAction.Custom } unsupportedAction)
+            {
+                unapplied.Add(new UnappliedResource(apiVersion, kind, ns, name, line,
+                    $"action {unsupportedAction.Action.ToString().ToUpperInvariant()} is not supported by proxyless gRPC servers (only ALLOW and DENY are); "
+                    + "the policy is not part of any inbound listener", Severe: true));
+            }
+
             if (resource is VirtualService { AppliesToMesh: false } gatewayOnly)
             {
                 unapplied.Add(new UnappliedResource(apiVersion, kind, ns, name, line,
@@ -168,10 +178,8 @@ internal static class IstioYamlParser
             ("networking.istio.io", _) when !isNetworkingVersion =>
                 ($"API version '{apiVersion}' is not one of networking.istio.io/v1, v1beta1, v1alpha3", false),
             ("networking.istio.io", _) => ($"the kind '{kind}' is not implemented (supported: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService)", false),
-            ("security.istio.io", "PeerAuthentication") =>
-                ("mTLS is not implemented: traffic stays plaintext and the required mode is not enforced", true),
-            ("security.istio.io", "AuthorizationPolicy") =>
-                ("authorization is not implemented: requests this policy would deny are allowed", true),
+            ("security.istio.io", "PeerAuthentication" or "AuthorizationPolicy") =>
+                ($"API version '{apiVersion}' is not one of security.istio.io/v1, v1beta1", true),
             ("security.istio.io", "RequestAuthentication") =>
                 ("request authentication (JWT) is not implemented: tokens are not validated", true),
             ("security.istio.io", _) => ("security policies are not implemented and not enforced", true),

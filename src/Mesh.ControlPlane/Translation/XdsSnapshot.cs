@@ -69,6 +69,9 @@ internal sealed class XdsSnapshot
 
     public string VersionInfo => Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>The inbound (server) listeners, built per asking workload (<see cref="InboundListeners"/>).</summary>
+    public InboundListeners Inbound { get; init; } = InboundListeners.Empty;
+
     /// <summary>The route configurations that differ per client, by name.</summary>
     public IReadOnlyDictionary<string, ScopedRouteConfiguration> ScopedRoutes => _scopedRoutes;
 
@@ -105,6 +108,11 @@ internal sealed class XdsSnapshot
         if (typeUrl == ResourceTypes.Route && _scopedRoutes.TryGetValue(name, out var scoped))
         {
             return scoped.Resolve(client);
+        }
+
+        if (typeUrl == ResourceTypes.Listener && name.StartsWith(IstioNaming.InboundListenerPrefix, StringComparison.Ordinal))
+        {
+            return Inbound.Find(name, client);
         }
 
         var all = _byType.TryGetValue(typeUrl, out var m) ? m : new Dictionary<string, XdsResource>();

@@ -29,9 +29,15 @@ namespace Mesh.ControlPlane.Translation;
 /// proxyless gRPC clients: per service port one Listener (ApiListener + HCM over RDS), one
 /// RouteConfiguration, one Cluster per subset (EDS over ADS) and one ClusterLoadAssignment per cluster.
 /// </summary>
-internal sealed class XdsTranslator(string domain)
+internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTranslator.DefaultRootNamespace)
 {
+    /// <summary>istiod's default root namespace (meshConfig.rootNamespace = the namespace istiod runs in).</summary>
+    public const string DefaultRootNamespace = "istio-system";
+
     public string Domain { get; } = domain;
+
+    /// <summary>Where mesh-wide PeerAuthentication and AuthorizationPolicy live.</summary>
+    public string RootNamespace { get; } = rootNamespace;
 
     public static string ListenerName(string fqdn, uint port) => IstioNaming.ListenerName(fqdn, (int)port);
 
@@ -95,7 +101,10 @@ internal sealed class XdsTranslator(string domain)
             }
         }
 
-        return new XdsSnapshot(version, Domain, listeners, routes, clusters, endpoints, scopedRoutes);
+        return new XdsSnapshot(version, Domain, listeners, routes, clusters, endpoints, scopedRoutes)
+        {
+            Inbound = new InboundListeners(config.PeerAuthentications, config.AuthorizationPolicies, registry, RootNamespace),
+        };
     }
 
     private static IEnumerable<Subset?> Subsets(IstioDestinationRule? rule)

@@ -208,16 +208,16 @@ public class BookinfoNetworkingTests
         var store = new ConfigStore("default", logger);
         var content = GatewayFile + "\n---\n" + """
             apiVersion: security.istio.io/v1
-            kind: PeerAuthentication
+            kind: RequestAuthentication
             metadata: {name: default, namespace: istio-system}
             spec:
-              mtls: {mode: STRICT}
+              jwtRules: [{issuer: x}]
             ---
             apiVersion: security.istio.io/v1
             kind: AuthorizationPolicy
             metadata: {name: deny-ratings}
             spec:
-              action: DENY
+              action: AUDIT
             ---
             apiVersion: networking.istio.io/v1
             kind: VirtualService
@@ -237,12 +237,12 @@ public class BookinfoNetworkingTests
             [
                 (LogLevel.Information, "/cfg/bookinfo-gateway.yaml:1: Gateway 'default/shop-gateway' (networking.istio.io/v1alpha3)"),
                 (LogLevel.Information, "/cfg/bookinfo-gateway.yaml:16: VirtualService 'default/shop' (networking.istio.io/v1alpha3)"),
-                (LogLevel.Warning, "/cfg/bookinfo-gateway.yaml:39: PeerAuthentication 'istio-system/default' (security.istio.io/v1)"),
+                (LogLevel.Warning, "/cfg/bookinfo-gateway.yaml:39: RequestAuthentication 'istio-system/default' (security.istio.io/v1)"),
                 (LogLevel.Warning, "/cfg/bookinfo-gateway.yaml:45: AuthorizationPolicy 'default/deny-ratings' (security.istio.io/v1)"),
             ],
             reports.Select(r => (r.Level, r.Message[..r.Message.IndexOf(" accepted", StringComparison.Ordinal)])));
         Assert.Contains("bound to gateways [shop-gateway] only", reports[1].Message, StringComparison.Ordinal);
-        Assert.Contains("requests this policy would deny are allowed", reports[3].Message, StringComparison.Ordinal);
+        Assert.Contains("action AUDIT is not supported by proxyless gRPC servers", reports[3].Message, StringComparison.Ordinal);
 
         // Applied again (touched), and edited so that every document moves down a line: nothing is reported again.
         Assert.True(store.Apply("/cfg/bookinfo-gateway.yaml", content, DateTimeOffset.UnixEpoch.AddSeconds(1)));

@@ -70,7 +70,7 @@ public class IstioYamlParserTests
     {
         var parsed = IstioYamlParser.Parse("""
             apiVersion: security.istio.io/v1
-            kind: AuthorizationPolicy
+            kind: RequestAuthentication
             metadata: {name: deny}
             spec: {}
             ---
@@ -78,7 +78,7 @@ public class IstioYamlParserTests
 
         Assert.IsType<ServiceEntry>(Assert.Single(parsed.Resources));
         var skipped = Assert.Single(parsed.Unapplied);
-        Assert.Equal(("security.istio.io/v1", "AuthorizationPolicy", "deny", 1, true), (skipped.ApiVersion, skipped.Kind, skipped.Name, skipped.Line, skipped.Severe));
+        Assert.Equal(("security.istio.io/v1", "RequestAuthentication", "deny", 1, true), (skipped.ApiVersion, skipped.Kind, skipped.Name, skipped.Line, skipped.Severe));
     }
 
     [Theory]
