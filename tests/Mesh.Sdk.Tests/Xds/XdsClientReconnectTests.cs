@@ -92,7 +92,7 @@ public sealed class XdsClientReconnectTests : IDisposable
         Assert.True(failedDuringOutage >= 5, $"expected several failed attempts during the outage, saw {failedDuringOutage}");
         Assert.True(elapsed < TimeSpan.FromSeconds(3), $"fresh resources {elapsed.TotalSeconds:0.00} s after the control plane listened again; log:\n{Dump(logs)}");
 
-        // One line per failed attempt, never two, and no stack trace above Debug. The refused connections repeat
+        // One line per failed attempt, never two (grpc-dotnet's own call lines are Debug), and no stack trace above Debug. The refused connections repeat
         // one reason: the first is a warning, the rest within the minute are Debug lines, counted.
         var client_ = logs.Entries.Where(e => e.Category == typeof(XdsClient).FullName).ToList();
         var failures = client_.Where(e => e.EventId is StreamFailed or SendFailed or StreamFailedRepeatedly or StreamFailedAgain).ToList();
@@ -105,6 +105,7 @@ public sealed class XdsClientReconnectTests : IDisposable
         var refused = Assert.Single(warnings, e => e.Message.Contains("Connection refused", StringComparison.Ordinal));
         Assert.Matches(@"^ADS stream to '127\.0\.0\.1:\d+' failed: Unavailable: .*Connection refused.*; retrying in \d+(\.\d)? s \(attempt \d+\)\.", refused.Message);
         Assert.True(warnings.Count <= 2, $"expected the server's close and the first refusal as warnings, got:\n{string.Join("\n", warnings.Select(w => w.Message))}");
+        Assert.DoesNotContain(logs.Entries, e => e.Category.StartsWith("Grpc.", StringComparison.Ordinal) && e.Level >= LogLevel.Information);
         Assert.Contains(client_, e => e.EventId == StreamRestored && e.Message.Contains($"after {failures.Count} failed attempts", StringComparison.Ordinal));
     }
 

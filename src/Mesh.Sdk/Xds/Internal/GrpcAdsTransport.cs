@@ -20,7 +20,7 @@ internal sealed class GrpcAdsTransport : IAdsTransport
     {
         Target = server.ServerUri;
         _serverUri = server.ServerUri;
-        _loggerFactory = loggerFactory;
+        _loggerFactory = new AdsChannelLoggerFactory(loggerFactory);
 
         // Fail at construction on an address that cannot be parsed, not on the first attempt.
         if (!XdsServerAddress.TryParse(server.ServerUri, out _, out var error))
