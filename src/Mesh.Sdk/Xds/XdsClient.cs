@@ -243,6 +243,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         var failedAttempts = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
+            var attemptStarted = _timeProvider.GetTimestamp();
             var outcome = await RunStreamAsync(failedAttempts, cancellationToken).ConfigureAwait(false);
             if (cancellationToken.IsCancellationRequested)
             {
@@ -256,7 +257,14 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 failedAttempts = 0;
             }
 
-            var delay = _backoff.NextDelay();
+            // gRPC's connection backoff counts from the start of the attempt (as grpc-java's xDS client does): a
+            // stream that lived longer than the delay is retried at once, a slow failure waits only the rest.
+            var delay = _backoff.NextDelay() - _timeProvider.GetElapsedTime(attemptStarted);
+            if (delay < TimeSpan.Zero)
+            {
+                delay = TimeSpan.Zero;
+            }
+
             if (outcome.Failure is { } failure)
             {
                 failedAttempts++;
