@@ -272,7 +272,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             }
             else
             {
-                Log.StreamEnded(_logger, _transport.Target, delay.TotalSeconds);
+                Log.StreamEnded(_logger, _transport.Target, Math.Round(delay.TotalSeconds, 1));
             }
 
             try
