@@ -4,6 +4,7 @@ using Envoy.Config.Core.V3;
 using Envoy.Service.Discovery.V3;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 using Mesh.Sdk.Resources;
 using Mesh.Sdk.Xds.Internal;
 using Microsoft.Extensions.Logging;
@@ -20,6 +21,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
 {
     private const int InvalidArgument = 3;
 
+    /// <summary>The <see cref="RepeatedWarningLimiter"/> group of connection failures (resource types are the others).</summary>
+    private const string ConnectionGroup = "connection";
+
     /// <summary>gRPC's wait for a subscribed resource before it is reported as not existing.</summary>
     public static readonly TimeSpan DefaultResourceTimeout = TimeSpan.FromSeconds(15);
 
@@ -28,6 +32,9 @@ internal sealed partial class XdsClient : IAsyncDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly ExponentialBackoff _backoff;
+
+    // Connection failures and NACKs that repeat are counted, not repeated in the log (guarded by _gate).
+    private readonly RepeatedWarningLimiter _warnings;
     private readonly Node _node;
     private readonly bool _ignoreResourceDeletion;
     private readonly TimeSpan _resourceTimeout;
@@ -57,6 +64,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         _timeProvider = timeProvider;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<XdsClient>();
         _backoff = new ExponentialBackoff(random, backoff ?? BackoffSettings.Grpc);
+        _warnings = new RepeatedWarningLimiter(timeProvider, RepeatedWarningLimiter.DefaultInterval);
         _ignoreResourceDeletion = server.HasFeature(XdsServerConfig.IgnoreResourceDeletionFeature);
         _resourceTimeout = resourceTimeout ?? DefaultResourceTimeout;
         _node = BuildNode(bootstrap.Node);
@@ -74,10 +82,15 @@ internal sealed partial class XdsClient : IAsyncDisposable
     }
 
     /// <summary>Creates a client speaking gRPC to the first server of <paramref name="bootstrap"/>.</summary>
-    public static XdsClient Create(XdsBootstrap bootstrap, XdsClientOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null)
+    /// <param name="bootstrap">The bootstrap; its first server is used.</param>
+    /// <param name="options">Client options.</param>
+    /// <param name="timeProvider">The clock of the backoff and the resource timers.</param>
+    /// <param name="loggerFactory">Where the client and its gRPC channels log.</param>
+    /// <param name="backoff">The ADS retry backoff; gRPC's connection backoff when null (tests shorten it).</param>
+    public static XdsClient Create(XdsBootstrap bootstrap, XdsClientOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null, BackoffSettings? backoff = null)
     {
         var transport = new GrpcAdsTransport(bootstrap.Servers[0], loggerFactory ?? NullLoggerFactory.Instance);
-        return new XdsClient(bootstrap, options, transport, timeProvider, new Random(), loggerFactory);
+        return new XdsClient(bootstrap, options, transport, timeProvider, new Random(), loggerFactory, backoff);
     }
 
     public XdsProtocol Protocol { get; }
@@ -227,21 +240,41 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
     private async Task RunAsync(CancellationToken cancellationToken)
     {
+        var failedAttempts = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
-            var sawResponse = await RunStreamAsync(cancellationToken).ConfigureAwait(false);
+            var attemptStarted = _timeProvider.GetTimestamp();
+            var outcome = await RunStreamAsync(failedAttempts, cancellationToken).ConfigureAwait(false);
             if (cancellationToken.IsCancellationRequested)
             {
                 break;
             }
 
-            if (sawResponse)
+            if (outcome.SawResponse)
             {
+                // gRPC's xDS clients: a stream that got a response was a success, so the next wait starts over.
                 _backoff.Reset();
+                failedAttempts = 0;
             }
 
-            var delay = _backoff.NextDelay();
-            Log.Reconnecting(_logger, _transport.Target, delay.TotalMilliseconds);
+            // gRPC's connection backoff counts from the start of the attempt (as grpc-java's xDS client does): a
+            // stream that lived longer than the delay is retried at once, a slow failure waits only the rest.
+            var delay = _backoff.NextDelay() - _timeProvider.GetElapsedTime(attemptStarted);
+            if (delay < TimeSpan.Zero)
+            {
+                delay = TimeSpan.Zero;
+            }
+
+            if (outcome.Failure is { } failure)
+            {
+                failedAttempts++;
+                LogAttemptFailed(failure, outcome.SendFailed, delay, failedAttempts);
+            }
+            else
+            {
+                Log.StreamEnded(_logger, _transport.Target, Math.Round(delay.TotalSeconds, 1));
+            }
+
             try
             {
                 await Task.Delay(delay, _timeProvider, cancellationToken).ConfigureAwait(false);
@@ -253,14 +286,75 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
     }
 
-    private async Task<bool> RunStreamAsync(CancellationToken cancellationToken)
+    /// <summary>One line per failed attempt: a warning the first time a reason is seen and once per interval after (with the count held back), Debug otherwise; the exception at Debug.</summary>
+    private void LogAttemptFailed(Exception failure, bool sendFailed, TimeSpan delay, int attempt)
+    {
+        var reason = Describe(failure);
+        var target = _transport.Target;
+        var seconds = Math.Round(delay.TotalSeconds, 1);
+        bool log;
+        int repeats;
+        TimeSpan window;
+        lock (_gate)
+        {
+            log = _warnings.ShouldLog(ConnectionGroup, reason, out repeats, out window);
+        }
+
+        if (!log)
+        {
+            Log.StreamFailedAgain(_logger, target, reason, seconds, attempt);
+        }
+        else if (repeats > 0)
+        {
+            Log.StreamFailedRepeatedly(_logger, target, reason, seconds, attempt, repeats, Math.Round(window.TotalSeconds));
+        }
+        else if (sendFailed)
+        {
+            Log.SendFailed(_logger, target, reason, seconds, attempt);
+        }
+        else
+        {
+            Log.StreamFailed(_logger, target, reason, seconds, attempt);
+        }
+
+        Log.StreamFailureDetail(_logger, target, attempt, failure);
+    }
+
+    /// <summary>A failure in one line: the gRPC status and detail, and the socket error under it when there is one.</summary>
+    internal static string Describe(Exception failure)
+    {
+        if (failure is RpcException rpc)
+        {
+            var text = string.IsNullOrEmpty(rpc.Status.Detail) ? rpc.StatusCode.ToString() : $"{rpc.StatusCode}: {rpc.Status.Detail}";
+            var inner = rpc.Status.DebugException;
+            while (inner?.InnerException is not null && inner is not System.Net.Sockets.SocketException)
+            {
+                inner = inner.InnerException;
+            }
+
+            return inner is null || rpc.Status.Detail.Contains(inner.Message, StringComparison.Ordinal) ? text : $"{text} ({inner.Message})";
+        }
+
+        return failure.Message;
+    }
+
+    private async Task<StreamOutcome> RunStreamAsync(int failedAttempts, CancellationToken cancellationToken)
     {
         using var streamCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var token = streamCancellation.Token;
         var sawResponse = false;
+        Exception? failure = null;
+        var sendFailed = false;
         var outgoing = Channel.CreateUnbounded<IMessage>(new UnboundedChannelOptions { SingleReader = true });
         var stream = new StreamState(outgoing.Writer);
-        Log.StreamStarting(_logger, _transport.Target, Protocol.ToString());
+        if (failedAttempts == 0)
+        {
+            Log.StreamStarting(_logger, _transport.Target, Protocol.ToString());
+        }
+        else
+        {
+            Log.StreamRetrying(_logger, _transport.Target, Protocol.ToString(), failedAttempts + 1);
+        }
 
         IAsyncDisposable? call = null;
         Task? writer = null;
@@ -271,10 +365,10 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 var deltaCall = _transport.OpenDelta(token);
                 call = deltaCall;
                 StartStream(stream);
-                writer = WriteAsync(outgoing.Reader, m => deltaCall.SendAsync((DeltaDiscoveryRequest)m, token), streamCancellation);
+                writer = WriteAsync(outgoing.Reader, m => deltaCall.SendAsync((DeltaDiscoveryRequest)m, token), stream, streamCancellation);
                 while (await deltaCall.ReceiveAsync(token).ConfigureAwait(false) is { } response)
                 {
-                    sawResponse = true;
+                    OnResponse(ref sawResponse, failedAttempts);
                     HandleDelta(response, stream);
                 }
             }
@@ -283,19 +377,27 @@ internal sealed partial class XdsClient : IAsyncDisposable
                 var sotwCall = _transport.OpenSotw(token);
                 call = sotwCall;
                 StartStream(stream);
-                writer = WriteAsync(outgoing.Reader, m => sotwCall.SendAsync((DiscoveryRequest)m, token), streamCancellation);
+                writer = WriteAsync(outgoing.Reader, m => sotwCall.SendAsync((DiscoveryRequest)m, token), stream, streamCancellation);
                 while (await sotwCall.ReceiveAsync(token).ConfigureAwait(false) is { } response)
                 {
-                    sawResponse = true;
+                    OnResponse(ref sawResponse, failedAttempts);
                     HandleSotw(response, stream);
                 }
             }
-
-            Log.StreamEnded(_logger, _transport.Target);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            Log.StreamFailed(_logger, _transport.Target, ex.Message, ex);
+            // A failed send cancels the stream; the reader then sees its own cancellation, and the send's error is
+            // the attempt's reason (one line per attempt, not one per side).
+            if (stream.SendFailure is { } sendFailure && (ex is OperationCanceledException || IsCancelled(ex)))
+            {
+                failure = sendFailure;
+                sendFailed = true;
+            }
+            else
+            {
+                failure = ex;
+            }
         }
         catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
@@ -331,10 +433,38 @@ internal sealed partial class XdsClient : IAsyncDisposable
             }
         }
 
-        return sawResponse;
+        if (failure is null && stream.SendFailure is { } lateSendFailure && !cancellationToken.IsCancellationRequested)
+        {
+            failure = lateSendFailure;
+            sendFailed = true;
+        }
+
+        return new StreamOutcome(sawResponse, failure, sendFailed);
     }
 
-    private async Task WriteAsync(ChannelReader<IMessage> reader, Func<IMessage, Task> send, CancellationTokenSource streamCancellation)
+    private static bool IsCancelled(Exception ex) => ex is RpcException { StatusCode: StatusCode.Cancelled };
+
+    private void OnResponse(ref bool sawResponse, int failedAttempts)
+    {
+        if (sawResponse)
+        {
+            return;
+        }
+
+        sawResponse = true;
+        if (failedAttempts > 0)
+        {
+            lock (_gate)
+            {
+                // The outage is over: the next one's first failure is a warning again.
+                _warnings.Clear(ConnectionGroup);
+            }
+
+            Log.StreamRestored(_logger, _transport.Target, failedAttempts);
+        }
+    }
+
+    private async Task WriteAsync(ChannelReader<IMessage> reader, Func<IMessage, Task> send, StreamState stream, CancellationTokenSource streamCancellation)
     {
         try
         {
@@ -354,7 +484,8 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            Log.SendFailed(_logger, _transport.Target, ex.Message, ex);
+            // Reported once, by the attempt's failure line; the reader ends with the cancellation.
+            stream.SendFailure = ex;
             await streamCancellation.CancelAsync().ConfigureAwait(false);
         }
     }
@@ -567,7 +698,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             var type = XdsResourceType.FromTypeUrl(response.TypeUrl);
             if (type is null)
             {
-                Log.UnknownType(_logger, response.TypeUrl);
+                LogUnknownTypeLocked(response.TypeUrl);
                 var nack = new DiscoveryRequest
                 {
                     TypeUrl = response.TypeUrl,
@@ -667,12 +798,12 @@ internal sealed partial class XdsClient : IAsyncDisposable
             if (errors.Count > 0)
             {
                 errorDetail = new Google.Rpc.Status { Code = InvalidArgument, Message = string.Join("\n", errors) };
-                Log.Nacked(_logger, type.ShortName, response.VersionInfo, response.Nonce, state.Version, errors.Count);
+                LogNackLocked(type, response.VersionInfo, response.Nonce, state.Version, errors.Count, errorDetail.Message);
             }
             else
             {
                 state.Version = response.VersionInfo;
-                Log.Acked(_logger, type.ShortName, response.VersionInfo, response.Nonce);
+                LogAckLocked(type, response.VersionInfo, response.Nonce);
             }
 
             SendSotwLocked(state, errorDetail);
@@ -696,7 +827,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
             var ack = new DeltaDiscoveryRequest { TypeUrl = response.TypeUrl, ResponseNonce = response.Nonce };
             if (type is null)
             {
-                Log.UnknownType(_logger, response.TypeUrl);
+                LogUnknownTypeLocked(response.TypeUrl);
                 ack.ErrorDetail = new Google.Rpc.Status { Code = InvalidArgument, Message = $"unsupported resource type '{response.TypeUrl}'" };
                 EnqueueLocked(ack);
                 return;
@@ -772,17 +903,62 @@ internal sealed partial class XdsClient : IAsyncDisposable
             if (errors.Count > 0)
             {
                 ack.ErrorDetail = new Google.Rpc.Status { Code = InvalidArgument, Message = string.Join("\n", errors) };
-                Log.Nacked(_logger, type.ShortName, response.SystemVersionInfo, response.Nonce, string.Empty, errors.Count);
+                LogNackLocked(type, response.SystemVersionInfo, response.Nonce, string.Empty, errors.Count, ack.ErrorDetail.Message);
             }
             else
             {
-                Log.Acked(_logger, type.ShortName, response.SystemVersionInfo, response.Nonce);
+                LogAckLocked(type, response.SystemVersionInfo, response.Nonce);
             }
 
             EnqueueLocked(ack);
         }
 
         Dispatch(notifications);
+    }
+
+    /// <summary>
+    /// A NACK is a warning with its error text the first time, then once per interval with the count of identical
+    /// rejections (same type and text; versions and nonces differ) held back; each is still sent to the server.
+    /// </summary>
+    private void LogNackLocked(XdsResourceType type, string version, string nonce, string accepted, int count, string error)
+    {
+        if (!_warnings.ShouldLog(type.ShortName, error, out var repeats, out var window))
+        {
+            Log.NackedAgain(_logger, type.ShortName, version, nonce, count);
+        }
+        else if (repeats > 0)
+        {
+            Log.NackedRepeatedly(_logger, type.ShortName, version, nonce, accepted, count, error, repeats, Math.Round(window.TotalSeconds));
+        }
+        else
+        {
+            Log.Nacked(_logger, type.ShortName, version, nonce, accepted, count, error);
+        }
+    }
+
+    private void LogAckLocked(XdsResourceType type, string version, string nonce)
+    {
+        Log.Acked(_logger, type.ShortName, version, nonce);
+        if (_warnings.Clear(type.ShortName) is > 0 and var held)
+        {
+            Log.RejectionsEnded(_logger, type.ShortName, version, held);
+        }
+    }
+
+    private void LogUnknownTypeLocked(string typeUrl)
+    {
+        if (!_warnings.ShouldLog("unknown-type", typeUrl, out var repeats, out var window))
+        {
+            Log.UnknownTypeAgain(_logger, typeUrl);
+        }
+        else if (repeats > 0)
+        {
+            Log.UnknownTypeRepeatedly(_logger, typeUrl, repeats, Math.Round(window.TotalSeconds));
+        }
+        else
+        {
+            Log.UnknownType(_logger, typeUrl);
+        }
     }
 
     private static (IMessage Message, string? WrapperName) Unpack(Any any, XdsResourceType type)
@@ -895,9 +1071,14 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
     private sealed record Notification(IXdsResourceWatcher Watcher, Action<Notification> Action);
 
+    private readonly record struct StreamOutcome(bool SawResponse, Exception? Failure, bool SendFailed);
+
     private sealed class StreamState(ChannelWriter<IMessage> writer)
     {
         public ChannelWriter<IMessage> Writer { get; } = writer;
+
+        /// <summary>Why a send failed while the stream was up; the attempt's failure when it is the cause.</summary>
+        public Exception? SendFailure { get; set; }
 
         public bool NodeSent { get; set; }
     }
@@ -990,17 +1171,29 @@ internal sealed partial class XdsClient : IAsyncDisposable
         [LoggerMessage(100, LogLevel.Information, "Opening {Protocol} ADS stream to '{Target}'.")]
         public static partial void StreamStarting(ILogger logger, string target, string protocol);
 
-        [LoggerMessage(101, LogLevel.Information, "ADS stream to '{Target}' was closed by the server.")]
-        public static partial void StreamEnded(ILogger logger, string target);
+        [LoggerMessage(101, LogLevel.Information, "ADS stream to '{Target}' was closed by the server; reopening in {DelaySeconds} s. The last accepted configuration stays in force.")]
+        public static partial void StreamEnded(ILogger logger, string target, double delaySeconds);
 
-        [LoggerMessage(102, LogLevel.Warning, "ADS stream to '{Target}' failed: {Reason}")]
-        public static partial void StreamFailed(ILogger logger, string target, string reason, Exception exception);
+        [LoggerMessage(102, LogLevel.Warning, "ADS stream to '{Target}' failed: {Reason}; retrying in {DelaySeconds} s (attempt {Attempt}). The last accepted configuration stays in force.")]
+        public static partial void StreamFailed(ILogger logger, string target, string reason, double delaySeconds, int attempt);
 
-        [LoggerMessage(103, LogLevel.Information, "Reconnecting to '{Target}' in {DelayMs:0} ms; the last accepted configuration stays in force.")]
-        public static partial void Reconnecting(ILogger logger, string target, double delayMs);
+        [LoggerMessage(104, LogLevel.Warning, "Sending on the ADS stream to '{Target}' failed: {Reason}; retrying in {DelaySeconds} s (attempt {Attempt}).")]
+        public static partial void SendFailed(ILogger logger, string target, string reason, double delaySeconds, int attempt);
 
-        [LoggerMessage(104, LogLevel.Warning, "Sending on the ADS stream to '{Target}' failed: {Reason}")]
-        public static partial void SendFailed(ILogger logger, string target, string reason, Exception exception);
+        [LoggerMessage(118, LogLevel.Warning, "ADS stream to '{Target}' failed: {Reason}; retrying in {DelaySeconds} s (attempt {Attempt}). The same failure happened {Repeats} more times in the last {WindowSeconds} s.")]
+        public static partial void StreamFailedRepeatedly(ILogger logger, string target, string reason, double delaySeconds, int attempt, int repeats, double windowSeconds);
+
+        [LoggerMessage(119, LogLevel.Debug, "ADS stream to '{Target}' failed again: {Reason}; retrying in {DelaySeconds} s (attempt {Attempt}).")]
+        public static partial void StreamFailedAgain(ILogger logger, string target, string reason, double delaySeconds, int attempt);
+
+        [LoggerMessage(120, LogLevel.Debug, "ADS stream attempt {Attempt} to '{Target}' failed with this exception.")]
+        public static partial void StreamFailureDetail(ILogger logger, string target, int attempt, Exception exception);
+
+        [LoggerMessage(121, LogLevel.Information, "ADS stream to '{Target}' is back after {FailedAttempts} failed attempts.")]
+        public static partial void StreamRestored(ILogger logger, string target, int failedAttempts);
+
+        [LoggerMessage(122, LogLevel.Debug, "Opening {Protocol} ADS stream to '{Target}' (attempt {Attempt}).")]
+        public static partial void StreamRetrying(ILogger logger, string target, string protocol, int attempt);
 
         [LoggerMessage(105, LogLevel.Debug, "Subscribed to {Type} resource '{Name}'.")]
         public static partial void Subscribed(ILogger logger, string type, string name);
@@ -1008,7 +1201,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         [LoggerMessage(106, LogLevel.Debug, "Unsubscribed from {Type} resource '{Name}'.")]
         public static partial void Unsubscribed(ILogger logger, string type, string name);
 
-        [LoggerMessage(107, LogLevel.Warning, "Rejected {Type} resource '{Name}': {Reason}. The last accepted version stays in force.")]
+        [LoggerMessage(107, LogLevel.Debug, "Rejected {Type} resource '{Name}': {Reason}. The last accepted version stays in force.")]
         public static partial void ResourceRejected(ILogger logger, string type, string name, string reason);
 
         [LoggerMessage(108, LogLevel.Debug, "Accepted {Type} resource '{Name}' version '{Version}'.")]
@@ -1023,11 +1216,26 @@ internal sealed partial class XdsClient : IAsyncDisposable
         [LoggerMessage(111, LogLevel.Debug, "ACK {Type} version '{Version}' nonce '{Nonce}'.")]
         public static partial void Acked(ILogger logger, string type, string version, string nonce);
 
-        [LoggerMessage(112, LogLevel.Warning, "NACK {Type} version '{Version}' nonce '{Nonce}' ({Count} invalid resources); staying on version '{Accepted}'.")]
-        public static partial void Nacked(ILogger logger, string type, string version, string nonce, string accepted, int count);
+        [LoggerMessage(112, LogLevel.Warning, "NACK {Type} version '{Version}' nonce '{Nonce}' ({Count} invalid resources); staying on version '{Accepted}': {Error}")]
+        public static partial void Nacked(ILogger logger, string type, string version, string nonce, string accepted, int count, string error);
+
+        [LoggerMessage(123, LogLevel.Warning, "NACK {Type} version '{Version}' nonce '{Nonce}' ({Count} invalid resources); staying on version '{Accepted}': {Error} The same rejection was sent {Repeats} more times in the last {WindowSeconds} s.")]
+        public static partial void NackedRepeatedly(ILogger logger, string type, string version, string nonce, string accepted, int count, string error, int repeats, double windowSeconds);
+
+        [LoggerMessage(124, LogLevel.Debug, "NACK {Type} version '{Version}' nonce '{Nonce}' repeats an earlier rejection ({Count} invalid resources).")]
+        public static partial void NackedAgain(ILogger logger, string type, string version, string nonce, int count);
+
+        [LoggerMessage(125, LogLevel.Information, "{Type} version '{Version}' accepted; the earlier rejection was repeated {Repeats} more times since it was last logged.")]
+        public static partial void RejectionsEnded(ILogger logger, string type, string version, int repeats);
 
         [LoggerMessage(113, LogLevel.Warning, "Ignoring response of unknown resource type '{TypeUrl}'.")]
         public static partial void UnknownType(ILogger logger, string typeUrl);
+
+        [LoggerMessage(126, LogLevel.Warning, "Ignoring response of unknown resource type '{TypeUrl}' (and {Repeats} more in the last {WindowSeconds} s).")]
+        public static partial void UnknownTypeRepeatedly(ILogger logger, string typeUrl, int repeats, double windowSeconds);
+
+        [LoggerMessage(127, LogLevel.Debug, "Ignoring response of unknown resource type '{TypeUrl}' again.")]
+        public static partial void UnknownTypeAgain(ILogger logger, string typeUrl);
 
         [LoggerMessage(115, LogLevel.Warning, "{Type} resource '{Name}' was not received within {Seconds} s of subscribing; treating it as not existing.")]
         public static partial void ResourceTimedOut(ILogger logger, string type, string name, double seconds);

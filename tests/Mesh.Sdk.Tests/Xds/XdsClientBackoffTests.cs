@@ -67,6 +67,57 @@ public sealed class XdsClientBackoffTests
     }
 
     [Fact]
+    public async Task Delay_CountsFromTheStartOfTheAttempt()
+    {
+        // gRPC's connection backoff: the next attempt is due at (start of this one + delay), so an attempt that took
+        // 0.7 s to fail is followed 0.3 s after its failure, not 1 s.
+        await using var h = new XdsClientHarness();
+        h.Client.AddListener(ListenerName);
+        h.Client.Start();
+        var call = await h.Transport.NextSotwCallAsync();
+        await call.NextRequestAsync();
+        h.Time.Advance(TimeSpan.FromSeconds(0.7));
+        call.Fail();
+        await h.Time.WaitForTimersAsync(1);
+        h.Time.Advance(TimeSpan.FromMilliseconds(299));
+        await Task.Delay(30);
+        Assert.Single(h.Transport.OpenTimes);
+        h.Time.Advance(TimeSpan.FromMilliseconds(1));
+        await h.Transport.WaitForOpenCountAsync(2);
+        Assert.Equal(TimeSpan.FromSeconds(1), h.Transport.OpenTimes[1] - h.Transport.OpenTimes[0]);
+    }
+
+    [Fact]
+    public async Task StreamThatGotResponsesAndLivedLongerThanTheDelay_IsRetriedAtOnce_ThenTheScheduleStartsOver()
+    {
+        await using var h = new XdsClientHarness();
+        h.Client.AddListener(ListenerName);
+        h.Client.Start();
+        var call = await h.Transport.NextSotwCallAsync();
+        await call.NextRequestAsync();
+        call.Respond(Sotw(Lds, "1", "a", Listener()));
+        await call.NextRequestAsync();
+        h.Time.Advance(TimeSpan.FromMinutes(30));
+        var brokeAt = h.Time.GetUtcNow();
+        call.Fail();
+
+        // Retried with no wait (the reset delay of 1 s has long passed since the stream started) ...
+        await h.Transport.WaitForOpenCountAsync(2);
+        Assert.Equal(brokeAt, h.Transport.OpenTimes[1]);
+
+        // ... and if that one fails at once, the next waits 1.6 s: the schedule restarted at the reset.
+        var second = await h.Transport.NextSotwCallAsync();
+        second.Fail();
+        await h.Time.WaitForTimersAsync(1);
+        h.Time.Advance(TimeSpan.FromMilliseconds(1599));
+        await Task.Delay(30);
+        Assert.Equal(2, h.Transport.OpenTimes.Count);
+        h.Time.Advance(TimeSpan.FromMilliseconds(1));
+        await h.Transport.WaitForOpenCountAsync(3);
+        Assert.Equal(TimeSpan.FromSeconds(1.6), h.Transport.OpenTimes[2] - h.Transport.OpenTimes[1]);
+    }
+
+    [Fact]
     public void Delays_StayWithinJitterBounds_AndCapAtMaximum()
     {
         var backoff = new ExponentialBackoff(new Random(1234), BackoffSettings.Grpc);

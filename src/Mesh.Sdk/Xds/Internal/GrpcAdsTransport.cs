@@ -5,34 +5,49 @@ using Microsoft.Extensions.Logging;
 
 namespace Mesh.Sdk.Xds.Internal;
 
-/// <summary>ADS over grpc-dotnet: h2c to <c>host:port</c>, or HTTP/2 over a Unix domain socket.</summary>
+/// <summary>
+/// ADS over grpc-dotnet: h2c to <c>host:port</c>, or HTTP/2 over a Unix domain socket. Every stream gets a fresh
+/// channel, owned by the call: a retry then makes a real connection attempt at once, so the client's ADS backoff is
+/// the only one (a shared channel keeps its own reconnect backoff after a refused connection, and a call made while
+/// it waits fails at once without trying, which stacked the two backoffs).
+/// </summary>
 internal sealed class GrpcAdsTransport : IAdsTransport
 {
-    private readonly GrpcChannel _channel;
-    private readonly AggregatedDiscoveryService.AggregatedDiscoveryServiceClient _client;
+    private readonly string _serverUri;
+    private readonly ILoggerFactory _loggerFactory;
 
     public GrpcAdsTransport(XdsServerConfig server, ILoggerFactory loggerFactory)
     {
         Target = server.ServerUri;
-        _channel = ControlPlaneChannel.Create(server.ServerUri, loggerFactory, "xDS server_uri");
-        _client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(_channel);
+        _serverUri = server.ServerUri;
+        _loggerFactory = new AdsChannelLoggerFactory(loggerFactory);
+
+        // Fail at construction on an address that cannot be parsed, not on the first attempt.
+        if (!XdsServerAddress.TryParse(server.ServerUri, out _, out var error))
+        {
+            throw new ArgumentException($"xDS server_uri {error}", nameof(server));
+        }
     }
 
     public string Target { get; }
 
-    public IAdsCall<DiscoveryRequest, DiscoveryResponse> OpenSotw(CancellationToken cancellationToken) =>
-        new GrpcAdsCall<DiscoveryRequest, DiscoveryResponse>(_client.StreamAggregatedResources(cancellationToken: cancellationToken));
-
-    public IAdsCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> OpenDelta(CancellationToken cancellationToken) =>
-        new GrpcAdsCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(_client.DeltaAggregatedResources(cancellationToken: cancellationToken));
-
-    public ValueTask DisposeAsync()
+    public IAdsCall<DiscoveryRequest, DiscoveryResponse> OpenSotw(CancellationToken cancellationToken)
     {
-        _channel.Dispose();
-        return ValueTask.CompletedTask;
+        var channel = ControlPlaneChannel.Create(_serverUri, _loggerFactory, "xDS server_uri");
+        var client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(channel);
+        return new GrpcAdsCall<DiscoveryRequest, DiscoveryResponse>(channel, client.StreamAggregatedResources(cancellationToken: cancellationToken));
     }
 
-    private sealed class GrpcAdsCall<TRequest, TResponse>(AsyncDuplexStreamingCall<TRequest, TResponse> call) : IAdsCall<TRequest, TResponse>
+    public IAdsCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> OpenDelta(CancellationToken cancellationToken)
+    {
+        var channel = ControlPlaneChannel.Create(_serverUri, _loggerFactory, "xDS server_uri");
+        var client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(channel);
+        return new GrpcAdsCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(channel, client.DeltaAggregatedResources(cancellationToken: cancellationToken));
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private sealed class GrpcAdsCall<TRequest, TResponse>(GrpcChannel channel, AsyncDuplexStreamingCall<TRequest, TResponse> call) : IAdsCall<TRequest, TResponse>
         where TRequest : class
         where TResponse : class
     {
@@ -45,6 +60,7 @@ internal sealed class GrpcAdsTransport : IAdsTransport
         public ValueTask DisposeAsync()
         {
             call.Dispose();
+            channel.Dispose();
             return ValueTask.CompletedTask;
         }
     }

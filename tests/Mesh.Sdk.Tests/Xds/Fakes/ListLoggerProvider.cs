@@ -6,9 +6,9 @@ namespace Mesh.Sdk.Tests.Xds.Fakes;
 /// <summary>Keeps every log entry (Debug and up) in memory, so a test can assert on levels and event ids.</summary>
 internal sealed class ListLoggerProvider : ILoggerProvider
 {
-    private readonly ConcurrentQueue<(string Category, LogLevel Level, int EventId, string Message)> _entries = new();
+    private readonly ConcurrentQueue<(string Category, LogLevel Level, int EventId, string Message, Exception? Exception)> _entries = new();
 
-    public IReadOnlyList<(string Category, LogLevel Level, int EventId, string Message)> Entries => [.. _entries];
+    public IReadOnlyList<(string Category, LogLevel Level, int EventId, string Message, Exception? Exception)> Entries => [.. _entries];
 
     public ILogger CreateLogger(string categoryName) => new ListLogger(this, categoryName);
 
@@ -24,6 +24,6 @@ internal sealed class ListLoggerProvider : ILoggerProvider
         public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            owner._entries.Enqueue((category, logLevel, eventId.Id, formatter(state, exception)));
+            owner._entries.Enqueue((category, logLevel, eventId.Id, formatter(state, exception), exception));
     }
 }
