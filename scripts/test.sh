@@ -2,7 +2,8 @@
 # Runs the whole test suite: dotnet test on the solution, then the bookinfo browser tests
 # (tests/bookinfo-browser, node --test) against the Release build of samples/bookinfo-dotnet.
 # Installs what the tests need when it is missing:
-#   Debian: python3-grpcio python3-grpc-tools python3-protobuf (gRPC C-core xDS peer), chromium (browser tests)
+#   Debian: python3-grpcio python3-grpc-tools python3-protobuf (gRPC C-core xDS peer), openssl (an independent
+#           CSR maker and chain verifier for the CA tests), chromium (browser tests)
 #   npm:    tests/peers/node (@grpc/grpc-js-xds peer, upstream Envoy protos for conformance),
 #           tests/bookinfo-browser (playwright-core)
 set -euo pipefail
@@ -12,6 +13,7 @@ cd "$root"
 need_apt=()
 /usr/bin/python3 -c 'import grpc, grpc_tools, google.protobuf' 2>/dev/null \
   || need_apt+=(python3-grpcio python3-grpc-tools python3-protobuf)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
