@@ -255,6 +255,7 @@ internal static partial class IstioYamlParser
             Resolution = resolution,
             Endpoints = endpoints,
             WorkloadSelector = selector,
+            SubjectAltNames = StringList(spec, "subjectAltNames", "spec"),
             Kind = "", ApiVersion = "", Name = "", Namespace = "", Source = null!,
         };
     }

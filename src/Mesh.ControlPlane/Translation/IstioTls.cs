@@ -53,11 +53,12 @@ internal static class IstioTls
 
     /// <summary>
     /// istiod's <c>ServiceAccounts(hostname, namespace)</c>: the SPIFFE id of every service account among the service's
-    /// endpoints (all of them, not only a subset's), distinct and sorted; endpoints without an account add none.
+    /// endpoints (all of them, not only a subset's) plus the ServiceEntry's <c>subjectAltNames</c> verbatim, distinct and
+    /// sorted; endpoints without an account add none.
     /// </summary>
     public static IReadOnlyList<string> ServiceIdentities(MeshService service, string trustDomain)
     {
-        var ids = new SortedSet<string>(StringComparer.Ordinal);
+        var ids = new SortedSet<string>(service.SubjectAltNames, StringComparer.Ordinal);
         foreach (var endpoint in service.Endpoints)
         {
             if (!string.IsNullOrEmpty(endpoint.ServiceAccount))

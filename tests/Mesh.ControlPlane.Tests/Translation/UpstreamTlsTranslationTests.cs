@@ -214,4 +214,17 @@ public class UpstreamTlsTranslationTests
             Assert.Equal(ClusterOf(bare, port).ToByteArray(), cluster.ToByteArray());
         }
     }
+
+    [Fact]
+    public void IstioMutual_ServiceEntrySubjectAltNames_JoinTheWorkloadsIdentities()
+    {
+        var snapshot = Translate(Service.Replace("  resolution: STATIC\n", "  resolution: STATIC\n  subjectAltNames: [spiffe://other.example/ns/x/sa/legacy, reviews.example.com]\n", StringComparison.Ordinal)
+            + Rule("""
+              trafficPolicy:
+                tls: {mode: ISTIO_MUTUAL}
+            """));
+
+        AssertIstioMutual(ClusterOf(snapshot, 9080),
+            "reviews.example.com", "spiffe://cluster.local/ns/default/sa/reviews", "spiffe://cluster.local/ns/default/sa/reviews-v2", "spiffe://other.example/ns/x/sa/legacy");
+    }
 }
