@@ -132,6 +132,169 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Outbound half: a C-core xDS client (xDS channel credentials, file_watcher certificates from our CA) gets a cluster
+    /// with istiod's UpstreamTlsContext from DestinationRule ISTIO_MUTUAL and calls the STRICT C-core xDS server over mTLS;
+    /// toward a service whose workloads run under another account (so the SAN list lacks the server's identity) it fails.
+    /// </summary>
+    [Fact]
+    public async Task IstioMutualDestinationRule_XdsClientCallsStrictServerOverMtls_WrongExpectedSanFails()
+    {
+        var python = PeerKind.Get(PeerKind.Python);
+        var dir = Directory.CreateTempSubdirectory("mesh-outbound-mtls-");
+        try
+        {
+            var config = Directory.CreateDirectory(Path.Combine(dir.FullName, "config")).FullName;
+            var port = FreePort();
+            var serverPort = port.ToString(CultureInfo.InvariantCulture);
+            // Two services on the same server: 'echo' registered under the server's real account, 'impostor' under another.
+            IstioYaml.WriteAtomically(config, "mesh.yaml", """
+                apiVersion: security.istio.io/v1
+                kind: PeerAuthentication
+                metadata: {name: default, namespace: istio-system}
+                spec:
+                  mtls: {mode: STRICT}
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: ServiceEntry
+                metadata: {name: echo, namespace: default}
+                spec:
+                  hosts: [echo.default.svc.cluster.local]
+                  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+                  resolution: STATIC
+                  workloadSelector: {labels: {app: echo-server}}
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: WorkloadEntry
+                metadata: {name: echo-server, namespace: default}
+                spec:
+                  address: 127.0.0.1
+                  ports: {grpc: SERVER_PORT}
+                  labels: {app: echo-server}
+                  serviceAccount: echo-server
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: ServiceEntry
+                metadata: {name: impostor, namespace: default}
+                spec:
+                  hosts: [impostor.default.svc.cluster.local]
+                  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+                  resolution: STATIC
+                  workloadSelector: {labels: {app: impostor}}
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: WorkloadEntry
+                metadata: {name: impostor, namespace: default}
+                spec:
+                  address: 127.0.0.1
+                  ports: {grpc: SERVER_PORT}
+                  labels: {app: impostor}
+                  serviceAccount: someone-else
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: DestinationRule
+                metadata: {name: echo, namespace: default}
+                spec:
+                  host: echo
+                  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: DestinationRule
+                metadata: {name: impostor, namespace: default}
+                spec:
+                  host: impostor
+                  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+                """.Replace("SERVER_PORT", serverPort, StringComparison.Ordinal));
+            await using var cp = await ControlPlaneHarness.StartAsync(config);
+            using var caChannel = GrpcChannel.ForAddress($"http://127.0.0.1:{cp.Port}");
+            var ca = new Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient(caChannel);
+            const string clientId = "spiffe://cluster.local/ns/default/sa/echo-client";
+            var serverCerts = await WriteCertificates(ca, "spiffe://cluster.local/ns/default/sa/echo-server", Path.Combine(dir.FullName, "server-certs"));
+            var clientCerts = await WriteCertificates(ca, clientId, Path.Combine(dir.FullName, "client-certs"));
+
+            using var server = ServerProcess.Start(python.Executable, port, ServerBootstrap(cp.Port, serverCerts));
+            string Diag() => $"\n--- server stderr:\n{server.Stderr}\n--- control plane:\n{cp.Log()}";
+
+            // The server serves once its STRICT listener has arrived: the client retries until then.
+            var good = await RunMtlsClient(python.Executable, "xds:///echo.default.svc.cluster.local:9080", attempts: 100, ClientBootstrap(cp.Port, clientCerts));
+            output.WriteLine(good);
+            var reply = good.Split('\n').FirstOrDefault(l => l.Contains("\"ok\": true, \"reply\"", StringComparison.Ordinal));
+            Assert.True(reply is not null, "the ISTIO_MUTUAL call never succeeded:\n" + good + Diag());
+            // The server saw the client's certificate, so the call was mTLS with the bootstrap's certificates.
+            Assert.Contains(clientId, reply, StringComparison.Ordinal);
+
+            // Same server, but the cluster expects spiffe://cluster.local/ns/default/sa/someone-else: the handshake fails.
+            var bad = await RunMtlsClient(python.Executable, "xds:///impostor.default.svc.cluster.local:9080", attempts: 3, ClientBootstrap(cp.Port, clientCerts));
+            output.WriteLine(bad);
+            Assert.Contains("{\"done\": true, \"ok\": false}", bad, StringComparison.Ordinal);
+            Assert.Contains("\"code\": 14", bad, StringComparison.Ordinal);
+            Assert.Contains("SANs from certificate did not match SANs from xDS control plane", bad, StringComparison.Ordinal);
+            Assert.Empty(cp.Warnings);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Writes cert-chain.pem, key.pem and root-cert.pem for <paramref name="spiffeId"/> into <paramref name="path"/>.</summary>
+    private static async Task<string> WriteCertificates(Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient ca, string spiffeId, string path)
+    {
+        Directory.CreateDirectory(path);
+        var (chain, key) = await Issue(ca, spiffeId);
+        File.WriteAllText(Path.Combine(path, "cert-chain.pem"), string.Concat(chain));
+        File.WriteAllText(Path.Combine(path, "key.pem"), key);
+        File.WriteAllText(Path.Combine(path, "root-cert.pem"), chain[^1]);
+        return path;
+    }
+
+    /// <summary>The client's bootstrap: our control plane and the file_watcher provider 'default' with its certificates.</summary>
+    private static string ClientBootstrap(int xdsPort, string certificateDirectory) =>
+        "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + xdsPort.ToString(CultureInfo.InvariantCulture)
+        + "\",\"channel_creds\":[{\"type\":\"insecure\"}],\"server_features\":[\"xds_v3\"]}],"
+        + "\"node\":{\"id\":\"sidecar~127.0.0.2~echo-client.default~default.svc.cluster.local\","
+        + "\"locality\":{\"region\":\"r1\",\"zone\":\"z1\"},"
+        + "\"metadata\":{\"GENERATOR\":\"grpc\",\"NAMESPACE\":\"default\"}},"
+        + "\"certificate_providers\":{\"default\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+        + "\"certificate_file\":\"" + Path.Combine(certificateDirectory, "cert-chain.pem") + "\","
+        + "\"private_key_file\":\"" + Path.Combine(certificateDirectory, "key.pem") + "\","
+        + "\"ca_certificate_file\":\"" + Path.Combine(certificateDirectory, "root-cert.pem") + "\","
+        + "\"refresh_interval\":\"60s\"}}}}";
+
+    /// <summary>Runs tests/peers/python/xds_mtls_client.py to completion (60 s at most) and returns its stdout and stderr.</summary>
+    private static async Task<string> RunMtlsClient(string python, string target, int attempts, string bootstrap)
+    {
+        var script = Path.Combine(RepoPaths.Peers, "python", "xds_mtls_client.py");
+        var psi = new ProcessStartInfo(python, ["-u", script, "--target", target, "--attempts", attempts.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.Environment.Remove("GRPC_XDS_BOOTSTRAP");
+        foreach (var (k, v) in PeerKind.Environment(bootstrap))
+        {
+            psi.Environment[k] = v;
+        }
+
+        // gRPC 1.51 reads the cluster's TLS only with this switch (on by default in later releases).
+        psi.Environment["GRPC_XDS_EXPERIMENTAL_SECURITY_SUPPORT"] = "true";
+        using var process = Process.Start(psi)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+        }
+
+        return await stdout + "\n--- client stderr:\n" + await stderr;
+    }
+
     /// <summary>A certificate from the control plane's CA for <paramref name="spiffeId"/> (a loopback caller is trusted).</summary>
     private static async Task<(string[] Chain, string KeyPem)> Issue(Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient ca, string spiffeId)
     {

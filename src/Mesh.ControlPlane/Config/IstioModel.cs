@@ -54,6 +54,9 @@ internal sealed record ServiceEntry : IstioResource
     public string? Resolution { get; init; }
     public IReadOnlyList<WorkloadEntrySpec> Endpoints { get; init; } = [];
     public IReadOnlyDictionary<string, string>? WorkloadSelector { get; init; }
+
+    /// <summary>Identities the service's workloads may present, verbatim (<c>spec.subjectAltNames</c>).</summary>
+    public IReadOnlyList<string> SubjectAltNames { get; init; } = [];
 }
 
 internal sealed record WorkloadEntry : IstioResource

@@ -255,6 +255,7 @@ internal static partial class IstioYamlParser
             Resolution = resolution,
             Endpoints = endpoints,
             WorkloadSelector = selector,
+            SubjectAltNames = StringList(spec, "subjectAltNames", "spec"),
             Kind = "", ApiVersion = "", Name = "", Namespace = "", Source = null!,
         };
     }
@@ -346,9 +347,10 @@ internal static partial class IstioYamlParser
         if (Get(tp, "tls") is { } tlsNode && !IsNull(tlsNode))
         {
             tlsMode = Enum(AsMap(tlsNode, path + ".tls"), "mode", ["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]);
-            if (tlsMode is not null and not "DISABLE")
+            if (tlsMode is "SIMPLE" or "MUTUAL")
             {
-                Note(tlsNode, $"'{path}.tls.mode: {tlsMode}' is parsed but not applied: TLS to upstreams is not implemented, connections stay plaintext");
+                // istiod's proxyless generator leaves these out too (only ISTIO_MUTUAL becomes an UpstreamTlsContext).
+                Note(tlsNode, $"'{path}.tls.mode: {tlsMode}' is parsed but not applied: only ISTIO_MUTUAL and DISABLE are served to proxyless clients, connections stay plaintext");
             }
         }
 

@@ -32,7 +32,11 @@ internal sealed record ServiceEndpoint(
     string Origin);
 
 /// <summary>A service known to the mesh: its FQDN, ports and endpoints.</summary>
-internal sealed record MeshService(string Hostname, string Namespace, IReadOnlyList<ServicePort> Ports, IReadOnlyList<ServiceEndpoint> Endpoints);
+/// <remarks><paramref name="SubjectAltNames"/>: the ServiceEntry's <c>subjectAltNames</c> (first declaration of the host), verbatim.</remarks>
+internal sealed record MeshService(string Hostname, string Namespace, IReadOnlyList<ServicePort> Ports, IReadOnlyList<ServiceEndpoint> Endpoints)
+{
+    public IReadOnlyList<string> SubjectAltNames { get; init; } = [];
+}
 
 /// <summary>An immutable view of every service, by FQDN.</summary>
 internal sealed class RegistrySnapshot(IReadOnlyList<MeshService> services)
@@ -182,6 +186,7 @@ internal sealed partial class ServiceRegistry : IDisposable
     {
         var services = new Dictionary<string, (string Ns, List<ServicePort> Ports, List<ServiceEndpoint> Endpoints)>(StringComparer.Ordinal);
         var order = new List<string>();
+        var sans = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         foreach (var se in config.ServiceEntries)
         {
             var endpoints = new List<ServiceEndpoint>();
@@ -220,6 +225,7 @@ internal sealed partial class ServiceRegistry : IDisposable
                 else
                 {
                     services[fqdn] = (se.Namespace, se.Ports.ToList(), new List<ServiceEndpoint>(endpoints));
+                    sans[fqdn] = se.SubjectAltNames;
                     order.Add(fqdn);
                 }
             }
@@ -243,7 +249,10 @@ internal sealed partial class ServiceRegistry : IDisposable
             }
         }
 
-        return new RegistrySnapshot(order.Select(h => new MeshService(h, services[h].Ns, services[h].Ports, services[h].Endpoints)).ToList());
+        return new RegistrySnapshot(order.Select(h => new MeshService(h, services[h].Ns, services[h].Ports, services[h].Endpoints)
+        {
+            SubjectAltNames = sans.GetValueOrDefault(h) ?? [],
+        }).ToList());
     }
 
     private static bool Matches(IReadOnlyDictionary<string, string> selector, IReadOnlyDictionary<string, string> labels) =>

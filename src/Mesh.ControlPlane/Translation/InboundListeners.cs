@@ -231,26 +231,10 @@ internal sealed class InboundListeners(
         };
     }
 
-    /// <summary>
-    /// istiod's server TLS for proxyless gRPC: identity from certificate provider instance <c>default</c> (certificate
-    /// <c>default</c>), peers validated against its <c>ROOTCA</c>, client certificates required; both the current and the
-    /// deprecated provider fields, as istiod writes them for older gRPC releases.
-    /// </summary>
+    /// <summary>istiod's server TLS for proxyless gRPC: <see cref="IstioTls.Common"/> with no SAN check, client certificates required.</summary>
     private static DownstreamTlsContext DownstreamTls() => new()
     {
-        CommonTlsContext = new CommonTlsContext
-        {
-            TlsCertificateProviderInstance = new CertificateProviderPluginInstance { InstanceName = "default", CertificateName = "default" },
-            TlsCertificateCertificateProviderInstance = new CommonTlsContext.Types.CertificateProviderInstance { InstanceName = "default", CertificateName = "default" },
-            CombinedValidationContext = new CommonTlsContext.Types.CombinedCertificateValidationContext
-            {
-                ValidationContextCertificateProviderInstance = new CommonTlsContext.Types.CertificateProviderInstance { InstanceName = "default", CertificateName = "ROOTCA" },
-                DefaultValidationContext = new CertificateValidationContext
-                {
-                    CaCertificateProviderInstance = new CertificateProviderPluginInstance { InstanceName = "default", CertificateName = "ROOTCA" },
-                },
-            },
-        },
+        CommonTlsContext = IstioTls.Common([]),
         RequireClientCertificate = true,
     };
 

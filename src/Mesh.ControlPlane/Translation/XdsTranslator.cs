@@ -29,8 +29,11 @@ namespace Mesh.ControlPlane.Translation;
 /// proxyless gRPC clients: per service port one Listener (ApiListener + HCM over RDS), one
 /// RouteConfiguration, one Cluster per subset (EDS over ADS) and one ClusterLoadAssignment per cluster.
 /// </summary>
-internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTranslator.DefaultRootNamespace)
+internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTranslator.DefaultRootNamespace, string trustDomain = XdsTranslator.DefaultTrustDomain)
 {
+    /// <summary>The SPIFFE trust domain of the identities in <c>ISTIO_MUTUAL</c> SAN lists unless another is given.</summary>
+    public const string DefaultTrustDomain = "cluster.local";
+
     /// <summary>istiod's default root namespace (meshConfig.rootNamespace = the namespace istiod runs in).</summary>
     public const string DefaultRootNamespace = "istio-system";
 
@@ -38,6 +41,9 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
 
     /// <summary>Where mesh-wide PeerAuthentication and AuthorizationPolicy live.</summary>
     public string RootNamespace { get; } = rootNamespace;
+
+    /// <summary>The trust domain of the SPIFFE identities clusters expect of their peers.</summary>
+    public string TrustDomain { get; } = trustDomain;
 
     public static string ListenerName(string fqdn, uint port) => IstioNaming.ListenerName(fqdn, (int)port);
 
@@ -94,6 +100,7 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
                 {
                     var policy = TrafficPolicies.Resolve(rule, subset, port.Number);
                     var cluster = BuildCluster(ClusterName(port.Number, subset?.Name, service.Hostname), policy);
+                    ApplyTls(cluster, policy?.TlsMode, service);
                     clusters[cluster.Name] = XdsResource.Create(cluster.Name, cluster);
                     var cla = BuildLoadAssignment(cluster.Name, service, port.Number, subset?.Labels);
                     endpoints[cla.ClusterName] = XdsResource.Create(cla.ClusterName, cla);
@@ -816,6 +823,19 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
         ApplyOutlierDetection(cluster, policy?.OutlierDetection);
         ApplyLoadBalancer(cluster, policy?.LoadBalancer);
         return cluster;
+    }
+
+    /// <summary>
+    /// istiod's grpcgen <c>applyTLS</c>: only an explicit <c>ISTIO_MUTUAL</c> gives the cluster a TLS transport socket
+    /// (SANs: every service account of the service). DISABLE, no <c>tls</c> and auto-mTLS send none, so a client without
+    /// certificate providers is never sent a cluster it must NACK; SIMPLE and MUTUAL are reported as not applied by the parser.
+    /// </summary>
+    private void ApplyTls(EnvoyCluster cluster, string? tlsMode, MeshService service)
+    {
+        if (tlsMode == "ISTIO_MUTUAL")
+        {
+            cluster.TransportSocket = IstioTls.UpstreamSocket(IstioTls.ServiceIdentities(service, TrustDomain));
+        }
     }
 
     /// <summary>

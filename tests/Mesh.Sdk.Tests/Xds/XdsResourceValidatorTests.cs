@@ -247,4 +247,39 @@ public sealed class XdsResourceValidatorTests
         badTls.TransportSocket = new TransportSocket { Name = "tls", TypedConfig = new Any { TypeUrl = XdsTypeUrls.UpstreamTlsContext } };
         Assert.Contains("transport_socket has unsupported config type", Reject(() => XdsResourceValidator.ValidateListener(Inbound(badTls))));
     }
+
+    [Fact]
+    public void Cluster_WithIstiodsUpstreamTlsContext_IsAccepted_AndKeepsItsTransportSocket()
+    {
+        // The shape the control plane (and istiod's grpcgen) sends for DestinationRule ISTIO_MUTUAL.
+        var validation = new Envoy.Extensions.TransportSockets.Tls.V3.CertificateValidationContext
+        {
+            CaCertificateProviderInstance = new Envoy.Extensions.TransportSockets.Tls.V3.CertificateProviderPluginInstance { InstanceName = "default", CertificateName = "ROOTCA" },
+        };
+        validation.MatchSubjectAltNames.Add(new StringMatcher { Exact = "spiffe://cluster.local/ns/default/sa/reviews" });
+        var tls = new Envoy.Extensions.TransportSockets.Tls.V3.UpstreamTlsContext
+        {
+            CommonTlsContext = new Envoy.Extensions.TransportSockets.Tls.V3.CommonTlsContext
+            {
+                TlsCertificateProviderInstance = new Envoy.Extensions.TransportSockets.Tls.V3.CertificateProviderPluginInstance { InstanceName = "default", CertificateName = "default" },
+                TlsCertificateCertificateProviderInstance = new Envoy.Extensions.TransportSockets.Tls.V3.CommonTlsContext.Types.CertificateProviderInstance { InstanceName = "default", CertificateName = "default" },
+                CombinedValidationContext = new Envoy.Extensions.TransportSockets.Tls.V3.CommonTlsContext.Types.CombinedCertificateValidationContext
+                {
+                    ValidationContextCertificateProviderInstance = new Envoy.Extensions.TransportSockets.Tls.V3.CommonTlsContext.Types.CertificateProviderInstance { InstanceName = "default", CertificateName = "ROOTCA" },
+                    DefaultValidationContext = validation,
+                },
+            },
+        };
+        var cluster = EdsCluster("outbound|9080||reviews.default.svc.cluster.local");
+        cluster.TransportSocket = new TransportSocket { Name = "envoy.transport_sockets.tls", TypedConfig = Any.Pack(tls) };
+
+        var result = XdsResourceValidator.ValidateCluster(cluster);
+        Assert.Equal(XdsTypeUrls.UpstreamTlsContext, result.Cluster.TransportSocket.TypedConfig.TypeUrl);
+        Assert.Equal("spiffe://cluster.local/ns/default/sa/reviews", result.Cluster.TransportSocket.TypedConfig.Unpack<Envoy.Extensions.TransportSockets.Tls.V3.UpstreamTlsContext>()
+            .CommonTlsContext.CombinedValidationContext.DefaultValidationContext.MatchSubjectAltNames[0].Exact);
+
+        var downstream = EdsCluster("c");
+        downstream.TransportSocket = new TransportSocket { Name = "tls", TypedConfig = new Any { TypeUrl = XdsTypeUrls.DownstreamTlsContext } };
+        Assert.Contains("transport_socket has unsupported config type", Reject(() => XdsResourceValidator.ValidateCluster(downstream)));
+    }
 }
