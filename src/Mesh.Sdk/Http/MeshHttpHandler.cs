@@ -236,7 +236,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
     /// </summary>
     private static Uri UpstreamUri(Uri original, string pathAndQuery, ClusterRuntime cluster)
     {
-        var scheme = cluster.Cluster.TransportSocket is null ? original.Scheme : Uri.UriSchemeHttps;
+        var scheme = cluster.SendsTls ? Uri.UriSchemeHttps : original.Scheme;
         if (ReferenceEquals(scheme, original.Scheme) || string.Equals(scheme, original.Scheme, StringComparison.Ordinal))
         {
             // PathAndQuery of the same Uri is cached: an unrewritten path is the same instance.

@@ -16,9 +16,11 @@ internal sealed class ClusterRuntime : IDisposable
         ClusterLoadBalancer loadBalancer,
         OutlierDetector? outlierDetector,
         ClusterCircuitBreakers circuitBreakers,
-        ConnectionPoolSettings connectionPool)
+        ConnectionPoolSettings connectionPool,
+        UpstreamTransport transport)
     {
         Cluster = cluster;
+        Transport = transport;
         LoadBalancer = loadBalancer;
         OutlierDetector = outlierDetector;
         CircuitBreakers = circuitBreakers;
@@ -30,6 +32,12 @@ internal sealed class ClusterRuntime : IDisposable
 
     /// <summary>The CDS resource this runtime was compiled from.</summary>
     public Cluster Cluster { get; }
+
+    /// <summary>How requests reach this cluster's endpoints: plaintext, TLS, or Istio mutual TLS (not originated yet).</summary>
+    public UpstreamTransport Transport { get; }
+
+    /// <summary>Whether requests to this cluster go over TLS (<c>https://</c> to the endpoint).</summary>
+    public bool SendsTls => Transport == UpstreamTransport.Tls;
 
     /// <summary>The EDS resource in force, if any.</summary>
     public ClusterLoadAssignment? Assignment { get; private set; }
@@ -86,7 +94,7 @@ internal sealed class ClusterRuntime : IDisposable
         }
 
         balancer.Update(set);
-        return new ClusterRuntime(cluster, balancer, detector, breakers, pool) { Assignment = assignment };
+        return new ClusterRuntime(cluster, balancer, detector, breakers, pool, UpstreamTransports.Of(cluster)) { Assignment = assignment };
     }
 
     /// <summary>Applies a new EDS resource.</summary>

@@ -3,6 +3,11 @@ using Envoy.Config.Cluster.V3;
 using Envoy.Config.Endpoint.V3;
 using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resources;
+using Mesh.Sdk.Tests.Xds.Fakes;
+using Envoy.Config.Core.V3;
+using Envoy.Extensions.TransportSockets.Tls.V3;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using static Mesh.Sdk.Tests.LoadBalancing.Lb;
 
@@ -91,5 +96,57 @@ public sealed class ClusterTableTests
         table.Update(MeshSnapshot.Empty);
 
         Assert.False(table.TryGetCluster(ClusterName, out _));
+    }
+
+    private static Cluster WithTls(Cluster cluster, UpstreamTlsContext tls)
+    {
+        var copy = cluster.Clone();
+        copy.TransportSocket = new TransportSocket { Name = "envoy.transport_sockets.tls", TypedConfig = Any.Pack(tls) };
+        return copy;
+    }
+
+    /// <summary>istiod's (and Mesh.ControlPlane's) ISTIO_MUTUAL shape: certificates from provider instance 'default'.</summary>
+    private static UpstreamTlsContext IstioMutual() => new()
+    {
+        CommonTlsContext = new CommonTlsContext
+        {
+            TlsCertificateProviderInstance = new CertificateProviderPluginInstance { InstanceName = "default", CertificateName = "default" },
+            CombinedValidationContext = new CommonTlsContext.Types.CombinedCertificateValidationContext
+            {
+                DefaultValidationContext = new CertificateValidationContext
+                {
+                    CaCertificateProviderInstance = new CertificateProviderPluginInstance { InstanceName = "default", CertificateName = "ROOTCA" },
+                },
+            },
+        },
+    };
+
+    [Fact]
+    public void Update_IstioMutualCluster_StaysPlaintextAndIsReportedOnce_OtherTlsIsTls()
+    {
+        using var logs = new ListLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(logs));
+        using var table = new ClusterTable(_time, factory.CreateLogger<ClusterTable>());
+
+        table.Update(Snapshot(1, Cluster(), Flat(Ep("10.0.0.1"))));
+        Assert.True(table.TryGetCluster(ClusterName, out var plain));
+        Assert.Equal((UpstreamTransport.Plaintext, false), (plain.Transport, plain.SendsTls));
+
+        var mutual = WithTls(Cluster(), IstioMutual());
+        table.Update(Snapshot(2, mutual, Flat(Ep("10.0.0.1"))));
+        var changed = mutual.Clone();
+        changed.ConnectTimeout = Duration.FromTimeSpan(TimeSpan.FromSeconds(3));
+        table.Update(Snapshot(3, changed, Flat(Ep("10.0.0.1"))));
+        Assert.True(table.TryGetCluster(ClusterName, out var runtime));
+        Assert.Equal((UpstreamTransport.IstioMutualNotOriginated, false), (runtime.Transport, runtime.SendsTls));
+        var warning = Assert.Single(logs.Entries, e => e.EventId == 601);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains($"Cluster '{ClusterName}' asks for Istio mutual TLS", warning.Message, StringComparison.Ordinal);
+
+        var simple = WithTls(Cluster(), new UpstreamTlsContext { Sni = "reviews.example.com" });
+        table.Update(Snapshot(4, simple, Flat(Ep("10.0.0.1"))));
+        Assert.True(table.TryGetCluster(ClusterName, out var tls));
+        Assert.Equal((UpstreamTransport.Tls, true), (tls.Transport, tls.SendsTls));
+        Assert.Single(logs.Entries, e => e.EventId == 601);
     }
 }

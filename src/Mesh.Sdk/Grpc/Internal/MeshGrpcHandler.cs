@@ -450,7 +450,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                     return;
                 }
 
-                copy.RequestUri = new Uri(string.Concat(cluster.Cluster.TransportSocket is null ? "http://" : "https://", endpoint.Key, pathAndQuery));
+                copy.RequestUri = new Uri(string.Concat(cluster.SendsTls ? "https://" : "http://", endpoint.Key, pathAndQuery));
                 using var cts = IsFinite(timeout) ? new CancellationTokenSource(timeout, _time) : new CancellationTokenSource(CompiledRoute.DefaultTimeout, _time);
                 endpoint.State.RequestStarted();
                 try
