@@ -177,17 +177,7 @@ internal sealed partial class ReplayableContent : HttpContent
     protected override void SerializeToStream(Stream stream, TransportContext? context, CancellationToken cancellationToken)
         => SerializeToStreamAsync(stream, context, cancellationToken).GetAwaiter().GetResult();
 
-    protected override bool TryComputeLength(out long length)
-    {
-        if (_inner.Headers.ContentLength is { } known)
-        {
-            length = known;
-            return true;
-        }
-
-        length = 0;
-        return false;
-    }
+    protected override bool TryComputeLength(out long length) => WrappedContentLength.TryGet(_inner, out length);
 
     protected override void Dispose(bool disposing)
     {

@@ -121,17 +121,7 @@ internal sealed class RouteDeadlineContent : HttpContent
         }
     }
 
-    protected override bool TryComputeLength(out long length)
-    {
-        if (_inner.Headers.ContentLength is { } known)
-        {
-            length = known;
-            return true;
-        }
-
-        length = 0;
-        return false;
-    }
+    protected override bool TryComputeLength(out long length) => WrappedContentLength.TryGet(_inner, out length);
 
     protected override void Dispose(bool disposing)
     {
