@@ -156,7 +156,9 @@ internal sealed class RbacPolicies
             case Envoy.Config.Rbac.V3.Permission.RuleOneofCase.Matcher:
                 return context.Fail(path + ".matcher", "generic matcher extensions are not supported");
             case Envoy.Config.Rbac.V3.Permission.RuleOneofCase.UriTemplate:
-                return context.Fail(path + ".uri_template", "path templates (uri_template, Istio's '{*}' and '{**}' paths) are not supported");
+                return UriTemplate.TryToStringMatcher(permission.UriTemplate, out var template, out var templateError)
+                    ? String(template!, RbacMatcherKind.UrlPath, path + ".uri_template", context)
+                    : context.Fail(path + ".uri_template", templateError!);
             default:
                 return context.Fail(path, "sets no rule (or one this SDK does not know)");
         }

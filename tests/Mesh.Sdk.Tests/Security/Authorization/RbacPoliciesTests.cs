@@ -4,6 +4,7 @@ using Envoy.Config.Rbac.V3;
 using Envoy.Config.Route.V3;
 using Envoy.Type.Matcher.V3;
 using Envoy.Type.V3;
+using Google.Protobuf;
 using Mesh.Sdk.Security.Authorization;
 using EnvoyRbac = Envoy.Config.Rbac.V3.RBAC;
 
@@ -133,6 +134,28 @@ public sealed class RbacPoliciesTests
         Assert.True(Identifies(new Principal { UrlPath = new PathMatcher { Path = new StringMatcher { Suffix = "items" } } }, Get));
     }
 
+    private static Permission Template(string template) => new()
+    {
+        UriTemplate = new TypedExtensionConfig
+        {
+            Name = "uri-template",
+            // UriTemplateMatchConfig.path_template is field 1, a string: the same bytes as a StringValue.
+            TypedConfig = new Google.Protobuf.WellKnownTypes.Any { TypeUrl = UriTemplate.TypeUrl, Value = new Google.Protobuf.WellKnownTypes.StringValue { Value = template }.ToByteString() },
+        },
+    };
+
+    [Theory]
+    [InlineData("/api/*/items", "/api/v1/items?page=2", true)]
+    [InlineData("/api/*/items", "/api/v1/x/items", false)]
+    [InlineData("/api/*/items", "/api//items", false)]
+    [InlineData("/api/**", "/api/v1/items", true)]
+    [InlineData("/api/**", "/api/", true)]
+    [InlineData("/api/**", "/apix/v1", false)]
+    [InlineData("/a.b/*", "/aXb/c", false)]
+    [InlineData("/a.b/*", "/a.b/c", true)]
+    public void UriTemplate_IstiodsPathTemplates(string template, string path, bool expected)
+        => Assert.Equal(expected, Permits(Template(template), Get with { PathAndQuery = path }));
+
     [Fact]
     public void DestinationPort_AndRange()
     {
@@ -256,7 +279,9 @@ public sealed class RbacPoliciesTests
     {
         Assert.Equal(["policy 'ns-policy-0': permissions[0].and_rules.rules[1].matcher: generic matcher extensions are not supported"],
             Errors(new Permission { AndRules = new Permission.Types.Set { Rules = { new Permission { Any = true }, new Permission { Matcher = new TypedExtensionConfig { Name = "m" } } } } }));
-        Assert.Contains("permissions[0].uri_template: path templates", Assert.Single(Errors(new Permission { UriTemplate = new TypedExtensionConfig { Name = "uri-template" } })), StringComparison.Ordinal);
+        Assert.Contains("permissions[0].uri_template: path template '/a/{name}': segment '{name}' is neither", Assert.Single(Errors(Template("/a/{name}"))), StringComparison.Ordinal);
+        Assert.Contains("permissions[0].uri_template: path template '/**/a': '**' must be the last operator", Assert.Single(Errors(Template("/**/a"))), StringComparison.Ordinal);
+        Assert.Contains("permissions[0].uri_template: '(none)' is not a URI template config", Assert.Single(Errors(new Permission { UriTemplate = new TypedExtensionConfig { Name = "uri-template" } })), StringComparison.Ordinal);
         Assert.Contains("principals[0].filter_state: filter state is not supported", Assert.Single(Errors(principal: new Principal { FilterState = new FilterStateMatcher { Key = "io.istio.peer_principal" } })), StringComparison.Ordinal);
         Assert.Equal(["policy 'ns-policy-0': permissions[0].any: must be true"], Errors(new Permission { Any = false }));
         Assert.Equal(["policy 'ns-policy-0': principals[0].or_ids.ids: is empty (at least one entry is required)"], Errors(principal: new Principal { OrIds = new Principal.Types.Set() }));
