@@ -33,6 +33,9 @@ internal sealed class AuthenticatedPeer
     /// <summary>The peer's SPIFFE id (its first URI SAN), for logs and for application code; null when it has none.</summary>
     public string? Principal => UriSans.Length > 0 ? UriSans[0] : null;
 
+    /// <summary>A TLS peer that presented no certificate: no names, the empty subject.</summary>
+    public static AuthenticatedPeer WithoutCertificate { get; } = new([]);
+
     /// <summary>A peer whose certificate names only <paramref name="spiffeId"/> (a mesh workload certificate).</summary>
     public static AuthenticatedPeer FromSpiffeId(string spiffeId) => new([spiffeId]);
 

@@ -28,7 +28,11 @@ internal interface IAuthorizationRequest : IRouteRequest
     /// </summary>
     IPAddress? RemoteAddress { get; }
 
-    /// <summary>The verified peer certificate's identities; null on a plaintext connection (or TLS without a client certificate).</summary>
+    /// <summary>
+    /// The verified peer certificate's identities; null on a plaintext connection. A TLS connection without a client
+    /// certificate is <see cref="AuthenticatedPeer.WithoutCertificate"/>: Envoy counts it as authenticated and matches a
+    /// <c>principal_name</c> against the empty string.
+    /// </summary>
     AuthenticatedPeer? Peer { get; }
 
     /// <summary>The TLS server name the client asked for (SNI); null or empty when none.</summary>

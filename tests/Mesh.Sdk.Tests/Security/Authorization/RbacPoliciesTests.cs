@@ -200,6 +200,16 @@ public sealed class RbacPoliciesTests
         Assert.True(Identifies(new Principal { NotId = Authenticated(new StringMatcher { Exact = Reviews }) }, plaintext));
     }
 
+    [Fact]
+    public void Authenticated_TlsWithoutClientCertificate_MatchesTheEmptyName()
+    {
+        var request = Get with { Peer = AuthenticatedPeer.WithoutCertificate };
+        Assert.True(Identifies(Authenticated(null), request));
+        Assert.True(Identifies(Authenticated(new StringMatcher { Exact = string.Empty }), request));
+        Assert.False(Identifies(Authenticated(new StringMatcher { SafeRegex = new RegexMatcher { Regex = ".+" } }), request));
+        Assert.Null(AuthenticatedPeer.WithoutCertificate.Principal);
+    }
+
     [Theory]
     [InlineData(Reviews, true)]
     [InlineData("spiffe://cluster.local/ns/default/sa/ratings", false)]
