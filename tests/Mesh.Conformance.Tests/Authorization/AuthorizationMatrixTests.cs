@@ -76,6 +76,44 @@ public sealed class AuthorizationMatrixTests
         Assert.Equal(["envoy.filters.http.rbac.DENY", "envoy.filters.http.rbac"], authorization!.FilterNames);
     }
 
+    public static TheoryData<string> GrpcCases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var row in Mesh.Testing.GrpcAuthorizationCases.Cases)
+        {
+            data.Add(row.Id);
+        }
+
+        return data;
+    }
+
+    /// <summary>The table gRPC C-core is held to in InboundPolicyInteropTests: the SDK decides every call the same way.</summary>
+    [Theory]
+    [MemberData(nameof(GrpcCases))]
+    public void GrpcCrossCheck_SdkDecidesAsCCore(string id)
+    {
+        var row = Mesh.Testing.GrpcAuthorizationCases.Cases.Single(c => c.Id == id);
+        var echo = new ClientScope("default", new Dictionary<string, string> { ["app"] = "echo-server" });
+        var hcm = Hcm(Translate(Mesh.Testing.GrpcAuthorizationCases.Yaml), 50051, echo, "127.0.0.1");
+        Assert.True(InboundAuthorization.TryCompile(hcm.HttpFilters, out var authorization, out var errors), string.Join("; ", errors));
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["content-type"] = "application/grpc", ["te"] = "trailers" };
+        foreach (var (name, value) in row.Headers)
+        {
+            headers[name] = value;
+        }
+
+        var request = new AuthorizationRequest("POST", "/mesh.test.Echo/" + row.Method, "127.0.0.1:50051")
+        {
+            Headers = headers,
+            DestinationAddress = IPAddress.Loopback,
+            DestinationPort = 50051,
+            DirectRemoteAddress = IPAddress.Loopback,
+        };
+
+        var decision = authorization!.Evaluate(in request);
+        Assert.True(row.Allowed == decision.Allowed, $"{id}: expected {(row.Allowed ? "allowed" : "denied")}, got {decision}");
+    }
+
     private static AuthorizationRequest Request(AuthzCase row)
     {
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -127,10 +165,10 @@ public sealed class AuthorizationMatrixTests
         return new XdsTranslator("cluster.local").Translate(store.Current, registry.Current, 1);
     }
 
-    private static HttpConnectionManager Hcm(XdsSnapshot snapshot, uint port)
+    private static HttpConnectionManager Hcm(XdsSnapshot snapshot, uint port, ClientScope? workload = null, string host = "0.0.0.0")
     {
-        var name = "xds.istio.io/grpc/lds/inbound/0.0.0.0:" + port.ToString(CultureInfo.InvariantCulture);
-        var listener = snapshot.Find(ResourceTypes.Listener, name, Reviews)?.Resource.Unpack<Listener>()
+        var name = $"xds.istio.io/grpc/lds/inbound/{host}:{port.ToString(CultureInfo.InvariantCulture)}";
+        var listener = snapshot.Find(ResourceTypes.Listener, name, workload ?? Reviews)?.Resource.Unpack<Listener>()
             ?? throw new ConformanceException($"The control plane sent no listener '{name}'.");
         return listener.FilterChains.Single().Filters.Single().TypedConfig.Unpack<HttpConnectionManager>();
     }
