@@ -69,6 +69,47 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// <see cref="GrpcAuthorizationCases"/> against C-core's RBAC: every call gets the decision the table states, the
+    /// same table the SDK's engine is held to (AuthorizationMatrixTests.GrpcCrossCheck_SdkDecidesAsCCore).
+    /// </summary>
+    [Fact]
+    public async Task PolicyTable_CCoreDecidesEveryCallAsTheSdkEngine()
+    {
+        var python = PeerKind.Get(PeerKind.Python);
+        var dir = Directory.CreateTempSubdirectory("mesh-inbound-table-");
+        try
+        {
+            IstioYaml.WriteAtomically(dir.FullName, "policies.yaml", GrpcAuthorizationCases.Yaml);
+            await using var cp = await ControlPlaneHarness.StartAsync(dir.FullName);
+            var port = FreePort();
+            using var server = ServerProcess.Start(python.Executable, port, ServerBootstrap(cp.Port));
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            string Diag() => $"\n--- server stderr:\n{server.Stderr}\n--- control plane:\n{cp.Log()}";
+
+            // The listener arrives with the policies in it: the first allowed case succeeding means the server enforces them.
+            var first = GrpcAuthorizationCases.Cases.First(c => c.Allowed);
+            Assert.True(await Eventually(async () => await Call(channel, RawMethod(first.Method), first.Headers) == StatusCode.OK), "the server never served" + Diag());
+            var disagreements = new List<string>();
+            foreach (var (id, method, headers, allowed) in GrpcAuthorizationCases.Cases)
+            {
+                var code = await Call(channel, RawMethod(method), headers);
+                output.WriteLine($"{id}: {method} -> {code}");
+                if (code != (allowed ? StatusCode.OK : StatusCode.PermissionDenied))
+                {
+                    disagreements.Add($"{id}: {method} with [{string.Join(", ", headers.Select(h => h.Name + "=" + h.Value))}] got {code}, the table says {(allowed ? "OK" : "PERMISSION_DENIED")}");
+                }
+            }
+
+            Assert.True(disagreements.Count == 0, string.Join("\n", disagreements) + Diag());
+            Assert.Empty(cp.Warnings);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     [Fact]
     public async Task StrictPeerAuthentication_ServerRequiresMtlsWithCaCertificates_PlaintextCallerRefused_PrincipalDenied()
     {
@@ -350,11 +391,17 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         return new Method<byte[], byte[]>(MethodType.Unary, "mesh.test.Echo", name, bytes, bytes);
     }
 
-    private static async Task<StatusCode> Call(GrpcChannel channel, Method<byte[], byte[]> method)
+    private static async Task<StatusCode> Call(GrpcChannel channel, Method<byte[], byte[]> method, (string Name, string Value)[]? headers = null)
     {
         try
         {
-            var reply = await channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(5)), []);
+            var metadata = new Metadata();
+            foreach (var (name, value) in headers ?? [])
+            {
+                metadata.Add(name, value);
+            }
+
+            var reply = await channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(metadata, DateTime.UtcNow.AddSeconds(5)), []);
             Assert.Contains($"\"method\": \"{method.Name}\"", Encoding.UTF8.GetString(reply), StringComparison.Ordinal);
             return StatusCode.OK;
         }
