@@ -326,5 +326,41 @@ public class AuthorizationTranslatorTests
         Assert.Equal("spiffe://cluster.local/ns/foo/sa/x", ids[1].OrIds.Ids[0].Authenticated.PrincipalName.Exact);
     }
 
+    [Fact]
+    public void NotOperations_HostWildcards_AndConnectionSni_AsIstiodGeneratesThem()
+    {
+        var filters = Filters("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: nots, namespace: foo}
+            spec:
+              rules:
+              - to:
+                - operation:
+                    hosts: ["*.example.com", "api.*", "*"]
+                    notHosts: ["Admin.example.com"]
+                    notMethods: ["DELETE"]
+                    notPorts: ["9090"]
+                when:
+                - key: connection.sni
+                  values: ["*.svc.cluster.local", "exact.sni"]
+            """);
+
+        var expected = PermissionJson("""
+            {"andRules": {"rules": [
+              {"orRules": {"rules": [
+                {"header": {"name": ":authority", "stringMatch": {"suffix": ".example.com", "ignoreCase": true}}},
+                {"header": {"name": ":authority", "stringMatch": {"prefix": "api.", "ignoreCase": true}}},
+                {"header": {"name": ":authority", "presentMatch": true}}]}},
+              {"notRule": {"orRules": {"rules": [{"header": {"name": ":authority", "stringMatch": {"exact": "Admin.example.com", "ignoreCase": true}}}]}}},
+              {"notRule": {"orRules": {"rules": [{"header": {"name": ":method", "exactMatch": "DELETE"}}]}}},
+              {"notRule": {"orRules": {"rules": [{"destinationPort": 9090}]}}},
+              {"orRules": {"rules": [{"requestedServerName": {"suffix": ".svc.cluster.local"}}, {"requestedServerName": {"exact": "exact.sni"}}]}}]}}
+            """);
+        var policy = Assert.Single(filters).Value.Rules.Policies["foo-nots-0"];
+        Assert.Equal(expected, Assert.Single(policy.Permissions));
+        Assert.Equal(Json(AnyPolicy).Principals, policy.Principals);
+    }
+
     private static Permission PermissionJson(string json) => JsonParser.Default.Parse<Permission>(json);
 }
