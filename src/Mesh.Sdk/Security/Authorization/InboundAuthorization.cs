@@ -86,9 +86,9 @@ internal sealed class InboundAuthorization
                 continue;
             }
 
-            var errors2 = new List<string>();
-            var policies = RbacPolicies.Compile(config.Rules, errors2);
-            foreach (var error in errors2)
+            var policyErrors = new List<string>();
+            var policies = RbacPolicies.Compile(config.Rules, policyErrors);
+            foreach (var error in policyErrors)
             {
                 problems.Add($"HTTP filter '{filter.Name}': {error}");
             }
