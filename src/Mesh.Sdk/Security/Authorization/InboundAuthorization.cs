@@ -80,6 +80,16 @@ internal sealed class InboundAuthorization
                 continue;
             }
 
+            var top = config.Clone();
+            top.Rules = null;
+            top.ShadowRules = null;
+            if (UnknownFields.In(top))
+            {
+                // Upstream's 'matcher' (the matcher-tree form of RBAC) among them: ignoring it would allow everything.
+                problems.Add($"HTTP filter '{filter.Name}': has fields this SDK does not know (such as 'matcher', the matcher-tree form of RBAC); only 'rules' is supported");
+                continue;
+            }
+
             if (config.Rules is null)
             {
                 // Envoy: without rules the filter enforces nothing (shadow rules only log).

@@ -62,6 +62,13 @@ internal sealed class RbacPolicies
             errors.Add($"unknown action {(int)rbac.Action}");
         }
 
+        var bare = rbac.Clone();
+        bare.Policies.Clear();
+        if (UnknownFields.In(bare))
+        {
+            errors.Add("rules: has fields this SDK does not know; they are refused rather than ignored");
+        }
+
         var names = rbac.Policies.Keys.ToArray();
         Array.Sort(names, StringComparer.Ordinal);
         var permissions = new RbacMatcher[names.Length];
@@ -70,6 +77,11 @@ internal sealed class RbacPolicies
         {
             var policy = rbac.Policies[names[i]];
             var context = new Context(names[i], errors);
+            if (UnknownFields.In(policy))
+            {
+                context.Fail("policy", "has fields this SDK does not know (a CEL 'condition', or a newer matcher); it is refused rather than evaluated without them");
+            }
+
             permissions[i] = AnyOf(policy.Permissions, static (p, path, c) => Permission(p, path, c), "permissions", context);
             principals[i] = AnyOf(policy.Principals, static (p, path, c) => Principal(p, path, c), "principals", context);
         }

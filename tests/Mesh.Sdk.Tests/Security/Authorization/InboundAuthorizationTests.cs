@@ -107,6 +107,16 @@ public sealed class InboundAuthorizationTests
     }
 
     [Fact]
+    public void FilterWithAMatcherTree_IsRefused()
+    {
+        // Upstream RBAC.matcher (4) replaces 'rules'; treating the filter as rule-less would allow every request.
+        var config = RbacPoliciesTests.WithUnknownField(new RbacFilter(), 4);
+        var filter = new HttpFilter { Name = "envoy.filters.http.rbac", TypedConfig = Any.Pack(config) };
+        Assert.False(InboundAuthorization.TryCompile([filter], out _, out var errors));
+        Assert.Equal(["HTTP filter 'envoy.filters.http.rbac': has fields this SDK does not know (such as 'matcher', the matcher-tree form of RBAC); only 'rules' is supported"], errors);
+    }
+
+    [Fact]
     public void RbacNamedFilterOfAnotherType_AndBadPolicies_AreErrorsNamingFilterAndPolicy()
     {
         var wrongType = new HttpFilter { Name = "envoy.filters.http.rbac", TypedConfig = Any.Pack(new Router()) };

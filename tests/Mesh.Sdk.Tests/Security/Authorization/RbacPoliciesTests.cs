@@ -284,6 +284,29 @@ public sealed class RbacPoliciesTests
         Assert.Equal("ns-a-1", name);
     }
 
+    /// <summary>The message's bytes with a length-delimited field the subset does not define appended.</summary>
+    internal static T WithUnknownField<T>(T message, int field)
+        where T : IMessage<T>, new()
+    {
+        using var stream = new MemoryStream();
+        var output = new CodedOutputStream(stream);
+        output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        output.WriteBytes(ByteString.CopyFromUtf8("request.path == '/'"));
+        output.Flush();
+        var bytes = message.ToByteArray().Concat(stream.ToArray()).ToArray();
+        return new MessageParser<T>(static () => new T()).ParseFrom(bytes);
+    }
+
+    [Fact]
+    public void PolicyWithACelCondition_IsRefusedNotEvaluatedWithoutIt()
+    {
+        // Policy.condition (3) is not in the subset; evaluating the policy without it would allow or deny more than Envoy.
+        var policy = WithUnknownField(new Policy { Permissions = { new Permission { Any = true } }, Principals = { new Principal { Any = true } } }, 3);
+        var errors = new List<string>();
+        Assert.Null(RbacPolicies.Compile(new EnvoyRbac { Policies = { ["ns-cel-0"] = policy } }, errors));
+        Assert.Equal(["policy 'ns-cel-0': policy: has fields this SDK does not know (a CEL 'condition', or a newer matcher); it is refused rather than evaluated without them"], errors);
+    }
+
     [Fact]
     public void UnsupportedOrInvalid_IsAnErrorNamingPolicyAndField()
     {
