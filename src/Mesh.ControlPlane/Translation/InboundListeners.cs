@@ -22,9 +22,11 @@ internal sealed record InboundWorkload(string Namespace, IReadOnlyDictionary<str
 /// <summary>
 /// The inbound (server) listeners istiod's gRPC generator serves to proxyless xDS servers
 /// (<c>xds.istio.io/grpc/lds/inbound/&lt;ip&gt;:&lt;port&gt;</c>, <c>pilot/pkg/networking/grpcgen/lds.go</c>):
-/// the listen address; filter chains by PeerAuthentication mode as Envoy sidecars get them (STRICT: one mTLS chain;
-/// PERMISSIVE: a <c>transport_protocol: tls</c> mTLS chain and a <c>raw_buffer</c> plaintext chain, of which gRPC
-/// servers (gRFC A36) only ever match the plaintext one; DISABLE: one plaintext chain); each holds an HCM with an inline route configuration (<c>*</c>, prefix <c>/</c>, <c>non_forwarding_action</c>)
+/// the listen address; filter chains by PeerAuthentication mode (STRICT: one mTLS chain; DISABLE: one plaintext chain;
+/// PERMISSIVE: for a server that sniffs TLS (Mesh.Sdk), a <c>transport_protocol: tls</c> mTLS chain and a
+/// <c>raw_buffer</c> plaintext chain, as Envoy sidecars get it; for gRPC servers one plaintext chain, as istiod's grpcgen
+/// sends it, because gRPC validates every chain's certificate provider instances even though it never matches a
+/// <c>tls</c> chain, and a server whose bootstrap has none would reject the listener); each holds an HCM with an inline route configuration (<c>*</c>, prefix <c>/</c>, <c>non_forwarding_action</c>)
 /// and the HTTP filters <c>envoy.filters.http.rbac.DENY</c>, <c>envoy.filters.http.rbac</c> (when policies apply)
 /// and the router. A listener depends on who asks: it is built on request for the workload the name and the node
 /// resolve to, and cached per distinct answer for the life of the snapshot.
@@ -222,8 +224,8 @@ internal sealed class InboundListeners(
             case MtlsMode.Strict:
                 listener.FilterChains.Add(Chain(filters, mtls: true, transportProtocol: null));
                 break;
-            case MtlsMode.Permissive:
-                // As Envoy sidecars get it: TLS and plaintext told apart by the tls_inspector's transport protocol.
+            case MtlsMode.Permissive when sniffsTls:
+                // As Envoy sidecars get it: TLS and plaintext told apart by the first bytes (the tls_inspector's transport protocol).
                 listener.FilterChains.Add(Chain(filters, mtls: true, transportProtocol: TlsTransportProtocol));
                 listener.FilterChains.Add(Chain(filters, mtls: false, transportProtocol: RawBufferTransportProtocol));
                 break;

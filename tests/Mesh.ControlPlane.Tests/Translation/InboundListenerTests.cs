@@ -18,7 +18,11 @@ public class InboundListenerTests
 {
     private const string Name9080 = "xds.istio.io/grpc/lds/inbound/0.0.0.0:9080";
 
-    private static readonly ClientScope Reviews = new("default", new Dictionary<string, string> { ["app"] = "reviews" });
+    // Mesh.Sdk's node (it sniffs TLS: PERMISSIVE is two chains for it).
+    private static readonly ClientScope Reviews = new("default", new Dictionary<string, string> { ["app"] = "reviews" }) { SniffsTls = true };
+
+    // A gRPC xDS server's node (PERMISSIVE is one plaintext chain for it, as istiod's grpcgen sends it).
+    private static readonly ClientScope GrpcReviews = new("default", new Dictionary<string, string> { ["app"] = "reviews" });
 
     internal static XdsSnapshot Translate(string yaml, string rootNamespace = "istio-system")
     {
@@ -93,7 +97,17 @@ public class InboundListenerTests
     }
 
     [Fact]
-    public void NoPolicies_Permissive_TlsChainThenRawBufferChain_AsEnvoySidecarsGetThem()
+    public void NoPolicies_GrpcServer_OnePlaintextChain_AsIstiodsGrpcgenSendsIt()
+    {
+        var listener = Inbound(Translate(TestYaml.ReviewsServiceEntry), Name9080, GrpcReviews);
+
+        var chain = Assert.Single(listener.FilterChains);
+        Assert.Equal(("inbound-plaintext", null), (chain.Name, chain.TransportSocket));
+        Assert.Null(chain.FilterChainMatch);
+    }
+
+    [Fact]
+    public void NoPolicies_MeshSdk_Permissive_TlsChainThenRawBufferChain_AsEnvoySidecarsGetThem()
     {
         var listener = Inbound(Translate(TestYaml.ReviewsServiceEntry), Name9080, Reviews);
 
@@ -195,7 +209,7 @@ public class InboundListenerTests
 
     [Theory]
     [InlineData("PERMISSIVE", "istio", false, "STRICT")]
-    [InlineData("PERMISSIVE", "disabled", false, "PERMISSIVE")]
+    [InlineData("PERMISSIVE", "disabled", false, "DISABLE")]
     [InlineData("DISABLE", "istio", false, "DISABLE")]
     [InlineData("STRICT", "disabled", false, "STRICT")]
     // Mesh.Sdk (node user_agent_name "Mesh.Sdk") tells TLS from plaintext by the first bytes: the label changes nothing.
@@ -219,6 +233,8 @@ public class InboundListenerTests
         Assert.Equal("STRICT", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels))));
         Assert.Equal("PERMISSIVE", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels) { SniffsTls = true })));
         Assert.Equal("STRICT", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels))));
+        labels.Remove("security.istio.io/tlsMode");
+        Assert.Equal("DISABLE", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels))));
     }
 
     [Fact]

@@ -9,7 +9,7 @@ namespace Mesh.ControlPlane.Tests.Xds;
 /// <summary>
 /// A gRPC server's inbound listener over real ADS streams (SotW and Delta): a self-registered workload asks for
 /// <c>xds.istio.io/grpc/lds/inbound/&lt;its ip&gt;:&lt;its port&gt;</c>, gets a plaintext listener, and is pushed the
-/// mTLS one when a PeerAuthentication selecting it is written, and the PERMISSIVE one again when it is removed.
+/// mTLS one when a PeerAuthentication selecting it is written, and the plaintext one again when it is removed.
 /// </summary>
 public sealed class AdsInboundListenerTests : IAsyncLifetime
 {
@@ -60,10 +60,11 @@ public sealed class AdsInboundListenerTests : IAsyncLifetime
         File.Move(temp, Path.Combine(_config.FullName, "pa.yaml"), overwrite: true);
     }
 
-    // PERMISSIVE (no policy) is a tls chain and a raw_buffer chain; STRICT one mTLS chain.
     private static string ChainName(Listener listener) => string.Join(",", listener.FilterChains.Select(c => c.Name));
 
-    private const string Permissive = "inbound-mtls,inbound-plaintext";
+    // PERMISSIVE (no policy) is one plaintext chain for a gRPC server, a tls chain and a raw_buffer chain for Mesh.Sdk.
+    private const string Permissive = "inbound-plaintext";
+    private const string SdkPermissive = "inbound-mtls,inbound-plaintext";
 
     [Fact]
     public async Task Sotw_InboundListener_FollowsPeerAuthentication()
@@ -129,6 +130,6 @@ public sealed class AdsInboundListenerTests : IAsyncLifetime
 
         await using var sdk = Ads.Sotw(_channel);
         await sdk.SendAsync(Ads.Request(XdsTypeUrls.Listener, [name], Labelled("sdk-1", "Mesh.Sdk")));
-        Assert.Equal(Permissive, ChainName(Assert.Single((await sdk.NextAsync(PushWait)).Resources).Unpack<Listener>()));
+        Assert.Equal(SdkPermissive, ChainName(Assert.Single((await sdk.NextAsync(PushWait)).Resources).Unpack<Listener>()));
     }
 }
