@@ -22,20 +22,19 @@ internal sealed class MeshKestrelSetup(IServiceProvider services, IOptions<MeshO
 
     public void PostConfigure(string? name, KestrelServerOptions kestrel)
     {
-        if (!options.Value.Security.Enabled)
-        {
-            return;
-        }
-
         var previous = EndpointDefaults?.GetValue(kestrel) as Action<ListenOptions>;
         kestrel.ConfigureEndpointDefaults(listen =>
         {
             previous?.Invoke(listen);
-            listen.Use(next => new MeshInboundConnectionMiddleware(
-                next,
-                services.GetRequiredService<InboundPolicies>(),
-                services.GetRequiredService<WorkloadCertificateSource>(),
-                services.GetRequiredService<ILogger<MeshInboundConnectionMiddleware>>()).OnConnectionAsync);
+            // Decided when the endpoint binds, after the options were validated at start (the server is created earlier,
+            // when the app is built, so reading them here would fail Build() rather than start-up on a bad setting).
+            listen.Use(next => options.Value.Security.Enabled
+                ? new MeshInboundConnectionMiddleware(
+                    next,
+                    services.GetRequiredService<InboundPolicies>(),
+                    services.GetRequiredService<WorkloadCertificateSource>(),
+                    services.GetRequiredService<ILogger<MeshInboundConnectionMiddleware>>()).OnConnectionAsync
+                : next);
         });
     }
 }

@@ -330,4 +330,97 @@ public sealed class InboundMtlsTests(ControlPlaneFixture mesh) : IClassFixture<C
         Assert.Equal("HTTP/2 https=True peer=spiffe://cluster.local/ns/default/sa/caller user=spiffe://cluster.local/ns/default/sa/caller",
             await h2.Content.ReadAsStringAsync());
     }
+
+    [Fact]
+    public async Task Permissive_Http1AndHttp2Endpoint_PlaintextPriorKnowledgeHttp2_BehavesAsWithoutTheMesh()
+    {
+        // Kestrel's own rule for cleartext on an Http1AndHttp2 endpoint (no ALPN to choose by) must be unchanged by the
+        // mesh's first-byte peek: the same request gets the same answer with and without Mesh:Security:Enabled.
+        await using var meshed = await StartAppAsync("h1h2-echo");
+        await WaitForListenerAsync(meshed);
+        await using var plain = await MeshWebApp.StartAsync(mesh, new Dictionary<string, string?>(), a => a.MapGet("/hello", static (HttpContext c) => c.Request.Protocol));
+        using var client = new HttpClient();
+
+        async Task<string> H2cAsync(int port)
+        {
+            try
+            {
+                using var response = await client.SendAsync(Get(port, "/hello", HttpVersion.Version20, tls: false));
+                return $"{(int)response.StatusCode} {response.Version}";
+            }
+            catch (HttpRequestException ex)
+            {
+                return "refused: " + ex.HttpRequestError;
+            }
+        }
+
+        Assert.Equal(await H2cAsync(plain.Port), await H2cAsync(meshed.Port));
+        Assert.StartsWith("HTTP/1.1 https=False", await client.GetStringAsync($"http://127.0.0.1:{meshed.Port}/hello"));
+    }
+
+    [Fact]
+    public async Task CertificateRotation_NewConnectionsGetTheNewCertificate_OpenConnectionKeepsServing()
+    {
+        var directory = Directory.CreateTempSubdirectory("mesh-inbound-rotation-");
+        try
+        {
+            await WriteCertificateFilesAsync(directory.FullName, "rotating-sa");
+            await using var app = await StartAppAsync("rotating-echo", new() { ["Mesh:Security:CertificateDirectory"] = directory.FullName });
+            var source = app.Services.GetRequiredService<WorkloadCertificateSource>();
+            var first = source.Current!;
+            using var caller = await IssueAsync("caller");
+            var seen = new List<X509Certificate2>();
+            var handler = new SocketsHttpHandler();
+            handler.SslOptions.ClientCertificates = [caller];
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                lock (seen)
+                {
+                    seen.Add(new X509Certificate2(certificate!));
+                }
+
+                return true;
+            };
+            using var pooled = new HttpClient(handler);
+            Assert.Equal(HttpStatusCode.OK, (await pooled.GetAsync($"https://127.0.0.1:{app.Port}/hello")).StatusCode);
+
+            var rotated = new TaskCompletionSource<WorkloadCertificate>(TaskCreationOptions.RunContinuationsAsynchronously);
+            source.Changed += c => rotated.TrySetResult(c);
+            await WriteCertificateFilesAsync(directory.FullName, "rotating-sa");
+            var second = await rotated.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.NotEqual(first.Certificate.SerialNumber, second.Certificate.SerialNumber);
+
+            // The pooled connection, opened before the rotation, keeps serving; a new connection gets the new certificate.
+            Assert.Equal(HttpStatusCode.OK, (await pooled.GetAsync($"https://127.0.0.1:{app.Port}/hello")).StatusCode);
+            Assert.Single(seen);
+            var fresh = new List<X509Certificate2>();
+            using var client = TlsClient(caller, fresh);
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"https://127.0.0.1:{app.Port}/hello")).StatusCode);
+            Assert.Equal(first.Certificate.SerialNumber, seen[0].SerialNumber);
+            Assert.Equal(second.Certificate.SerialNumber, fresh[0].SerialNumber);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Writes Istio's file_watcher layout (cert-chain.pem, key.pem, root-cert.pem) with a new certificate from the CA.</summary>
+    private async Task WriteCertificateFilesAsync(string directory, string serviceAccount)
+    {
+        using var issued = await IssueAsync(serviceAccount);
+        using var key = issued.GetECDsaPrivateKey()!;
+        var files = new Dictionary<string, string>
+        {
+            ["cert-chain.pem"] = issued.ExportCertificatePem() + "\n",
+            ["key.pem"] = key.ExportPkcs8PrivateKeyPem() + "\n",
+            ["root-cert.pem"] = mesh.ControlPlane.RootCertificatePem!,
+        };
+        foreach (var (name, content) in files)
+        {
+            var temp = Path.Combine(directory, "." + name + ".tmp");
+            await File.WriteAllTextAsync(temp, content);
+            File.Move(temp, Path.Combine(directory, name), overwrite: true);
+        }
+    }
 }
