@@ -8,11 +8,12 @@ namespace Mesh.Sdk.AspNetCore.Security;
 
 /// <summary>
 /// The per-request half of the inbound mesh, first in the app's pipeline when <c>Mesh:Security:Enabled</c>: the
-/// caller's verified mesh identity becomes <c>HttpContext.User</c> (see <see cref="MeshClaimTypes"/>), and the port's
-/// <see cref="InboundPolicy"/> is at hand for the HTTP filters of its inbound listener (RBAC, local rate limit).
-/// Requests that came in on the health port are not mesh requests and pass untouched.
+/// caller's verified mesh identity becomes <c>HttpContext.User</c> (see <see cref="MeshClaimTypes"/>). The port's
+/// <see cref="InboundPolicy"/> (<see cref="InboundPolicies.Get"/> by <c>Connection.LocalPort</c>) carries the HTTP
+/// filters of its inbound listener for the per-request checks that follow this one. Requests that came in on the
+/// health port are not mesh requests and pass untouched.
 /// </summary>
-internal sealed class MeshInboundMiddleware(RequestDelegate next, InboundPolicies policies)
+internal sealed class MeshInboundMiddleware(RequestDelegate next)
 {
     public Task InvokeAsync(HttpContext context)
     {
@@ -26,8 +27,6 @@ internal sealed class MeshInboundMiddleware(RequestDelegate next, InboundPolicie
             context.User = peer.User;
         }
 
-        // The HTTP filters of this port's inbound listener apply here, in listener order (policy.HttpFilters).
-        _ = policies.Get(context.Connection.LocalPort);
         return next(context);
     }
 }

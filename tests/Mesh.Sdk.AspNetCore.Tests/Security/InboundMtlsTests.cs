@@ -427,4 +427,24 @@ public sealed class InboundMtlsTests(ControlPlaneFixture mesh) : IClassFixture<C
             File.Move(temp, Path.Combine(directory, name), overwrite: true);
         }
     }
+
+    [Fact]
+    public async Task AppsOwnHttpsEndpoint_IsLeftAlone_EvenUnderStrict()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var selfSigned = new CertificateRequest("CN=app-https", key, HashAlgorithmName.SHA256)
+            .CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        using var serverCertificate = X509CertificateLoader.LoadPkcs12(selfSigned.Export(X509ContentType.Pkcs12), null);
+        await using var app = await StartAppAsync("https-echo",
+            configure: b => b.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.UseHttps(serverCertificate))));
+        mesh.WriteConfig("https-echo.yaml", PeerAuth("https-echo", "https-echo", "STRICT"));
+        await WaitForModeAsync(app, app.Port, InboundMtlsMode.Strict);
+        var seen = new List<X509Certificate2>();
+        using var client = TlsClient(null, seen);
+
+        // The app's own TLS, its own certificate, no client certificate asked for.
+        using var response = await client.SendAsync(Get(app.Port, "/hello", HttpVersion.Version11, tls: true));
+        Assert.Equal("HTTP/1.1 https=True peer=none user=anonymous", await response.Content.ReadAsStringAsync());
+        Assert.Equal("CN=app-https", seen[0].Subject);
+    }
 }
