@@ -1,8 +1,13 @@
 using Mesh.Sdk;
 using Mesh.Sdk.AspNetCore;
+using Mesh.Sdk.AspNetCore.Security;
+using Mesh.Sdk.Security.Inbound;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.Hosting;
 
@@ -17,7 +22,12 @@ public static class MeshHostApplicationBuilderExtensions
     /// the workload registers the ports the server is bound to once it started (ephemeral ports included), under
     /// <see cref="MeshOptions.ServicePort"/>;</item>
     /// <item>header propagation: the headers of <see cref="MeshOptions.PropagatedHeaders"/> of each incoming request
-    /// (and a generated <c>x-request-id</c> when it has none) travel on to the meshed calls made while handling it.</item>
+    /// (and a generated <c>x-request-id</c> when it has none) travel on to the meshed calls made while handling it;</item>
+    /// <item>inbound mTLS, with <c>Mesh:Security:Enabled</c>: every Kestrel endpoint becomes a mesh endpoint governed by
+    /// PeerAuthentication (STRICT, PERMISSIVE, DISABLE, from the port's inbound listener), the caller's identity is
+    /// <c>IMeshPeerIdentityFeature</c> and <c>HttpContext.User</c>;</item>
+    /// <item>a plaintext health port on 127.0.0.1 (<see cref="MeshOptions.HealthPort"/>) that serves only
+    /// <see cref="MeshOptions.HealthPaths"/>.</item>
     /// </list>
     /// Calling it again adds nothing more.
     /// </summary>
@@ -47,6 +57,44 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddMesh(configure);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshPortDiscoveryService>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshPropagationStartupFilter>());
+
+        // Inbound: after port discovery (registered later, so its StartedAsync runs after), the ports' listeners are watched.
+        services.TryAddSingleton<InboundPolicies>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshInboundService>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<KestrelServerOptions>, MeshKestrelSetup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshInboundStartupFilter>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshOptions>, MeshInboundOptionsValidator>());
+        AddHealthServer(services);
         return builder;
     }
+
+    /// <summary>Wraps the registered server (Kestrel) in <see cref="MeshHealthServer"/>, once; a host without a server is left alone.</summary>
+    private static void AddHealthServer(IServiceCollection services)
+    {
+        if (services.Any(static d => d.ServiceType == typeof(HealthServerMarker)))
+        {
+            return;
+        }
+
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            var inner = services[i];
+            if (inner.ServiceType != typeof(IServer) || inner.IsKeyedService)
+            {
+                continue;
+            }
+
+            services.AddSingleton<HealthServerMarker>();
+            services[i] = ServiceDescriptor.Singleton<IServer>(sp => new MeshHealthServer(
+                inner.ImplementationInstance as IServer
+                    ?? inner.ImplementationFactory?.Invoke(sp) as IServer
+                    ?? (IServer)ActivatorUtilities.CreateInstance(sp, inner.ImplementationType!),
+                sp.GetRequiredService<IOptions<MeshOptions>>(),
+                sp,
+                sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()));
+            return;
+        }
+    }
+
+    private sealed class HealthServerMarker;
 }

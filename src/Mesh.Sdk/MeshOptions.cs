@@ -123,6 +123,19 @@ public sealed class MeshOptions
     /// <value>Default: <see langword="null"/> (read the bootstrap from the environment or configuration).</value>
     public string? BootstrapConfig { get; set; }
 
+    /// <summary>
+    /// A plaintext port on 127.0.0.1 that answers only <see cref="HealthPaths"/> (key <c>Mesh:HealthPort</c>), for
+    /// health checks that cannot present a mesh certificate when the app's ports are STRICT (what Istio's probe rewrite
+    /// gives kubelet). It is no mesh endpoint: not registered, no mTLS, no policy. It is served by Mesh.Sdk.AspNetCore
+    /// beside the app's own endpoints, which stay as declared; 0 binds an ephemeral port.
+    /// </summary>
+    /// <value>Default: <see langword="null"/> (no health port).</value>
+    public int? HealthPort { get; set; }
+
+    /// <summary>The request paths the <see cref="HealthPort"/> passes to the app (exact, case-insensitive); any other path gets 404 there.</summary>
+    /// <value>Default: <c>/health</c>, <c>/healthz</c>, <c>/ready</c>, <c>/readyz</c>, <c>/livez</c>.</value>
+    public string[] HealthPaths { get; set; } = ["/health", "/healthz", "/ready", "/readyz", "/livez"];
+
     /// <summary>The xDS client's options (key <c>Mesh:Xds</c>): protocol and listeners subscribed at start.</summary>
     /// <value>Default: protocol from the bootstrap, no listeners.</value>
     public XdsClientOptions Xds { get; } = new();

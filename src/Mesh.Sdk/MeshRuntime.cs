@@ -135,6 +135,9 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// <summary>The bootstrap sent to the control plane, with the workload's metadata merged in.</summary>
     public XdsBootstrap Bootstrap => _bootstrap;
 
+    /// <summary>The xDS client, or <see langword="null"/> while the workload ports are still to be discovered (inbound listeners are watched through it).</summary>
+    internal XdsClient? XdsClient => Volatile.Read(ref _client);
+
     /// <summary>The service ports this workload registers (node metadata <c>MESH_PORTS</c>): configured or discovered.</summary>
     public IReadOnlyDictionary<int, int> WorkloadPorts => _workloadPorts;
 

@@ -22,8 +22,11 @@ internal sealed record InboundWorkload(string Namespace, IReadOnlyDictionary<str
 /// <summary>
 /// The inbound (server) listeners istiod's gRPC generator serves to proxyless xDS servers
 /// (<c>xds.istio.io/grpc/lds/inbound/&lt;ip&gt;:&lt;port&gt;</c>, <c>pilot/pkg/networking/grpcgen/lds.go</c>):
-/// the listen address, one filter chain whose transport socket carries mTLS when PeerAuthentication makes the port
-/// STRICT, and an HCM with an inline route configuration (<c>*</c>, prefix <c>/</c>, <c>non_forwarding_action</c>)
+/// the listen address; filter chains by PeerAuthentication mode (STRICT: one mTLS chain; DISABLE: one plaintext chain;
+/// PERMISSIVE: for a server that sniffs TLS (Mesh.Sdk), a <c>transport_protocol: tls</c> mTLS chain and a
+/// <c>raw_buffer</c> plaintext chain, as Envoy sidecars get it; for gRPC servers one plaintext chain, as istiod's grpcgen
+/// sends it, because gRPC validates every chain's certificate provider instances even though it never matches a
+/// <c>tls</c> chain, and a server whose bootstrap has none would reject the listener); each holds an HCM with an inline route configuration (<c>*</c>, prefix <c>/</c>, <c>non_forwarding_action</c>)
 /// and the HTTP filters <c>envoy.filters.http.rbac.DENY</c>, <c>envoy.filters.http.rbac</c> (when policies apply)
 /// and the router. A listener depends on who asks: it is built on request for the workload the name and the node
 /// resolve to, and cached per distinct answer for the life of the snapshot.
@@ -106,17 +109,21 @@ internal sealed class InboundListeners(
         }
 
         var workload = Resolve(host, port, client);
-        var key = $"{name}\n{workload.Namespace}\n{string.Join(",", workload.Labels.OrderBy(static l => l.Key, StringComparer.Ordinal).Select(static l => $"{l.Key}={l.Value}"))}";
+        var key = $"{name}\n{client.SniffsTls}\n{workload.Namespace}\n{string.Join(",", workload.Labels.OrderBy(static l => l.Key, StringComparer.Ordinal).Select(static l => $"{l.Key}={l.Value}"))}";
         return _built.GetOrAdd(key, static (_, state) =>
         {
-            var (self, name, host, port, workload) = state;
-            var listener = self.Build(name, host, port, workload);
+            var (self, name, host, port, workload, sniffs) = state;
+            var listener = self.Build(name, host, port, workload, sniffs);
             return XdsResource.Create(name, listener);
-        }, (this, name, host, port, workload));
+        }, (this, name, host, port, workload, client.SniffsTls));
     }
 
-    /// <summary>The effective mTLS mode of <paramref name="port"/> of a workload (istiod's ComposePeerAuthentication, then the gRPC rules).</summary>
-    public MtlsMode ModeFor(InboundWorkload workload, uint port)
+    /// <summary>
+    /// The effective mTLS mode of <paramref name="port"/> of a workload (istiod's ComposePeerAuthentication): STRICT,
+    /// PERMISSIVE or DISABLE. For a server that cannot sniff TLS (<paramref name="sniffsTls"/> false: gRPC), a PERMISSIVE
+    /// workload labelled <c>security.istio.io/tlsMode: istio</c> is STRICT, as istiod's grpcgen makes it.
+    /// </summary>
+    public MtlsMode ModeFor(InboundWorkload workload, uint port, bool sniffsTls = false)
     {
         PeerAuthentication? mesh = null, ns = null, selected = null;
         foreach (var pa in peerAuthentications)
@@ -152,13 +159,14 @@ internal sealed class InboundListeners(
             mode = portMode;
         }
 
-        // Clients use mTLS to a workload labelled for it, and gRPC servers cannot be permissive (one filter chain).
-        if (mode == MtlsMode.Permissive && workload.Labels.TryGetValue(TlsModeLabel, out var tlsMode) && tlsMode == "istio")
+        // Clients use mTLS to a workload labelled for it, and gRPC servers only ever serve the plaintext chain of a
+        // PERMISSIVE listener. A server that sniffs the first bytes serves both, so the label changes nothing for it.
+        if (!sniffsTls && mode == MtlsMode.Permissive && workload.Labels.TryGetValue(TlsModeLabel, out var tlsMode) && tlsMode == "istio")
         {
             mode = MtlsMode.Strict;
         }
 
-        return mode == MtlsMode.Strict ? MtlsMode.Strict : MtlsMode.Disable;
+        return mode;
     }
 
     /// <summary>The ALLOW and DENY policies that apply to a workload: the root namespace's, then its namespace's, in file order.</summary>
@@ -182,9 +190,9 @@ internal sealed class InboundListeners(
         return result;
     }
 
-    public Listener Build(string name, string host, uint port, InboundWorkload workload)
+    public Listener Build(string name, string host, uint port, InboundWorkload workload, bool sniffsTls = false)
     {
-        var strict = ModeFor(workload, port) == MtlsMode.Strict;
+        var mode = ModeFor(workload, port, sniffsTls);
         var policies = PoliciesFor(workload);
         var filters = new List<HttpFilter>();
         var deny = policies.Where(static p => p.Action == AuthorizationAction.Deny).ToList();
@@ -206,29 +214,60 @@ internal sealed class InboundListeners(
         }
 
         filters.Add(new HttpFilter { Name = HttpFilterNames.Router, TypedConfig = Any.Pack(new Router()) });
-        var suffix = strict ? "mtls" : "plaintext";
+        var listener = new Listener
+        {
+            Name = name,
+            Address = new Address { SocketAddress = new SocketAddress { Address = host, PortValue = port } },
+        };
+        switch (mode)
+        {
+            case MtlsMode.Strict:
+                listener.FilterChains.Add(Chain(filters, mtls: true, transportProtocol: null));
+                break;
+            case MtlsMode.Permissive when sniffsTls:
+                // As Envoy sidecars get it: TLS and plaintext told apart by the first bytes (the tls_inspector's transport protocol).
+                listener.FilterChains.Add(Chain(filters, mtls: true, transportProtocol: TlsTransportProtocol));
+                listener.FilterChains.Add(Chain(filters, mtls: false, transportProtocol: RawBufferTransportProtocol));
+                break;
+            default:
+                listener.FilterChains.Add(Chain(filters, mtls: false, transportProtocol: null));
+                break;
+        }
+
+        return listener;
+    }
+
+    /// <summary><c>filter_chain_match.transport_protocol</c> of the PERMISSIVE listener's mTLS chain.</summary>
+    public const string TlsTransportProtocol = "tls";
+
+    /// <summary><c>filter_chain_match.transport_protocol</c> of the PERMISSIVE listener's plaintext chain.</summary>
+    public const string RawBufferTransportProtocol = "raw_buffer";
+
+    private static FilterChain Chain(List<HttpFilter> filters, bool mtls, string? transportProtocol)
+    {
+        var suffix = mtls ? "mtls" : "plaintext";
         var routeConfig = new RouteConfiguration { Name = "inbound" };
         var vhost = new VirtualHost { Domains = { "*" } };
         vhost.Routes.Add(new EnvoyRoute { Match = new RouteMatch { Prefix = "/" }, NonForwardingAction = new NonForwardingAction() });
         routeConfig.VirtualHosts.Add(vhost);
         var hcm = new HttpConnectionManager { RouteConfig = routeConfig };
-        hcm.HttpFilters.AddRange(filters);
+        hcm.HttpFilters.AddRange(filters.Select(static f => f.Clone()));
         var chain = new FilterChain
         {
             Name = "inbound-" + suffix,
             Filters = { new Filter { Name = "inbound-hcm" + suffix, TypedConfig = Any.Pack(hcm) } },
         };
-        if (strict)
+        if (transportProtocol is not null)
+        {
+            chain.FilterChainMatch = new FilterChainMatch { TransportProtocol = transportProtocol };
+        }
+
+        if (mtls)
         {
             chain.TransportSocket = new TransportSocket { Name = XdsExtensionNames.TlsTransportSocket, TypedConfig = Any.Pack(DownstreamTls()) };
         }
 
-        return new Listener
-        {
-            Name = name,
-            Address = new Address { SocketAddress = new SocketAddress { Address = host, PortValue = port } },
-            FilterChains = { chain },
-        };
+        return chain;
     }
 
     /// <summary>istiod's server TLS for proxyless gRPC: <see cref="IstioTls.Common"/> with no SAN check, client certificates required.</summary>

@@ -12,6 +12,12 @@ namespace Mesh.ControlPlane.Translation;
 /// </summary>
 internal sealed record ClientScope(string Namespace, IReadOnlyDictionary<string, string> Labels)
 {
+    /// <summary>
+    /// Whether the client tells TLS from plaintext on one port by the first bytes (Mesh.Sdk does, gRPC xDS servers do
+    /// not): it is served PERMISSIVE as Envoy sidecars are, not made STRICT by the <c>security.istio.io/tlsMode</c> label.
+    /// </summary>
+    public bool SniffsTls { get; init; }
+
     /// <summary>A client with no labels and no namespace: source-restricted routes never apply to it.</summary>
     public static ClientScope None { get; } = new(string.Empty, Empty.Labels);
 

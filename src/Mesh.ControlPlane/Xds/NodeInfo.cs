@@ -13,7 +13,13 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
     public IReadOnlyDictionary<string, string> Labels { get; init; } = Mesh.ControlPlane.Config.Empty.Labels;
 
     /// <summary>What per-client translation needs to know about this node.</summary>
-    public Mesh.ControlPlane.Translation.ClientScope Scope => new(Namespace, Labels);
+    public Mesh.ControlPlane.Translation.ClientScope Scope => new(Namespace, Labels) { SniffsTls = UserAgentName == SdkUserAgentName };
+
+    /// <summary>The node's <c>user_agent_name</c>.</summary>
+    public string? UserAgentName { get; init; }
+
+    /// <summary>The <c>user_agent_name</c> Mesh.Sdk sends; it serves PERMISSIVE ports with TLS and plaintext told apart by the first bytes.</summary>
+    public const string SdkUserAgentName = "Mesh.Sdk";
 
     public const string NamespaceKey = "NAMESPACE";
     public const string LabelsKey = "LABELS";
@@ -38,7 +44,7 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
         }
 
         var info = From(node, id, ns, labels, fields, domain);
-        return info with { Labels = labels };
+        return info with { Labels = labels, UserAgentName = node?.UserAgentName };
     }
 
     private static NodeInfo From(Node? node, string id, string ns, Dictionary<string, string> labels,

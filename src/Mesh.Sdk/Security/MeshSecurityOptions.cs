@@ -9,8 +9,9 @@ namespace Mesh.Sdk.Security;
 public sealed class MeshSecurityOptions
 {
     /// <summary>
-    /// Whether the workload gets and rotates a certificate. Nothing uses it yet (mTLS comes later); an app without a
-    /// CA keeps it off and logs nothing about certificates.
+    /// Whether the workload gets and rotates a certificate, and (in an ASP.NET app with <c>builder.AddMesh()</c>) serves
+    /// inbound mTLS on its endpoints as PeerAuthentication says. An app without a CA keeps it off and logs nothing
+    /// about certificates.
     /// </summary>
     /// <value>Default: <see langword="false"/>.</value>
     public bool Enabled { get; set; }

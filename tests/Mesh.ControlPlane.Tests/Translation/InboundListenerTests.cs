@@ -18,7 +18,11 @@ public class InboundListenerTests
 {
     private const string Name9080 = "xds.istio.io/grpc/lds/inbound/0.0.0.0:9080";
 
-    private static readonly ClientScope Reviews = new("default", new Dictionary<string, string> { ["app"] = "reviews" });
+    // Mesh.Sdk's node (it sniffs TLS: PERMISSIVE is two chains for it).
+    private static readonly ClientScope Reviews = new("default", new Dictionary<string, string> { ["app"] = "reviews" }) { SniffsTls = true };
+
+    // A gRPC xDS server's node (PERMISSIVE is one plaintext chain for it, as istiod's grpcgen sends it).
+    private static readonly ClientScope GrpcReviews = new("default", new Dictionary<string, string> { ["app"] = "reviews" });
 
     internal static XdsSnapshot Translate(string yaml, string rootNamespace = "istio-system")
     {
@@ -40,10 +44,21 @@ public class InboundListenerTests
 
     internal static HttpConnectionManager Hcm(Listener listener)
     {
-        var chain = Assert.Single(listener.FilterChains);
+        // PERMISSIVE listeners repeat the HCM in both chains; the last (plaintext) one is what gRPC servers use.
+        var chain = listener.FilterChains[^1];
         var filter = Assert.Single(chain.Filters);
         return filter.TypedConfig.Unpack<HttpConnectionManager>();
     }
+
+    /// <summary>STRICT: one mTLS chain; PERMISSIVE: a <c>tls</c> mTLS chain then a <c>raw_buffer</c> plaintext one; DISABLE: one plaintext chain.</summary>
+    internal static string Mode(Listener listener) => listener.FilterChains.Count switch
+    {
+        1 when listener.FilterChains[0].TransportSocket is not null => "STRICT",
+        1 => "DISABLE",
+        2 when listener.FilterChains[0] is { TransportSocket: not null, FilterChainMatch.TransportProtocol: "tls", Name: "inbound-mtls" }
+            && listener.FilterChains[1] is { TransportSocket: null, FilterChainMatch.TransportProtocol: "raw_buffer", Name: "inbound-plaintext" } => "PERMISSIVE",
+        _ => "unexpected chains: " + string.Join(", ", listener.FilterChains.Select(c => c.Name)),
+    };
 
     private static string PeerAuth(string ns, string mode, string? selector = null, string? portLevel = null) => $"""
         apiVersion: security.istio.io/v1
@@ -55,12 +70,12 @@ public class InboundListenerTests
 
         """;
 
-    private static bool IsStrict(Listener listener) => listener.FilterChains[0].TransportSocket is not null;
+    private static bool IsStrict(Listener listener) => Mode(listener) == "STRICT";
 
     [Fact]
-    public void NoPolicies_PlaintextListener_WithIstiodsShape()
+    public void DisabledPort_OnePlaintextChain_WithIstiodsShape()
     {
-        var listener = Inbound(Translate(TestYaml.ReviewsServiceEntry), Name9080, Reviews);
+        var listener = Inbound(Translate(PeerAuth("default", "DISABLE") + TestYaml.ReviewsServiceEntry), Name9080, Reviews);
 
         Assert.Equal(Name9080, listener.Name);
         Assert.Equal(("0.0.0.0", 9080u), (listener.Address.SocketAddress.Address, listener.Address.SocketAddress.PortValue));
@@ -79,6 +94,31 @@ public class InboundListenerTests
         Assert.Equal([HttpFilterNames.Router], hcm.HttpFilters.Select(f => f.Name));
         Assert.Equal([XdsTypeUrls.Router], hcm.HttpFilters.Select(f => f.TypedConfig.TypeUrl));
         Assert.Null(listener.ApiListener);
+    }
+
+    [Fact]
+    public void NoPolicies_GrpcServer_OnePlaintextChain_AsIstiodsGrpcgenSendsIt()
+    {
+        var listener = Inbound(Translate(TestYaml.ReviewsServiceEntry), Name9080, GrpcReviews);
+
+        var chain = Assert.Single(listener.FilterChains);
+        Assert.Equal(("inbound-plaintext", null), (chain.Name, chain.TransportSocket));
+        Assert.Null(chain.FilterChainMatch);
+    }
+
+    [Fact]
+    public void NoPolicies_MeshSdk_Permissive_TlsChainThenRawBufferChain_AsEnvoySidecarsGetThem()
+    {
+        var listener = Inbound(Translate(TestYaml.ReviewsServiceEntry), Name9080, Reviews);
+
+        Assert.Equal(2, listener.FilterChains.Count);
+        var (tls, plain) = (listener.FilterChains[0], listener.FilterChains[1]);
+        Assert.Equal(("inbound-mtls", "tls", "inbound-hcmmtls"), (tls.Name, tls.FilterChainMatch.TransportProtocol, Assert.Single(tls.Filters).Name));
+        Assert.True(tls.TransportSocket.TypedConfig.Unpack<DownstreamTlsContext>().RequireClientCertificate);
+        Assert.Equal(("inbound-plaintext", "raw_buffer", "inbound-hcmplaintext"), (plain.Name, plain.FilterChainMatch.TransportProtocol, Assert.Single(plain.Filters).Name));
+        Assert.Null(plain.TransportSocket);
+        // Both chains carry the same HTTP filters and route.
+        Assert.Equal(tls.Filters[0].TypedConfig.Unpack<HttpConnectionManager>(), plain.Filters[0].TypedConfig.Unpack<HttpConnectionManager>());
     }
 
     [Fact]
@@ -108,23 +148,24 @@ public class InboundListenerTests
 
     [Theory]
     // Scopes: mesh (root namespace, no selector) < namespace (no selector) < workload (selector); UNSET inherits.
-    [InlineData("", false)]
-    [InlineData("mesh:STRICT", true)]
-    [InlineData("mesh:STRICT ns:DISABLE", false)]
-    [InlineData("mesh:STRICT ns:UNSET", true)]
-    [InlineData("mesh:DISABLE ns:STRICT", true)]
-    [InlineData("ns:STRICT wl:DISABLE", false)]
-    [InlineData("ns:DISABLE wl:STRICT", true)]
-    [InlineData("ns:STRICT wl:UNSET", true)]
-    [InlineData("ns:STRICT other:DISABLE", true)]
-    // PERMISSIVE is plaintext for gRPC servers (one filter chain, no protocol sniffing).
-    [InlineData("mesh:PERMISSIVE", false)]
-    [InlineData("mesh:STRICT wl:PERMISSIVE", false)]
+    [InlineData("", "PERMISSIVE")]
+    [InlineData("mesh:STRICT", "STRICT")]
+    [InlineData("mesh:STRICT ns:DISABLE", "DISABLE")]
+    [InlineData("mesh:STRICT ns:UNSET", "STRICT")]
+    [InlineData("mesh:DISABLE ns:STRICT", "STRICT")]
+    [InlineData("ns:STRICT wl:DISABLE", "DISABLE")]
+    [InlineData("ns:DISABLE wl:STRICT", "STRICT")]
+    [InlineData("ns:STRICT wl:UNSET", "STRICT")]
+    [InlineData("ns:STRICT other:DISABLE", "STRICT")]
+    [InlineData("mesh:DISABLE ns:UNSET", "DISABLE")]
+    // PERMISSIVE is two chains; gRPC servers only ever match the raw_buffer one.
+    [InlineData("mesh:PERMISSIVE", "PERMISSIVE")]
+    [InlineData("mesh:STRICT wl:PERMISSIVE", "PERMISSIVE")]
     // A root-namespace policy with a selector is not mesh-wide: it selects workloads of the root namespace only.
-    [InlineData("rootsel:STRICT", false)]
+    [InlineData("rootsel:STRICT", "PERMISSIVE")]
     // Another namespace's namespace-wide policy does not apply.
-    [InlineData("otherns:STRICT", false)]
-    public void PeerAuthenticationScopes_DecideTheMode(string policies, bool strict)
+    [InlineData("otherns:STRICT", "PERMISSIVE")]
+    public void PeerAuthenticationScopes_DecideTheMode(string policies, string mode)
     {
         var yaml = string.Concat(policies.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p =>
         {
@@ -142,42 +183,58 @@ public class InboundListenerTests
 
         var listener = Inbound(Translate(yaml + TestYaml.ReviewsServiceEntry), Name9080, Reviews);
 
-        Assert.Equal(strict, IsStrict(listener));
-        Assert.Equal(strict ? "inbound-mtls" : "inbound-plaintext", listener.FilterChains[0].Name);
+        Assert.Equal(mode, Mode(listener));
     }
 
     [Theory]
-    // Workload mode STRICT; port 9080 DISABLE, 9091 UNSET (inherits the workload's STRICT), others the workload's.
-    [InlineData("STRICT", 9080u, false)]
-    [InlineData("STRICT", 9090u, true)]
-    [InlineData("STRICT", 9091u, true)]
+    // Workload mode STRICT; port 9080 DISABLE, 9091 UNSET (inherits the workload's STRICT), 9093 PERMISSIVE, others the workload's.
+    [InlineData("STRICT", 9080u, "DISABLE")]
+    [InlineData("STRICT", 9090u, "STRICT")]
+    [InlineData("STRICT", 9091u, "STRICT")]
+    [InlineData("STRICT", 9093u, "PERMISSIVE")]
     // Workload mode UNSET under a DISABLE namespace: unlisted ports and 9091 inherit DISABLE, 9092 is STRICT.
-    [InlineData("UNSET", 9090u, false)]
-    [InlineData("UNSET", 9091u, false)]
-    [InlineData("UNSET", 9092u, true)]
-    public void PortLevelMtls_OverridesTheWorkloadMode_UnsetInheritsIt(string workloadMode, uint port, bool strict)
+    [InlineData("UNSET", 9090u, "DISABLE")]
+    [InlineData("UNSET", 9091u, "DISABLE")]
+    [InlineData("UNSET", 9092u, "STRICT")]
+    public void PortLevelMtls_OverridesTheWorkloadMode_UnsetInheritsIt(string workloadMode, uint port, string mode)
     {
         var yaml = PeerAuth("default", "DISABLE")
-            + PeerAuth("default", workloadMode, "app: reviews", "9080: {mode: DISABLE}, 9091: {mode: UNSET}, 9092: {mode: STRICT}")
+            + PeerAuth("default", workloadMode, "app: reviews", "9080: {mode: DISABLE}, 9091: {mode: UNSET}, 9092: {mode: STRICT}, 9093: {mode: PERMISSIVE}")
             + TestYaml.ReviewsServiceEntry;
 
         var listener = Inbound(Translate(yaml), $"xds.istio.io/grpc/lds/inbound/0.0.0.0:{port}", Reviews);
 
-        Assert.Equal(strict, IsStrict(listener));
+        Assert.Equal(mode, Mode(listener));
     }
 
     [Theory]
-    [InlineData("PERMISSIVE", "istio", true)]
-    [InlineData("PERMISSIVE", "disabled", false)]
-    [InlineData("DISABLE", "istio", false)]
-    [InlineData("STRICT", "disabled", true)]
-    public void TlsModeIstioLabel_MakesPermissiveStrict(string mode, string label, bool strict)
+    [InlineData("PERMISSIVE", "istio", false, "STRICT")]
+    [InlineData("PERMISSIVE", "disabled", false, "DISABLE")]
+    [InlineData("DISABLE", "istio", false, "DISABLE")]
+    [InlineData("STRICT", "disabled", false, "STRICT")]
+    // Mesh.Sdk (node user_agent_name "Mesh.Sdk") tells TLS from plaintext by the first bytes: the label changes nothing.
+    [InlineData("PERMISSIVE", "istio", true, "PERMISSIVE")]
+    [InlineData("STRICT", "istio", true, "STRICT")]
+    public void TlsModeIstioLabel_MakesPermissiveStrict_ForGrpcServersOnly(string mode, string label, bool sdk, string expected)
     {
-        var client = new ClientScope("default", new Dictionary<string, string> { ["app"] = "reviews", ["security.istio.io/tlsMode"] = label });
+        var client = new ClientScope("default", new Dictionary<string, string> { ["app"] = "reviews", ["security.istio.io/tlsMode"] = label }) { SniffsTls = sdk };
 
         var listener = Inbound(Translate(PeerAuth("default", mode) + TestYaml.ReviewsServiceEntry), Name9080, client);
 
-        Assert.Equal(strict, IsStrict(listener));
+        Assert.Equal(expected, Mode(listener));
+    }
+
+    [Fact]
+    public void SameNameAskedBySdkAndGrpcNode_EachGetsItsOwnListener()
+    {
+        var snapshot = Translate(PeerAuth("default", "PERMISSIVE") + TestYaml.ReviewsServiceEntry);
+        var labels = new Dictionary<string, string> { ["app"] = "reviews", ["security.istio.io/tlsMode"] = "istio" };
+
+        Assert.Equal("STRICT", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels))));
+        Assert.Equal("PERMISSIVE", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels) { SniffsTls = true })));
+        Assert.Equal("STRICT", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels))));
+        labels.Remove("security.istio.io/tlsMode");
+        Assert.Equal("DISABLE", Mode(Inbound(snapshot, Name9080, new ClientScope("default", labels))));
     }
 
     [Fact]

@@ -60,7 +60,11 @@ public sealed class AdsInboundListenerTests : IAsyncLifetime
         File.Move(temp, Path.Combine(_config.FullName, "pa.yaml"), overwrite: true);
     }
 
-    private static string ChainName(Listener listener) => Assert.Single(listener.FilterChains).Name;
+    private static string ChainName(Listener listener) => string.Join(",", listener.FilterChains.Select(c => c.Name));
+
+    // PERMISSIVE (no policy) is one plaintext chain for a gRPC server, a tls chain and a raw_buffer chain for Mesh.Sdk.
+    private const string Permissive = "inbound-plaintext";
+    private const string SdkPermissive = "inbound-mtls,inbound-plaintext";
 
     [Fact]
     public async Task Sotw_InboundListener_FollowsPeerAuthentication()
@@ -69,7 +73,7 @@ public sealed class AdsInboundListenerTests : IAsyncLifetime
         await server.SendAsync(Ads.Request(XdsTypeUrls.Listener, [InboundName], Workload()));
         var first = await server.NextAsync();
         var listener = Assert.Single(first.Resources).Unpack<Listener>();
-        Assert.Equal((InboundName, "inbound-plaintext"), (listener.Name, ChainName(listener)));
+        Assert.Equal((InboundName, Permissive), (listener.Name, ChainName(listener)));
         await server.SendAsync(Ads.Ack(first, [InboundName]));
 
         Write(StrictForReviews);
@@ -79,7 +83,7 @@ public sealed class AdsInboundListenerTests : IAsyncLifetime
 
         File.Delete(Path.Combine(_config.FullName, "pa.yaml"));
         var plain = await server.NextAsync(PushWait);
-        Assert.Equal("inbound-plaintext", ChainName(Assert.Single(plain.Resources).Unpack<Listener>()));
+        Assert.Equal(Permissive, ChainName(Assert.Single(plain.Resources).Unpack<Listener>()));
     }
 
     [Fact]
@@ -88,7 +92,7 @@ public sealed class AdsInboundListenerTests : IAsyncLifetime
         await using var server = Ads.Delta(_channel);
         await server.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Listener, ResourceNamesSubscribe = { InboundName }, Node = Workload() });
         var first = await server.NextAsync();
-        Assert.Equal("inbound-plaintext", ChainName(Assert.Single(first.Resources).Resource_.Unpack<Listener>()));
+        Assert.Equal(Permissive, ChainName(Assert.Single(first.Resources).Resource_.Unpack<Listener>()));
         await server.SendAsync(new DeltaDiscoveryRequest { TypeUrl = XdsTypeUrls.Listener, ResponseNonce = first.Nonce });
 
         Write(StrictForReviews);
@@ -97,5 +101,35 @@ public sealed class AdsInboundListenerTests : IAsyncLifetime
         Assert.Equal(InboundName, resource.Name);
         Assert.Equal("inbound-mtls", ChainName(resource.Resource_.Unpack<Listener>()));
         Assert.Empty(strict.RemovedResources);
+    }
+
+    [Fact]
+    public async Task TlsModeLabel_MakesAGrpcNodeStrict_NotAMeshSdkNode()
+    {
+        Write("""
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: permissive, namespace: default}
+            spec: {mtls: {mode: PERMISSIVE}}
+            """);
+        var name = "xds.istio.io/grpc/lds/inbound/0.0.0.0:41300";
+        Envoy.Config.Core.V3.Node Labelled(string id, string? userAgent)
+        {
+            var node = Ads.Node(id, metadata: m => m.Fields["LABELS"] = Value.ForStruct(new Struct { Fields = { ["security.istio.io/tlsMode"] = Value.ForString("istio") } }));
+            if (userAgent is not null)
+            {
+                node.UserAgentName = userAgent;
+            }
+
+            return node;
+        }
+
+        await using var grpc = Ads.Sotw(_channel);
+        await grpc.SendAsync(Ads.Request(XdsTypeUrls.Listener, [name], Labelled("grpc-1", "gRPC Python")));
+        Assert.Equal("inbound-mtls", ChainName(Assert.Single((await grpc.NextAsync(PushWait)).Resources).Unpack<Listener>()));
+
+        await using var sdk = Ads.Sotw(_channel);
+        await sdk.SendAsync(Ads.Request(XdsTypeUrls.Listener, [name], Labelled("sdk-1", "Mesh.Sdk")));
+        Assert.Equal(SdkPermissive, ChainName(Assert.Single((await sdk.NextAsync(PushWait)).Resources).Unpack<Listener>()));
     }
 }

@@ -24,7 +24,7 @@ internal sealed class MeshWebApp : IAsyncDisposable
 
     public WebApplication App { get; }
 
-    /// <summary>The port Kestrel bound.</summary>
+    /// <summary>The port Kestrel bound (the first, when it bound several).</summary>
     public int Port { get; }
 
     public Uri BaseAddress => new($"http://127.0.0.1:{Port}");
@@ -70,7 +70,7 @@ internal sealed class MeshWebApp : IAsyncDisposable
             throw;
         }
 
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
         return new MeshWebApp(app, new Uri(address).Port);
     }
 

@@ -230,6 +230,24 @@ public sealed class XdsResourceValidatorTests
     }
 
     [Fact]
+    public void ServerListener_IstiodsInlineNonForwardingRoute_IsAccepted_OnAClientListenerItIsNot()
+    {
+        var routes = new RouteConfiguration { Name = "inbound" };
+        var vhost = new VirtualHost { Name = "inbound|http|0", Domains = { "*" } };
+        vhost.Routes.Add(new Route { Match = new RouteMatch { Prefix = "/" }, NonForwardingAction = new NonForwardingAction() });
+        routes.VirtualHosts.Add(vhost);
+        var hcm = new HttpConnectionManager { RouteConfig = routes, HttpFilters = { Router() } };
+        var server = Inbound(new FilterChain { Filters = { new Filter { Name = XdsExtensionNames.HttpConnectionManager, TypedConfig = Any.Pack(hcm) } } });
+
+        var accepted = XdsResourceValidator.ValidateListener(server);
+
+        Assert.Same(server, accepted.Listener);
+        Assert.Equal("inbound", accepted.InlineRouteConfiguration!.Name);
+        var client = new Listener { Name = "reviews:9080", ApiListener = new ApiListener { ApiListener_ = Any.Pack(hcm) } };
+        Assert.Contains("action NonForwardingAction is not supported", Reject(() => XdsResourceValidator.ValidateListener(client)));
+    }
+
+    [Fact]
     public void ServerListener_Rejections_NameTheChain()
     {
         var hostname = Inbound(Chain("r"));

@@ -139,7 +139,7 @@ internal static class XdsResourceValidator
                 continue;
             }
 
-            CollectHttpConnectionManagerErrors(hcm, where + " ", errors, out var rds, out var inline);
+            CollectHttpConnectionManagerErrors(hcm, where + " ", errors, out var rds, out var inline, serverSide: true);
             if (rds is not null && !rdsNames.Contains(rds, StringComparer.Ordinal))
             {
                 rdsNames.Add(rds);
@@ -169,7 +169,7 @@ internal static class XdsResourceValidator
         }
     }
 
-    private static void CollectHttpConnectionManagerErrors(HttpConnectionManager hcm, string prefix, List<string> errors, out string? rdsName, out RouteConfiguration? inline)
+    private static void CollectHttpConnectionManagerErrors(HttpConnectionManager hcm, string prefix, List<string> errors, out string? rdsName, out RouteConfiguration? inline, bool serverSide = false)
     {
         rdsName = null;
         inline = null;
@@ -190,7 +190,7 @@ internal static class XdsResourceValidator
                 rdsName = hcm.Rds.RouteConfigName;
                 break;
             case HttpConnectionManager.RouteSpecifierOneofCase.RouteConfig:
-                CollectRouteConfigurationErrors(hcm.RouteConfig, errors, $"{prefix}HttpConnectionManager route_config ");
+                CollectRouteConfigurationErrors(hcm.RouteConfig, errors, $"{prefix}HttpConnectionManager route_config ", serverSide);
                 inline = hcm.RouteConfig;
                 break;
             default:
@@ -257,7 +257,7 @@ internal static class XdsResourceValidator
         return routes;
     }
 
-    private static void CollectRouteConfigurationErrors(RouteConfiguration routes, List<string> errors, string prefix)
+    private static void CollectRouteConfigurationErrors(RouteConfiguration routes, List<string> errors, string prefix, bool serverSide = false)
     {
         for (var v = 0; v < routes.VirtualHosts.Count; v++)
         {
@@ -284,8 +284,9 @@ internal static class XdsResourceValidator
 
         // What the structural checks pass must also compile into the data plane's route table (RE2-only
         // regex syntax, supported actions and policies): a configuration the request path would refuse is
-        // NACKed here rather than ACKed and then ignored.
-        if (errors.Count == 0)
+        // NACKed here rather than ACKed and then ignored. A server listener's routes (istiod's inbound route: prefix /,
+        // non_forwarding_action, gRFC A36) are never compiled into the client route table.
+        if (errors.Count == 0 && !serverSide)
         {
             foreach (var error in RouteTableCompiler.Validate(routes))
             {
