@@ -217,6 +217,73 @@ public sealed class OutboundMtlsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RefusedEndpoint_IsAConnectFailure_RetriedOnAnotherHost_AndEjectedByOutlierDetection()
+    {
+        var impostor = await StartWorkloadAsync(_pki.Issue(TestPki.Spiffe("ratings"), TimeSpan.FromHours(1)));
+        var good = await StartWorkloadAsync(_pki.Issue(TestPki.Spiffe("reviews"), TimeSpan.FromHours(1)));
+        var service = "mtls" + Interlocked.Increment(ref s_services).ToString(CultureInfo.InvariantCulture);
+        var host = service + ".default.svc.cluster.local";
+        // No VirtualService: istiod's default route retries connect-failure twice on other hosts (previous_hosts).
+        IstioYaml.WriteAtomically(Path.Combine(_directory, "config"), service + ".yaml", $$"""
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: {{service}}, namespace: default}
+            spec:
+              hosts: [{{host}}]
+              location: MESH_INTERNAL
+              ports: [{number: {{ServicePort}}, name: http, protocol: HTTP}]
+              resolution: STATIC
+              workloadSelector:
+                labels:
+                  app: {{service}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: {{service}}-impostor, namespace: default}
+            spec:
+              address: 127.0.0.1
+              serviceAccount: reviews
+              ports:
+                http: {{impostor.TlsPort}}
+              labels:
+                app: {{service}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: {{service}}-good, namespace: default}
+            spec:
+              address: 127.0.0.1
+              serviceAccount: reviews
+              ports:
+                http: {{good.TlsPort}}
+              labels:
+                app: {{service}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: {{service}}, namespace: default}
+            spec:
+              host: {{host}}
+              trafficPolicy:
+                tls: {mode: ISTIO_MUTUAL}
+                outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}
+            """);
+        await WaitForClusterAsync(service, UpstreamTransport.IstioMutual, endpoints: 2);
+
+        var answers = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            answers.Add(await _http.GetStringAsync(Url(service)));
+        }
+
+        Assert.Equal(Enumerable.Repeat($"tls=True peer={TestPki.Spiffe("productpage")} protocol=HTTP/1.1", 20), answers);
+        Assert.Equal((0, 20), (impostor.Requests, good.Requests));
+        Assert.True(_runtime.Clusters.TryGetCluster(Cluster(service), out var cluster));
+        var states = cluster.LoadBalancer.Endpoints.All.ToDictionary(e => e.Port, e => e.State.Outlier.IsEjected);
+        Assert.Equal(new Dictionary<int, bool> { [impostor.TlsPort] = true, [good.TlsPort] = false }, states);
+    }
+
+    [Fact]
     public async Task Rotation_ShortLivedCertificates_SteadyHttpAndGrpcCalls_NoFailure()
     {
         var workload = await StartWorkloadAsync(_pki.Issue(TestPki.Spiffe("reviews"), TimeSpan.FromSeconds(6)));
@@ -372,6 +439,14 @@ public sealed class OutboundMtlsTests : IAsyncLifetime
         }
 
         IstioYaml.WriteAtomically(Path.Combine(_directory, "config"), service + ".yaml", yaml.ToString());
+        await WaitForClusterAsync(service, expected, endpoints: 1);
+        return service;
+    }
+
+    /// <summary>Waits until the client's cluster of <paramref name="service"/> has <paramref name="endpoints"/> endpoints, all with <paramref name="expected"/> transport.</summary>
+    private async Task WaitForClusterAsync(string service, UpstreamTransport expected, int endpoints)
+    {
+        var host = service + ".default.svc.cluster.local";
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         try
         {
@@ -383,17 +458,15 @@ public sealed class OutboundMtlsTests : IAsyncLifetime
 
         var cluster = Cluster(service);
         while (!(_runtime.Clusters.TryGetCluster(cluster, out var runtime)
-            && runtime.LoadBalancer.Endpoints.All is [var endpoint]
-            && endpoint.Transport.Kind == expected))
+            && runtime.LoadBalancer.Endpoints.All.Count == endpoints
+            && runtime.LoadBalancer.Endpoints.All.All(e => e.Transport.Kind == expected)))
         {
             if (cts.IsCancellationRequested)
             {
-                throw new TimeoutException($"Cluster '{cluster}' did not reach the client with one {expected} endpoint.\n{yaml}\n{_logs.Dump()}\nconfig errors: {string.Join("; ", _controlPlane.ConfigErrors)}");
+                throw new TimeoutException($"Cluster '{cluster}' did not reach the client with {endpoints} {expected} endpoints.\n{_logs.Dump()}\nconfig errors: {string.Join("; ", _controlPlane.ConfigErrors)}");
             }
 
             await Task.Delay(10);
         }
-
-        return service;
     }
 }
