@@ -618,6 +618,9 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>The workload label Istio's injector sets on pods with a mesh certificate (<c>istio</c>).</summary>
+    internal const string TlsModeLabel = "security.istio.io/tlsMode";
+
     internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, string ns, string ip)
         => WithWorkloadMetadata(bootstrap, options, new Dictionary<int, int>(options.Ports), ns, ip);
 
@@ -626,12 +629,20 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         var metadata = JsonNode.Parse(bootstrap.Node.Metadata.GetRawText()) as JsonObject ?? new JsonObject();
         metadata[IstioNaming.GeneratorMetadataKey] ??= IstioNaming.GrpcGenerator;
         metadata["NAMESPACE"] = ns;
-        if (options.Labels.Count > 0)
+        // A workload with a mesh certificate says so as a pod injected by Istio does: clients then originate mTLS to it
+        // (auto-mTLS). A label the user set wins.
+        var tlsMode = options.Security.Enabled && !options.Labels.ContainsKey(TlsModeLabel);
+        if (options.Labels.Count > 0 || tlsMode)
         {
             var labels = new JsonObject();
             foreach (var (key, value) in options.Labels)
             {
                 labels[key] = value;
+            }
+
+            if (tlsMode)
+            {
+                labels[TlsModeLabel] = "istio";
             }
 
             metadata["LABELS"] = labels;

@@ -278,6 +278,64 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task AutoMtlsCluster_TransportSocketMatches_AcceptedAndIgnoredByCoreXdsClient_CallGoesPlaintext()
+    {
+        var python = PeerKind.Get(PeerKind.Python);
+        var dir = Directory.CreateTempSubdirectory("mesh-auto-mtls-");
+        try
+        {
+            var config = Directory.CreateDirectory(Path.Combine(dir.FullName, "config")).FullName;
+            var port = FreePort();
+            // The server's WorkloadEntry is labelled tlsMode: istio, so its cluster carries istiod's auto-mTLS
+            // transport_socket_matches and its endpoint the tlsMode metadata; mesh-wide DISABLE keeps the server plaintext.
+            IstioYaml.WriteAtomically(config, "mesh.yaml", """
+                apiVersion: security.istio.io/v1
+                kind: PeerAuthentication
+                metadata: {name: default, namespace: istio-system}
+                spec:
+                  mtls: {mode: DISABLE}
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: ServiceEntry
+                metadata: {name: echo, namespace: default}
+                spec:
+                  hosts: [echo.default.svc.cluster.local]
+                  ports: [{number: 9080, name: grpc, protocol: GRPC}]
+                  resolution: STATIC
+                  workloadSelector: {labels: {app: echo-server}}
+                ---
+                apiVersion: networking.istio.io/v1
+                kind: WorkloadEntry
+                metadata: {name: echo-server, namespace: default}
+                spec:
+                  address: 127.0.0.1
+                  ports: {grpc: SERVER_PORT}
+                  labels: {app: echo-server, security.istio.io/tlsMode: istio}
+                  serviceAccount: echo-server
+                """.Replace("SERVER_PORT", port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal));
+            await using var cp = await ControlPlaneHarness.StartAsync(config);
+            using var caChannel = GrpcChannel.ForAddress($"http://127.0.0.1:{cp.Port}");
+            var ca = new Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient(caChannel);
+            // The client could do TLS (xDS credentials, provider 'default' with CA certificates) if it read the matches.
+            var clientCerts = await WriteCertificates(ca, "spiffe://cluster.local/ns/default/sa/echo-client", Path.Combine(dir.FullName, "client-certs"));
+            using var server = ServerProcess.Start(python.Executable, port, ServerBootstrap(cp.Port));
+
+            var result = await RunMtlsClient(python.Executable, "xds:///echo.default.svc.cluster.local:9080", attempts: 100, ClientBootstrap(cp.Port, clientCerts));
+            output.WriteLine(result);
+
+            var reply = result.Split('\n').FirstOrDefault(l => l.Contains("\"ok\": true, \"reply\"", StringComparison.Ordinal));
+            Assert.True(reply is not null, "the call never succeeded:\n" + result + $"\n--- server stderr:\n{server.Stderr}\n--- control plane:\n{cp.Log()}");
+            Assert.DoesNotContain("spiffe://", reply, StringComparison.Ordinal);
+            // No NACK: C-core accepted the cluster with transport_socket_matches and the endpoint metadata.
+            Assert.Empty(cp.Warnings);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     /// <summary>Writes cert-chain.pem, key.pem and root-cert.pem for <paramref name="spiffeId"/> into <paramref name="path"/>.</summary>
     private static async Task<string> WriteCertificates(Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient ca, string spiffeId, string path)
     {

@@ -51,6 +51,49 @@ internal static class IstioTls
         TypedConfig = Any.Pack(new UpstreamTlsContext { CommonTlsContext = Common(sans) }),
     };
 
+    /// <summary>The endpoint metadata filter Envoy reads for <c>transport_socket_matches</c>.</summary>
+    public const string TransportSocketMatchFilter = "envoy.transport_socket_match";
+
+    /// <summary>The workload label that says a workload holds a mesh certificate (<c>istio</c>), and its metadata key.</summary>
+    public const string TlsModeLabel = "security.istio.io/tlsMode";
+
+    /// <summary>The transport socket istiod writes for plaintext (<c>tlsMode-disabled</c>).</summary>
+    public static TransportSocket RawBufferSocket() => new()
+    {
+        Name = "envoy.transport_sockets.raw_buffer",
+        TypedConfig = new Any { TypeUrl = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" },
+    };
+
+    /// <summary>
+    /// istiod's auto-mTLS for a cluster without DestinationRule <c>tls</c>: endpoints whose metadata carries
+    /// <c>envoy.transport_socket_match: {tlsMode: istio}</c> get the <c>ISTIO_MUTUAL</c> socket (<c>tlsMode-istio</c>),
+    /// every other endpoint plaintext (<c>tlsMode-disabled</c>, an empty match).
+    /// </summary>
+    public static IEnumerable<Envoy.Config.Cluster.V3.Cluster.Types.TransportSocketMatch> AutoMtlsMatches(IReadOnlyList<string> sans) =>
+    [
+        new()
+        {
+            Name = "tlsMode-istio",
+            Match = new Struct { Fields = { ["tlsMode"] = Value.ForString("istio") } },
+            TransportSocket = UpstreamSocket(sans),
+        },
+        new() { Name = "tlsMode-disabled", Match = new Struct(), TransportSocket = RawBufferSocket() },
+    ];
+
+    /// <summary>
+    /// istiod's EDS metadata for a workload's <c>security.istio.io/tlsMode</c> label: <c>envoy.transport_socket_match:
+    /// {tlsMode: &lt;value&gt;}</c> when the label is set to anything but <c>disabled</c>; otherwise <see langword="null"/>.
+    /// </summary>
+    public static Metadata? EndpointMetadata(IReadOnlyDictionary<string, string> labels)
+    {
+        if (!labels.TryGetValue(TlsModeLabel, out var mode) || mode.Length == 0 || mode == "disabled")
+        {
+            return null;
+        }
+
+        return new Metadata { FilterMetadata = { [TransportSocketMatchFilter] = new Struct { Fields = { ["tlsMode"] = Value.ForString(mode) } } } };
+    }
+
     /// <summary>
     /// istiod's <c>ServiceAccounts(hostname, namespace)</c>: the SPIFFE id of every service account among the service's
     /// endpoints (all of them, not only a subset's) plus the ServiceEntry's <c>subjectAltNames</c> verbatim, distinct and

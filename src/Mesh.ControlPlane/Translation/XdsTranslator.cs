@@ -100,7 +100,7 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
                 {
                     var policy = TrafficPolicies.Resolve(rule, subset, port.Number);
                     var cluster = BuildCluster(ClusterName(port.Number, subset?.Name, service.Hostname), policy);
-                    ApplyTls(cluster, policy?.TlsMode, service);
+                    ApplyTls(cluster, policy?.TlsMode, service, port.Number, subset?.Labels);
                     clusters[cluster.Name] = XdsResource.Create(cluster.Name, cluster);
                     var cla = BuildLoadAssignment(cluster.Name, service, port.Number, subset?.Labels);
                     endpoints[cla.ClusterName] = XdsResource.Create(cla.ClusterName, cla);
@@ -826,15 +826,36 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
     }
 
     /// <summary>
-    /// istiod's grpcgen <c>applyTLS</c>: only an explicit <c>ISTIO_MUTUAL</c> gives the cluster a TLS transport socket
-    /// (SANs: every service account of the service). DISABLE, no <c>tls</c> and auto-mTLS send none, so a client without
-    /// certificate providers is never sent a cluster it must NACK; SIMPLE and MUTUAL are reported as not applied by the parser.
+    /// istiod's <c>applyTLS</c>: an explicit <c>ISTIO_MUTUAL</c> gives the cluster a TLS transport socket (SANs: every
+    /// service account of the service); <c>DISABLE</c> none; SIMPLE and MUTUAL are reported as not applied by the parser.
+    /// Without <c>tls</c>, auto-mTLS as istiod's sidecar cluster builder does it: <c>transport_socket_matches</c>
+    /// <c>tlsMode-istio</c> (endpoints labelled <c>security.istio.io/tlsMode: istio</c>, whose EDS metadata says so) and
+    /// <c>tlsMode-disabled</c> (the rest, plaintext). Only a cluster with at least one such endpoint gets the matches:
+    /// for the others every endpoint would take <c>tlsMode-disabled</c> anyway, and gRPC clients (which read only
+    /// <c>transport_socket</c>, gRFC A29) see the same cluster as before.
     /// </summary>
-    private void ApplyTls(EnvoyCluster cluster, string? tlsMode, MeshService service)
+    private void ApplyTls(EnvoyCluster cluster, string? tlsMode, MeshService service, uint port, IReadOnlyDictionary<string, string>? subsetLabels)
     {
         if (tlsMode == "ISTIO_MUTUAL")
         {
             cluster.TransportSocket = IstioTls.UpstreamSocket(IstioTls.ServiceIdentities(service, TrustDomain));
+            return;
+        }
+
+        if (tlsMode is not null)
+        {
+            return;
+        }
+
+        foreach (var endpoint in service.Endpoints)
+        {
+            if (endpoint.Ports.ContainsKey(port)
+                && (subsetLabels is null || subsetLabels.All(kv => endpoint.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
+                && endpoint.Labels.TryGetValue(IstioTls.TlsModeLabel, out var mode) && mode == "istio")
+            {
+                cluster.TransportSocketMatches.AddRange(IstioTls.AutoMtlsMatches(IstioTls.ServiceIdentities(service, TrustDomain)));
+                return;
+            }
         }
     }
 
@@ -1008,6 +1029,7 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
                     },
                     HealthStatus = HealthStatus.Healthy,
                     LoadBalancingWeight = endpoint.Weight,
+                    Metadata = IstioTls.EndpointMetadata(endpoint.Labels),
                 });
                 total += endpoint.Weight;
             }

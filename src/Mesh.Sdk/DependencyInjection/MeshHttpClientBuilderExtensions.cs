@@ -32,7 +32,10 @@ public static class MeshHttpClientBuilderExtensions
     internal static void AddMeshHttp(IServiceCollection services)
     {
         services.AddHttpClient();
-        services.TryAddSingleton<MeshTransports>();
+        services.TryAddSingleton(static sp => new MeshTransports(
+            sp.GetRequiredService<MeshRuntime>(),
+            sp.GetRequiredService<IOptions<MeshOptions>>().Value.Security.Enabled ? sp.GetRequiredService<Mesh.Sdk.Security.WorkloadCertificateSource>() : null,
+            sp.GetService<ILogger<MeshTransports>>()));
         services.PostConfigureAll<HttpClientFactoryOptions>(static options => options.HttpMessageHandlerBuilderActions.Add(static builder =>
         {
             if (builder.Services.GetRequiredService<IOptions<MeshOptions>>().Value.MeshAllHttpClients)

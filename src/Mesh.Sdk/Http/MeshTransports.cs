@@ -5,6 +5,9 @@ using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Resources;
 using Mesh.Sdk.Routing;
+using Mesh.Sdk.Security;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Sdk.Http;
 
@@ -16,8 +19,11 @@ namespace Mesh.Sdk.Http;
 /// Envoy sends upstream too; the pool decides where the bytes go. Shared by every meshed <c>HttpClient</c> of the
 /// process. Pools of a cluster whose settings changed, of a cluster that left the snapshot, or of an endpoint
 /// that left the cluster's EDS are disposed after a grace period so requests still using them finish.
+/// An endpoint whose transport is Istio mutual TLS gets a pool whose <c>ConnectCallback</c> also runs the TLS handshake
+/// (<see cref="UpstreamMutualTls"/>) with the workload certificate of the moment; the request URI stays <c>http://</c>.
+/// A pool serves one transport: an endpoint whose transport changed (CDS, or its EDS metadata) gets a new pool.
 /// </summary>
-internal sealed class MeshTransports : IDisposable
+internal sealed partial class MeshTransports : IDisposable
 {
     /// <summary>How long a replaced or removed pool keeps serving requests that already hold it.</summary>
     public static readonly TimeSpan RetireDelay = TimeSpan.FromSeconds(60);
@@ -26,22 +32,42 @@ internal sealed class MeshTransports : IDisposable
     private const int MaxCachedAuthorities = 4096;
 
     private readonly ConcurrentDictionary<(string IdnHost, int Port), string> _authorities = new();
+    private readonly ConcurrentDictionary<string, bool> _reportedNoSecurity = new(StringComparer.Ordinal);
     private readonly MeshRuntime _runtime;
-    private readonly Func<ConnectionPoolSettings, MeshEndpoint?, HttpMessageHandler> _handlerFactory;
+    private readonly Func<ConnectionPoolSettings, MeshEndpoint?, string, HttpMessageHandler> _handlerFactory;
+    private readonly UpstreamMutualTls? _mutualTls;
+    private readonly ILogger _logger;
     private int _activeFaults;
 
     public MeshTransports(MeshRuntime runtime)
-        : this(runtime, CreateHandler)
+        : this(runtime, certificates: null, logger: null)
     {
+    }
+
+    /// <summary>Creates the transports.</summary>
+    /// <param name="runtime">The mesh.</param>
+    /// <param name="certificates">The workload certificate source when <c>Mesh:Security:Enabled</c>; without it, endpoints that require Istio mutual TLS are refused.</param>
+    /// <param name="logger">The logger.</param>
+    public MeshTransports(MeshRuntime runtime, WorkloadCertificateSource? certificates, ILogger<MeshTransports>? logger)
+    {
+        _runtime = runtime;
+        _mutualTls = certificates is null ? null : new UpstreamMutualTls(certificates, runtime.TimeProvider);
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _handlerFactory = (settings, endpoint, cluster) => CreateHandler(settings, endpoint, cluster, _mutualTls);
+        runtime.Updated += OnUpdated;
     }
 
     /// <summary>Creates the transports with another per-endpoint handler than <see cref="SocketsHttpHandler"/> (benchmarks, tests).</summary>
     internal MeshTransports(MeshRuntime runtime, Func<ConnectionPoolSettings, MeshEndpoint?, HttpMessageHandler> handlerFactory)
     {
         _runtime = runtime;
-        _handlerFactory = handlerFactory;
+        _handlerFactory = (settings, endpoint, _) => handlerFactory(settings, endpoint);
+        _logger = NullLogger.Instance;
         runtime.Updated += OnUpdated;
     }
+
+    /// <summary>The mTLS originator, or <see langword="null"/> when the workload has no certificate source (security disabled).</summary>
+    internal UpstreamMutualTls? MutualTls => _mutualTls;
 
     /// <summary>Faults (delays and aborts) in progress, for <c>max_active_faults</c>.</summary>
     public ref int ActiveFaults => ref _activeFaults;
@@ -87,7 +113,7 @@ internal sealed class MeshTransports : IDisposable
     public HttpMessageInvoker Get(ClusterRuntime cluster, MeshEndpoint endpoint)
     {
         if (_clusters.TryGetValue(cluster.Name, out var pools) && pools.Settings == cluster.ConnectionPool
-            && pools.Endpoints.TryGetValue(endpoint.Key, out var pool))
+            && pools.Endpoints.TryGetValue(endpoint.Key, out var pool) && pool.Transport.Equals(endpoint.Transport))
         {
             return pool.Invoker;
         }
@@ -108,7 +134,7 @@ internal sealed class MeshTransports : IDisposable
             return direct;
         }
 
-        var created = new HttpMessageInvoker(_handlerFactory(pools.Settings, null), disposeHandler: true);
+        var created = new HttpMessageInvoker(_handlerFactory(pools.Settings, null, cluster.Name), disposeHandler: true);
         var winner = Interlocked.CompareExchange(ref pools.Direct, created, null);
         if (winner is not null)
         {
@@ -152,26 +178,64 @@ internal sealed class MeshTransports : IDisposable
     private HttpMessageInvoker GetSlow(ClusterRuntime cluster, MeshEndpoint endpoint)
     {
         var pools = PoolsOf(cluster);
-        if (pools.Endpoints.TryGetValue(endpoint.Key, out var pool))
+        while (true)
         {
-            return pool.Invoker;
-        }
+            if (pools.Endpoints.TryGetValue(endpoint.Key, out var pool))
+            {
+                if (pool.Transport.Equals(endpoint.Transport))
+                {
+                    return pool.Invoker;
+                }
 
-        var fresh = new EndpointPool(new HttpMessageInvoker(_handlerFactory(pools.Settings, endpoint), disposeHandler: true));
-        var winner = pools.Endpoints.GetOrAdd(endpoint.Key, fresh);
-        if (!ReferenceEquals(winner, fresh))
-        {
-            fresh.Invoker.Dispose();
-        }
+                // The endpoint's transport changed (auto-mTLS metadata, or the cluster's TLS settings): new connections
+                // use the new one; requests holding the old pool finish on it.
+                if (pools.Endpoints.TryRemove(new KeyValuePair<string, EndpointPool>(endpoint.Key, pool)))
+                {
+                    Retire(pool);
+                }
 
-        return winner.Invoker;
+                continue;
+            }
+
+            ReportIfMutualWithoutCertificates(cluster.Name, endpoint);
+            var fresh = new EndpointPool(new HttpMessageInvoker(_handlerFactory(pools.Settings, endpoint, cluster.Name), disposeHandler: true), endpoint.Transport);
+            var winner = pools.Endpoints.GetOrAdd(endpoint.Key, fresh);
+            if (!ReferenceEquals(winner, fresh))
+            {
+                fresh.Invoker.Dispose();
+                continue;
+            }
+
+            return winner.Invoker;
+        }
     }
+
+    /// <summary>Logs once per cluster that it requires Istio mutual TLS while this workload has no certificate.</summary>
+    internal void ReportIfMutualWithoutCertificates(string clusterName, MeshEndpoint endpoint)
+    {
+        if (_mutualTls is null && endpoint.Transport.Kind == UpstreamTransport.IstioMutual && _reportedNoSecurity.TryAdd(clusterName, true))
+        {
+            Log.MutualTlsWithoutSecurity(_logger, clusterName);
+        }
+    }
+
+    /// <summary>The refusal of a mutual-TLS endpoint when the workload has no certificate source.</summary>
+    internal static UpstreamTlsException SecurityDisabled(string clusterName, string endpointKey)
+        => new($"Cluster '{clusterName}' requires Istio mutual TLS (DestinationRule tls.mode ISTIO_MUTUAL, or auto-mTLS toward a workload with a mesh certificate), "
+            + $"but this workload has no certificate: set Mesh:Security:Enabled=true. The connection to endpoint '{endpointKey}' was not made.");
 
     /// <summary>
     /// A pool for one endpoint: every connection dials the endpoint, whatever the request's URI says. Without an
     /// endpoint, connections dial the URI's authority.
     /// </summary>
     internal static SocketsHttpHandler CreateHandler(ConnectionPoolSettings settings, MeshEndpoint? endpoint)
+        => CreateHandler(settings, endpoint, string.Empty, null);
+
+    /// <summary>
+    /// A pool for one endpoint of <paramref name="clusterName"/>; when the endpoint's transport is Istio mutual TLS,
+    /// every connection runs the handshake through <paramref name="mutualTls"/> (or is refused when there is none).
+    /// </summary>
+    internal static SocketsHttpHandler CreateHandler(ConnectionPoolSettings settings, MeshEndpoint? endpoint, string clusterName, UpstreamMutualTls? mutualTls)
     {
         var handler = new SocketsHttpHandler
         {
@@ -190,11 +254,33 @@ internal sealed class MeshTransports : IDisposable
             EndPoint target = IPAddress.TryParse(endpoint.Host, out var address)
                 ? new IPEndPoint(address, endpoint.Port)
                 : new DnsEndPoint(endpoint.Host, endpoint.Port);
-            handler.ConnectCallback = (_, cancellationToken) => ConnectAsync(target, cancellationToken);
+            if (endpoint.Transport.Kind == UpstreamTransport.IstioMutual)
+            {
+                var transport = endpoint.Transport;
+                var key = endpoint.Key;
+                handler.ConnectCallback = mutualTls is null
+                    ? (_, _) => ValueTask.FromException<Stream>(SecurityDisabled(clusterName, key))
+                    : async (context, cancellationToken) =>
+                    {
+                        var stream = await ConnectAsync(target, cancellationToken).ConfigureAwait(false);
+                        return await mutualTls.AuthenticateAsync(stream, clusterName, key, transport, WantsHttp2(context.InitialRequestMessage), cancellationToken).ConfigureAwait(false);
+                    };
+            }
+            else
+            {
+                handler.ConnectCallback = (_, cancellationToken) => ConnectAsync(target, cancellationToken);
+            }
         }
 
         return handler;
     }
+
+    /// <summary>
+    /// Whether SocketsHttpHandler speaks HTTP/2 on an <c>http://</c> connection for this request (prior knowledge:
+    /// version 2.0 with a policy other than <see cref="HttpVersionPolicy.RequestVersionOrLower"/>), so ALPN offers <c>h2</c>.
+    /// </summary>
+    internal static bool WantsHttp2(HttpRequestMessage request)
+        => request.Version.Major == 2 && request.VersionPolicy != HttpVersionPolicy.RequestVersionOrLower;
 
     private static async ValueTask<Stream> ConnectAsync(EndPoint target, CancellationToken cancellationToken)
     {
@@ -240,7 +326,7 @@ internal sealed class MeshTransports : IDisposable
     {
         if (pools.Direct is { } direct)
         {
-            Retire(new EndpointPool(direct));
+            Retire(new EndpointPool(direct, EndpointTransport.Plaintext));
         }
 
         foreach (var pool in pools.Endpoints.Values)
@@ -281,10 +367,19 @@ internal sealed class MeshTransports : IDisposable
         public HttpMessageInvoker? Direct;
     }
 
-    private sealed class EndpointPool(HttpMessageInvoker invoker)
+    private sealed class EndpointPool(HttpMessageInvoker invoker, EndpointTransport transport)
     {
         public HttpMessageInvoker Invoker { get; } = invoker;
 
+        /// <summary>The transport the pool's connections use.</summary>
+        public EndpointTransport Transport { get; } = transport;
+
         public ITimer? RetireTimer { get; set; }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 602, Level = LogLevel.Warning, Message = "Cluster '{ClusterName}' requires Istio mutual TLS, but Mesh:Security:Enabled is off, so this workload has no certificate: its requests to that cluster fail until security is enabled.")]
+        public static partial void MutualTlsWithoutSecurity(ILogger logger, string clusterName);
     }
 }

@@ -17,10 +17,10 @@ internal sealed class ClusterRuntime : IDisposable
         OutlierDetector? outlierDetector,
         ClusterCircuitBreakers circuitBreakers,
         ConnectionPoolSettings connectionPool,
-        UpstreamTransport transport)
+        ClusterTransports transports)
     {
         Cluster = cluster;
-        Transport = transport;
+        Transports = transports;
         LoadBalancer = loadBalancer;
         OutlierDetector = outlierDetector;
         CircuitBreakers = circuitBreakers;
@@ -33,10 +33,16 @@ internal sealed class ClusterRuntime : IDisposable
     /// <summary>The CDS resource this runtime was compiled from.</summary>
     public Cluster Cluster { get; }
 
-    /// <summary>How requests reach this cluster's endpoints: plaintext, TLS, or Istio mutual TLS (not originated yet).</summary>
-    public UpstreamTransport Transport { get; }
+    /// <summary>How requests reach this cluster's endpoints without a transport socket match: plaintext, TLS, or Istio mutual TLS.</summary>
+    public UpstreamTransport Transport => Transports.Default.Kind;
 
-    /// <summary>Whether requests to this cluster go over TLS (<c>https://</c> to the endpoint).</summary>
+    /// <summary>The cluster's transports; each endpoint's own is <see cref="MeshEndpoint.Transport"/>.</summary>
+    public ClusterTransports Transports { get; }
+
+    /// <summary>
+    /// Whether requests to this cluster go over TLS validated by the system's roots (<c>https://</c> to the endpoint).
+    /// Istio mutual TLS is not this: the connection pool does it under an <c>http://</c> request URI.
+    /// </summary>
     public bool SendsTls => Transport == UpstreamTransport.Tls;
 
     /// <summary>The EDS resource in force, if any.</summary>
@@ -73,6 +79,7 @@ internal sealed class ClusterRuntime : IDisposable
         var outlierSettings = cluster.OutlierDetection is { } od ? OutlierDetectionSettings.FromProto(cluster.Name, od) : null;
         var breakers = new ClusterCircuitBreakers(cluster.Name, cluster.CircuitBreakers);
         var pool = ConnectionPoolSettings.FromCluster(cluster);
+        var transports = ClusterTransports.Of(cluster);
         var set = assignment is null
             ? EndpointSet.Empty(cluster.Name)
             : EndpointSet.Create(cluster.Name, assignment, previous?.LoadBalancer.Endpoints);
@@ -93,8 +100,9 @@ internal sealed class ClusterRuntime : IDisposable
             }
         }
 
+        AssignTransports(set, transports);
         balancer.Update(set);
-        return new ClusterRuntime(cluster, balancer, detector, breakers, pool, UpstreamTransports.Of(cluster)) { Assignment = assignment };
+        return new ClusterRuntime(cluster, balancer, detector, breakers, pool, transports) { Assignment = assignment };
     }
 
     /// <summary>Applies a new EDS resource.</summary>
@@ -102,9 +110,18 @@ internal sealed class ClusterRuntime : IDisposable
     public void UpdateEndpoints(ClusterLoadAssignment assignment)
     {
         var set = EndpointSet.Create(Name, assignment, LoadBalancer.Endpoints);
+        AssignTransports(set, Transports);
         OutlierDetector?.SetHosts(set.All);
         LoadBalancer.Update(set);
         Assignment = assignment;
+    }
+
+    private static void AssignTransports(EndpointSet set, ClusterTransports transports)
+    {
+        foreach (var endpoint in set.All)
+        {
+            endpoint.Transport = transports.For(endpoint.Metadata);
+        }
     }
 
     /// <summary>Picks an endpoint; see <see cref="ClusterLoadBalancer.Pick"/>.</summary>

@@ -58,11 +58,6 @@ internal sealed partial class ClusterTable : IDisposable
                     }
 
                     var runtime = ClusterRuntime.Create(resource.Cluster, assignment, _time, existing, _logger);
-                    if (runtime.Transport == UpstreamTransport.IstioMutualNotOriginated && existing?.Transport != UpstreamTransport.IstioMutualNotOriginated)
-                    {
-                        Log.MutualTlsNotOriginated(_logger, name);
-                    }
-
                     next.Add(name, runtime);
                 }
                 catch (Exception ex) when (ex is NotSupportedException or InvalidDataException)
@@ -106,8 +101,5 @@ internal sealed partial class ClusterTable : IDisposable
     {
         [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "Cluster '{ClusterName}' was not applied: {Reason} (previous version kept: {KeptPrevious}).")]
         public static partial void ClusterRejected(ILogger logger, string clusterName, string reason, bool keptPrevious);
-
-        [LoggerMessage(EventId = 601, Level = LogLevel.Warning, Message = "Cluster '{ClusterName}' asks for Istio mutual TLS (DestinationRule tls.mode ISTIO_MUTUAL); this SDK does not originate mesh mTLS yet, so its requests are sent in plaintext. Servers that require mTLS (PeerAuthentication STRICT) will refuse them.")]
-        public static partial void MutualTlsNotOriginated(ILogger logger, string clusterName);
     }
 }

@@ -63,6 +63,12 @@ internal sealed class MeshEndpoint
     /// <summary>Mutable state shared by every compiled version of this endpoint.</summary>
     public EndpointState State { get; }
 
+    /// <summary>
+    /// How connections to this endpoint are made: the cluster's transport, or the one its <c>transport_socket_matches</c>
+    /// pick by this endpoint's metadata. Set by <see cref="ClusterRuntime"/> before the endpoint is published.
+    /// </summary>
+    public EndpointTransport Transport { get; internal set; } = EndpointTransport.Plaintext;
+
     /// <summary>Whether the endpoint takes traffic, and from which host set.</summary>
     public EndpointHealth HealthClass => Classify(Health);
 

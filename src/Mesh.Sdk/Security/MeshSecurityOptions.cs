@@ -9,9 +9,10 @@ namespace Mesh.Sdk.Security;
 public sealed class MeshSecurityOptions
 {
     /// <summary>
-    /// Whether the workload gets and rotates a certificate, and (in an ASP.NET app with <c>builder.AddMesh()</c>) serves
-    /// inbound mTLS on its endpoints as PeerAuthentication says. An app without a CA keeps it off and logs nothing
-    /// about certificates.
+    /// Whether the workload gets and rotates a certificate, originates Istio mutual TLS with it toward clusters that
+    /// ask for it, registers with the label <c>security.istio.io/tlsMode: istio</c> (so clients use mTLS to it), and
+    /// (in an ASP.NET app with <c>builder.AddMesh()</c>) serves inbound mTLS on its endpoints as PeerAuthentication says.
+    /// An app without a CA keeps it off and logs nothing about certificates; its calls to mTLS clusters then fail.
     /// </summary>
     /// <value>Default: <see langword="false"/>.</value>
     public bool Enabled { get; set; }

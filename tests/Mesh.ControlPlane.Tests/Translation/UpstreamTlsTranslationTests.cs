@@ -10,7 +10,9 @@ namespace Mesh.ControlPlane.Tests.Translation;
 
 /// <summary>
 /// DestinationRule <c>tls.mode</c> → the Cluster's transport socket, as istiod's grpcgen (<c>cds.go applyTLS</c>) writes it
-/// for proxyless clients: only ISTIO_MUTUAL adds one; no TLS otherwise (no auto-mTLS).
+/// for proxyless clients: ISTIO_MUTUAL adds one; without <c>tls</c>, auto-mTLS as istiod's sidecar cluster builder writes
+/// it (<c>transport_socket_matches</c> and EDS metadata) when the service has workloads labelled
+/// <c>security.istio.io/tlsMode: istio</c>; DISABLE and unlabelled workloads get no TLS.
 /// </summary>
 public class UpstreamTlsTranslationTests
 {
@@ -226,5 +228,86 @@ public class UpstreamTlsTranslationTests
 
         AssertIstioMutual(ClusterOf(snapshot, 9080),
             "reviews.example.com", "spiffe://cluster.local/ns/default/sa/reviews", "spiffe://cluster.local/ns/default/sa/reviews-v2", "spiffe://other.example/ns/x/sa/legacy");
+    }
+
+    private const string LabelledService = """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews.default.svc.cluster.local]
+          ports:
+          - {number: 9080, name: http, protocol: HTTP}
+          resolution: STATIC
+          workloadSelector: {labels: {app: reviews}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: reviews-v1}
+        spec: {address: 127.0.0.1, labels: {app: reviews, version: v1, security.istio.io/tlsMode: istio}, serviceAccount: reviews}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: reviews-v2}
+        spec: {address: 127.0.0.2, labels: {app: reviews, version: v2}, serviceAccount: reviews-v2}
+        ---
+        """;
+
+    private static Envoy.Config.Endpoint.V3.ClusterLoadAssignment EndpointsOf(XdsSnapshot snapshot, uint port, string subset = "") =>
+        snapshot.All(ResourceTypes.Endpoint)[$"outbound|{port}|{subset}|{Fqdn}"].Resource.Unpack<Envoy.Config.Endpoint.V3.ClusterLoadAssignment>();
+
+    [Fact]
+    public void AutoMtls_LabelledWorkload_ClusterGetsIstiodsTransportSocketMatches_AndTheEndpointItsMetadata()
+    {
+        var snapshot = Translate(LabelledService + Rule("""
+              subsets:
+              - {name: v1, labels: {version: v1}}
+              - {name: v2, labels: {version: v2}}
+            """));
+
+        var cluster = ClusterOf(snapshot, 9080);
+        Assert.Null(cluster.TransportSocket);
+        Assert.Equal(["tlsMode-istio", "tlsMode-disabled"], cluster.TransportSocketMatches.Select(m => m.Name));
+        var istio = cluster.TransportSocketMatches[0];
+        Assert.Equal("{ \"tlsMode\": \"istio\" }", istio.Match.ToString());
+        AssertIstioMutual(new Cluster { TransportSocket = istio.TransportSocket }, "spiffe://cluster.local/ns/default/sa/reviews", "spiffe://cluster.local/ns/default/sa/reviews-v2");
+        var disabled = cluster.TransportSocketMatches[1];
+        Assert.Empty(disabled.Match.Fields);
+        Assert.Equal(("envoy.transport_sockets.raw_buffer", "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"),
+            (disabled.TransportSocket.Name, disabled.TransportSocket.TypedConfig.TypeUrl));
+
+        var metadata = EndpointsOf(snapshot, 9080).Endpoints.SelectMany(l => l.LbEndpoints)
+            .ToDictionary(e => e.Endpoint.Address.SocketAddress.Address, e => e.Metadata?.ToString() ?? "none");
+        Assert.Equal(new Dictionary<string, string>
+        {
+            ["127.0.0.1"] = "{ \"filterMetadata\": { \"envoy.transport_socket_match\": { \"tlsMode\": \"istio\" } } }",
+            ["127.0.0.2"] = "none",
+        }, metadata);
+
+        // A subset without labelled workloads needs no matches: its cluster is what it was before auto-mTLS.
+        Assert.Single(ClusterOf(snapshot, 9080, "v1").TransportSocketMatches, m => m.Name == "tlsMode-istio");
+        Assert.Empty(ClusterOf(snapshot, 9080, "v2").TransportSocketMatches);
+    }
+
+    [Theory]
+    [InlineData("DISABLE")]
+    [InlineData("ISTIO_MUTUAL")]
+    public void AutoMtls_ExplicitTlsMode_Wins(string mode)
+    {
+        var snapshot = Translate(LabelledService + Rule($$"""
+              trafficPolicy:
+                tls: {mode: {{mode}}}
+            """));
+
+        var cluster = ClusterOf(snapshot, 9080);
+        Assert.Empty(cluster.TransportSocketMatches);
+        if (mode == "DISABLE")
+        {
+            Assert.Null(cluster.TransportSocket);
+        }
+        else
+        {
+            AssertIstioMutual(cluster, "spiffe://cluster.local/ns/default/sa/reviews", "spiffe://cluster.local/ns/default/sa/reviews-v2");
+        }
     }
 }

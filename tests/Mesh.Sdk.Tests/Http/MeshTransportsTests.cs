@@ -44,7 +44,10 @@ public sealed class MeshTransportsTests : IDisposable
         _runtime.Dispose();
     }
 
-    private void Publish(uint maxConnections, params string[] addresses)
+    private void Publish(uint maxConnections, params string[] addresses) => Publish(maxConnections, tlsModeIstio: [], addresses);
+
+    /// <summary>Publishes the cluster, with istiod's auto-mTLS matches when any address is in <paramref name="tlsModeIstio"/> (whose endpoints carry <c>tlsMode: istio</c>).</summary>
+    private void Publish(uint maxConnections, string[] tlsModeIstio, params string[] addresses)
     {
         var cluster = new EnvoyCluster
         {
@@ -53,6 +56,17 @@ public sealed class MeshTransportsTests : IDisposable
             EdsClusterConfig = new EnvoyCluster.Types.EdsClusterConfig { ServiceName = ClusterName, EdsConfig = new ConfigSource { Ads = new AggregatedConfigSource() } },
             CircuitBreakers = new CircuitBreakers { Thresholds = { new CircuitBreakers.Types.Thresholds { MaxConnections = maxConnections } } },
         };
+        if (tlsModeIstio.Length > 0)
+        {
+            cluster.TransportSocketMatches.Add(new EnvoyCluster.Types.TransportSocketMatch
+            {
+                Name = "tlsMode-istio",
+                Match = new Google.Protobuf.WellKnownTypes.Struct { Fields = { ["tlsMode"] = Google.Protobuf.WellKnownTypes.Value.ForString("istio") } },
+                TransportSocket = Mesh.Sdk.Tests.LoadBalancing.UpstreamTransportTests.IstioMutualSocket(),
+            });
+            cluster.TransportSocketMatches.Add(new EnvoyCluster.Types.TransportSocketMatch { Name = "tlsMode-disabled", Match = new() });
+        }
+
         var locality = new LocalityLbEndpoints { Locality = new Locality { Region = "r1" } };
         foreach (var address in addresses)
         {
@@ -60,6 +74,7 @@ public sealed class MeshTransportsTests : IDisposable
             {
                 HealthStatus = HealthStatus.Healthy,
                 Endpoint = new Endpoint { Address = new Address { SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = address, PortValue = 9080 } } },
+                Metadata = tlsModeIstio.Contains(address) ? Mesh.Sdk.Tests.LoadBalancing.UpstreamTransportTests.TlsModeIstio() : null,
             });
         }
 
@@ -100,6 +115,49 @@ public sealed class MeshTransportsTests : IDisposable
         Assert.Same(a, _transports.Get(cluster, Endpoint("10.0.0.1:9080")));
         Assert.Equal(2, _transports.PoolCount);
         Assert.Equal([("10.0.0.1:9080", 7u), ("10.0.0.2:9080", 7u)], _handlers.Select(h => (h.Endpoint, h.MaxConnections)));
+    }
+
+    [Fact]
+    public void EndpointWhoseTransportChanges_GetsANewPool_TheOldOneIsRetired()
+    {
+        Publish(7, tlsModeIstio: ["10.0.0.1"], "10.0.0.1", "10.0.0.2");
+        Assert.Equal(
+            [("10.0.0.1:9080", UpstreamTransport.IstioMutual), ("10.0.0.2:9080", UpstreamTransport.Plaintext)],
+            Cluster().LoadBalancer.Endpoints.All.Select(e => (e.Key, e.Transport.Kind)));
+        var mutual = _transports.Get(Cluster(), Endpoint("10.0.0.1:9080"));
+        var plain = _transports.Get(Cluster(), Endpoint("10.0.0.2:9080"));
+        var old = HandlerOf("10.0.0.1:9080");
+
+        // The same transport on a new EDS version keeps the pool; the label removed makes the endpoint plaintext.
+        Publish(7, tlsModeIstio: ["10.0.0.1"], "10.0.0.1", "10.0.0.2");
+        Assert.Same(mutual, _transports.Get(Cluster(), Endpoint("10.0.0.1:9080")));
+        Publish(7, tlsModeIstio: ["10.0.0.3"], "10.0.0.1", "10.0.0.2");
+        var replaced = _transports.Get(Cluster(), Endpoint("10.0.0.1:9080"));
+
+        Assert.NotSame(mutual, replaced);
+        Assert.Same(plain, _transports.Get(Cluster(), Endpoint("10.0.0.2:9080")));
+        Assert.Equal(UpstreamTransport.Plaintext, Endpoint("10.0.0.1:9080").Transport.Kind);
+        Assert.False(old.Disposed);
+        _time.Advance(MeshTransports.RetireDelay);
+        Assert.True(old.Disposed);
+        Assert.Equal(2, _transports.PoolCount);
+    }
+
+    [Fact]
+    public async Task MutualTlsEndpoint_WithoutWorkloadCertificates_IsRefusedNamingTheSetting()
+    {
+        Publish(7, tlsModeIstio: ["127.0.0.1"], "127.0.0.1");
+        var endpoint = Endpoint("127.0.0.1:9080");
+        var settings = Mesh.Sdk.Resilience.ConnectionPoolSettings.FromCluster(new EnvoyCluster { Name = ClusterName });
+        using var invoker = new HttpMessageInvoker(MeshTransports.CreateHandler(settings, endpoint, ClusterName, mutualTls: null));
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => invoker.SendAsync(new HttpRequestMessage(HttpMethod.Get, "http://reviews:9080/"), CancellationToken.None));
+
+        Assert.Equal(HttpRequestError.ConnectionError, error.HttpRequestError);
+        Assert.IsType<Mesh.Sdk.Security.UpstreamTlsException>(error.InnerException);
+        Assert.StartsWith(
+            $"Cluster '{ClusterName}' requires Istio mutual TLS (DestinationRule tls.mode ISTIO_MUTUAL, or auto-mTLS toward a workload with a mesh certificate), but this workload has no certificate: set Mesh:Security:Enabled=true. The connection to endpoint '127.0.0.1:9080' was not made.",
+            error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -122,11 +122,9 @@ public sealed class ClusterTableTests
     };
 
     [Fact]
-    public void Update_IstioMutualCluster_StaysPlaintextAndIsReportedOnce_OtherTlsIsTls()
+    public void Update_IstioMutualCluster_IsIstioMutualWithoutHttpsScheme_OtherTlsIsTls()
     {
-        using var logs = new ListLoggerProvider();
-        using var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(logs));
-        using var table = new ClusterTable(_time, factory.CreateLogger<ClusterTable>());
+        using var table = new ClusterTable(_time);
 
         table.Update(Snapshot(1, Cluster(), Flat(Ep("10.0.0.1"))));
         Assert.True(table.TryGetCluster(ClusterName, out var plain));
@@ -134,19 +132,14 @@ public sealed class ClusterTableTests
 
         var mutual = WithTls(Cluster(), IstioMutual());
         table.Update(Snapshot(2, mutual, Flat(Ep("10.0.0.1"))));
-        var changed = mutual.Clone();
-        changed.ConnectTimeout = Duration.FromTimeSpan(TimeSpan.FromSeconds(3));
-        table.Update(Snapshot(3, changed, Flat(Ep("10.0.0.1"))));
         Assert.True(table.TryGetCluster(ClusterName, out var runtime));
-        Assert.Equal((UpstreamTransport.IstioMutualNotOriginated, false), (runtime.Transport, runtime.SendsTls));
-        var warning = Assert.Single(logs.Entries, e => e.EventId == 601);
-        Assert.Equal(LogLevel.Warning, warning.Level);
-        Assert.Contains($"Cluster '{ClusterName}' asks for Istio mutual TLS", warning.Message, StringComparison.Ordinal);
+        // The pool originates mesh mTLS itself: the request URI stays http://.
+        Assert.Equal((UpstreamTransport.IstioMutual, false), (runtime.Transport, runtime.SendsTls));
+        Assert.Equal(UpstreamTransport.IstioMutual, Assert.Single(runtime.LoadBalancer.Endpoints.All).Transport.Kind);
 
         var simple = WithTls(Cluster(), new UpstreamTlsContext { Sni = "reviews.example.com" });
         table.Update(Snapshot(4, simple, Flat(Ep("10.0.0.1"))));
         Assert.True(table.TryGetCluster(ClusterName, out var tls));
         Assert.Equal((UpstreamTransport.Tls, true), (tls.Transport, tls.SendsTls));
-        Assert.Single(logs.Entries, e => e.EventId == 601);
     }
 }

@@ -38,6 +38,9 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
     private readonly MeshTransports? _transports;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly Lock _hookGate = new();
+    private volatile bool _hookTried;
+    private volatile bool _hooked;
 
     /// <summary>Creates the handler.</summary>
     /// <param name="runtime">The mesh: clusters for mirror policies, the time provider.</param>
@@ -69,6 +72,11 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
 
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
+        if (!_hookTried)
+        {
+            HookMutualTls();
+        }
+
         if (!request.Options.TryGetValue(MeshGrpcCall.OptionKey, out var call))
         {
             return base.SendAsync(request, cancellationToken);
@@ -78,8 +86,86 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
         return SendMeshedAsync(request, call, cancellationToken);
     }
 
+    /// <summary>
+    /// Puts Istio mutual TLS into the channel's connections: grpc-dotnet's balancer owns the inner
+    /// <see cref="SocketsHttpHandler"/>'s <c>ConnectCallback</c> (it hands over the subchannel's socket), set when the
+    /// channel was built; before the handler's first request this wraps that callback so a connection made for a call
+    /// whose endpoint requires mesh mTLS runs the handshake over the subchannel's socket (ALPN <c>h2</c>) and
+    /// SocketsHttpHandler speaks HTTP/2 inside it. Done once, on the first request through this handler.
+    /// </summary>
+    private void HookMutualTls()
+    {
+        lock (_hookGate)
+        {
+            if (_hookTried)
+            {
+                return;
+            }
+
+            var inner = InnerHandler;
+            while (inner is DelegatingHandler delegating)
+            {
+                inner = delegating.InnerHandler;
+            }
+
+            if (inner is SocketsHttpHandler sockets)
+            {
+                if (sockets.Properties.TryGetValue(MutualTlsHookKey, out var hooked) && hooked is true)
+                {
+                    _hooked = true;
+                }
+                else if (sockets.ConnectCallback is { } original)
+                {
+                    try
+                    {
+                        var mutualTls = _transports?.MutualTls;
+                        sockets.ConnectCallback = async (context, cancellationToken) =>
+                        {
+                            var stream = await original(context, cancellationToken).ConfigureAwait(false);
+                            if (!context.InitialRequestMessage.Options.TryGetValue(MeshGrpcCall.OptionKey, out var call)
+                                || call.CurrentEndpoint.Transport is not { Kind: UpstreamTransport.IstioMutual } transport)
+                            {
+                                return stream;
+                            }
+
+                            if (mutualTls is null)
+                            {
+                                await stream.DisposeAsync().ConfigureAwait(false);
+                                throw MeshTransports.SecurityDisabled(call.Cluster.Name, call.CurrentEndpoint.Key);
+                            }
+
+                            return await mutualTls.AuthenticateAsync(stream, call.Cluster.Name, call.CurrentEndpoint.Key, transport, http2: true, cancellationToken).ConfigureAwait(false);
+                        };
+                        sockets.Properties[MutualTlsHookKey] = true;
+                        _hooked = true;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        // The handler had already sent requests (shared with another channel): it cannot be changed now.
+                    }
+                }
+            }
+
+            _hookTried = true;
+        }
+    }
+
+    private const string MutualTlsHookKey = "Mesh.Sdk.MutualTls";
+
     private async Task<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, MeshGrpcCall call, CancellationToken cancellationToken)
     {
+        if (call.CurrentEndpoint.Transport.Kind == UpstreamTransport.IstioMutual)
+        {
+            if (!_hooked)
+            {
+                throw new HttpRequestException(HttpRequestError.ConnectionError,
+                    $"Cluster '{call.Cluster.Name}' requires Istio mutual TLS, but this channel's HTTP handler cannot originate it: "
+                    + "give the xds:/// channel its own SocketsHttpHandler (GrpcChannelOptions.HttpHandler unset, or one no other channel has used).");
+            }
+
+            _transports?.ReportIfMutualWithoutCertificates(call.Cluster.Name, call.CurrentEndpoint);
+        }
+
         var response = await SendRoutedAsync(request, call, cancellationToken).ConfigureAwait(false);
 
         // Response header operations of every level, on the response headers only: trailers (the call's status and
@@ -455,7 +541,7 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 endpoint.State.RequestStarted();
                 try
                 {
-                    using var response = await _transports!.Get(cluster).SendAsync(copy, cts.Token).ConfigureAwait(false);
+                    using var response = await _transports!.Get(cluster, endpoint).SendAsync(copy, cts.Token).ConfigureAwait(false);
                     await response.Content.CopyToAsync(Stream.Null, cts.Token).ConfigureAwait(false);
                     var status = StatusOf(response, out var httpStatus) ?? TrailerStatus(response);
                     cluster.ReportResponse(endpoint, status is { } code ? GrpcStatusMapping.ToHttp(code) : httpStatus);
