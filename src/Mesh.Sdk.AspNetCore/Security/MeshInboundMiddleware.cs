@@ -1,19 +1,22 @@
+using Mesh.Sdk.Security.Authorization;
 using Mesh.Sdk.Security.Inbound;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Mesh.Sdk.AspNetCore.Security;
 
 /// <summary>
 /// The per-request half of the inbound mesh, first in the app's pipeline when <c>Mesh:Security:Enabled</c>: the
-/// caller's verified mesh identity becomes <c>HttpContext.User</c> (see <see cref="MeshClaimTypes"/>). The port's
-/// <see cref="InboundPolicy"/> (<see cref="InboundPolicies.Get"/> by <c>Connection.LocalPort</c>) carries the HTTP
-/// filters of its inbound listener for the per-request checks that follow this one. Requests that came in on the
-/// health port are not mesh requests and pass untouched.
+/// caller's verified mesh identity becomes <c>HttpContext.User</c> (see <see cref="MeshClaimTypes"/>), then the HTTP
+/// filters of the port's inbound listener run: its RBAC filters (AuthorizationPolicy) decide, and a denied request is
+/// answered as Envoy answers it: <c>403</c> with <c>RBAC: access denied</c>, or for gRPC <c>PERMISSION_DENIED</c>.
+/// Requests that came in on the health port are not mesh requests and pass untouched.
 /// </summary>
-internal sealed class MeshInboundMiddleware(RequestDelegate next)
+internal sealed partial class MeshInboundMiddleware(RequestDelegate next, InboundPolicies policies, ILogger<MeshInboundMiddleware> logger)
 {
     public Task InvokeAsync(HttpContext context)
     {
@@ -27,7 +30,43 @@ internal sealed class MeshInboundMiddleware(RequestDelegate next)
             context.User = peer.User;
         }
 
+        var policy = policies.Get(context.Connection.LocalPort);
+        if (!policy.Authorization.IsEmpty)
+        {
+            var request = new HttpContextAuthorizationRequest(context, context.Features.Get<ITlsConnectionFeature>() as MeshTlsConnectionFeature);
+            var decision = policy.Authorization.Evaluate(request);
+            if (!decision.Allowed)
+            {
+                Log.Denied(logger, context.Request.Method, context.Request.Path.Value, request.Peer?.Principal ?? "none (plaintext)", context.Connection.LocalPort, decision.ToString());
+                return DenyAsync(context);
+            }
+        }
+
         return next(context);
+    }
+
+    /// <summary>Envoy's local reply for an RBAC denial: 403 with its text, or a Trailers-Only gRPC PERMISSION_DENIED.</summary>
+    private static Task DenyAsync(HttpContext context)
+    {
+        var response = context.Response;
+        if (context.Request.ContentType is { } contentType && contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase))
+        {
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "application/grpc";
+            response.Headers["grpc-status"] = "7";
+            response.Headers["grpc-message"] = AuthorizationDecision.DeniedBody;
+            return Task.CompletedTask;
+        }
+
+        response.StatusCode = StatusCodes.Status403Forbidden;
+        response.ContentType = "text/plain";
+        return response.WriteAsync(AuthorizationDecision.DeniedBody);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 8240, Level = LogLevel.Debug, Message = "Inbound {Method} {Path} from {Principal} on port {Port} {Decision}.")]
+        public static partial void Denied(ILogger logger, string method, string? path, string principal, int port, string decision);
     }
 }
 

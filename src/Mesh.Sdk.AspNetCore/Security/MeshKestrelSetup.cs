@@ -33,6 +33,13 @@ internal sealed class MeshKestrelSetup(IServiceProvider services, IOptions<MeshO
             // Decided when the endpoint binds, after the options were validated at start (the server is created earlier,
             // when the app is built, so reading them here would fail Build() rather than start-up on a bad setting).
             // An endpoint the app serves over its own HTTPS is not a mesh endpoint: its TLS is the app's.
+            if (options.Value.Security.Enabled)
+            {
+                // Mesh callers keep :scheme http over mesh mTLS (the TLS is the mesh's, not the request's), as Envoy
+                // sidecars forward it; Kestrel resets HTTP/2 streams whose :scheme differs from the transport otherwise.
+                kestrel.AllowAlternateSchemes = true;
+            }
+
             listen.Use(next => options.Value.Security.Enabled && IsTls?.GetValue(listen) is not true
                 ? new MeshInboundConnectionMiddleware(
                     next,

@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using Mesh.Sdk.Security.Authorization;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
@@ -13,7 +14,14 @@ namespace Mesh.Sdk.AspNetCore.Security;
 /// </summary>
 internal sealed class MeshTlsConnectionFeature(SslStream ssl) : ITlsConnectionFeature, ITlsApplicationProtocolFeature, ITlsHandshakeFeature
 {
+    private AuthenticatedPeer? _peer;
+
     public X509Certificate2? ClientCertificate { get; set; } = ssl.RemoteCertificate as X509Certificate2;
+
+    /// <summary>The client certificate's identities as RBAC's <c>authenticated</c> principal reads them; read once per connection.</summary>
+    public AuthenticatedPeer Peer => _peer ??= ClientCertificate is { } certificate
+        ? AuthenticatedPeer.FromCertificate(certificate)
+        : AuthenticatedPeer.WithoutCertificate;
 
     public Task<X509Certificate2?> GetClientCertificateAsync(CancellationToken cancellationToken) => Task.FromResult(ClientCertificate);
 

@@ -38,7 +38,7 @@ public sealed class InboundMtlsTests(ControlPlaneFixture mesh) : IClassFixture<C
         + (portLevel is null ? "" : $"  portLevelMtls: {{{portLevel}}}\n");
 
     /// <summary>Starts a meshed app (service account <paramref name="app"/>-sa, label app=<paramref name="app"/>) with /hello and /health.</summary>
-    private async Task<MeshWebApp> StartAppAsync(string app, Dictionary<string, string?>? extra = null, Action<WebApplicationBuilder>? configure = null)
+    private async Task<MeshWebApp> StartAppAsync(string app, Dictionary<string, string?>? extra = null, Action<WebApplicationBuilder>? configure = null, Action<WebApplication>? map = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -61,6 +61,7 @@ public sealed class InboundMtlsTests(ControlPlaneFixture mesh) : IClassFixture<C
             });
             a.MapGet("/health", static () => "healthy");
             a.MapGet("/other", static () => "other");
+            map?.Invoke(a);
         }, configure);
         await web.Services.GetRequiredService<WorkloadCertificateSource>().WaitForCertificateAsync(new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
         return web;
@@ -446,5 +447,110 @@ public sealed class InboundMtlsTests(ControlPlaneFixture mesh) : IClassFixture<C
         using var response = await client.SendAsync(Get(app.Port, "/hello", HttpVersion.Version11, tls: true));
         Assert.Equal("HTTP/1.1 https=True peer=none user=anonymous", await response.Content.ReadAsStringAsync());
         Assert.Equal("CN=app-https", seen[0].Subject);
+    }
+
+    private static string Policies(string app) =>
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+        + $"metadata: {{name: {app}-deny-admin, namespace: default}}\n"
+        + $"spec:\n  selector: {{matchLabels: {{app: {app}}}}}\n  action: DENY\n  rules:\n  - to:\n    - operation: {{paths: [\"/admin\"]}}\n"
+        + "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+        + $"metadata: {{name: {app}-allow-caller, namespace: default}}\n"
+        + $"spec:\n  selector: {{matchLabels: {{app: {app}}}}}\n  action: ALLOW\n  rules:\n  - from:\n    - source: {{principals: [\"cluster.local/ns/default/sa/caller\"]}}\n";
+
+    private static async Task<string> StatusAndBodyAsync(HttpClient client, HttpRequestMessage request)
+    {
+        using var response = await client.SendAsync(request);
+        return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+    }
+
+    [Fact]
+    public async Task AuthorizationPolicy_DenyPathAndAllowPrincipal_EnforcedWithEnvoysReply_RemovingThemLetsEveryoneIn()
+    {
+        await using var app = await StartAppAsync("authz-echo");
+        mesh.WriteConfig("authz-echo.yaml", Policies("authz-echo"));
+        using var caller = await IssueAsync("caller");
+        using var stranger = await IssueAsync("stranger");
+        using var callerClient = TlsClient(caller);
+        using var strangerClient = TlsClient(stranger);
+        using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
+
+        // Wait for the policies to reach the app: the stranger is refused once they are in force.
+        var deadline = DateTime.UtcNow + ModeWait;
+        while (await StatusAndBodyAsync(strangerClient, Get(app.Port, "/hello", HttpVersion.Version11, tls: true)) != "403 RBAC: access denied")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the AuthorizationPolicy never reached the app\n" + mesh.Dump());
+            await Task.Delay(100);
+        }
+
+        Assert.Equal("200 HTTP/1.1 https=True peer=spiffe://cluster.local/ns/default/sa/caller user=spiffe://cluster.local/ns/default/sa/caller",
+            await StatusAndBodyAsync(callerClient, Get(app.Port, "/hello", HttpVersion.Version11, tls: true)));
+        Assert.Equal("200 HTTP/2 https=True peer=spiffe://cluster.local/ns/default/sa/caller user=spiffe://cluster.local/ns/default/sa/caller",
+            await StatusAndBodyAsync(callerClient, Get(app.Port, "/hello", HttpVersion.Version20, tls: true)));
+        Assert.Equal("403 RBAC: access denied", await StatusAndBodyAsync(callerClient, Get(app.Port, "/admin", HttpVersion.Version11, tls: true)));
+        Assert.Equal("403 RBAC: access denied", await StatusAndBodyAsync(callerClient, Get(app.Port, "/public/../admin", HttpVersion.Version11, tls: true)));
+        Assert.Equal("403 RBAC: access denied", await StatusAndBodyAsync(callerClient, Get(app.Port, "/%61dmin", HttpVersion.Version11, tls: true)));
+        Assert.Equal("403 RBAC: access denied", await StatusAndBodyAsync(strangerClient, Get(app.Port, "/other", HttpVersion.Version20, tls: true)));
+        // PERMISSIVE lets plaintext in, and the ALLOW policy refuses a caller without an identity.
+        Assert.Equal("403 RBAC: access denied", await StatusAndBodyAsync(plain, Get(app.Port, "/hello", HttpVersion.Version11, tls: false)));
+
+        File.Delete(Path.Combine(mesh.ConfigDirectory, "authz-echo.yaml"));
+        deadline = DateTime.UtcNow + ModeWait;
+        while (await StatusAndBodyAsync(plain, Get(app.Port, "/hello", HttpVersion.Version11, tls: false)) != "200 HTTP/1.1 https=False peer=none user=anonymous")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "removing the policies did not let plaintext in\n" + mesh.Dump());
+            await Task.Delay(100);
+        }
+
+        Assert.Equal("200 HTTP/1.1 https=True peer=spiffe://cluster.local/ns/default/sa/stranger user=spiffe://cluster.local/ns/default/sa/stranger",
+            await StatusAndBodyAsync(strangerClient, Get(app.Port, "/hello", HttpVersion.Version11, tls: true)));
+    }
+
+    [Fact]
+    public async Task AuthorizationPolicy_DeniedGrpcCall_IsPermissionDenied_AllowedCallServed()
+    {
+        await using var app = await StartAppAsync(
+            "authz-grpc",
+            configure: builder =>
+            {
+                builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.Protocols = HttpProtocols.Http2));
+                builder.Services.AddGrpc();
+                builder.Services.AddSingleton(new Mesh.Sdk.AspNetCore.Tests.Grpc.RecorderState("v1"));
+            },
+            map: a => a.MapGrpcService<Mesh.Sdk.AspNetCore.Tests.Grpc.RecorderService>());
+        mesh.WriteConfig("authz-grpc.yaml",
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: authz-grpc, namespace: default}\n"
+            + "spec:\n  selector: {matchLabels: {app: authz-grpc}}\n  action: ALLOW\n  rules:\n  - from:\n    - source: {principals: [\"cluster.local/ns/default/sa/caller\"]}\n");
+        using var caller = await IssueAsync("caller");
+        using var stranger = await IssueAsync("stranger");
+
+        global::Grpc.Core.RpcException? denied = null;
+        var deadline = DateTime.UtcNow + ModeWait;
+        while (denied is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the stranger's call was never refused\n" + mesh.Dump());
+            try
+            {
+                await RecordAsync(app.Port, stranger, "stranger-" + Guid.NewGuid().ToString("N"));
+                await Task.Delay(100);
+            }
+            catch (global::Grpc.Core.RpcException ex) when (ex.StatusCode == global::Grpc.Core.StatusCode.PermissionDenied)
+            {
+                denied = ex;
+            }
+        }
+
+        Assert.Equal("RBAC: access denied", denied.Status.Detail);
+        Assert.Equal("v1", await RecordAsync(app.Port, caller, "caller"));
+    }
+
+    private static async Task<string> RecordAsync(int port, X509Certificate2 certificate, string tag)
+    {
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero };
+        handler.SslOptions.ClientCertificates = [certificate];
+        handler.SslOptions.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
+        using var channel = GrpcChannel.ForAddress($"https://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = handler });
+        var recorder = new Mesh.Sdk.AspNetCore.Tests.Grpc.Recorder.Recorder.RecorderClient(channel);
+        var reply = await recorder.RecordAsync(new Mesh.Sdk.AspNetCore.Tests.Grpc.Recorder.RecordRequest { Tag = tag }, deadline: DateTime.UtcNow.AddSeconds(15));
+        return reply.Version;
     }
 }

@@ -1,4 +1,5 @@
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Mesh.Sdk.Security.Authorization;
 
 namespace Mesh.Sdk.Security.Inbound;
 
@@ -22,6 +23,9 @@ internal enum InboundMtlsMode
 /// </summary>
 internal sealed record InboundPolicy(int Port, InboundMtlsMode Mode, IReadOnlyList<HttpFilter> HttpFilters, string Source)
 {
+    /// <summary>The RBAC filters among <see cref="HttpFilters"/>, compiled; allows everything when there are none.</summary>
+    public InboundAuthorization Authorization { get; init; } = InboundAuthorization.AllowAll;
+
     /// <summary>
     /// What a port is governed by before its first listener arrived (or when the server has none for it): PERMISSIVE
     /// with no HTTP filters, Istio's default when no PeerAuthentication applies.

@@ -1,6 +1,7 @@
 using Envoy.Config.Listener.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Envoy.Extensions.TransportSockets.Tls.V3;
+using Mesh.Sdk.Security.Authorization;
 using Mesh.Xds;
 
 namespace Mesh.Sdk.Security.Inbound;
@@ -23,6 +24,17 @@ internal static class InboundPolicyCompiler
 
     /// <exception cref="InboundPolicyException">The listener is not one of the shapes above.</exception>
     public static InboundPolicy Compile(Listener listener, int port)
+    {
+        var policy = CompileChains(listener, port);
+        if (!InboundAuthorization.TryCompile(policy.HttpFilters, out var authorization, out var errors))
+        {
+            throw new InboundPolicyException(string.Join("; ", errors));
+        }
+
+        return policy with { Authorization = authorization! };
+    }
+
+    private static InboundPolicy CompileChains(Listener listener, int port)
     {
         ArgumentNullException.ThrowIfNull(listener);
         var chains = new List<(string Where, FilterChain Chain)>();
