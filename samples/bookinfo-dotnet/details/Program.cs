@@ -1,11 +1,13 @@
 using System.Globalization;
+using Bookinfo.Shared;
 
 // Bookinfo's details service: the book's type, pages, publisher, language and ISBNs. Productpage calls it as
 // http://details:9080; the mesh maps that to this process.
 var builder = WebApplication.CreateBuilder(args);
 builder.AddMesh();
-builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
+builder.Services.AddHostedService<LauncherWatch>();
 var app = builder.Build();
+app.UseCallerIdentityHeader();
 
 app.MapGet("/health", () => Results.Json(new { status = "Details is healthy" }));
 

@@ -122,6 +122,13 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             ["Mesh__ServiceAccount"] = "bookinfo-" + spec.Service,
             ["Mesh__Labels__app"] = spec.Service,
             ["Mesh__Labels__version"] = spec.Version,
+            // Zero trust: a workload certificate for spiffe://cluster.local/ns/default/sa/bookinfo-<service> from the
+            // control plane's CA (development trust: loopback callers), mutual TLS in and out as PeerAuthentication
+            // says, AuthorizationPolicy enforced. Health checks go to a plaintext port of their own, so they keep
+            // working under STRICT; its log line tells the launcher the port.
+            ["Mesh__Security__Enabled"] = "true",
+            ["Mesh__HealthPort"] = "0",
+            ["Logging__LogLevel__" + Workload.HealthServerCategory] = "Information",
             ["Bookinfo__Version"] = spec.Version,
             ["Bookinfo__ExitOnStdinClose"] = "true",
             ["Logging__Console__FormatterName"] = "simple",
@@ -137,9 +144,11 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
         }
 
         Uri address;
+        int healthPort;
         try
         {
             address = await workload.Address.WaitAsync(cancellationToken);
+            healthPort = await workload.HealthPort.WaitAsync(cancellationToken);
         }
         catch (InvalidOperationException ex)
         {
@@ -147,7 +156,7 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
         }
 
         var url = new Uri($"http://127.0.0.1:{address.Port.ToString(CultureInfo.InvariantCulture)}");
-        await WaitHealthyAsync(workload, new Uri(url, "/health"), http, cancellationToken);
+        await WaitHealthyAsync(workload, new Uri($"http://127.0.0.1:{healthPort.ToString(CultureInfo.InvariantCulture)}/health"), http, cancellationToken);
         Console.Out.WriteLine($"workload {spec.Name} pid={workload.ProcessId.ToString(CultureInfo.InvariantCulture)} url={url.ToString().TrimEnd('/')}");
         return url;
     }

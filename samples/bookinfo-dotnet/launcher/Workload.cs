@@ -10,13 +10,18 @@ namespace Bookinfo.Launcher;
 /// </summary>
 internal sealed partial class Workload : IAsyncDisposable
 {
+    /// <summary>The log category of the SDK's health server, whose start line names the health port.</summary>
+    public const string HealthServerCategory = "Mesh.Sdk.AspNetCore.Security.MeshHealthServer";
+
     private const string ListeningPrefix = "Now listening on: ";
+    private const string HealthPrefix = "Health port 127.0.0.1:";
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
 
     private readonly Process _process;
     private readonly ILogger _logger;
     private readonly bool _showLifetime;
     private readonly TaskCompletionSource<Uri> _address = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<int> _healthPort = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Queue<string> _recent = new();
     private int _stopping;
 
@@ -36,6 +41,9 @@ internal sealed partial class Workload : IAsyncDisposable
 
     /// <summary>The address the workload listens on, once it reported it.</summary>
     public Task<Uri> Address => _address.Task;
+
+    /// <summary>The plaintext health port (Mesh:HealthPort) the workload bound, once it reported it.</summary>
+    public Task<int> HealthPort => _healthPort.Task;
 
     /// <summary>Completes when the process exits.</summary>
     public Task Exited => _process.WaitForExitAsync();
@@ -83,8 +91,13 @@ internal sealed partial class Workload : IAsyncDisposable
         var workload = new Workload(spec, process, logger, showLifetime);
         process.OutputDataReceived += (_, e) => workload.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => workload.OnLine(e.Data);
-        process.Exited += (_, _) => workload._address.TrySetException(new InvalidOperationException(
-            $"Workload '{spec.Name}' exited with code {workload.ExitCode()} before it listened."));
+        process.Exited += (_, _) =>
+        {
+            workload._address.TrySetException(new InvalidOperationException(
+                $"Workload '{spec.Name}' exited with code {workload.ExitCode()} before it listened."));
+            workload._healthPort.TrySetException(new InvalidOperationException(
+                $"Workload '{spec.Name}' exited with code {workload.ExitCode()} before its health port listened."));
+        };
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -170,7 +183,23 @@ internal sealed partial class Workload : IAsyncDisposable
             _address.TrySetResult(address);
         }
 
-        if (_showLifetime || !line.Contains("Microsoft.Hosting.Lifetime", StringComparison.Ordinal))
+        var health = line.IndexOf(HealthPrefix, StringComparison.Ordinal);
+        if (health >= 0)
+        {
+            var digits = line.AsSpan(health + HealthPrefix.Length);
+            var end = 0;
+            while (end < digits.Length && char.IsAsciiDigit(digits[end]))
+            {
+                end++;
+            }
+
+            if (int.TryParse(digits[..end], NumberStyles.None, CultureInfo.InvariantCulture, out var port))
+            {
+                _healthPort.TrySetResult(port);
+            }
+        }
+
+        if (_showLifetime || !(line.Contains("Microsoft.Hosting.Lifetime", StringComparison.Ordinal) || line.Contains(HealthServerCategory, StringComparison.Ordinal)))
         {
             Console.Out.WriteLine($"[{Spec.Name}] {line}");
         }

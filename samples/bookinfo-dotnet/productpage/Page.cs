@@ -9,7 +9,9 @@ namespace Bookinfo.ProductPage;
 /// The HTML pages. Element ids and classes are a contract with the browser tests and the walkthrough
 /// (samples/bookinfo-dotnet/README.md): book-title, book-summary, details, details-error, reviews, review,
 /// reviewer, stars (data-color, data-count), ratings-error, reviews-version (data-version), reviews-error,
-/// sign-in, signed-in-user, sign-out.
+/// sign-in, signed-in-user, sign-out; identities with details-caller, reviews-caller and ratings-caller (data-caller:
+/// the SPIFFE id the callee saw, or "none (plaintext)"; data-status: the callee's answer, or "none"; ratings-caller
+/// also data-rate-limited).
 /// </summary>
 internal static class Page
 {
@@ -31,6 +33,9 @@ internal static class Page
         .stars-empty { color: #9ca3af; }
         .error, .ratings-error { color: #dc2626; }
         .served-by { font-family: ui-monospace, monospace; color: #4b5563; font-size: 0.9rem; }
+        #identities { margin-top: 2rem; color: #4b5563; font-size: 0.85rem; }
+        #identities h2 { font-size: 1rem; }
+        #identities code { font-family: ui-monospace, monospace; }
         """;
 
     private static readonly HtmlEncoder Html = HtmlEncoder.Default;
@@ -61,6 +66,7 @@ internal static class Page
         html.Append(CultureInfo.InvariantCulture, $"<p id=\"book-summary\">{product.DescriptionHtml}</p>\n");
         AppendDetails(html, details);
         AppendReviews(html, reviews);
+        AppendIdentities(html, details, reviews);
         html.Append("</main>\n");
         return End(html);
     }
@@ -168,6 +174,65 @@ internal static class Page
         html.Append("</div>\n")
             .Append(CultureInfo.InvariantCulture, $"<p id=\"reviews-version\" class=\"served-by\" data-version=\"{Html.Encode(version)}\">Reviews served by: {Html.Encode(podname)}</p>\n")
             .Append("</section>\n");
+    }
+
+    /// <summary>
+    /// Who each service saw its caller as, from the callee's x-bookinfo-caller header (reviews passes on what ratings
+    /// saw): a SPIFFE id over mutual TLS, plaintext, or the status the callee refused the call with.
+    /// </summary>
+    private static void AppendIdentities(StringBuilder html, UpstreamResult details, UpstreamResult reviews)
+    {
+        html.Append("<section id=\"identities\">\n<h2>Who called whom</h2>\n<ul>\n");
+        AppendHop(html, "details-caller", "details", "productpage", details.Header(CallerHeader), details.Answered?.ToString(CultureInfo.InvariantCulture), details.Header("x-local-rate-limit"));
+        AppendHop(html, "reviews-caller", "reviews", "productpage", reviews.Header(CallerHeader), reviews.Answered?.ToString(CultureInfo.InvariantCulture), reviews.Header("x-local-rate-limit"));
+        if (!reviews.Ok)
+        {
+            html.Append("<li id=\"ratings-caller\" data-caller=\"\" data-status=\"unknown\" data-rate-limited=\"\">ratings: unknown (reviews did not answer)</li>\n");
+        }
+        else
+        {
+            using var document = JsonDocument.Parse(reviews.Json);
+            var podname = Text(document.RootElement, "podname");
+            if (reviews.Header("x-bookinfo-ratings-status") is { } status)
+            {
+                AppendHop(html, "ratings-caller", "ratings", podname, reviews.Header("x-bookinfo-ratings-caller"), status == "none" ? null : status, reviews.Header("x-bookinfo-ratings-rate-limited"));
+            }
+            else
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<li id=\"ratings-caller\" data-caller=\"\" data-status=\"not-called\" data-rate-limited=\"\">{Html.Encode(podname)} does not call ratings</li>\n");
+            }
+        }
+
+        html.Append("</ul>\n</section>\n");
+    }
+
+    private const string CallerHeader = "x-bookinfo-caller";
+
+    private static void AppendHop(StringBuilder html, string id, string callee, string caller, string? seenAs, string? status, string? rateLimited)
+    {
+        html.Append(CultureInfo.InvariantCulture, $"<li id=\"{id}\" data-caller=\"{Html.Encode(seenAs ?? string.Empty)}\" data-status=\"{Html.Encode(status ?? "none")}\" data-rate-limited=\"{Html.Encode(rateLimited ?? string.Empty)}\">");
+        if (status is null)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"{callee} did not answer {Html.Encode(caller)}");
+        }
+        else if (seenAs is null)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"{callee} refused {Html.Encode(caller)}: {Html.Encode(status)}");
+            if (rateLimited is not null)
+            {
+                html.Append(CultureInfo.InvariantCulture, $" (x-local-rate-limit: {Html.Encode(rateLimited)})");
+            }
+        }
+        else if (seenAs == "none (plaintext)")
+        {
+            html.Append(CultureInfo.InvariantCulture, $"{callee} saw {Html.Encode(caller)} in plaintext (no identity)");
+        }
+        else
+        {
+            html.Append(CultureInfo.InvariantCulture, $"{callee} saw {Html.Encode(caller)} as <code>{Html.Encode(seenAs)}</code> (mutual TLS)");
+        }
+
+        html.Append("</li>\n");
     }
 
     private static string ErrorOf(UpstreamResult result)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Bookinfo.ProductPage;
+using Bookinfo.Shared;
 
 // Bookinfo's product page: the book, its details (from details) and its reviews (from reviews, which asks
 // ratings), as a server-rendered page and a JSON API. Upstreams are addressed by service name only
@@ -16,8 +17,9 @@ foreach (var upstream in Upstreams.All)
 }
 
 builder.Services.AddSingleton<Upstreams>();
-builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
+builder.Services.AddHostedService<LauncherWatch>();
 var app = builder.Build();
+app.UseCallerIdentityHeader();
 
 app.MapGet("/", () => Results.Content(Page.Index(), "text/html; charset=utf-8"));
 app.MapGet("/index.html", () => Results.Content(Page.Index(), "text/html; charset=utf-8"));

@@ -7,6 +7,15 @@ namespace Bookinfo.ProductPage;
 internal sealed record UpstreamResult(int Status, string Json)
 {
     public bool Ok => Status == 200;
+
+    /// <summary>The status of the upstream's last answer; <see langword="null"/> when it never answered (connect failure, timeout).</summary>
+    public int? Answered { get; init; }
+
+    /// <summary>The bookinfo headers (<c>x-bookinfo-*</c>, <c>x-local-rate-limit</c>) of the upstream's last answer, by lower-case name.</summary>
+    public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>A header of the last answer, or <see langword="null"/>.</summary>
+    public string? Header(string name) => Headers.GetValueOrDefault(name);
 }
 
 /// <summary>One upstream service: its client name, mesh address, path, attempts and the error shown when it fails.</summary>
@@ -50,6 +59,7 @@ internal sealed partial class Upstreams(IHttpClientFactory clients, ILogger<Upst
         var http = clients.CreateClient(upstream.Name);
         var path = upstream.Path + Convert.ToString(productId, CultureInfo.InvariantCulture);
         int? lastStatus = null;
+        IReadOnlyDictionary<string, string> lastHeaders = new Dictionary<string, string>();
         for (var attempt = 1; attempt <= upstream.Attempts; attempt++)
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, path);
@@ -62,9 +72,10 @@ internal sealed partial class Upstreams(IHttpClientFactory clients, ILogger<Upst
             {
                 using var response = await http.SendAsync(request, cancellationToken);
                 var body = await response.Content.ReadAsStringAsync(cancellationToken);
+                lastHeaders = BookinfoHeaders(response);
                 if ((int)response.StatusCode == 200 && IsJson(body))
                 {
-                    return new UpstreamResult(200, body);
+                    return new UpstreamResult(200, body) { Answered = 200, Headers = lastHeaders };
                 }
 
                 lastStatus = (int)response.StatusCode;
@@ -73,13 +84,29 @@ internal sealed partial class Upstreams(IHttpClientFactory clients, ILogger<Upst
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 lastStatus = null;
+                lastHeaders = new Dictionary<string, string>();
                 Log.UpstreamFailed(logger, upstream.Name, upstream.BaseAddress + path, attempt,
                     ex is TaskCanceledException ? $"no answer within {Timeout.TotalSeconds:0} s" : ex.Message);
             }
         }
 
         var error = JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = upstream.Error });
-        return new UpstreamResult(lastStatus is { } status and not 200 ? status : 500, error);
+        return new UpstreamResult(lastStatus is { } status and not 200 ? status : 500, error) { Answered = lastStatus, Headers = lastHeaders };
+    }
+
+    /// <summary>The headers the page's "who called whom" section reads: x-bookinfo-* and the rate limit's x-local-rate-limit.</summary>
+    private static Dictionary<string, string> BookinfoHeaders(HttpResponseMessage response)
+    {
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, values) in response.Headers)
+        {
+            if (name.StartsWith("x-bookinfo-", StringComparison.OrdinalIgnoreCase) || name.Equals("x-local-rate-limit", StringComparison.OrdinalIgnoreCase))
+            {
+                headers[name.ToLowerInvariant()] = string.Join(",", values);
+            }
+        }
+
+        return headers;
     }
 
     private static bool IsJson(string body)

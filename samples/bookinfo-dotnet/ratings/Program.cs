@@ -1,12 +1,14 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Bookinfo.Shared;
 
 // Bookinfo's ratings service: the stars each reviewer gave a book. Reviews v2 and v3 call it as
 // http://ratings:9080; the mesh maps that to this process.
 var builder = WebApplication.CreateBuilder(args);
 builder.AddMesh();
-builder.Services.AddHostedService<Bookinfo.Shared.LauncherWatch>();
+builder.Services.AddHostedService<LauncherWatch>();
 var app = builder.Build();
+app.UseCallerIdentityHeader();
 
 // Product id -> reviewer -> stars. Every product starts with the original's two ratings.
 var ratings = new ConcurrentDictionary<int, IReadOnlyDictionary<string, int>>();
