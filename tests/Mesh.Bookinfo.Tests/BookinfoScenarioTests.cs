@@ -12,7 +12,7 @@ namespace Mesh.Bookinfo.Tests;
 /// </summary>
 [Collection(BookinfoCollection.Name)]
 [TestCaseOrderer(StepOrderer.TypeName, StepOrderer.AssemblyName)]
-public sealed class BookinfoScenarioTests(BookinfoFixture bookinfo, ITestOutputHelper output)
+public sealed partial class BookinfoScenarioTests(BookinfoFixture bookinfo, ITestOutputHelper output)
 {
     private const string DestinationRules = "destination-rule-all.yaml";
 
@@ -249,7 +249,7 @@ public sealed class BookinfoScenarioTests(BookinfoFixture bookinfo, ITestOutputH
     }
 
     [Fact]
-    [Step(9)]
+    [Step(30)]
     public async Task StoppingReviewsV1_MovesTrafficToV2AndV3()
     {
         await bookinfo.ResetToDefaultAsync();
@@ -286,7 +286,7 @@ public sealed class BookinfoScenarioTests(BookinfoFixture bookinfo, ITestOutputH
     }
 
     [Fact]
-    [Step(10)]
+    [Step(31)]
     public async Task ClosingStdin_StopsTheLauncherAndEveryWorkload()
     {
         var workloads = bookinfo.Launcher.Workloads.Values.ToList();

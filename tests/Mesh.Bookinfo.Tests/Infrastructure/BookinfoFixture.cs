@@ -69,7 +69,7 @@ public sealed class BookinfoFixture : IAsyncLifetime
         return pages;
     }
 
-    /// <summary>Copies networking files into the config folder one by one, each after the previous one loaded.</summary>
+    /// <summary>Copies rule files (networking/ or security/) into the config folder one by one, each after the previous one loaded.</summary>
     public async Task ApplyAsync(params string[] files)
     {
         foreach (var file in files)
@@ -78,7 +78,7 @@ public sealed class BookinfoFixture : IAsyncLifetime
             var target = Path.Combine(_configDirectory, file);
             // Written next to the target under a name the control plane ignores, then renamed: never read half-written.
             var temp = target + ".tmp";
-            File.Copy(Path.Combine(Paths.Networking, file), temp, overwrite: true);
+            File.Copy(Paths.RuleFile(file), temp, overwrite: true);
             File.Move(temp, target, overwrite: true);
             var line = await Launcher.WaitForLineAsync(
                 l => l.Contains(file, StringComparison.Ordinal) && (l.Contains("Loaded '", StringComparison.Ordinal) || l.Contains("rejected", StringComparison.Ordinal)),

@@ -8,6 +8,15 @@ internal static class Paths
 
     public static string Networking => Path.Combine(RepositoryRoot, "samples", "bookinfo-dotnet", "networking");
 
+    public static string Security => Path.Combine(RepositoryRoot, "samples", "bookinfo-dotnet", "security");
+
+    /// <summary>A rule file of the walkthrough: from networking/ (traffic) or security/ (mTLS, authorization, rate limit).</summary>
+    public static string RuleFile(string file)
+    {
+        var networking = Path.Combine(Networking, file);
+        return File.Exists(networking) ? networking : Path.Combine(Security, file);
+    }
+
     /// <summary>
     /// The launcher built next to this test assembly: the same configuration and framework folder
     /// (tests/Mesh.Bookinfo.Tests/bin/Release/net10.0 → samples/bookinfo-dotnet/launcher/bin/Release/net10.0).

@@ -1,6 +1,6 @@
 // Starts the real bookinfo launcher (control plane + six workload processes) on ephemeral ports
 // with a private copy of the sample's config folder, applies Istio rules as the walkthrough does (cp a
-// file of samples/bookinfo-dotnet/networking into that folder on top of what is there, rm to undo), and
+// file of samples/bookinfo-dotnet/networking or security into that folder on top of what is there, rm to undo), and
 // stops everything at the end.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const sampleDir = path.join(repoRoot, 'samples/bookinfo-dotnet');
 export const networkingDir = path.join(sampleDir, 'networking');
+export const securityDir = path.join(sampleDir, 'security');
 export const defaultLauncherDll = path.join(sampleDir, 'launcher/bin/Release/net10.0/Bookinfo.Launcher.dll');
 
 const readyLine = /^Bookinfo is ready: (http:\/\/127\.0\.0\.1:\d+\/productpage)\s*$/;
@@ -91,7 +92,8 @@ export class Bookinfo {
   }
 
   /**
-   * `cp networking/NAME config/`: copies one file of samples/bookinfo-dotnet/networking into the config
+   * `cp networking/NAME config/` (or `security/NAME`): copies one file of samples/bookinfo-dotnet/networking
+   * (traffic rules) or samples/bookinfo-dotnet/security (mTLS, authorization, rate limit) into the config
    * folder, on top of what is there (a file of the same name is replaced). The copy is written under a
    * temporary name the watcher ignores, given its write time, and renamed, so the control plane never reads
    * half a file and sees the final time at once. The write time is now, or just after the newest file in
@@ -100,7 +102,7 @@ export class Bookinfo {
    */
   apply(name) {
     const file = ruleFileName(name);
-    const source = path.join(networkingDir, file);
+    const source = fs.existsSync(path.join(networkingDir, file)) ? path.join(networkingDir, file) : path.join(securityDir, file);
     if (!fs.existsSync(source)) {
       throw new Error(`Rule file ${source} does not exist (BOOKINFO.md names it).`);
     }

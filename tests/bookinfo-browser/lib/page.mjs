@@ -1,7 +1,8 @@
 // Reading and driving bookinfo's product page in Chromium through playwright-core. Element ids and
 // classes are the page contract of samples/bookinfo-dotnet (book-title, details, reviews, review,
 // reviewer, stars[data-color][data-count], ratings-error, reviews-version[data-version],
-// reviews-error, sign-in, signed-in-user, sign-out).
+// reviews-error, sign-in, signed-in-user, sign-out; identities: details-caller, reviews-caller and
+// ratings-caller with data-caller, data-status, data-rate-limited).
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -46,7 +47,20 @@ export async function readState(page) {
       };
     });
     const version = document.querySelector('#reviews-version');
+    const hop = (id) => {
+      const el = document.getElementById(id);
+      return el
+        ? {
+            caller: el.getAttribute('data-caller'),
+            status: el.getAttribute('data-status'),
+            rateLimited: el.getAttribute('data-rate-limited'),
+            text: el.textContent.trim(),
+          }
+        : null;
+    };
     return {
+      detailsError: text(document.querySelector('#details-error')),
+      identities: { details: hop('details-caller'), reviews: hop('reviews-caller'), ratings: hop('ratings-caller') },
       title: text(document.querySelector('#book-title')),
       detailsRows,
       reviews,
@@ -67,6 +81,12 @@ export async function load(page, url, timeoutMs = 20000) {
     throw new Error(`GET ${url} answered ${response ? response.status() : 'nothing'}`);
   }
   return { ms, state: await readState(page) };
+}
+
+/** Loads url in page whatever the status; returns { status, body } (the page's visible text). */
+export async function loadAny(page, url, timeoutMs = 20000) {
+  const response = await page.goto(url, { waitUntil: 'load', timeout: timeoutMs });
+  return { status: response ? response.status() : null, body: (await page.evaluate(() => document.body?.innerText ?? '')).trim() };
 }
 
 /**

@@ -1,4 +1,5 @@
-// Istio's bookinfo tasks (request routing, fault injection, traffic shifting) against the real
+// Istio's bookinfo tasks (request routing, fault injection, traffic shifting, then mutual TLS,
+// authorization and the ratings denial) against the real
 // samples/bookinfo-dotnet launcher, seen through headless Chromium. One launcher and one browser for
 // the whole file. Scenarios run in the walkthrough's order (samples/bookinfo-dotnet/README.md) and apply
 // rules as it does: each `cp` puts a file on top of what the folder holds (the newest definition of a
@@ -6,11 +7,12 @@
 // what the previous one left and rebuilds that state if not, so one failure does not change what the next
 // one tests.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startBookinfo } from '../lib/launcher.mjs';
-import { launchChromium, load, readState, Screenshots, signIn, signOut, waitForState } from '../lib/page.mjs';
+import { launchChromium, load, loadAny, readState, Screenshots, signIn, signOut, waitForState } from '../lib/page.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const screenshotDir = process.env.BOOKINFO_SCREENSHOTS || path.resolve(here, '../screenshots');
@@ -56,6 +58,49 @@ function assertStarsMatchVersion(state, context = '') {
       );
     }
   });
+}
+
+const productpageId = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
+const reviewsId = 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews';
+const rbacDenied = 'RBAC: access denied';
+const detailsUnavailable = 'Sorry, product details are currently unavailable for this book.';
+
+/** "Who called whom": details and reviews saw productpage's SPIFFE id, ratings saw reviews' (v1 does not call it). */
+function assertMeshIdentities(state, context = '') {
+  const where = `${context} ${JSON.stringify(state.identities)}`;
+  assert.deepEqual(state.identities.details, {
+    caller: productpageId, status: '200', rateLimited: '', text: `details saw productpage as ${productpageId} (mutual TLS)`,
+  }, `details ${where}`);
+  assert.deepEqual(state.identities.reviews, {
+    caller: productpageId, status: '200', rateLimited: '', text: `reviews saw productpage as ${productpageId} (mutual TLS)`,
+  }, `reviews ${where}`);
+  assert.deepEqual(state.identities.ratings, state.version === 'v1'
+    ? { caller: '', status: 'not-called', rateLimited: '', text: 'reviews-v1 does not call ratings' }
+    : { caller: reviewsId, status: '200', rateLimited: '', text: `ratings saw reviews-${state.version} as ${reviewsId} (mutual TLS)` },
+  `ratings ${where}`);
+}
+
+/** Sends plaintext HTTP/1.1 on a fresh connection; resolves with the number of bytes that came back before it closed. */
+function plaintextBytes(workloadUrl) {
+  const { hostname, port } = new URL(workloadUrl);
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const socket = net.connect({ host: hostname, port: Number(port) }, () =>
+      socket.write(`GET /health HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`));
+    socket.setTimeout(15000, () => socket.destroy());
+    socket.on('data', (chunk) => (bytes += chunk.length));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(bytes));
+  });
+}
+
+async function waitFor(check, what, timeoutMs = effectTimeoutMs) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`Not reached within ${timeoutMs} ms: ${what}`);
 }
 
 describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
@@ -257,5 +302,114 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     for (const v of ['v1', 'v3']) {
       assert.ok(counts[v] >= 10 && counts[v] <= 30, `${v} on ${counts[v]} of 40 reloads, expected 10-30 (25-75 %)`);
     }
+  });
+
+  it('mutual TLS: rm the traffic rules, peer-authentication-permissive then -strict: the page works and shows SPIFFE ids, plaintext to the backends gets no answer', { timeout: 90000 }, async () => {
+    bookinfo.expectRules(['destination-rule-all', 'virtual-service-all-v1', 'virtual-service-reviews-50-v3']);
+    // The security part starts from an empty config folder (rm -f $c/*.yaml).
+    bookinfo.remove('destination-rule-all', 'virtual-service-all-v1', 'virtual-service-reviews-50-v3');
+    // cp $s/peer-authentication-permissive.yaml $c/: plaintext still reaches details, seen as no identity.
+    bookinfo.apply('peer-authentication-permissive');
+    const details = bookinfo.workloads.get('details-v1').url;
+    const plain = await fetch(`${details}/details/0`);
+    assert.equal(plain.status, 200, 'PERMISSIVE: plaintext to details is served');
+    assert.equal(plain.headers.get('x-bookinfo-caller'), 'none (plaintext)');
+    await waitForState(reader, url, (s) => s.version === 'v2', { what: 'a page served by reviews v2', timeoutMs: effectTimeoutMs });
+    assertMeshIdentities(await readState(reader), 'PERMISSIVE');
+
+    // cp $s/peer-authentication-strict.yaml $c/: STRICT mesh-wide, productpage kept PERMISSIVE (the browser has no certificate).
+    bookinfo.apply('peer-authentication-strict');
+    await waitFor(async () => (await plaintextBytes(details)) === 0, 'details closes plaintext connections without a byte');
+    for (const name of ['details-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3']) {
+      assert.equal(await plaintextBytes(bookinfo.workloads.get(name).url), 0, `${name} answered plaintext under STRICT`);
+    }
+    const seen = new Set();
+    for (let i = 0; i < 6; i++) {
+      const { state } = await load(reader, url);
+      assertBookWithReviews(state, `STRICT load ${i + 1}`);
+      assertStarsMatchVersion(state, `STRICT load ${i + 1}`);
+      assertMeshIdentities(state, `STRICT load ${i + 1}`);
+      if (state.version === 'v2' && !seen.has('v2')) await shots.take(reader, 'strict-identities');
+      seen.add(state.version);
+    }
+    assert.deepEqual([...seen].sort(), ['v1', 'v2', 'v3'], 'round robin over the three versions under STRICT');
+  });
+
+  it('authorization: allow-nothing, productpage-viewer, backends-viewer; the sign-in POST gets RBAC: access denied', { timeout: 90000 }, async () => {
+    bookinfo.expectRules(['peer-authentication-permissive', 'peer-authentication-strict']);
+    // cp $s/authorization-allow-nothing.yaml $c/
+    bookinfo.apply('authorization-allow-nothing');
+    await waitFor(async () => (await loadAny(reader, url)).status === 403, 'the page answers 403');
+    assert.deepEqual(await loadAny(reader, url), { status: 403, body: rbacDenied });
+    await shots.take(reader, 'allow-nothing-rbac-denied');
+
+    // cp $s/authorization-productpage-viewer.yaml $c/: GET on productpage only; details and reviews still allow nothing.
+    bookinfo.apply('authorization-productpage-viewer');
+    await waitFor(async () => (await loadAny(reader, url)).status === 200, 'the page answers 200');
+    const { state } = await load(reader, url);
+    assert.equal(state.title, 'The Comedy of Errors');
+    assert.equal(state.detailsError, detailsUnavailable, JSON.stringify(state));
+    assert.equal(state.reviewsError, unavailable, JSON.stringify(state));
+    assert.deepEqual(state.identities.details, { caller: '', status: '403', rateLimited: '', text: 'details refused productpage: 403' });
+    assert.deepEqual(state.identities.reviews, { caller: '', status: '403', rateLimited: '', text: 'reviews refused productpage: 403' });
+    await shots.take(reader, 'productpage-viewer-backends-denied');
+    // The Sign in form posts: not a GET, so denied.
+    await reader.fill('input[name="username"]', 'jason');
+    const [post] = await Promise.all([reader.waitForResponse((r) => r.url().endsWith('/login') && r.request().method() === 'POST'), reader.click('#sign-in')]);
+    await reader.waitForLoadState('load');
+    assert.equal(post.status(), 403, 'POST /login under productpage-viewer');
+    assert.equal((await reader.evaluate(() => document.body.innerText)).trim(), rbacDenied);
+    await shots.take(reader, 'productpage-viewer-post-denied');
+
+    // cp $s/authorization-backends-viewer.yaml $c/: details and reviews for productpage's identity, ratings for reviews'.
+    bookinfo.apply('authorization-backends-viewer');
+    await waitForState(reader, url, (s) => s.reviewsError === null && s.detailsError === null, {
+      what: 'details and reviews back on 3 loads in a row',
+      consecutive: 3,
+      timeoutMs: effectTimeoutMs,
+    });
+    for (let i = 0; i < 6; i++) {
+      const { state: back } = await load(reader, url);
+      assertBookWithReviews(back, `backends-viewer load ${i + 1}`);
+      assertStarsMatchVersion(back, `backends-viewer load ${i + 1}`);
+      assertMeshIdentities(back, `backends-viewer load ${i + 1}`);
+    }
+    await shots.take(reader, 'backends-viewer-everything-back');
+
+    // rm $c/authorization-backends-viewer.yaml $c/authorization-productpage-viewer.yaml $c/authorization-allow-nothing.yaml
+    bookinfo.remove('authorization-backends-viewer', 'authorization-productpage-viewer', 'authorization-allow-nothing');
+  });
+
+  it('ratings denial: authorization-deny-ratings-to-reviews: reviews v2 and v3 (one service account) show "Ratings service is currently unavailable"', { timeout: 60000 }, async () => {
+    bookinfo.expectRules(['peer-authentication-permissive', 'peer-authentication-strict']);
+    // cp $s/authorization-deny-ratings-to-reviews.yaml $c/
+    bookinfo.apply('authorization-deny-ratings-to-reviews');
+    await waitForState(reader, url, (s) => s.version !== 'v1' && s.reviews.every((r) => r.ratingsError === ratingsUnavailable), {
+      what: 'reviews v2 or v3 with the ratings error',
+      timeoutMs: effectTimeoutMs,
+    });
+    const seen = new Set();
+    const shot = new Set();
+    for (let i = 0; i < 6; i++) {
+      const { state } = await load(reader, url);
+      assertBookWithReviews(state, `deny load ${i + 1}`);
+      seen.add(state.version);
+      if (state.version === 'v1') {
+        assert.ok(state.reviews.every((r) => r.stars === null && r.ratingsError === null), `v1 unchanged ${JSON.stringify(state)}`);
+        continue;
+      }
+      for (const review of state.reviews) {
+        assert.equal(review.ratingsError, ratingsUnavailable, `${state.version} ${review.reviewer}: ${JSON.stringify(state)}`);
+        assert.equal(review.stars, null);
+      }
+      assert.deepEqual(state.identities.ratings, { caller: '', status: '403', rateLimited: '', text: `ratings refused reviews-${state.version}: 403` });
+      if (!shot.has(state.version)) {
+        shot.add(state.version);
+        await shots.take(reader, `deny-ratings-${state.version}`);
+      }
+    }
+    assert.deepEqual([...seen].sort(), ['v1', 'v2', 'v3']);
+    // rm $c/authorization-deny-ratings-to-reviews.yaml
+    bookinfo.remove('authorization-deny-ratings-to-reviews');
   });
 });
