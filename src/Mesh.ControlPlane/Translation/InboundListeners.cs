@@ -32,7 +32,8 @@ internal sealed class InboundListeners(
     IReadOnlyList<PeerAuthentication> peerAuthentications,
     IReadOnlyList<AuthorizationPolicy> authorizationPolicies,
     RegistrySnapshot registry,
-    string rootNamespace)
+    string rootNamespace,
+    IReadOnlyList<EnvoyFilter>? envoyFilters = null)
 {
     /// <summary>The HTTP filter name istiod gives the DENY policies' RBAC filter.</summary>
     public const string RbacDenyFilterName = HttpFilterNames.Rbac + ".DENY";
@@ -206,11 +207,15 @@ internal sealed class InboundListeners(
         }
 
         filters.Add(new HttpFilter { Name = HttpFilterNames.Router, TypedConfig = Any.Pack(new Router()) });
+        var patches = EnvoyFilterPatches.For(envoyFilters ?? [], workload, RootNamespace);
+        EnvoyFilterPatches.ApplyHttpFilters(patches, port, filters);
         var suffix = strict ? "mtls" : "plaintext";
         var routeConfig = new RouteConfiguration { Name = "inbound" };
-        var vhost = new VirtualHost { Domains = { "*" } };
-        vhost.Routes.Add(new EnvoyRoute { Match = new RouteMatch { Prefix = "/" }, NonForwardingAction = new NonForwardingAction() });
+        // Named as a sidecar's inbound virtual host and route, so EnvoyFilter HTTP_ROUTE patches written for Istio match.
+        var vhost = new VirtualHost { Name = EnvoyFilterPatches.InboundVirtualHostName(port), Domains = { "*" } };
+        vhost.Routes.Add(new EnvoyRoute { Name = "default", Match = new RouteMatch { Prefix = "/" }, NonForwardingAction = new NonForwardingAction() });
         routeConfig.VirtualHosts.Add(vhost);
+        EnvoyFilterPatches.ApplyRoutes(patches, port, routeConfig);
         var hcm = new HttpConnectionManager { RouteConfig = routeConfig };
         hcm.HttpFilters.AddRange(filters);
         var chain = new FilterChain
