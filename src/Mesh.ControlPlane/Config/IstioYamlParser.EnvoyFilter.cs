@@ -322,12 +322,17 @@ internal static partial class IstioYamlParser
         }
         catch (InvalidProtocolBufferException ex) when (ex.Message.StartsWith("Unknown field", StringComparison.Ordinal))
         {
-            skip = $"LocalRateLimit {ex.Message.TrimEnd('.').Replace("Unknown field", "field", StringComparison.Ordinal)} is not supported by this control plane";
+            var field = ex.Message["Unknown field".Length..].TrimStart(':', ' ').TrimEnd('.');
+            skip = $"the LocalRateLimit field '{field}' is not supported by this control plane (it applies token_bucket, filter_enabled, "
+                + "filter_enforced, status, response_headers_to_add, request_headers_to_add_when_not_enforced, "
+                + "local_rate_limit_per_downstream_connection and rate_limited_as_resource_exhausted)";
             return null;
         }
         catch (InvalidProtocolBufferException ex)
         {
-            throw Error(body, $"'{bodyPath}' is not a valid LocalRateLimit: {ex.Message}");
+            // Envoy reads the same protobuf JSON mapping, where a Duration is seconds only ("60s", "0.5s").
+            var hint = ex.Message.Contains("Duration", StringComparison.Ordinal) ? " (durations are written in seconds, for example 60s or 0.05s)" : string.Empty;
+            throw Error(body, $"'{bodyPath}' is not a valid LocalRateLimit: {ex.Message}{hint}");
         }
         catch (InvalidJsonException ex)
         {
