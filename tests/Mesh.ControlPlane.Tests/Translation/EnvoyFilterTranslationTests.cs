@@ -442,6 +442,31 @@ public class EnvoyFilterTranslationTests
         Assert.Contains(warnings, w => w.Contains("/cfg/global.yaml:63", StringComparison.Ordinal) && w.Contains("patch.value.route is not applied", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("productpage-local-ratelimit.yaml", "productpage", false)]
+    [InlineData("productpage-local-ratelimit-route.yaml", "productpage", true)]
+    [InlineData("ratings-local-ratelimit.yaml", "ratings", false)]
+    public void BookinfoSamples_LoadAndApplyToTheirWorkloadOnly(string file, string app, bool perRoute)
+    {
+        var root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "Mesh.Sdk.sln")))
+        {
+            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
+        }
+
+        var yaml = File.ReadAllText(Path.Combine(root, "samples", "bookinfo-dotnet", "security", file));
+
+        var selected = InboundHcm(yaml, new ClientScope("default", new Dictionary<string, string> { ["app"] = app }));
+        var other = InboundHcm(yaml, new ClientScope("default", new Dictionary<string, string> { ["app"] = "details" }));
+
+        Assert.Equal([HttpFilterNames.LocalRateLimit, HttpFilterNames.Router], selected.HttpFilters.Select(f => f.Name));
+        var route = Assert.Single(Assert.Single(selected.RouteConfig.VirtualHosts).Routes);
+        AssertTaskBucket(perRoute
+            ? route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit].Unpack<LocalRateLimit>()
+            : selected.HttpFilters[0].TypedConfig.Unpack<LocalRateLimit>());
+        Assert.Equal([HttpFilterNames.Router], other.HttpFilters.Select(f => f.Name));
+    }
+
     private static string Filter(string operation, string ns = "default", string selector = "", string subFilter = "", int port = 0) => $$"""
         apiVersion: networking.istio.io/v1alpha3
         kind: EnvoyFilter
