@@ -1,9 +1,11 @@
 using System.Diagnostics.CodeAnalysis;
 using Envoy.Config.Route.V3;
+using Envoy.Extensions.Common.Ratelimit.V3;
 using Envoy.Extensions.Filters.Http.LocalRatelimit.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Google.Protobuf.Collections;
 using Google.Protobuf.WellKnownTypes;
+using Mesh.Sdk.Routing;
 using Mesh.Xds;
 
 namespace Mesh.Sdk.RateLimiting;
@@ -21,10 +23,10 @@ namespace Mesh.Sdk.RateLimiting;
 internal sealed class LocalRateLimitFilter
 {
     private readonly LocalRateLimitPolicy? _listener;
-    private readonly Scope[][] _routes;
+    private readonly RouteEntry[][] _routes;
     private readonly Dictionary<string, LocalRateLimitPolicy> _byPlace;
 
-    private LocalRateLimitFilter(string name, LocalRateLimitPolicy? listener, Scope[][] routes, Dictionary<string, LocalRateLimitPolicy> byPlace)
+    private LocalRateLimitFilter(string name, LocalRateLimitPolicy? listener, RouteEntry[][] routes, Dictionary<string, LocalRateLimitPolicy> byPlace)
     {
         Name = name;
         _listener = listener;
@@ -93,7 +95,7 @@ internal sealed class LocalRateLimitFilter
             listener = Policy(filter.TypedConfig.Unpack<LocalRateLimit>(), perRoute: false, $"HTTP filter '{filter.Name}'");
         }
 
-        var table = new Scope[routes?.VirtualHosts.Count ?? 0][];
+        var table = new RouteEntry[routes?.VirtualHosts.Count ?? 0][];
         if (routes is not null)
         {
             var configScope = ScopeOf(routes.TypedPerFilterConfig, filter.Name, $"route configuration '{routes.Name}'", Policy, problems) ?? Scope.Inherit;
@@ -102,12 +104,14 @@ internal sealed class LocalRateLimitFilter
                 var vh = routes.VirtualHosts[v];
                 var vhPlace = $"virtual host '{(vh.Name.Length > 0 ? vh.Name : $"[{v}]")}'";
                 var vhScope = ScopeOf(vh.TypedPerFilterConfig, filter.Name, vhPlace, Policy, problems) ?? configScope;
-                table[v] = new Scope[vh.Routes.Count];
+                table[v] = new RouteEntry[vh.Routes.Count];
                 for (var r = 0; r < vh.Routes.Count; r++)
                 {
                     var route = vh.Routes[r];
                     var place = $"{vhPlace} route '{(route.Name.Length > 0 ? route.Name : $"[{r}]")}'";
-                    table[v][r] = ScopeOf(route.TypedPerFilterConfig, filter.Name, place, Policy, problems) ?? vhScope;
+                    var scope = ScopeOf(route.TypedPerFilterConfig, filter.Name, place, Policy, problems) ?? vhScope;
+                    var governing = scope.Disabled ? null : scope.Policy ?? listener;
+                    table[v][r] = new RouteEntry(scope, RateLimitsOf(vh, route, governing, place, problems));
                 }
             }
         }
@@ -127,19 +131,93 @@ internal sealed class LocalRateLimitFilter
     {
         if ((uint)virtualHostIndex < (uint)_routes.Length && (uint)routeIndex < (uint)_routes[virtualHostIndex].Length)
         {
-            var scope = _routes[virtualHostIndex][routeIndex];
+            var scope = _routes[virtualHostIndex][routeIndex].Scope;
             return scope.Disabled ? null : scope.Policy ?? _listener;
         }
 
         return _listener;
     }
 
-    /// <summary>Decides for one request on a route (see <see cref="PolicyFor"/>).</summary>
+    /// <summary>Decides for one request on a route (see <see cref="PolicyFor"/>), without descriptors.</summary>
     /// <param name="virtualHostIndex">The matched virtual host's position; -1 when none matched.</param>
     /// <param name="routeIndex">The matched route's position in its virtual host; -1 when none matched.</param>
     /// <param name="connection">The downstream connection, for per-connection buckets.</param>
     public RateLimitDecision Check(int virtualHostIndex, int routeIndex, object? connection = null)
         => PolicyFor(virtualHostIndex, routeIndex)?.Check(connection) ?? RateLimitDecision.Allowed;
+
+    /// <summary>
+    /// Decides for one request on a route (see <see cref="PolicyFor"/>); when the configuration has
+    /// <c>descriptors</c>, the request's descriptors come from the route's <c>rate_limits</c> actions.
+    /// </summary>
+    /// <param name="virtualHostIndex">The matched virtual host's position; -1 when none matched.</param>
+    /// <param name="routeIndex">The matched route's position in its virtual host; -1 when none matched.</param>
+    /// <param name="request">The request, read by the <c>rate_limits</c> actions.</param>
+    /// <param name="connection">The downstream connection, for per-connection buckets.</param>
+    public RateLimitDecision Check<TRequest>(int virtualHostIndex, int routeIndex, in TRequest request, object? connection = null)
+        where TRequest : IRouteRequest
+    {
+        var policy = PolicyFor(virtualHostIndex, routeIndex);
+        if (policy is null)
+        {
+            return RateLimitDecision.Allowed;
+        }
+
+        List<string>? descriptors = null;
+        if (policy.HasDescriptors && (uint)virtualHostIndex < (uint)_routes.Length && (uint)routeIndex < (uint)_routes[virtualHostIndex].Length)
+        {
+            foreach (var actions in _routes[virtualHostIndex][routeIndex].RateLimits)
+            {
+                if (actions.TryPopulate(in request, out var descriptor))
+                {
+                    (descriptors ??= []).Add(descriptor);
+                }
+            }
+        }
+
+        return policy.Check(connection, descriptors);
+    }
+
+    /// <summary>
+    /// The route's <c>rate_limits</c> entries the governing configuration reads: the route action's, and the virtual
+    /// host's as <c>vh_rate_limits</c> says (OVERRIDE: only when the route has none; INCLUDE: as well; IGNORE: never;
+    /// the route's <c>include_vh_rate_limits</c> means INCLUDE), of the configuration's <c>stage</c>, without a
+    /// <c>disable_key</c>.
+    /// </summary>
+    private static RateLimitActions[] RateLimitsOf(VirtualHost vh, Route route, LocalRateLimitPolicy? policy, string place, List<string> problems)
+    {
+        if (policy is not { HasDescriptors: true })
+        {
+            return [];
+        }
+
+        var routeLimits = route.Route_?.RateLimits;
+        var option = route.Route_?.IncludeVhRateLimits == true ? VhRateLimitsOptions.Include : policy.Config.VhRateLimits;
+        var entries = new List<RateLimit>(routeLimits ?? []);
+        if (option == VhRateLimitsOptions.Include || (option == VhRateLimitsOptions.Override && entries.Count == 0))
+        {
+            entries.AddRange(vh.RateLimits);
+        }
+
+        var result = new List<RateLimitActions>();
+        foreach (var entry in entries)
+        {
+            if ((entry.Stage ?? 0) != policy.Stage || entry.DisableKey.Length > 0)
+            {
+                continue;
+            }
+
+            if (RateLimitActions.TryCompile(entry, out var compiled, out var error))
+            {
+                result.Add(compiled);
+            }
+            else
+            {
+                problems.Add($"{place}: {error}");
+            }
+        }
+
+        return [.. result];
+    }
 
     private static Scope? ScopeOf(
         MapField<string, Any> perFilter,
@@ -179,6 +257,8 @@ internal sealed class LocalRateLimitFilter
         var compiled = policy(any.Unpack<LocalRateLimit>(), true, place);
         return compiled is null ? null : new Scope(compiled, Disabled: false);
     }
+
+    private sealed record RouteEntry(Scope Scope, RateLimitActions[] RateLimits);
 
     private sealed record Scope(LocalRateLimitPolicy? Policy, bool Disabled)
     {

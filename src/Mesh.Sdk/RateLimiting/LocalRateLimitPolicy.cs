@@ -17,8 +17,9 @@ internal sealed class LocalRateLimitPolicy
 
     private readonly TimeProvider _time;
     private readonly Random _random;
-    private readonly TokenBucket? _shared;
-    private readonly ConditionalWeakTable<object, TokenBucket>? _perConnection;
+    private readonly Buckets? _shared;
+    private readonly ConditionalWeakTable<object, Buckets>? _perConnection;
+    private readonly (string Key, Envoy.Type.V3.TokenBucket Bucket)[] _descriptors;
     private readonly RateLimitDecision _limited;
     private readonly RateLimitDecision _limitedNotEnforced;
 
@@ -31,16 +32,23 @@ internal sealed class LocalRateLimitPolicy
         Enforced = Fraction.From(config.FilterEnforced?.DefaultValue);
         _limited = limited;
         _limitedNotEnforced = notEnforced;
-        if (config.TokenBucket is { } tb)
+        _descriptors = config.Descriptors.Select(static d => (RateLimitActions.Key(d.Entries.Select(static e => (e.Key, e.Value))), d.TokenBucket)).ToArray();
+        if (config.TokenBucket is not null)
         {
             if (config.LocalRateLimitPerDownstreamConnection)
             {
-                _perConnection = new ConditionalWeakTable<object, TokenBucket>();
+                _perConnection = new ConditionalWeakTable<object, Buckets>();
             }
 
-            _shared = NewBucket(tb, time);
+            _shared = NewBuckets();
         }
     }
+
+    /// <summary>Whether the configuration has <c>descriptors</c>, so requests' descriptors are worth computing.</summary>
+    public bool HasDescriptors => _descriptors.Length > 0;
+
+    /// <summary>The <c>stage</c> whose route <c>rate_limits</c> entries this configuration reads.</summary>
+    public uint Stage => Config.Stage;
 
     /// <summary>The configuration this was compiled from.</summary>
     public LocalRateLimit Config { get; }
@@ -55,7 +63,7 @@ internal sealed class LocalRateLimitPolicy
     public bool PerConnection => _perConnection is not null;
 
     /// <summary>The bucket shared by all requests; null without a <c>token_bucket</c> (then nothing is limited).</summary>
-    public TokenBucket? SharedBucket => _perConnection is null ? _shared : null;
+    public TokenBucket? SharedBucket => _perConnection is null ? _shared?.Default : null;
 
     /// <summary>Compiles a configuration; <paramref name="perRoute"/> configurations need a token bucket, as Envoy requires.</summary>
     public static bool TryCompile(
@@ -95,22 +103,76 @@ internal sealed class LocalRateLimitPolicy
     /// for it → <see cref="RateLimitOutcome.LimitedNotEnforced"/>; else <see cref="RateLimitOutcome.Limited"/>.
     /// </summary>
     /// <param name="connection">The downstream connection (any object that lives as long as it), for per-connection buckets.</param>
-    public RateLimitDecision Check(object? connection = null)
+    /// <param name="descriptors">The request's descriptors (<see cref="RateLimitActions.Key"/> form), from the route's <c>rate_limits</c>.</param>
+    public RateLimitDecision Check(object? connection = null, IReadOnlyList<string>? descriptors = null)
     {
         if (!Enabled.Sample(_random))
         {
             return RateLimitDecision.Allowed;
         }
 
-        var bucket = _perConnection is not null && connection is not null
-            ? _perConnection.GetValue(connection, key => NewBucket(Config.TokenBucket, _time))
+        var buckets = _perConnection is not null && connection is not null
+            ? _perConnection.GetValue(connection, _ => NewBuckets())
             : _shared;
-        if (bucket is null || bucket.TryConsume())
+        if (buckets is null || buckets.TryConsume(descriptors, Config.AlwaysConsumeDefaultTokenBucket ?? true))
         {
             return RateLimitDecision.Allowed;
         }
 
         return Enforced.Sample(_random) ? _limited : _limitedNotEnforced;
+    }
+
+    private Buckets NewBuckets()
+    {
+        var byDescriptor = new Dictionary<string, TokenBucket>(StringComparer.Ordinal);
+        foreach (var (key, bucket) in _descriptors)
+        {
+            byDescriptor[key] = NewBucket(bucket, _time);
+        }
+
+        return new Buckets(NewBucket(Config.TokenBucket, _time), byDescriptor);
+    }
+
+    /// <summary>One set of buckets: the default one and one per descriptor (shared, or one set per connection).</summary>
+    private sealed class Buckets(TokenBucket @default, Dictionary<string, TokenBucket> byDescriptor)
+    {
+        public TokenBucket Default { get; } = @default;
+
+        /// <summary>
+        /// Envoy's order: the matched descriptors' buckets, slowest refill first, each must yield a token; then the
+        /// default bucket, when no descriptor matched or <c>always_consume_default_token_bucket</c> (default true).
+        /// </summary>
+        public bool TryConsume(IReadOnlyList<string>? descriptors, bool alwaysConsumeDefault)
+        {
+            List<TokenBucket>? matched = null;
+            if (descriptors is { Count: > 0 } && byDescriptor.Count > 0)
+            {
+                foreach (var descriptor in descriptors)
+                {
+                    if (byDescriptor.TryGetValue(descriptor, out var bucket))
+                    {
+                        (matched ??= []).Add(bucket);
+                    }
+                }
+
+                if (matched is { Count: > 1 })
+                {
+                    matched.Sort(static (a, b) => FillRate(a).CompareTo(FillRate(b)));
+                }
+
+                foreach (var bucket in matched ?? [])
+                {
+                    if (!bucket.TryConsume())
+                    {
+                        return false;
+                    }
+                }
+            }
+
+            return matched is not null && !alwaysConsumeDefault || Default.TryConsume();
+        }
+
+        private static double FillRate(TokenBucket bucket) => bucket.TokensPerFill / bucket.FillInterval.TotalSeconds;
     }
 
     /// <summary>Envoy's validation of a LocalRateLimit (the proto's rules and the filter's own); null when valid.</summary>
@@ -123,6 +185,11 @@ internal sealed class LocalRateLimitPolicy
 
         if (config.TokenBucket is not { } tb)
         {
+            if (config.Descriptors.Count > 0)
+            {
+                return "descriptors need a token_bucket (their fill intervals are multiples of its own)";
+            }
+
             return perRoute ? "token_bucket is required in a per-route local rate limit configuration" : null;
         }
 
@@ -139,6 +206,33 @@ internal sealed class LocalRateLimitPolicy
         if (tb.FillInterval is null || tb.FillInterval.ToTimeSpan() < MinFillInterval)
         {
             return "token_bucket.fill_interval must be at least 50ms";
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < config.Descriptors.Count; i++)
+        {
+            var d = config.Descriptors[i];
+            if (d.Entries.Count == 0 || d.Entries.Any(static e => e.Key.Length == 0 || e.Value.Length == 0))
+            {
+                return $"descriptors[{i}] needs at least one entry, each with a key and a value";
+            }
+
+            if (d.TokenBucket is not { MaxTokens: > 0, FillInterval: not null } dtb || dtb.TokensPerFill is 0)
+            {
+                return $"descriptors[{i}].token_bucket needs max_tokens and tokens_per_fill above 0 and a fill_interval";
+            }
+
+            var ms = (long)dtb.FillInterval.ToTimeSpan().TotalMilliseconds;
+            var baseMs = (long)tb.FillInterval.ToTimeSpan().TotalMilliseconds;
+            if (ms == 0 || ms % baseMs != 0)
+            {
+                return $"descriptors[{i}].token_bucket.fill_interval must be a multiple of token_bucket.fill_interval ({baseMs}ms), as Envoy refills descriptors on the same timer";
+            }
+
+            if (!seen.Add(RateLimitActions.Key(d.Entries.Select(static e => (e.Key, e.Value)))))
+            {
+                return $"descriptors[{i}] repeats the entries of an earlier descriptor";
+            }
         }
 
         if (config.Stage > 10)
