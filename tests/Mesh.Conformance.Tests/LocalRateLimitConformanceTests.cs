@@ -3,6 +3,7 @@ using Mesh.ControlPlane.Config;
 using Mesh.ControlPlane.Registry;
 using Mesh.ControlPlane.Translation;
 using Mesh.Sdk.RateLimiting;
+using Mesh.Sdk.Routing;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Mesh.Xds;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -140,6 +141,55 @@ public class LocalRateLimitConformanceTests
         Assert.True(filter.Check(0, 0).IsLimited);
         time.Advance(TimeSpan.FromSeconds(0.1));
         Assert.Equal([false, false, false, false, true], Enumerable.Range(0, 5).Select(_ => filter.Check(0, 0).IsLimited));
+    }
+
+    private const string DescriptorPatch = """
+            - applyTo: HTTP_ROUTE
+              match:
+                context: SIDECAR_INBOUND
+                routeConfiguration:
+                  vhost:
+                    name: "inbound|http|9080"
+              patch:
+                operation: MERGE
+                value:
+                  route:
+                    rate_limits:
+                      - actions:
+                          - request_headers:
+                              header_name: ":path"
+                              descriptor_key: path
+                  typed_per_filter_config:
+                    envoy.filters.http.local_ratelimit:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                      stat_prefix: http_local_rate_limiter
+                      token_bucket: {max_tokens: 10, tokens_per_fill: 10, fill_interval: 60s}
+                      filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}
+                      filter_enforced: {default_value: {numerator: 100, denominator: HUNDRED}}
+                      descriptors:
+                        - entries: [{key: path, value: /productpage}]
+                          token_bucket: {max_tokens: 2, tokens_per_fill: 2, fill_interval: 60s}
+
+        """;
+
+    [Fact]
+    public void DescriptorYaml_PathDescriptorHasItsOwnBucket_OtherPathsShareTheDefault()
+    {
+        var hcm = Hcm(InboundFor(Header + DescriptorPatch, "productpage"));
+        var time = new ManualTime();
+        Assert.True(LocalRateLimitFilter.TryCompile(hcm.HttpFilters.Single(LocalRateLimitFilter.Is), hcm.RouteConfig, time, null, null, out var filter, out var errors), string.Join("; ", errors));
+
+        bool Limited(string path)
+        {
+            using var message = new HttpRequestMessage(HttpMethod.Get, "http://productpage:9080" + path);
+            return filter.Check(0, 0, new HttpRequestRouteRequest(message)).IsLimited;
+        }
+
+        Assert.Equal([false, false, true], new[] { "/productpage", "/productpage", "/productpage" }.Select(Limited));
+        // The default bucket (10) gave 2 tokens to the /productpage requests that passed.
+        Assert.Equal(8, Enumerable.Range(0, 10).Count(_ => !Limited("/api/v1/products")));
+        time.Advance(TimeSpan.FromSeconds(60));
+        Assert.False(Limited("/productpage"));
     }
 
     [Fact]

@@ -22,14 +22,16 @@ internal sealed record EnvoyFilterHttpFilterPatch(EnvoyFilterOperation Operation
 
 /// <summary>
 /// An <c>applyTo: HTTP_ROUTE</c> MERGE patch on the inbound route: sets the route's
-/// <c>typed_per_filter_config[envoy.filters.http.local_ratelimit]</c> to <see cref="PerRoute"/>.
+/// <c>typed_per_filter_config[envoy.filters.http.local_ratelimit]</c> to <see cref="PerRoute"/> and adds
+/// <see cref="RateLimits"/> (<c>route.rate_limits</c>, the actions that make a request's descriptors).
 /// </summary>
 /// <param name="PortNumber"><c>match.routeConfiguration.portNumber</c>; 0 matches every port.</param>
 /// <param name="VirtualHostName"><c>match.routeConfiguration.vhost.name</c> (for example <c>inbound|http|9080</c>); null matches any.</param>
 /// <param name="RouteName"><c>match.routeConfiguration.vhost.route.name</c>; null matches any.</param>
-/// <param name="PerRoute">The route's local rate limit configuration.</param>
+/// <param name="PerRoute">The route's local rate limit configuration; null when the patch sets none.</param>
+/// <param name="RateLimits">The <c>route.rate_limits</c> entries to add.</param>
 /// <param name="Line">The line of the patch in its file.</param>
-internal sealed record EnvoyFilterRoutePatch(uint PortNumber, string? VirtualHostName, string? RouteName, LocalRateLimit PerRoute, int Line);
+internal sealed record EnvoyFilterRoutePatch(uint PortNumber, string? VirtualHostName, string? RouteName, LocalRateLimit? PerRoute, IReadOnlyList<Envoy.Config.Route.V3.RateLimit> RateLimits, int Line);
 
 /// <summary><c>networking.istio.io/v1alpha3</c> EnvoyFilter: the patches of it that apply to inbound listeners.</summary>
 internal sealed record EnvoyFilter : IstioResource

@@ -245,10 +245,53 @@ internal static partial class IstioYamlParser
 
         var valueNode = AsMap(Required(patchNode, "value", path + ".patch"), path + ".patch.value");
         YamlNode? perRoute = null;
+        var rateLimits = new List<Envoy.Config.Route.V3.RateLimit>();
         foreach (var (k, v) in valueNode.Children)
         {
             var key = ScalarValue(k, path + ".patch.value");
-            if (key is "typed_per_filter_config" or "typedPerFilterConfig")
+            if (key == "route" && !IsNull(v))
+            {
+                var route = AsMap(v, path + ".patch.value.route");
+                foreach (var (rk, rv) in route.Children)
+                {
+                    var routeKey = ScalarValue(rk, path + ".patch.value.route");
+                    if (routeKey is not ("rate_limits" or "rateLimits") && !IsNull(rv))
+                    {
+                        return $"patch.value.route.{routeKey} is not applied: an HTTP_ROUTE patch may only merge route.rate_limits and typed_per_filter_config for {HttpFilterNames.LocalRateLimit}";
+                    }
+                }
+
+                Envoy.Config.Route.V3.RouteAction action;
+                try
+                {
+                    action = StrictJson.Parse<Envoy.Config.Route.V3.RouteAction>(ToJson(route, skipKey: null));
+                }
+                catch (InvalidProtocolBufferException ex) when (ex.Message.StartsWith("Unknown field", StringComparison.Ordinal))
+                {
+                    return $"patch.value.route.rate_limits uses a field this control plane does not support ({ex.Message.TrimEnd('.')}): "
+                        + "actions may be request_headers, remote_address, generic_key and header_value_match";
+                }
+                catch (Exception ex) when (ex is InvalidProtocolBufferException or InvalidJsonException)
+                {
+                    throw Error(route, $"'{path}.patch.value.route' is not a valid route: {ex.Message}");
+                }
+
+                for (var i = 0; i < action.RateLimits.Count; i++)
+                {
+                    if (action.RateLimits[i].Actions.Count == 0)
+                    {
+                        throw Error(route, $"'{path}.patch.value.route.rate_limits[{i}].actions' needs at least one action");
+                    }
+
+                    if (action.RateLimits[i].Actions.Any(static a => a.ActionSpecifierCase == Envoy.Config.Route.V3.RateLimit.Types.Action.ActionSpecifierOneofCase.None))
+                    {
+                        throw Error(route, $"'{path}.patch.value.route.rate_limits[{i}].actions' has an empty action");
+                    }
+                }
+
+                rateLimits.AddRange(action.RateLimits);
+            }
+            else if (key is "typed_per_filter_config" or "typedPerFilterConfig")
             {
                 foreach (var (fk, fv) in AsMap(v, path + ".patch.value." + key).Children)
                 {
@@ -263,22 +306,26 @@ internal static partial class IstioYamlParser
             }
             else if (!IsNull(v))
             {
-                return $"patch.value.{key} is not applied: an HTTP_ROUTE patch may only merge typed_per_filter_config for {HttpFilterNames.LocalRateLimit}";
+                return $"patch.value.{key} is not applied: an HTTP_ROUTE patch may only merge route.rate_limits and typed_per_filter_config for {HttpFilterNames.LocalRateLimit}";
             }
         }
 
-        if (perRoute is null)
+        if (perRoute is null && rateLimits.Count == 0)
         {
-            return $"patch.value has no typed_per_filter_config for {HttpFilterNames.LocalRateLimit}";
+            return $"patch.value has neither typed_per_filter_config for {HttpFilterNames.LocalRateLimit} nor route.rate_limits";
         }
 
-        var config = ParseLocalRateLimit(perRoute, $"{path}.patch.value.typed_per_filter_config.{HttpFilterNames.LocalRateLimit}", perRoute: true, out var skip);
-        if (config is null)
+        LocalRateLimit? config = null;
+        if (perRoute is not null)
         {
-            return skip;
+            config = ParseLocalRateLimit(perRoute, $"{path}.patch.value.typed_per_filter_config.{HttpFilterNames.LocalRateLimit}", perRoute: true, out var skip);
+            if (config is null)
+            {
+                return skip;
+            }
         }
 
-        routes.Add(new EnvoyFilterRoutePatch(port, vhostName, routeName, config, (int)match.Start.Line));
+        routes.Add(new EnvoyFilterRoutePatch(port, vhostName, routeName, config, rateLimits, (int)match.Start.Line));
         return null;
     }
 
@@ -324,8 +371,9 @@ internal static partial class IstioYamlParser
         {
             var field = ex.Message["Unknown field".Length..].TrimStart(':', ' ').TrimEnd('.');
             skip = $"the LocalRateLimit field '{field}' is not supported by this control plane (it applies token_bucket, filter_enabled, "
-                + "filter_enforced, status, response_headers_to_add, request_headers_to_add_when_not_enforced, "
-                + "local_rate_limit_per_downstream_connection and rate_limited_as_resource_exhausted)";
+                + "filter_enforced, status, response_headers_to_add, request_headers_to_add_when_not_enforced, descriptors, stage, "
+                + "vh_rate_limits, always_consume_default_token_bucket, local_rate_limit_per_downstream_connection and "
+                + "rate_limited_as_resource_exhausted)";
             return null;
         }
         catch (InvalidProtocolBufferException ex)
@@ -398,6 +446,39 @@ internal static partial class IstioYamlParser
             {
                 throw Error(At("token_bucket", "fill_interval"),
                     $"'{path}.token_bucket.fill_interval' must be at least 50ms (Envoy refuses faster refills), got {tb.FillInterval.ToTimeSpan().TotalMilliseconds.ToString(CultureInfo.InvariantCulture)}ms");
+            }
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < config.Descriptors.Count; i++)
+        {
+            var d = config.Descriptors[i];
+            var where = At("descriptors");
+            if (config.TokenBucket is null)
+            {
+                throw Error(where, $"'{path}.descriptors' need a token_bucket: descriptor fill intervals are multiples of its fill_interval");
+            }
+
+            if (d.Entries.Count == 0 || d.Entries.Any(static e => e.Key.Length == 0 || e.Value.Length == 0))
+            {
+                throw Error(where, $"'{path}.descriptors[{i}]' needs at least one entry, each with a key and a value");
+            }
+
+            if (d.TokenBucket is not { MaxTokens: > 0, FillInterval: not null } dtb || dtb.TokensPerFill is 0)
+            {
+                throw Error(where, $"'{path}.descriptors[{i}].token_bucket' needs max_tokens and tokens_per_fill above 0 and a fill_interval");
+            }
+
+            var ms = (long)dtb.FillInterval.ToTimeSpan().TotalMilliseconds;
+            var baseMs = (long)config.TokenBucket.FillInterval.ToTimeSpan().TotalMilliseconds;
+            if (ms == 0 || ms % baseMs != 0)
+            {
+                throw Error(where, $"'{path}.descriptors[{i}].token_bucket.fill_interval' must be a multiple of token_bucket.fill_interval ({baseMs}ms): Envoy refills descriptors on the same timer");
+            }
+
+            if (!seen.Add(string.Join('\0', d.Entries.Select(static e => e.Key + "=" + e.Value))))
+            {
+                throw Error(where, $"'{path}.descriptors[{i}]' repeats the entries of an earlier descriptor (Envoy rejects duplicates)");
             }
         }
 

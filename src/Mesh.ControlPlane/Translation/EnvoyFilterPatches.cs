@@ -108,10 +108,21 @@ internal static class EnvoyFilterPatches
 
                     foreach (var route in vhost.Routes)
                     {
-                        if (patch.RouteName is null || patch.RouteName == route.Name)
+                        if (patch.RouteName is not null && patch.RouteName != route.Name)
+                        {
+                            continue;
+                        }
+
+                        if (patch.PerRoute is not null)
                         {
                             route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit] = Any.Pack(patch.PerRoute);
                         }
+
+                        // The inbound route keeps its non_forwarding_action (gRPC servers require it), so it has no
+                        // RouteAction to carry rate_limits: they go on its virtual host, which holds only this route.
+                        // Envoy reads a virtual host's rate_limits for a route that has none (vh_rate_limits OVERRIDE,
+                        // the default), so the descriptors are the same.
+                        vhost.RateLimits.Add(patch.RateLimits.Select(static r => r.Clone()));
                     }
                 }
             }

@@ -263,6 +263,112 @@ public class EnvoyFilterTranslationTests
         Assert.Equal(filters, hcm.HttpFilters.Count);
     }
 
+    /// <summary>The route variant with descriptors: a stricter bucket for <c>/productpage</c>, the path as descriptor.</summary>
+    internal const string DescriptorVariant = """
+        apiVersion: networking.istio.io/v1alpha3
+        kind: EnvoyFilter
+        metadata:
+          name: filter-local-ratelimit-path
+          namespace: default
+        spec:
+          workloadSelector:
+            labels:
+              app: productpage
+          configPatches:
+            - applyTo: HTTP_FILTER
+              match:
+                context: SIDECAR_INBOUND
+                listener:
+                  filterChain:
+                    filter:
+                      name: "envoy.filters.network.http_connection_manager"
+              patch:
+                operation: INSERT_BEFORE
+                value:
+                  name: envoy.filters.http.local_ratelimit
+                  typed_config:
+                    "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                    type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                    value:
+                      stat_prefix: http_local_rate_limiter
+            - applyTo: HTTP_ROUTE
+              match:
+                context: SIDECAR_INBOUND
+                routeConfiguration:
+                  vhost:
+                    name: "inbound|http|9080"
+                    route:
+                      action: ANY
+              patch:
+                operation: MERGE
+                value:
+                  route:
+                    rate_limits:
+                      - actions:
+                          - request_headers:
+                              header_name: ":path"
+                              descriptor_key: path
+                  typed_per_filter_config:
+                    envoy.filters.http.local_ratelimit:
+                      "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                      type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                      value:
+                        stat_prefix: http_local_rate_limiter
+                        token_bucket:
+                          max_tokens: 10
+                          tokens_per_fill: 10
+                          fill_interval: 60s
+                        filter_enabled:
+                          runtime_key: local_rate_limit_enabled
+                          default_value:
+                            numerator: 100
+                            denominator: HUNDRED
+                        filter_enforced:
+                          runtime_key: local_rate_limit_enforced
+                          default_value:
+                            numerator: 100
+                            denominator: HUNDRED
+                        descriptors:
+                          - entries:
+                              - key: path
+                                value: /productpage
+                            token_bucket:
+                              max_tokens: 2
+                              tokens_per_fill: 2
+                              fill_interval: 60s
+        """;
+
+    [Fact]
+    public void DescriptorVariant_RateLimitsGoOnTheVirtualHost_DescriptorsOnTheRoute()
+    {
+        var hcm = InboundHcm(DescriptorVariant, Productpage);
+
+        var vhost = Assert.Single(hcm.RouteConfig.VirtualHosts);
+        var action = Assert.Single(Assert.Single(vhost.RateLimits).Actions);
+        Assert.Equal((":path", "path", false), (action.RequestHeaders.HeaderName, action.RequestHeaders.DescriptorKey, action.RequestHeaders.SkipIfAbsent));
+        var route = Assert.Single(vhost.Routes);
+        Assert.NotNull(route.NonForwardingAction);
+        var config = route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit].Unpack<LocalRateLimit>();
+        Assert.Equal(10u, config.TokenBucket.MaxTokens);
+        var descriptor = Assert.Single(config.Descriptors);
+        Assert.Equal(("path", "/productpage", 2u), (Assert.Single(descriptor.Entries).Key, descriptor.Entries[0].Value, descriptor.TokenBucket.MaxTokens));
+    }
+
+    [Theory]
+    [InlineData("fill_interval: 60s", "fill_interval: 90s", "must be a multiple of token_bucket.fill_interval (60000ms)")]
+    [InlineData("value: /productpage", "value: ''", "needs at least one entry, each with a key and a value")]
+    public void InvalidDescriptor_RejectsTheFile(string text, string replacement, string reason)
+    {
+        // The descriptor's lines are the last ones holding these texts.
+        var at = DescriptorVariant.LastIndexOf(text, StringComparison.Ordinal);
+        var yaml = DescriptorVariant[..at] + replacement + DescriptorVariant[(at + text.Length)..];
+        var store = new ConfigStore("default", NullLogger.Instance);
+
+        store.Apply("/cfg/rl.yaml", yaml);
+
+        Assert.Contains(reason, Assert.Single(store.LastErrors).Reason, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void DirectLocalRateLimitType_IsAccepted()
     {
@@ -410,15 +516,14 @@ public class EnvoyFilterTranslationTests
                 typed_config:
                   "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
                   stat_prefix: rl
-                  descriptors: [{entries: [{key: a, value: b}], token_bucket: {max_tokens: 1, fill_interval: 1s}}]
+                  enable_x_ratelimit_headers: DRAFT_VERSION_03
           - applyTo: HTTP_ROUTE
             match: {context: SIDECAR_INBOUND, routeConfiguration: {vhost: {name: "inbound|http|9080"}}}
             patch:
               operation: MERGE
               value:
                 route:
-                  rate_limits:
-                  - actions: [{request_headers: {header_name: ":path", descriptor_key: path}}]
+                  timeout: 5s
         """;
 
     [Fact]
@@ -438,8 +543,8 @@ public class EnvoyFilterTranslationTests
         Assert.Contains(warnings, w => w.Contains("/cfg/global.yaml:13", StringComparison.Ordinal) && w.Contains("spec.configPatches[0]: match.context GATEWAY is not applied", StringComparison.Ordinal));
         Assert.Contains(warnings, w => w.Contains("/cfg/global.yaml:47", StringComparison.Ordinal) && w.Contains("applyTo CLUSTER is not applied", StringComparison.Ordinal));
         Assert.Contains(warnings, w => w.Contains("/cfg/global.yaml:49", StringComparison.Ordinal) && w.Contains("patch.operation REMOVE is not applied to HTTP_FILTER", StringComparison.Ordinal));
-        Assert.True(warnings.Any(w => w.Contains("/cfg/global.yaml:53", StringComparison.Ordinal) && w.Contains("the LocalRateLimit field 'descriptors' is not supported", StringComparison.Ordinal)), string.Join("\n", warnings));
-        Assert.Contains(warnings, w => w.Contains("/cfg/global.yaml:63", StringComparison.Ordinal) && w.Contains("patch.value.route is not applied", StringComparison.Ordinal));
+        Assert.True(warnings.Any(w => w.Contains("/cfg/global.yaml:53", StringComparison.Ordinal) && w.Contains("the LocalRateLimit field 'enable_x_ratelimit_headers' is not supported", StringComparison.Ordinal)), string.Join("\n", warnings));
+        Assert.Contains(warnings, w => w.Contains("/cfg/global.yaml:63", StringComparison.Ordinal) && w.Contains("patch.value.route.timeout is not applied", StringComparison.Ordinal));
     }
 
     [Theory]
