@@ -57,7 +57,10 @@ internal static class EnvoyFilterPatches
                     continue;
                 }
 
+                // Optional, so that gRPC xDS servers, which have no local rate limit filter, keep serving (they would
+                // reject the listener otherwise); Envoy and the SDK implement it and run it all the same.
                 var value = patch.Value.Clone();
+                value.IsOptional = true;
                 switch (patch.Operation)
                 {
                     case EnvoyFilterOperation.Add:
@@ -115,7 +118,8 @@ internal static class EnvoyFilterPatches
 
                         if (patch.PerRoute is not null)
                         {
-                            route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit] = Any.Pack(patch.PerRoute);
+                            // Wrapped as optional for the same reason as the filter (gRPC rejects unknown per-route configs).
+                            route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit] = Any.Pack(new FilterConfig { Config = Any.Pack(patch.PerRoute), IsOptional = true });
                         }
 
                         // The inbound route keeps its non_forwarding_action (gRPC servers require it), so it has no

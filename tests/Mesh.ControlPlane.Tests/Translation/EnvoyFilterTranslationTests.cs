@@ -1,4 +1,5 @@
 using Envoy.Config.Core.V3;
+using Envoy.Config.Route.V3;
 using Envoy.Extensions.Filters.Http.LocalRatelimit.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Envoy.Type.V3;
@@ -161,12 +162,16 @@ public class EnvoyFilterTranslationTests
         Assert.Equal(("x-local-rate-limit", "true", (bool?)false), (header.Header.Key, header.Header.Value, header.Append));
     }
 
+    private static LocalRateLimit PerRoute(Route route)
+        => route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit].Unpack<FilterConfig>().Config.Unpack<LocalRateLimit>();
+
     [Fact]
     public void TaskListenerVariant_InsertsTheFilterFirst_WithTheTasksBucket()
     {
         var hcm = InboundHcm(TaskListenerVariant, Productpage);
 
         Assert.Equal([HttpFilterNames.LocalRateLimit, HttpFilterNames.Router], hcm.HttpFilters.Select(f => f.Name));
+        Assert.Equal([true, false], hcm.HttpFilters.Select(f => f.IsOptional));
         Assert.Equal(XdsTypeUrls.LocalRateLimit, hcm.HttpFilters[0].TypedConfig.TypeUrl);
         AssertTaskBucket(hcm.HttpFilters[0].TypedConfig.Unpack<LocalRateLimit>());
         var vhost = Assert.Single(hcm.RouteConfig.VirtualHosts);
@@ -195,8 +200,10 @@ public class EnvoyFilterTranslationTests
         var route = Assert.Single(Assert.Single(hcm.RouteConfig.VirtualHosts).Routes);
         Assert.Equal("default", route.Name);
         var perRoute = route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit];
-        Assert.Equal(XdsTypeUrls.LocalRateLimit, perRoute.TypeUrl);
-        AssertTaskBucket(perRoute.Unpack<LocalRateLimit>());
+        Assert.Equal(XdsTypeUrls.FilterConfig, perRoute.TypeUrl);
+        var wrapper = perRoute.Unpack<FilterConfig>();
+        Assert.Equal((true, false, XdsTypeUrls.LocalRateLimit), (wrapper.IsOptional, wrapper.Disabled, wrapper.Config.TypeUrl));
+        AssertTaskBucket(PerRoute(route));
     }
 
     [Fact]
@@ -348,7 +355,7 @@ public class EnvoyFilterTranslationTests
         Assert.Equal((":path", "path", false), (action.RequestHeaders.HeaderName, action.RequestHeaders.DescriptorKey, action.RequestHeaders.SkipIfAbsent));
         var route = Assert.Single(vhost.Routes);
         Assert.NotNull(route.NonForwardingAction);
-        var config = route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit].Unpack<LocalRateLimit>();
+        var config = PerRoute(route);
         Assert.Equal(10u, config.TokenBucket.MaxTokens);
         var descriptor = Assert.Single(config.Descriptors);
         Assert.Equal(("path", "/productpage", 2u), (Assert.Single(descriptor.Entries).Key, descriptor.Entries[0].Value, descriptor.TokenBucket.MaxTokens));
@@ -567,7 +574,7 @@ public class EnvoyFilterTranslationTests
         Assert.Equal([HttpFilterNames.LocalRateLimit, HttpFilterNames.Router], selected.HttpFilters.Select(f => f.Name));
         var route = Assert.Single(Assert.Single(selected.RouteConfig.VirtualHosts).Routes);
         AssertTaskBucket(perRoute
-            ? route.TypedPerFilterConfig[HttpFilterNames.LocalRateLimit].Unpack<LocalRateLimit>()
+            ? PerRoute(route)
             : selected.HttpFilters[0].TypedConfig.Unpack<LocalRateLimit>());
         Assert.Equal([HttpFilterNames.Router], other.HttpFilters.Select(f => f.Name));
     }
