@@ -92,14 +92,14 @@ internal static partial class IstioYamlParser
 
         return applyTo switch
         {
-            "HTTP_FILTER" => ParseHttpFilterPatch(match, patchNode, operation, path, filters),
-            "HTTP_ROUTE" => ParseRoutePatch(match, patchNode, operation, path, routes),
+            "HTTP_FILTER" => ParseHttpFilterPatch(match, patchNode, operation, path, (int)patch.Start.Line, filters),
+            "HTTP_ROUTE" => ParseRoutePatch(match, patchNode, operation, path, (int)patch.Start.Line, routes),
             _ => $"applyTo {applyTo} is not applied: only HTTP_FILTER (envoy.filters.http.local_ratelimit) and HTTP_ROUTE "
                  + "(typed_per_filter_config for it) patches are",
         };
     }
 
-    private static string? ParseHttpFilterPatch(YamlMappingNode match, YamlMappingNode patchNode, string operation, string path, List<EnvoyFilterHttpFilterPatch> filters)
+    private static string? ParseHttpFilterPatch(YamlMappingNode match, YamlMappingNode patchNode, string operation, string path, int line, List<EnvoyFilterHttpFilterPatch> filters)
     {
         var op = operation switch
         {
@@ -195,11 +195,11 @@ internal static partial class IstioYamlParser
             return skip;
         }
 
-        filters.Add(new EnvoyFilterHttpFilterPatch(op.Value, port, subFilter, new HttpFilter { Name = HttpFilterNames.LocalRateLimit, TypedConfig = Any.Pack(config) }, (int)match.Start.Line));
+        filters.Add(new EnvoyFilterHttpFilterPatch(op.Value, port, subFilter, new HttpFilter { Name = HttpFilterNames.LocalRateLimit, TypedConfig = Any.Pack(config) }, line));
         return null;
     }
 
-    private static string? ParseRoutePatch(YamlMappingNode match, YamlMappingNode patchNode, string operation, string path, List<EnvoyFilterRoutePatch> routes)
+    private static string? ParseRoutePatch(YamlMappingNode match, YamlMappingNode patchNode, string operation, string path, int line, List<EnvoyFilterRoutePatch> routes)
     {
         if (operation != "MERGE")
         {
@@ -325,7 +325,7 @@ internal static partial class IstioYamlParser
             }
         }
 
-        routes.Add(new EnvoyFilterRoutePatch(port, vhostName, routeName, config, rateLimits, (int)match.Start.Line));
+        routes.Add(new EnvoyFilterRoutePatch(port, vhostName, routeName, config, rateLimits, line));
         return null;
     }
 

@@ -25,7 +25,8 @@ internal sealed record InboundWorkload(string Namespace, IReadOnlyDictionary<str
 /// the listen address, one filter chain whose transport socket carries mTLS when PeerAuthentication makes the port
 /// STRICT, and an HCM with an inline route configuration (<c>*</c>, prefix <c>/</c>, <c>non_forwarding_action</c>)
 /// and the HTTP filters <c>envoy.filters.http.rbac.DENY</c>, <c>envoy.filters.http.rbac</c> (when policies apply)
-/// and the router. A listener depends on who asks: it is built on request for the workload the name and the node
+/// and the router, with the local rate limit filter where an EnvoyFilter puts it (<see cref="EnvoyFilterPatches"/>).
+/// A listener depends on who asks: it is built on request for the workload the name and the node
 /// resolve to, and cached per distinct answer for the life of the snapshot.
 /// </summary>
 internal sealed class InboundListeners(
