@@ -111,6 +111,82 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task LocalRateLimitEnvoyFilter_IsOptionalForGrpcServers_ListenerWithItIsAccepted()
+    {
+        // C-core has no local rate limit filter: the control plane marks it (and its per-route config) optional so
+        // the server accepts the listener. The DENY policy written with it proves the new listener took effect.
+        var python = PeerKind.Get(PeerKind.Python);
+        var dir = Directory.CreateTempSubdirectory("mesh-inbound-ratelimit-");
+        try
+        {
+            await using var cp = await ControlPlaneHarness.StartAsync(dir.FullName);
+            var port = FreePort();
+            using var server = ServerProcess.Start(python.Executable, port, ServerBootstrap(cp.Port));
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            string Diag() => $"\n--- server stderr:\n{server.Stderr}\n--- control plane:\n{cp.Log()}";
+            Assert.True(await Eventually(async () => await Call(channel, Say) == StatusCode.OK), "Say never succeeded" + Diag());
+
+            IstioYaml.WriteAtomically(dir.FullName, "ratelimit.yaml", """
+                apiVersion: networking.istio.io/v1alpha3
+                kind: EnvoyFilter
+                metadata: {name: echo-ratelimit, namespace: istio-system}
+                spec:
+                  workloadSelector: {labels: {app: echo-server}}
+                  configPatches:
+                  - applyTo: HTTP_FILTER
+                    match: {context: SIDECAR_INBOUND, listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+                    patch:
+                      operation: INSERT_BEFORE
+                      value:
+                        name: envoy.filters.http.local_ratelimit
+                        typed_config:
+                          "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                          type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                          value: {stat_prefix: http_local_rate_limiter}
+                  - applyTo: HTTP_ROUTE
+                    match: {context: SIDECAR_INBOUND, routeConfiguration: {vhost: {route: {action: ANY}}}}
+                    patch:
+                      operation: MERGE
+                      value:
+                        route:
+                          rate_limits: [{actions: [{request_headers: {header_name: ":path", descriptor_key: path}}]}]
+                        typed_per_filter_config:
+                          envoy.filters.http.local_ratelimit:
+                            "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                            type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                            value:
+                              stat_prefix: http_local_rate_limiter
+                              token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s}
+                              filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}
+                              filter_enforced: {default_value: {numerator: 100, denominator: HUNDRED}}
+                ---
+                apiVersion: security.istio.io/v1
+                kind: AuthorizationPolicy
+                metadata: {name: deny-whisper, namespace: default}
+                spec:
+                  action: DENY
+                  selector: {matchLabels: {app: echo-server}}
+                  rules:
+                  - to: [{operation: {paths: [/mesh.test.Echo/Whisper]}}]
+                """);
+
+            Assert.True(await Eventually(async () => await Call(channel, Whisper) == StatusCode.PermissionDenied),
+                "the listener with the rate limit filter never took effect (Whisper not denied)" + Diag());
+            // gRPC servers do not rate limit: more calls than the bucket holds all succeed.
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(StatusCode.OK, await Call(channel, Say));
+            }
+
+            Assert.True(cp.Warnings.Count == 0, "the control plane logged warnings (a NACK?)" + Diag());
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task StrictPeerAuthentication_ServerRequiresMtlsWithCaCertificates_PlaintextCallerRefused_PrincipalDenied()
     {
         var python = PeerKind.Get(PeerKind.Python);

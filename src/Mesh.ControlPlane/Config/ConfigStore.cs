@@ -17,6 +17,9 @@ internal sealed record MeshConfig(
 
     /// <summary>AuthorizationPolicies in file order.</summary>
     public IReadOnlyList<AuthorizationPolicy> AuthorizationPolicies { get; init; } = [];
+
+    /// <summary>EnvoyFilters in file order (only their local rate limit patches).</summary>
+    public IReadOnlyList<EnvoyFilter> EnvoyFilters { get; init; } = [];
 }
 
 /// <summary>New content of one file (null: the file is gone) and its last write time.</summary>
@@ -227,6 +230,7 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         {
             PeerAuthentications = all.OfType<PeerAuthentication>().ToArray(),
             AuthorizationPolicies = all.OfType<AuthorizationPolicy>().ToArray(),
+            EnvoyFilters = all.OfType<EnvoyFilter>().ToArray(),
         };
     }
 
