@@ -104,13 +104,13 @@ internal sealed partial class XdsResolver : Resolver
     {
         try
         {
-            var listenerName = await _runtime.ResolveListenerAsync(_host, _port, _disposed.Token).ConfigureAwait(false);
+            var listenerName = await _runtime.ResolveTargetAsync(_authority, _disposed.Token).ConfigureAwait(false);
             if (listenerName is null)
             {
                 Log.NotInMesh(_logger, _authority);
                 Publish(ResolverResult.ForFailure(new Status(
                     StatusCode.Unavailable,
-                    $"Mesh.Sdk: 'xds:///{_authority}' is not in the mesh: the control plane has no listener for {_host}:{_port}.")));
+                    $"Mesh.Sdk: 'xds:///{_authority}' is not in the mesh: the control plane has no listener '{_runtime.ListenerNameForTarget(_authority)}'.")));
                 return;
             }
 
