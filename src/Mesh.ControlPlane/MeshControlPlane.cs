@@ -72,7 +72,7 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
 
         _options = options;
         _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        _store = new ConfigStore(options.DefaultNamespace, _loggerFactory.CreateLogger<ConfigStore>());
+        _store = new ConfigStore(options.DefaultNamespace, _loggerFactory.CreateLogger<ConfigStore>(), options.ClusterDomain);
         _registry = new ServiceRegistry(options.TimeProvider, options.RegistrationGracePeriod, options.ClusterDomain, _loggerFactory.CreateLogger<ServiceRegistry>());
         _cache = new SnapshotCache(_store, _registry, new XdsTranslator(options.ClusterDomain, options.RootNamespace, options.TrustDomain), options.TimeProvider, options.PushDebounce,
             options.PushMaxDelay, _loggerFactory.CreateLogger<SnapshotCache>());

@@ -489,6 +489,12 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
                 return null;
             }
 
+            if (cluster is null && Snapshots.Current.MissingClusters.Contains(name))
+            {
+                // The control plane says it does not exist: Envoy's "cluster not found" (503, NC), at once.
+                return null;
+            }
+
             var remaining = Options.ResolveTimeout - TimeProvider.GetElapsedTime(started);
             if (remaining <= TimeSpan.Zero || Volatile.Read(ref _disposed) != 0)
             {
