@@ -8,10 +8,15 @@ using Xunit.Abstractions;
 
 namespace Mesh.Sdk.FunctionalTests.Reliability;
 
+/// <summary>Runs alone, after the parallel tests: it starts processes and measures times, and must not slow others' timings.</summary>
+[CollectionDefinition(nameof(ControlPlaneRestartTests), DisableParallelization = true)]
+public sealed class SerialReliabilityCollection;
+
 /// <summary>
 /// The control plane (the real <c>mesh-controlplane</c> process) SIGKILLed and restarted under load, with the
 /// service's two workloads self-registered and a meshed client sending one request every 10 ms.
 /// </summary>
+[Collection(nameof(ControlPlaneRestartTests))]
 public sealed class ControlPlaneRestartTests(ITestOutputHelper output)
 {
     private const string DestinationRule = """
