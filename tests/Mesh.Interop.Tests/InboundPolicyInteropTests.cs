@@ -337,7 +337,7 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>Writes cert-chain.pem, key.pem and root-cert.pem for <paramref name="spiffeId"/> into <paramref name="path"/>.</summary>
-    private static async Task<string> WriteCertificates(Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient ca, string spiffeId, string path)
+    internal static async Task<string> WriteCertificates(Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient ca, string spiffeId, string path)
     {
         Directory.CreateDirectory(path);
         var (chain, key) = await Issue(ca, spiffeId);
@@ -348,7 +348,7 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>The client's bootstrap: our control plane and the file_watcher provider 'default' with its certificates.</summary>
-    private static string ClientBootstrap(int xdsPort, string certificateDirectory) =>
+    internal static string ClientBootstrap(int xdsPort, string certificateDirectory) =>
         "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + xdsPort.ToString(CultureInfo.InvariantCulture)
         + "\",\"channel_creds\":[{\"type\":\"insecure\"}],\"server_features\":[\"xds_v3\"]}],"
         + "\"node\":{\"id\":\"sidecar~127.0.0.2~echo-client.default~default.svc.cluster.local\","
@@ -360,11 +360,15 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         + "\"ca_certificate_file\":\"" + Path.Combine(certificateDirectory, "root-cert.pem") + "\","
         + "\"refresh_interval\":\"60s\"}}}}";
 
-    /// <summary>Runs tests/peers/python/xds_mtls_client.py to completion (60 s at most) and returns its stdout and stderr.</summary>
-    private static async Task<string> RunMtlsClient(string python, string target, int attempts, string bootstrap)
+    /// <summary>
+    /// Runs tests/peers/python/xds_mtls_client.py to completion (60 s at most), stopping at the first attempt ending with
+    /// <paramref name="untilCode"/> (0: the first success), and returns its stdout and stderr.
+    /// </summary>
+    internal static async Task<string> RunMtlsClient(string python, string target, int attempts, string bootstrap, int untilCode = 0)
     {
         var script = Path.Combine(RepoPaths.Peers, "python", "xds_mtls_client.py");
-        var psi = new ProcessStartInfo(python, ["-u", script, "--target", target, "--attempts", attempts.ToString(CultureInfo.InvariantCulture)])
+        var psi = new ProcessStartInfo(python, ["-u", script, "--target", target, "--attempts", attempts.ToString(CultureInfo.InvariantCulture),
+            "--until-code", untilCode.ToString(CultureInfo.InvariantCulture)])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -486,7 +490,7 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         return false;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
