@@ -76,11 +76,31 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
     [Fact]
     public async Task PolicyTable_CCoreDecidesEveryCallAsTheSdkEngine()
     {
+        var warnings = await DecideTableAsync(GrpcAuthorizationCases.Yaml, GrpcAuthorizationCases.Cases);
+        Assert.Empty(warnings);
+    }
+
+    /// <summary>
+    /// <see cref="GrpcAuthorizationCases.RequestAuthenticationYaml"/>: C-core accepts the listener whose RBAC holds istiod's
+    /// metadata principals (no NACK) and, as gRFC A41 has it, never matches them (a not_id of one always matches), deciding
+    /// every call as the SDK's engine does. The only warnings are the parser's, one per request-authentication field.
+    /// </summary>
+    [Fact]
+    public async Task RequestAuthenticationTable_MetadataPrincipalsAccepted_CCoreDecidesEveryCallAsTheSdkEngine()
+    {
+        var warnings = await DecideTableAsync(GrpcAuthorizationCases.RequestAuthenticationYaml, GrpcAuthorizationCases.RequestAuthenticationCases);
+        Assert.Equal(6, warnings.Count);
+        Assert.All(warnings, static w => Assert.Contains("(request authentication, JWT): the SDK and proxyless gRPC servers apply no RequestAuthentication", w.Line, StringComparison.Ordinal));
+    }
+
+    /// <summary>Serves <paramref name="yaml"/> to the C-core xDS server, checks each case's decision and returns the control plane's warnings.</summary>
+    private async Task<IReadOnlyList<CapturedLogEntry>> DecideTableAsync(string yaml, (string Id, string Method, (string Name, string Value)[] Headers, bool Allowed)[] cases)
+    {
         var python = PeerKind.Get(PeerKind.Python);
         var dir = Directory.CreateTempSubdirectory("mesh-inbound-table-");
         try
         {
-            IstioYaml.WriteAtomically(dir.FullName, "policies.yaml", GrpcAuthorizationCases.Yaml);
+            IstioYaml.WriteAtomically(dir.FullName, "policies.yaml", yaml);
             await using var cp = await ControlPlaneHarness.StartAsync(dir.FullName);
             var port = FreePort();
             using var server = ServerProcess.Start(python.Executable, port, ServerBootstrap(cp.Port));
@@ -88,10 +108,10 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
             string Diag() => $"\n--- server stderr:\n{server.Stderr}\n--- control plane:\n{cp.Log()}";
 
             // The listener arrives with the policies in it: the first allowed case succeeding means the server enforces them.
-            var first = GrpcAuthorizationCases.Cases.First(c => c.Allowed);
+            var first = cases.First(c => c.Allowed);
             Assert.True(await Eventually(async () => await Call(channel, RawMethod(first.Method), first.Headers) == StatusCode.OK), "the server never served" + Diag());
             var disagreements = new List<string>();
-            foreach (var (id, method, headers, allowed) in GrpcAuthorizationCases.Cases)
+            foreach (var (id, method, headers, allowed) in cases)
             {
                 var code = await Call(channel, RawMethod(method), headers);
                 output.WriteLine($"{id}: {method} -> {code}");
@@ -102,7 +122,7 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
             }
 
             Assert.True(disagreements.Count == 0, string.Join("\n", disagreements) + Diag());
-            Assert.Empty(cp.Warnings);
+            return cp.Warnings;
         }
         finally
         {
