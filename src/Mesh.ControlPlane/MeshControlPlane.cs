@@ -50,6 +50,11 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
             throw new ArgumentException($"XdsAddress '{options.XdsAddress}' is not an IP address.", nameof(options));
         }
 
+        if (options.RegistrationGracePeriod < TimeSpan.Zero || options.RestoredRegistrationGracePeriod < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"RegistrationGracePeriod ({options.RegistrationGracePeriod}) and RestoredRegistrationGracePeriod ({options.RestoredRegistrationGracePeriod}) must not be negative.");
+        }
+
         if (options.PushDebounce < TimeSpan.Zero || options.PushMaxDelay < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(options), $"PushDebounce ({options.PushDebounce}) and PushMaxDelay ({options.PushMaxDelay}) must not be negative.");
@@ -67,7 +72,7 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
 
         _options = options;
         _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        _store = new ConfigStore(options.DefaultNamespace, _loggerFactory.CreateLogger<ConfigStore>());
+        _store = new ConfigStore(options.DefaultNamespace, _loggerFactory.CreateLogger<ConfigStore>(), options.ClusterDomain);
         _registry = new ServiceRegistry(options.TimeProvider, options.RegistrationGracePeriod, options.ClusterDomain, _loggerFactory.CreateLogger<ServiceRegistry>());
         _cache = new SnapshotCache(_store, _registry, new XdsTranslator(options.ClusterDomain, options.RootNamespace, options.TrustDomain), options.TimeProvider, options.PushDebounce,
             options.PushMaxDelay, _loggerFactory.CreateLogger<SnapshotCache>());
@@ -133,6 +138,12 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
         if (_watcher is null)
         {
             _registry.UpdateConfig(_store.Current);
+        }
+        else if (_options.PersistRegistrations)
+        {
+            // Before the first snapshot: a client reconnecting to a restarted control plane finds the services
+            // whose workloads registered with the previous run, not their absence.
+            _registry.Restore(Path.Combine(_watcher.Directory, RegistryStateFile.FileName), _options.RestoredRegistrationGracePeriod);
         }
 
         _cache.Rebuild();

@@ -32,6 +32,21 @@ public sealed class MeshControlPlaneOptions
     /// <value>Default: 10 s.</value>
     public TimeSpan RegistrationGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Whether self-registered workloads are kept across restarts in <c>.mesh-registry.json</c> in
+    /// <see cref="ConfigDirectory"/> (written on every change, read at start), so a restarted control plane serves
+    /// them before they reconnect instead of telling clients their services are gone. Needs <see cref="ConfigDirectory"/>.
+    /// </summary>
+    /// <value>Default: <see langword="true"/>.</value>
+    public bool PersistRegistrations { get; set; } = true;
+
+    /// <summary>
+    /// How long a registration read back at start stays without its workload reconnecting. Long enough for a
+    /// workload in gRPC's longest reconnect backoff (120 s, ±20 % jitter) to come back.
+    /// </summary>
+    /// <value>Default: 150 s.</value>
+    public TimeSpan RestoredRegistrationGracePeriod { get; set; } = TimeSpan.FromSeconds(150);
+
     /// <summary>Quiet time after a file-system event before the config directory is rescanned.</summary>
     /// <value>Default: 200 ms.</value>
     public TimeSpan ConfigDebounce { get; set; } = TimeSpan.FromMilliseconds(200);

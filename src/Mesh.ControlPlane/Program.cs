@@ -6,7 +6,8 @@ const string Usage = """
     Usage: mesh-controlplane --config DIR [--xds-port N] [--xds-address A] [--log-level LEVEL] [CA options]
            mesh-controlplane --ca-dir DIR --issue-token SA[.NS]
 
-      --config DIR          directory of Istio YAML files (*.yaml, *.yml), watched for changes
+      --config DIR          directory of Istio YAML files (*.yaml, *.yml), watched for changes; self-registered
+                            workloads are kept in DIR/.mesh-registry.json across restarts
       --xds-port N          xDS (ADS) and CA port, plaintext HTTP/2; 0 picks a free port (default 15010)
       --xds-address A       IP address to listen on (default 127.0.0.1)
       --log-level LEVEL     Trace, Debug, Information, Warning, Error (default Information)

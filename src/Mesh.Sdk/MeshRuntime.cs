@@ -344,7 +344,12 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         return text.ToString();
     }
 
-    /// <summary>The listener name a host and port map to: <c>reviews</c>, 9080 → <c>reviews.default.svc.cluster.local:9080</c>.</summary>
+    /// <summary>
+    /// The listener name an HTTP host and port map to, through the bootstrap's
+    /// <c>client_default_listener_resource_name_template</c>: <c>reviews</c>, 9080 →
+    /// <c>reviews.default.svc.cluster.local:9080</c> (istiod's naming, the host expanded as Kubernetes DNS does), or
+    /// <c>reviews:9080</c> as written when <see cref="XdsClientOptions.ExpandHostNames"/> is off.
+    /// </summary>
     /// <returns>The name, or <see langword="null"/> for hosts that are never in the mesh (IP literals).</returns>
     public string? ListenerNameFor(string host, int port)
     {
@@ -363,9 +368,47 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             return null;
         }
 
-        var authority = IstioNaming.ListenerName(fqdn, port);
-        var template = Bootstrap.ClientDefaultListenerResourceNameTemplate;
-        return template == "%s" ? authority : template.Replace("%s", authority, StringComparison.Ordinal);
+        var authority = IstioNaming.ListenerName(Options.Xds.ExpandHostNames ? fqdn : host.ToLowerInvariant(), port);
+        return ApplyListenerTemplate(Bootstrap.ClientDefaultListenerResourceNameTemplate, authority);
+    }
+
+    /// <summary>
+    /// The listener name of an <c>xds:///</c> target, as gRFC A27 and A47 say: the target as written (<c>echo:9090</c>,
+    /// <c>echo</c>), through the bootstrap's <c>client_default_listener_resource_name_template</c>, never expanded.
+    /// </summary>
+    internal string ListenerNameForTarget(string target) => ApplyListenerTemplate(Bootstrap.ClientDefaultListenerResourceNameTemplate, target);
+
+    /// <summary>
+    /// Replaces <c>%s</c> in a listener name template; in an <c>xdstp:</c> template the name is percent-encoded
+    /// first, keeping <c>/</c> and <c>:</c> (gRFC A47).
+    /// </summary>
+    internal static string ApplyListenerTemplate(string template, string name)
+    {
+        if (template == "%s")
+        {
+            return name;
+        }
+
+        return template.Replace("%s", template.StartsWith("xdstp:", StringComparison.Ordinal) ? PercentEncodePath(name) : name, StringComparison.Ordinal);
+    }
+
+    private static string PercentEncodePath(string text)
+    {
+        var result = new System.Text.StringBuilder(text.Length);
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(text))
+        {
+            var c = (char)b;
+            if (char.IsAsciiLetterOrDigit(c) || "-._~!$&'()*+,;=:@/".Contains(c, StringComparison.Ordinal))
+            {
+                result.Append(c);
+            }
+            else
+            {
+                result.Append(CultureInfo.InvariantCulture, $"%{b:X2}");
+            }
+        }
+
+        return result.ToString();
     }
 
     /// <summary>
@@ -382,7 +425,21 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             return new ValueTask<string?>(Current(entry));
         }
 
-        return ResolveSlowAsync(host, port, cancellationToken);
+        return ResolveSlowAsync(host, port, target: null, cancellationToken);
+    }
+
+    /// <summary>
+    /// <see cref="ResolveListenerAsync"/> for an <c>xds:///</c> target: its listener is named as gRFC A27 says
+    /// (<see cref="ListenerNameForTarget"/>).
+    /// </summary>
+    internal ValueTask<string?> ResolveTargetAsync(string target, CancellationToken cancellationToken)
+    {
+        if (_hosts.TryGetValue((target, 0), out var entry) && entry.Resolved)
+        {
+            return new ValueTask<string?>(Current(entry));
+        }
+
+        return ResolveSlowAsync(target, 0, target, cancellationToken);
     }
 
     private string? Current(HostEntry entry)
@@ -435,6 +492,12 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
                 return null;
             }
 
+            if (cluster is null && Snapshots.Current.MissingClusters.Contains(name))
+            {
+                // The control plane says it does not exist: Envoy's "cluster not found" (503, NC), at once.
+                return null;
+            }
+
             var remaining = Options.ResolveTimeout - TimeProvider.GetElapsedTime(started);
             if (remaining <= TimeSpan.Zero || Volatile.Read(ref _disposed) != 0)
             {
@@ -452,7 +515,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         }
     }
 
-    private async ValueTask<string?> ResolveSlowAsync(string host, int port, CancellationToken cancellationToken)
+    private async ValueTask<string?> ResolveSlowAsync(string host, int port, string? target, CancellationToken cancellationToken)
     {
         HostEntry entry;
         lock (_hostsGate)
@@ -460,7 +523,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
             if (!_hosts.TryGetValue((host, port), out entry!))
             {
-                var listener = ListenerNameFor(host, port);
+                var listener = target is null ? ListenerNameFor(host, port) : ListenerNameForTarget(target);
                 entry = new HostEntry(listener, listener is null ? null : _client?.AddListener(listener));
                 if (listener is null)
                 {

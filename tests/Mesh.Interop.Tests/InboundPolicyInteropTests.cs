@@ -76,11 +76,31 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
     [Fact]
     public async Task PolicyTable_CCoreDecidesEveryCallAsTheSdkEngine()
     {
+        var warnings = await DecideTableAsync(GrpcAuthorizationCases.Yaml, GrpcAuthorizationCases.Cases);
+        Assert.Empty(warnings);
+    }
+
+    /// <summary>
+    /// <see cref="GrpcAuthorizationCases.RequestAuthenticationYaml"/>: C-core accepts the listener whose RBAC holds istiod's
+    /// metadata principals (no NACK) and, as gRFC A41 has it, never matches them (a not_id of one always matches), deciding
+    /// every call as the SDK's engine does. The only warnings are the parser's, one per request-authentication field.
+    /// </summary>
+    [Fact]
+    public async Task RequestAuthenticationTable_MetadataPrincipalsAccepted_CCoreDecidesEveryCallAsTheSdkEngine()
+    {
+        var warnings = await DecideTableAsync(GrpcAuthorizationCases.RequestAuthenticationYaml, GrpcAuthorizationCases.RequestAuthenticationCases);
+        Assert.Equal(6, warnings.Count);
+        Assert.All(warnings, static w => Assert.Contains("(request authentication, JWT): the SDK and proxyless gRPC servers apply no RequestAuthentication", w.Line, StringComparison.Ordinal));
+    }
+
+    /// <summary>Serves <paramref name="yaml"/> to the C-core xDS server, checks each case's decision and returns the control plane's warnings.</summary>
+    private async Task<IReadOnlyList<CapturedLogEntry>> DecideTableAsync(string yaml, (string Id, string Method, (string Name, string Value)[] Headers, bool Allowed)[] cases)
+    {
         var python = PeerKind.Get(PeerKind.Python);
         var dir = Directory.CreateTempSubdirectory("mesh-inbound-table-");
         try
         {
-            IstioYaml.WriteAtomically(dir.FullName, "policies.yaml", GrpcAuthorizationCases.Yaml);
+            IstioYaml.WriteAtomically(dir.FullName, "policies.yaml", yaml);
             await using var cp = await ControlPlaneHarness.StartAsync(dir.FullName);
             var port = FreePort();
             using var server = ServerProcess.Start(python.Executable, port, ServerBootstrap(cp.Port));
@@ -88,10 +108,10 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
             string Diag() => $"\n--- server stderr:\n{server.Stderr}\n--- control plane:\n{cp.Log()}";
 
             // The listener arrives with the policies in it: the first allowed case succeeding means the server enforces them.
-            var first = GrpcAuthorizationCases.Cases.First(c => c.Allowed);
+            var first = cases.First(c => c.Allowed);
             Assert.True(await Eventually(async () => await Call(channel, RawMethod(first.Method), first.Headers) == StatusCode.OK), "the server never served" + Diag());
             var disagreements = new List<string>();
-            foreach (var (id, method, headers, allowed) in GrpcAuthorizationCases.Cases)
+            foreach (var (id, method, headers, allowed) in cases)
             {
                 var code = await Call(channel, RawMethod(method), headers);
                 output.WriteLine($"{id}: {method} -> {code}");
@@ -102,7 +122,83 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
             }
 
             Assert.True(disagreements.Count == 0, string.Join("\n", disagreements) + Diag());
-            Assert.Empty(cp.Warnings);
+            return cp.Warnings;
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task LocalRateLimitEnvoyFilter_IsOptionalForGrpcServers_ListenerWithItIsAccepted()
+    {
+        // C-core has no local rate limit filter: the control plane marks it (and its per-route config) optional so
+        // the server accepts the listener. The DENY policy written with it proves the new listener took effect.
+        var python = PeerKind.Get(PeerKind.Python);
+        var dir = Directory.CreateTempSubdirectory("mesh-inbound-ratelimit-");
+        try
+        {
+            await using var cp = await ControlPlaneHarness.StartAsync(dir.FullName);
+            var port = FreePort();
+            using var server = ServerProcess.Start(python.Executable, port, ServerBootstrap(cp.Port));
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            string Diag() => $"\n--- server stderr:\n{server.Stderr}\n--- control plane:\n{cp.Log()}";
+            Assert.True(await Eventually(async () => await Call(channel, Say) == StatusCode.OK), "Say never succeeded" + Diag());
+
+            IstioYaml.WriteAtomically(dir.FullName, "ratelimit.yaml", """
+                apiVersion: networking.istio.io/v1alpha3
+                kind: EnvoyFilter
+                metadata: {name: echo-ratelimit, namespace: istio-system}
+                spec:
+                  workloadSelector: {labels: {app: echo-server}}
+                  configPatches:
+                  - applyTo: HTTP_FILTER
+                    match: {context: SIDECAR_INBOUND, listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+                    patch:
+                      operation: INSERT_BEFORE
+                      value:
+                        name: envoy.filters.http.local_ratelimit
+                        typed_config:
+                          "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                          type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                          value: {stat_prefix: http_local_rate_limiter}
+                  - applyTo: HTTP_ROUTE
+                    match: {context: SIDECAR_INBOUND, routeConfiguration: {vhost: {route: {action: ANY}}}}
+                    patch:
+                      operation: MERGE
+                      value:
+                        route:
+                          rate_limits: [{actions: [{request_headers: {header_name: ":path", descriptor_key: path}}]}]
+                        typed_per_filter_config:
+                          envoy.filters.http.local_ratelimit:
+                            "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+                            type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+                            value:
+                              stat_prefix: http_local_rate_limiter
+                              token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s}
+                              filter_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}
+                              filter_enforced: {default_value: {numerator: 100, denominator: HUNDRED}}
+                ---
+                apiVersion: security.istio.io/v1
+                kind: AuthorizationPolicy
+                metadata: {name: deny-whisper, namespace: default}
+                spec:
+                  action: DENY
+                  selector: {matchLabels: {app: echo-server}}
+                  rules:
+                  - to: [{operation: {paths: [/mesh.test.Echo/Whisper]}}]
+                """);
+
+            Assert.True(await Eventually(async () => await Call(channel, Whisper) == StatusCode.PermissionDenied),
+                "the listener with the rate limit filter never took effect (Whisper not denied)" + Diag());
+            // gRPC servers do not rate limit: more calls than the bucket holds all succeed.
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(StatusCode.OK, await Call(channel, Say));
+            }
+
+            Assert.True(cp.Warnings.Count == 0, "the control plane logged warnings (a NACK?)" + Diag());
         }
         finally
         {
@@ -337,7 +433,7 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>Writes cert-chain.pem, key.pem and root-cert.pem for <paramref name="spiffeId"/> into <paramref name="path"/>.</summary>
-    private static async Task<string> WriteCertificates(Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient ca, string spiffeId, string path)
+    internal static async Task<string> WriteCertificates(Istio.V1.Auth.IstioCertificateService.IstioCertificateServiceClient ca, string spiffeId, string path)
     {
         Directory.CreateDirectory(path);
         var (chain, key) = await Issue(ca, spiffeId);
@@ -348,7 +444,7 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>The client's bootstrap: our control plane and the file_watcher provider 'default' with its certificates.</summary>
-    private static string ClientBootstrap(int xdsPort, string certificateDirectory) =>
+    internal static string ClientBootstrap(int xdsPort, string certificateDirectory) =>
         "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + xdsPort.ToString(CultureInfo.InvariantCulture)
         + "\",\"channel_creds\":[{\"type\":\"insecure\"}],\"server_features\":[\"xds_v3\"]}],"
         + "\"node\":{\"id\":\"sidecar~127.0.0.2~echo-client.default~default.svc.cluster.local\","
@@ -360,11 +456,15 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         + "\"ca_certificate_file\":\"" + Path.Combine(certificateDirectory, "root-cert.pem") + "\","
         + "\"refresh_interval\":\"60s\"}}}}";
 
-    /// <summary>Runs tests/peers/python/xds_mtls_client.py to completion (60 s at most) and returns its stdout and stderr.</summary>
-    private static async Task<string> RunMtlsClient(string python, string target, int attempts, string bootstrap)
+    /// <summary>
+    /// Runs tests/peers/python/xds_mtls_client.py to completion (60 s at most), stopping at the first attempt ending with
+    /// <paramref name="untilCode"/> (0: the first success), and returns its stdout and stderr.
+    /// </summary>
+    internal static async Task<string> RunMtlsClient(string python, string target, int attempts, string bootstrap, int untilCode = 0)
     {
         var script = Path.Combine(RepoPaths.Peers, "python", "xds_mtls_client.py");
-        var psi = new ProcessStartInfo(python, ["-u", script, "--target", target, "--attempts", attempts.ToString(CultureInfo.InvariantCulture)])
+        var psi = new ProcessStartInfo(python, ["-u", script, "--target", target, "--attempts", attempts.ToString(CultureInfo.InvariantCulture),
+            "--until-code", untilCode.ToString(CultureInfo.InvariantCulture)])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -486,7 +586,7 @@ public sealed class InboundPolicyInteropTests(ITestOutputHelper output)
         return false;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();

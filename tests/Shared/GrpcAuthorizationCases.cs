@@ -46,4 +46,50 @@ internal static class GrpcAuthorizationCases
         ("any-principal-refuses-plaintext", "Shout", [("x-user", "alice")], false),
         ("not-principal-admits-plaintext", "Murmur", [], true),
     ];
+
+    /// <summary>
+    /// Request authentication as istiod writes it (metadata principals on the JWT filter's payload): no request has a
+    /// request principal or claims, so those never match and their not-forms always do, in a DENY and an ALLOW policy.
+    /// </summary>
+    public const string RequestAuthenticationYaml = """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-request-auth, namespace: default}
+        spec:
+          selector: {matchLabels: {app: echo-server}}
+          action: DENY
+          rules:
+          - from: [{source: {requestPrincipals: ["*"]}}]
+            to: [{operation: {paths: ["/mesh.test.Echo/Say"]}}]
+          - from: [{source: {notRequestPrincipals: ["*"]}}]
+            to: [{operation: {paths: ["/mesh.test.Echo/Shout"]}}]
+          - to: [{operation: {paths: ["/mesh.test.Echo/Whisper"]}}]
+            when: [{key: "request.auth.claims[groups]", values: ["admin"]}]
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: allow-request-auth, namespace: default}
+        spec:
+          selector: {matchLabels: {app: echo-server}}
+          rules:
+          - from: [{source: {notRequestPrincipals: ["*"]}}]
+            to: [{operation: {paths: ["/mesh.test.Echo/Say", "/mesh.test.Echo/Shout", "/mesh.test.Echo/Whisper"]}}]
+          - from: [{source: {requestPrincipals: ["https://issuer.example/*"]}}]
+            to: [{operation: {paths: ["/mesh.test.Echo/Murmur"]}}]
+          - to: [{operation: {paths: ["/mesh.test.Echo/Hum"]}}]
+            when:
+            - {key: "request.auth.audiences", notValues: ["*"]}
+            - {key: "request.headers[x-user]", values: ["alice"]}
+        """;
+
+    /// <summary>(id, method of <c>mesh.test.Echo</c>, request headers, allowed) for <see cref="RequestAuthenticationYaml"/>.</summary>
+    public static readonly (string Id, string Method, (string Name, string Value)[] Headers, bool Allowed)[] RequestAuthenticationCases =
+    [
+        ("deny-request-principal-denies-nothing", "Say", [], true),
+        ("deny-not-request-principal-denies-all", "Shout", [], false),
+        ("deny-claim-denies-nothing", "Whisper", [], true),
+        ("allow-request-principal-matches-nothing", "Murmur", [], false),
+        ("allow-not-audiences-matches", "Hum", [("x-user", "alice")], true),
+        ("allow-not-audiences-needs-its-header", "Hum", [], false),
+    ];
 }

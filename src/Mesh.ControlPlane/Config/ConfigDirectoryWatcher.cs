@@ -65,7 +65,8 @@ internal sealed partial class ConfigDirectoryWatcher : IDisposable
 
     private void OnFsEvent(object sender, FileSystemEventArgs e)
     {
-        if (!_disposed)
+        // The registry's state file changes with every registration; it holds no configuration.
+        if (!_disposed && !Registry.RegistryStateFile.IsStateFile(e.Name))
         {
             _debounceTimer.Change(_debounce, Timeout.InfiniteTimeSpan);
         }

@@ -17,6 +17,9 @@ internal sealed record MeshConfig(
 
     /// <summary>AuthorizationPolicies in file order.</summary>
     public IReadOnlyList<AuthorizationPolicy> AuthorizationPolicies { get; init; } = [];
+
+    /// <summary>EnvoyFilters in file order (only their local rate limit patches).</summary>
+    public IReadOnlyList<EnvoyFilter> EnvoyFilters { get; init; } = [];
 }
 
 /// <summary>New content of one file (null: the file is gone) and its last write time.</summary>
@@ -32,7 +35,7 @@ internal readonly record struct ConfigFileChange(string Path, string? Content, D
 /// as if the files had been applied with <c>kubectl apply</c> in the order they were written: equal
 /// times go to the later path (ordinal), and within one file to the later document.
 /// </summary>
-internal sealed partial class ConfigStore(string defaultNamespace, ILogger logger)
+internal sealed partial class ConfigStore(string defaultNamespace, ILogger logger, string clusterDomain = "cluster.local")
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, GoodFile> _good = new(StringComparer.Ordinal);
@@ -41,6 +44,9 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
     // Per file, what was already reported as not applied, so a reload that still has it does not repeat it.
     private readonly Dictionary<string, HashSet<string>> _reported = new(StringComparer.Ordinal);
     private MeshConfig _current = MeshConfig.Empty;
+
+    // Undefined subsets already reported (VirtualService source, host, subset), so each is reported once while it lasts.
+    private HashSet<string> _reportedSubsets = new(StringComparer.Ordinal);
 
     /// <summary>Raised (outside the lock) after the effective configuration changed.</summary>
     public event Action<MeshConfig>? Changed;
@@ -75,6 +81,7 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             if (changed)
             {
                 next = Merge(_current.Generation + 1);
+                ReportUndefinedSubsets(next);
                 Volatile.Write(ref _current, next);
             }
         }
@@ -227,11 +234,62 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         {
             PeerAuthentications = all.OfType<PeerAuthentication>().ToArray(),
             AuthorizationPolicies = all.OfType<AuthorizationPolicy>().ToArray(),
+            EnvoyFilters = all.OfType<EnvoyFilter>().ToArray(),
         };
+    }
+
+    /// <summary>
+    /// istioctl analyze's IST0101 for subsets: a VirtualService route whose destination names a subset that no
+    /// DestinationRule of that host defines. Clients get 503 (NC) for it, as Envoy answers a cluster it does not
+    /// know; the warning says so when the rule loads, once while it stays undefined.
+    /// </summary>
+    private void ReportUndefinedSubsets(MeshConfig config)
+    {
+        var defined = new HashSet<(string Host, string Subset)>();
+        foreach (var rule in config.DestinationRules)
+        {
+            var host = Registry.HostNames.ToFqdn(rule.Host, rule.Namespace, clusterDomain);
+            foreach (var subset in rule.Subsets)
+            {
+                defined.Add((host, subset.Name));
+            }
+        }
+
+        var now = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var vs in config.VirtualServices)
+        {
+            foreach (var route in vs.Http)
+            {
+                foreach (var destination in route.Route)
+                {
+                    if (destination.Destination.Subset is not { Length: > 0 } subset)
+                    {
+                        continue;
+                    }
+
+                    var host = Registry.HostNames.ToFqdn(destination.Destination.Host, vs.Namespace, clusterDomain);
+                    if (defined.Contains((host, subset)))
+                    {
+                        continue;
+                    }
+
+                    var key = $"{vs.Source}|{vs.Key}|{host}|{subset}";
+                    if (now.Add(key) && !_reportedSubsets.Contains(key))
+                    {
+                        Log.UndefinedSubset(logger, vs.Source.File, vs.Source.Line, vs.Namespace, vs.Name, host, subset);
+                    }
+                }
+            }
+        }
+
+        _reportedSubsets = now;
     }
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "{File}:{Line}: warning: VirtualService '{Namespace}/{Name}' routes to subset '{Subset}' of '{Host}', which no DestinationRule defines (IST0101); requests routed there get 503 (NC) until a DestinationRule defines it.")]
+        public static partial void UndefinedSubset(ILogger logger, string file, int line, string @namespace, string name, string host, string subset);
+
         [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Loaded '{File}': {Count} resources.")]
         public static partial void FileLoaded(ILogger logger, string file, int count);
 

@@ -293,8 +293,15 @@ internal static partial class IstioYamlParser
 
         if (IsJwtAttribute(condition.Key))
         {
-            Warn(node, $"'{condition.Key}' (request authentication, JWT) cannot be checked by proxyless gRPC servers; "
-                + (action == AuthorizationAction.Allow ? "the ALLOW rule holding it matches nothing" : "the condition is left out, so the DENY rule matches more"));
+            // Translated as istiod does (metadata matchers on the JWT filter's payload), which nothing in-process writes.
+            var effect = (condition.Values.Count > 0, condition.NotValues.Count > 0) switch
+            {
+                (true, true) => "its values never match and its not-values match every request",
+                (true, false) => "its values never match, so the source or condition holding them matches no request",
+                _ => "its not-values match every request",
+            };
+            Warn(node, $"'{condition.Key}' (request authentication, JWT): the SDK and proxyless gRPC servers apply no RequestAuthentication, "
+                + $"so no request has a request principal or JWT claims; as under Istio without a RequestAuthentication, {effect}");
         }
     }
 

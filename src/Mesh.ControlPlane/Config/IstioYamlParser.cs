@@ -96,7 +96,8 @@ internal static partial class IstioYamlParser
             var isNetworking = apiVersion.StartsWith(NetworkingGroup, StringComparison.Ordinal)
                 && NetworkingVersions.Contains(apiVersion[NetworkingGroup.Length..]);
             var isSecurity = IsSecurityKind(apiVersion, kind);
-            if (!isSecurity && (!isNetworking || !SupportedKinds.Contains(kind)))
+            var isEnvoyFilter = kind == "EnvoyFilter" && apiVersion == NetworkingGroup + "v1alpha3";
+            if (!isSecurity && !isEnvoyFilter && (!isNetworking || !SupportedKinds.Contains(kind)))
             {
                 // Accepted without being applied; the rest of the file still applies. The name is read leniently:
                 // only the kinds we implement are validated.
@@ -119,6 +120,7 @@ internal static partial class IstioYamlParser
                 "DestinationRule" => ParseDestinationRule(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "PeerAuthentication" => ParsePeerAuthentication(SpecOrEmpty(map)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "AuthorizationPolicy" => ParseAuthorizationPolicy(SpecOrEmpty(map)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
+                "EnvoyFilter" => ParseEnvoyFilter(SpecOrEmpty(map), apiVersion, ns, name, unapplied) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 _ => ParseVirtualService(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
             };
             resources.Add(resource);
@@ -177,7 +179,8 @@ internal static partial class IstioYamlParser
                  + "VirtualServices bound only to it are not applied either", false),
             ("networking.istio.io", _) when !isNetworkingVersion =>
                 ($"API version '{apiVersion}' is not one of networking.istio.io/v1, v1beta1, v1alpha3", false),
-            ("networking.istio.io", _) => ($"the kind '{kind}' is not implemented (supported: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService)", false),
+            ("networking.istio.io", "EnvoyFilter") => ($"EnvoyFilter is served as networking.istio.io/v1alpha3 only, not '{apiVersion}'", true),
+            ("networking.istio.io", _) => ($"the kind '{kind}' is not implemented (supported: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService, EnvoyFilter)", false),
             ("security.istio.io", "PeerAuthentication" or "AuthorizationPolicy") =>
                 ($"API version '{apiVersion}' is not one of security.istio.io/v1, v1beta1", true),
             ("security.istio.io", "RequestAuthentication") =>

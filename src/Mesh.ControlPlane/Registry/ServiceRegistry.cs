@@ -65,7 +65,10 @@ internal sealed record SelfRegistration(
 /// <summary>
 /// Builds services from ServiceEntry + WorkloadEntry configuration and from self-registered
 /// workloads. A self-registration lives while at least one of its streams does, and for a grace
-/// period after the last one ends (so a reconnect does not flap the endpoint).
+/// period after the last one ends (so a reconnect does not flap the endpoint). With a state file
+/// (<see cref="Restore"/>), the self-registrations are written there on every change and read back
+/// at the next start, so a restarted control plane never tells clients that a registered service is
+/// gone before its workloads had a chance to reconnect.
 /// </summary>
 internal sealed partial class ServiceRegistry : IDisposable
 {
@@ -78,6 +81,10 @@ internal sealed partial class ServiceRegistry : IDisposable
     private MeshConfig _config = MeshConfig.Empty;
     private RegistrySnapshot _current = RegistrySnapshot.Empty;
     private bool _disposed;
+    private readonly Lock _persistGate = new();
+    private string? _stateFile;
+    private long _changes;
+    private long _persisted;
 
     public ServiceRegistry(TimeProvider time, TimeSpan grace, string domain, ILogger logger)
     {
@@ -114,6 +121,11 @@ internal sealed partial class ServiceRegistry : IDisposable
             {
                 entry.RemovalTimer?.Dispose();
                 entry.RemovalTimer = null;
+                if (!SameRegistration(entry.Registration, registration))
+                {
+                    _changes++;
+                }
+
                 entry.Registration = registration;
                 entry.Streams++;
             }
@@ -121,10 +133,15 @@ internal sealed partial class ServiceRegistry : IDisposable
             {
                 entry = new Entry { Registration = registration, Streams = 1 };
                 _registrations[registration.NodeId] = entry;
+                _changes++;
+                RemoveSuperseded(registration);
             }
+
+            entry.Restored = false;
         }
 
         Log.Registered(_logger, registration.NodeId, registration.ServiceHost, registration.Address);
+        Persist();
         Rebuild();
         return new Handle(this, registration.NodeId);
     }
@@ -159,11 +176,123 @@ internal sealed partial class ServiceRegistry : IDisposable
 
             entry.RemovalTimer?.Dispose();
             _registrations.Remove(nodeId);
+            _changes++;
         }
 
         Log.Deregistered(_logger, nodeId);
+        Persist();
         Rebuild();
     }
+
+    /// <summary>
+    /// Reads the self-registrations a previous run left in <paramref name="stateFile"/> and keeps the file up to
+    /// date from now on. A restored registration has no stream: it stays for <paramref name="restoreGrace"/>
+    /// unless its workload reconnects (which makes it live again) before. Call before the first snapshot is built.
+    /// </summary>
+    /// <returns>How many registrations were restored; an unreadable file restores none and is overwritten.</returns>
+    public int Restore(string stateFile, TimeSpan restoreGrace)
+    {
+        var restored = RegistryStateFile.Read(stateFile, out var problem);
+        if (problem is not null)
+        {
+            Log.StateUnreadable(_logger, stateFile, problem);
+        }
+
+        lock (_gate)
+        {
+            _stateFile = stateFile;
+            foreach (var registration in restored)
+            {
+                if (_registrations.ContainsKey(registration.NodeId))
+                {
+                    continue;
+                }
+
+                var entry = new Entry { Registration = registration, Streams = 0, Restored = true };
+                entry.RemovalTimer = _time.CreateTimer(static s =>
+                {
+                    var (self, id) = ((ServiceRegistry, string))s!;
+                    self.Expire(id);
+                }, (this, registration.NodeId), restoreGrace, Timeout.InfiniteTimeSpan);
+                _registrations[registration.NodeId] = entry;
+            }
+
+            _changes++;
+        }
+
+        Log.Restored(_logger, restored.Count, stateFile, restoreGrace);
+        Persist();
+        Rebuild();
+        return restored.Count;
+    }
+
+    /// <summary>Writes the registrations to the state file when they changed since the last write (writes are serialized and never go back in time).</summary>
+    private void Persist()
+    {
+        lock (_persistGate)
+        {
+            string? file;
+            long changes;
+            List<SelfRegistration> registrations;
+            lock (_gate)
+            {
+                file = _stateFile;
+                changes = _changes;
+                if (file is null || _disposed || changes == _persisted)
+                {
+                    return;
+                }
+
+                registrations = _registrations.Values.Select(e => e.Registration).ToList();
+            }
+
+            try
+            {
+                RegistryStateFile.Write(file, registrations);
+                _persisted = changes;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                Log.StateNotWritten(_logger, file, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A workload that restarted while the control plane was down comes back under a new node id: the restored
+    /// registration of the same named workload at the same address is its previous process, gone for good.
+    /// </summary>
+    private void RemoveSuperseded(SelfRegistration registration)
+    {
+        if (registration.WorkloadName is null)
+        {
+            return;
+        }
+
+        List<string>? superseded = null;
+        foreach (var (nodeId, other) in _registrations)
+        {
+            if (other.Restored && nodeId != registration.NodeId && other.Registration.WorkloadName == registration.WorkloadName
+                && other.Registration.ServiceHost == registration.ServiceHost && other.Registration.Namespace == registration.Namespace
+                && other.Registration.Address == registration.Address)
+            {
+                (superseded ??= []).Add(nodeId);
+            }
+        }
+
+        foreach (var nodeId in superseded ?? [])
+        {
+            _registrations[nodeId].RemovalTimer?.Dispose();
+            _registrations.Remove(nodeId);
+            Log.Superseded(_logger, nodeId, registration.NodeId);
+        }
+    }
+
+    private static bool SameRegistration(SelfRegistration a, SelfRegistration b) =>
+        a.ServiceHost == b.ServiceHost && a.Namespace == b.Namespace && a.Address == b.Address && a.Locality == b.Locality
+        && a.ServiceAccount == b.ServiceAccount && a.WorkloadName == b.WorkloadName
+        && a.Ports.Count == b.Ports.Count && a.Ports.All(kv => b.Ports.TryGetValue(kv.Key, out var v) && v == kv.Value)
+        && a.Labels.Count == b.Labels.Count && a.Labels.All(kv => b.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value);
 
     private void Rebuild()
     {
@@ -304,6 +433,9 @@ internal sealed partial class ServiceRegistry : IDisposable
         public int Streams { get; set; }
 
         public ITimer? RemovalTimer { get; set; }
+
+        /// <summary>Read back from the state file, and no stream of its workload seen since.</summary>
+        public bool Restored { get; set; }
     }
 
     private sealed class Handle(ServiceRegistry owner, string nodeId) : IDisposable
@@ -329,5 +461,17 @@ internal sealed partial class ServiceRegistry : IDisposable
 
         [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "Workload '{NodeId}' deregistered.")]
         public static partial void Deregistered(ILogger logger, string nodeId);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "Restored {Count} self-registered workloads from '{File}'; each stays {Grace} unless its workload reconnects.")]
+        public static partial void Restored(ILogger logger, int count, string file, TimeSpan grace);
+
+        [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Registry state file '{File}' cannot be read ({Problem}); starting without the previous run's self-registrations (workloads register again when they reconnect).")]
+        public static partial void StateUnreadable(ILogger logger, string file, string problem);
+
+        [LoggerMessage(EventId = 2007, Level = LogLevel.Information, Message = "Restored registration of workload '{NodeId}' removed: the same workload registered again as '{NewNodeId}'.")]
+        public static partial void Superseded(ILogger logger, string nodeId, string newNodeId);
+
+        [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Registry state file '{File}' cannot be written ({Problem}); a restart would forget self-registered workloads until they reconnect.")]
+        public static partial void StateNotWritten(ILogger logger, string file, string problem);
     }
 }

@@ -15,11 +15,18 @@ namespace Mesh.ControlPlane.Translation;
 /// policy per rule named <c>&lt;namespace&gt;-&lt;name&gt;-&lt;rule index&gt;</c>; per <c>to</c> entry one
 /// <c>and_rules</c> permission and per <c>from</c> entry one <c>and_ids</c> principal (<c>any</c> when there are
 /// none), each field an <c>or</c> of its values and a <c>not</c> of the <c>or</c> of its not-values, <c>when</c>
-/// conditions appended to every permission or principal they belong to.
+/// conditions appended to every permission or principal they belong to. Request authentication (<c>requestPrincipals</c>,
+/// <c>request.auth.*</c>) becomes istiod's metadata matchers on the JWT filter's payload
+/// (<c>envoy.filters.http.jwt_authn</c>): no filter writes that metadata for a proxyless server, so, as in a sidecar
+/// without RequestAuthentication, they never match and their not-forms always do.
 /// </summary>
 internal static class AuthorizationTranslator
 {
     private const string SpiffePrefix = "spiffe://";
+
+    // istiod's filters.EnvoyJwtFilterName and EnvoyJwtFilterPayload: where the JWT filter puts the verified claims.
+    private const string JwtFilter = "envoy.filters.http.jwt_authn";
+    private const string JwtPayload = "payload";
 
     /// <summary>The RBAC rules of <paramref name="policies"/> (all of one action), in order.</summary>
     public static EnvoyRbac Build(EnvoyRbac.Types.Action action, IEnumerable<AuthorizationPolicy> policies)
@@ -135,6 +142,22 @@ internal static class AuthorizationTranslator
             return action != EnvoyRbac.Types.Action.Allow;
         }
 
+        if (IstioYamlParser.IsJwtAttribute(condition.Key))
+        {
+            // istiod's extended generators: the values make one principal (no extra or_ids), the not-values a not_id of one.
+            if (condition.Values.Count > 0)
+            {
+                and.Add(RequestAuthentication(condition.Key, condition.Values));
+            }
+
+            if (condition.NotValues.Count > 0)
+            {
+                and.Add(new Principal { NotId = RequestAuthentication(condition.Key, condition.NotValues) });
+            }
+
+            return true;
+        }
+
         if (condition.Values.Count > 0)
         {
             var or = new Principal.Types.Set();
@@ -160,11 +183,110 @@ internal static class AuthorizationTranslator
         return true;
     }
 
-    /// <summary>JWT attributes (no request authentication in proxyless gRPC) and path templates (no uri_template matcher).</summary>
+    /// <summary>Path templates (no uri_template matcher in proxyless gRPC).</summary>
     private static bool Unsupported(AuthorizationCondition condition) =>
-        IstioYamlParser.IsJwtAttribute(condition.Key)
-        || (condition.Key == AuthorizationAttributes.Path && (condition.Values.Any(static v => v.Contains('{', StringComparison.Ordinal))
-            || condition.NotValues.Any(static v => v.Contains('{', StringComparison.Ordinal))));
+        condition.Key == AuthorizationAttributes.Path && (condition.Values.Any(static v => v.Contains('{', StringComparison.Ordinal))
+            || condition.NotValues.Any(static v => v.Contains('{', StringComparison.Ordinal)));
+
+    /// <summary>istiod's request principal, audiences, presenter and claims generators, for one list of values.</summary>
+    private static Principal RequestAuthentication(string key, IReadOnlyList<string> values)
+    {
+        switch (key)
+        {
+            case AuthorizationAttributes.RequestPrincipal:
+                var or = new Principal.Types.Set();
+                foreach (var value in values)
+                {
+                    var (issuer, subject) = RequestPrincipalMatchers(value);
+                    or.Ids.Add(new Principal { AndIds = new Principal.Types.Set { Ids = { JwtClaim(["iss"], new ValueMatcher { StringMatch = issuer }), JwtClaim(["sub"], new ValueMatcher { StringMatch = subject }) } } });
+                }
+
+                return or.Ids.Count == 1 ? or.Ids[0] : new Principal { OrIds = or };
+            case AuthorizationAttributes.RequestAudiences:
+                return JwtClaimList(["aud"], values);
+            case AuthorizationAttributes.RequestPresenter:
+                return JwtClaimList(["azp"], values);
+            default:
+                return JwtClaimList(ClaimPath(key[AuthorizationAttributes.RequestClaimsPrefix.Length..]), values);
+        }
+    }
+
+    /// <summary>
+    /// A request principal <c>&lt;iss&gt;/&lt;sub&gt;</c> split at its last <c>/</c> (an issuer may be a URL), with
+    /// istiod's wildcards: <c>*</c> any, <c>*x</c> a suffix of the issuer (or of the subject without a <c>/</c>),
+    /// <c>x*</c> a prefix of the subject (or of the issuer without a <c>/</c>).
+    /// </summary>
+    private static (StringMatcher Issuer, StringMatcher Subject) RequestPrincipalMatchers(string value)
+    {
+        var slash = value.LastIndexOf('/');
+        var found = slash >= 0;
+        var (iss, sub) = found ? (value[..slash], value[(slash + 1)..]) : (value, string.Empty);
+        if (value == "*")
+        {
+            return (Regex(".+"), Regex(".+"));
+        }
+
+        if (value.StartsWith('*'))
+        {
+            return found
+                ? (iss == "*" ? Regex(".+") : new StringMatcher { Suffix = iss[1..] }, new StringMatcher { Exact = sub })
+                : (Regex(".+"), new StringMatcher { Suffix = value[1..] });
+        }
+
+        if (value.EndsWith('*'))
+        {
+            return found
+                ? (new StringMatcher { Exact = iss }, sub == "*" ? Regex(".+") : new StringMatcher { Prefix = sub[..^1] })
+                : (new StringMatcher { Prefix = value[..^1] }, Regex(".+"));
+        }
+
+        return (new StringMatcher { Exact = iss }, new StringMatcher { Exact = sub });
+    }
+
+    /// <summary>istiod's <c>MetadataListValueMatcherForJWTClaims</c>: the claim as a list holding one of the values, or as one of the values.</summary>
+    private static Principal JwtClaimList(IReadOnlyList<string> claims, IReadOnlyList<string> values)
+    {
+        var any = new List<ValueMatcher>(values.Count);
+        foreach (var value in values)
+        {
+            any.Add(new ValueMatcher { StringMatch = Match(value, string.Empty) });
+        }
+
+        var oneOf = any.Count == 1 ? any[0] : new ValueMatcher { OrMatch = new OrMatcher { ValueMatchers = { any } } };
+        var listOrValue = new OrMatcher { ValueMatchers = { new ValueMatcher { ListMatch = new ListMatcher { OneOf = oneOf } }, oneOf.Clone() } };
+        return JwtClaim(claims, new ValueMatcher { OrMatch = listOrValue });
+    }
+
+    private static Principal JwtClaim(IReadOnlyList<string> claims, ValueMatcher value)
+    {
+        var matcher = new MetadataMatcher { Filter = JwtFilter, Value = value };
+        matcher.Path.Add(new MetadataMatcher.Types.PathSegment { Key = JwtPayload });
+        foreach (var claim in claims)
+        {
+            matcher.Path.Add(new MetadataMatcher.Types.PathSegment { Key = claim });
+        }
+
+        return new Principal { Metadata = matcher };
+    }
+
+    /// <summary>istiod's <c>extractNameInNestedBrackets</c>: <c>[a][b]</c> is the path a, b; anything else the text between the outer brackets.</summary>
+    private static string[] ClaimPath(string brackets)
+    {
+        var claims = new List<string>();
+        for (var begin = 0; begin < brackets.Length;)
+        {
+            var end = begin < brackets.Length && brackets[begin] == '[' ? brackets.IndexOfAny(['[', ']'], begin + 1) : -1;
+            if (end < 0 || brackets[end] != ']')
+            {
+                return [brackets[1..^1]];
+            }
+
+            claims.Add(brackets[(begin + 1)..end]);
+            begin = end + 1;
+        }
+
+        return [.. claims];
+    }
 
     private static Permission Permission(string key, string value) => key switch
     {

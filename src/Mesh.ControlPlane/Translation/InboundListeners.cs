@@ -28,14 +28,16 @@ internal sealed record InboundWorkload(string Namespace, IReadOnlyDictionary<str
 /// sends it, because gRPC validates every chain's certificate provider instances even though it never matches a
 /// <c>tls</c> chain, and a server whose bootstrap has none would reject the listener); each holds an HCM with an inline route configuration (<c>*</c>, prefix <c>/</c>, <c>non_forwarding_action</c>)
 /// and the HTTP filters <c>envoy.filters.http.rbac.DENY</c>, <c>envoy.filters.http.rbac</c> (when policies apply)
-/// and the router. A listener depends on who asks: it is built on request for the workload the name and the node
+/// and the router, with the local rate limit filter where an EnvoyFilter puts it (<see cref="EnvoyFilterPatches"/>).
+/// A listener depends on who asks: it is built on request for the workload the name and the node
 /// resolve to, and cached per distinct answer for the life of the snapshot.
 /// </summary>
 internal sealed class InboundListeners(
     IReadOnlyList<PeerAuthentication> peerAuthentications,
     IReadOnlyList<AuthorizationPolicy> authorizationPolicies,
     RegistrySnapshot registry,
-    string rootNamespace)
+    string rootNamespace,
+    IReadOnlyList<EnvoyFilter>? envoyFilters = null)
 {
     /// <summary>The HTTP filter name istiod gives the DENY policies' RBAC filter.</summary>
     public const string RbacDenyFilterName = HttpFilterNames.Rbac + ".DENY";
@@ -214,6 +216,8 @@ internal sealed class InboundListeners(
         }
 
         filters.Add(new HttpFilter { Name = HttpFilterNames.Router, TypedConfig = Any.Pack(new Router()) });
+        var patches = EnvoyFilterPatches.For(envoyFilters ?? [], workload, RootNamespace);
+        EnvoyFilterPatches.ApplyHttpFilters(patches, port, filters);
         var listener = new Listener
         {
             Name = name,
@@ -222,15 +226,15 @@ internal sealed class InboundListeners(
         switch (mode)
         {
             case MtlsMode.Strict:
-                listener.FilterChains.Add(Chain(filters, mtls: true, transportProtocol: null));
+                listener.FilterChains.Add(Chain(filters, patches, port, mtls: true, transportProtocol: null));
                 break;
             case MtlsMode.Permissive when sniffsTls:
                 // As Envoy sidecars get it: TLS and plaintext told apart by the first bytes (the tls_inspector's transport protocol).
-                listener.FilterChains.Add(Chain(filters, mtls: true, transportProtocol: TlsTransportProtocol));
-                listener.FilterChains.Add(Chain(filters, mtls: false, transportProtocol: RawBufferTransportProtocol));
+                listener.FilterChains.Add(Chain(filters, patches, port, mtls: true, transportProtocol: TlsTransportProtocol));
+                listener.FilterChains.Add(Chain(filters, patches, port, mtls: false, transportProtocol: RawBufferTransportProtocol));
                 break;
             default:
-                listener.FilterChains.Add(Chain(filters, mtls: false, transportProtocol: null));
+                listener.FilterChains.Add(Chain(filters, patches, port, mtls: false, transportProtocol: null));
                 break;
         }
 
@@ -243,13 +247,15 @@ internal sealed class InboundListeners(
     /// <summary><c>filter_chain_match.transport_protocol</c> of the PERMISSIVE listener's plaintext chain.</summary>
     public const string RawBufferTransportProtocol = "raw_buffer";
 
-    private static FilterChain Chain(List<HttpFilter> filters, bool mtls, string? transportProtocol)
+    private static FilterChain Chain(List<HttpFilter> filters, IReadOnlyList<EnvoyFilter> patches, uint port, bool mtls, string? transportProtocol)
     {
         var suffix = mtls ? "mtls" : "plaintext";
         var routeConfig = new RouteConfiguration { Name = "inbound" };
-        var vhost = new VirtualHost { Domains = { "*" } };
-        vhost.Routes.Add(new EnvoyRoute { Match = new RouteMatch { Prefix = "/" }, NonForwardingAction = new NonForwardingAction() });
+        // Named as a sidecar's inbound virtual host and route, so EnvoyFilter HTTP_ROUTE patches written for Istio match.
+        var vhost = new VirtualHost { Name = EnvoyFilterPatches.InboundVirtualHostName(port), Domains = { "*" } };
+        vhost.Routes.Add(new EnvoyRoute { Name = "default", Match = new RouteMatch { Prefix = "/" }, NonForwardingAction = new NonForwardingAction() });
         routeConfig.VirtualHosts.Add(vhost);
+        EnvoyFilterPatches.ApplyRoutes(patches, port, routeConfig);
         var hcm = new HttpConnectionManager { RouteConfig = routeConfig };
         hcm.HttpFilters.AddRange(filters.Select(static f => f.Clone()));
         var chain = new FilterChain

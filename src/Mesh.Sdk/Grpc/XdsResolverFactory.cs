@@ -7,7 +7,8 @@ namespace Mesh.Sdk.Grpc;
 
 /// <summary>
 /// The <c>xds</c> resolver scheme of grpc-dotnet: <c>GrpcChannel.ForAddress("xds:///reviews:9080")</c> resolves the
-/// target through the mesh's listener <c>reviews.&lt;namespace&gt;.svc.cluster.local:9080</c>.
+/// target through the listener named as gRFC A27 says: <c>reviews:9080</c> as written, through the bootstrap's
+/// <c>client_default_listener_resource_name_template</c> (istiod and Mesh.ControlPlane answer that name).
 /// </summary>
 internal sealed class XdsResolverFactory(MeshRuntime runtime) : ResolverFactory
 {
@@ -17,9 +18,9 @@ internal sealed class XdsResolverFactory(MeshRuntime runtime) : ResolverFactory
     /// <inheritdoc />
     public override Resolver Create(ResolverOptions options)
     {
-        var (authority, host, port) = ParseTarget(options.Address, options.DefaultPort);
+        var (authority, _, _) = ParseTarget(options.Address, options.DefaultPort);
         var hasHandler = MeshGrpcHandler.IsInChain(options.ChannelOptions.HttpHandler);
-        return new XdsResolver(runtime, authority, host, port, hasHandler, options.LoggerFactory.CreateLogger<XdsResolver>());
+        return new XdsResolver(runtime, authority, hasHandler, options.LoggerFactory.CreateLogger<XdsResolver>());
     }
 
     /// <summary>

@@ -65,6 +65,14 @@ public sealed record MeshSnapshot
     /// <value>Empty by default.</value>
     public IReadOnlySet<string> MissingListeners { get; init; } = FrozenSet<string>.Empty;
 
+    /// <summary>
+    /// Clusters that routes name but that the control plane says do not exist (such as the cluster of a
+    /// DestinationRule subset nobody defined). Requests routed to one are answered at once with 503 and response
+    /// flag <c>NC</c>, as Envoy answers them, instead of waiting for a cluster that will not come.
+    /// </summary>
+    /// <value>Empty by default.</value>
+    public IReadOnlySet<string> MissingClusters { get; init; } = FrozenSet<string>.Empty;
+
     /// <summary>The route configuration a listener uses: its inline one or the RDS resource it names.</summary>
     /// <param name="listenerName">The listener resource name.</param>
     /// <param name="routeConfiguration">The route configuration when known.</param>
@@ -114,7 +122,8 @@ public sealed record MeshSnapshot
 
     /// <summary>
     /// Whether everything a listener needs is present: the listener, its route configuration, every cluster
-    /// its routes name and every such cluster's endpoints.
+    /// its routes name and every such cluster's endpoints (a cluster in <see cref="MissingClusters"/> counts as
+    /// settled: the control plane said it does not exist).
     /// </summary>
     /// <param name="listenerName">The listener resource name.</param>
     /// <returns><see langword="true"/> when the whole chain is present.</returns>
@@ -127,7 +136,8 @@ public sealed record MeshSnapshot
 
         foreach (var cluster in ResourceReferences.ClusterNames(routes))
         {
-            if (!TryGetEndpoints(cluster, out _))
+            // A cluster the control plane says does not exist is settled too: requests routed to it get 503 (NC).
+            if (!TryGetEndpoints(cluster, out _) && !MissingClusters.Contains(cluster))
             {
                 return false;
             }

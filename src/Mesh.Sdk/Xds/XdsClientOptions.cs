@@ -24,6 +24,17 @@ public sealed class XdsClientOptions
     /// <value>Empty.</value>
     public IList<string> Listeners { get; } = new List<string>();
 
+    /// <summary>
+    /// How an <c>HttpClient</c> host maps to a listener name. On: a short host is expanded as Kubernetes DNS does
+    /// (<c>http://reviews:9080</c> → <c>reviews.&lt;namespace&gt;.svc.cluster.local:9080</c>), istiod's naming, which
+    /// istiod and Mesh.ControlPlane serve. Off: the host and port as written (<c>reviews:9080</c>), for xDS servers
+    /// that name listeners the way gRPC clients ask for them (gRFC A27). Either way the name then goes through the
+    /// bootstrap's <c>client_default_listener_resource_name_template</c>. <c>xds:///</c> gRPC targets are always
+    /// named as written (gRFC A27), whatever this says.
+    /// </summary>
+    /// <value><see langword="true"/>.</value>
+    public bool ExpandHostNames { get; set; } = true;
+
     internal XdsProtocol ResolveProtocol(XdsServerConfig server) =>
         Protocol ?? (server.HasFeature(XdsServerConfig.DeltaFeature) ? XdsProtocol.Delta : XdsProtocol.Sotw);
 }

@@ -201,14 +201,37 @@ internal static class AuthorizationMatrix
             new("plaintext-denied", null, "GET", "/", 403),
         ]),
 
+        // No RequestAuthentication in-process: no request has a request principal or claims (istiod's metadata
+        // matchers on the JWT filter's payload never match), so the not-forms match every request.
         new("request-principals-without-jwt", Policy("jwt", """
               rules:
               - from: [{source: {requestPrincipals: ["*"]}}]
               - to: [{operation: {paths: ["/open"]}}]
+              - from: [{source: {notRequestPrincipals: ["*"]}}]
+                to: [{operation: {paths: ["/anonymous/*"]}}]
             """),
         [
             new("jwt-rule-matches-nothing", "default/productpage", "GET", "/reviews/1", 403),
             new("other-rule-still-applies", null, "GET", "/open", 200, "default-jwt-1"),
+            new("not-request-principal-allows-mtls", "default/productpage", "GET", "/anonymous/a", 200, "default-jwt-2"),
+            new("not-request-principal-allows-plaintext", null, "GET", "/anonymous/b", 200, "default-jwt-2"),
+        ]),
+
+        new("request-principals-deny-without-jwt", Policy("deny-jwt", """
+              action: DENY
+              rules:
+              - from: [{source: {requestPrincipals: ["*"]}}]
+                to: [{operation: {paths: ["/jwt-only"]}}]
+              - from: [{source: {notRequestPrincipals: ["*"]}}]
+                to: [{operation: {paths: ["/needs-jwt/*"]}}]
+              - to: [{operation: {paths: ["/claims"]}}]
+                when: [{key: "request.auth.claims[groups]", values: ["admin"]}]
+            """),
+        [
+            new("request-principal-rule-denies-nothing", "default/productpage", "GET", "/jwt-only", 200),
+            new("not-request-principal-denies-mtls", "default/productpage", "GET", "/needs-jwt/x", 403, "default-deny-jwt-1"),
+            new("not-request-principal-denies-plaintext", null, "GET", "/needs-jwt/y", 403, "default-deny-jwt-1"),
+            new("claim-condition-denies-nothing", null, "GET", "/claims", 200),
         ]),
 
         new("mesh-wide-and-namespace", Policy("mesh-deny", """

@@ -76,25 +76,33 @@ public sealed class AuthorizationMatrixTests
         Assert.Equal(["envoy.filters.http.rbac.DENY", "envoy.filters.http.rbac"], authorization!.FilterNames);
     }
 
-    public static TheoryData<string> GrpcCases()
+    public static TheoryData<string, string> GrpcCases()
     {
-        var data = new TheoryData<string>();
+        var data = new TheoryData<string, string>();
         foreach (var row in Mesh.Testing.GrpcAuthorizationCases.Cases)
         {
-            data.Add(row.Id);
+            data.Add("policies", row.Id);
+        }
+
+        foreach (var row in Mesh.Testing.GrpcAuthorizationCases.RequestAuthenticationCases)
+        {
+            data.Add("request-authentication", row.Id);
         }
 
         return data;
     }
 
-    /// <summary>The table gRPC C-core is held to in InboundPolicyInteropTests: the SDK decides every call the same way.</summary>
+    /// <summary>The tables gRPC C-core is held to in InboundPolicyInteropTests: the SDK decides every call the same way.</summary>
     [Theory]
     [MemberData(nameof(GrpcCases))]
-    public void GrpcCrossCheck_SdkDecidesAsCCore(string id)
+    public void GrpcCrossCheck_SdkDecidesAsCCore(string table, string id)
     {
-        var row = Mesh.Testing.GrpcAuthorizationCases.Cases.Single(c => c.Id == id);
+        var (yaml, cases) = table == "policies"
+            ? (Mesh.Testing.GrpcAuthorizationCases.Yaml, Mesh.Testing.GrpcAuthorizationCases.Cases)
+            : (Mesh.Testing.GrpcAuthorizationCases.RequestAuthenticationYaml, Mesh.Testing.GrpcAuthorizationCases.RequestAuthenticationCases);
+        var row = cases.Single(c => c.Id == id);
         var echo = new ClientScope("default", new Dictionary<string, string> { ["app"] = "echo-server" });
-        var hcm = Hcm(Translate(Mesh.Testing.GrpcAuthorizationCases.Yaml), 50051, echo, "127.0.0.1");
+        var hcm = Hcm(Translate(yaml), 50051, echo, "127.0.0.1");
         Assert.True(InboundAuthorization.TryCompile(hcm.HttpFilters, out var authorization, out var errors), string.Join("; ", errors));
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["content-type"] = "application/grpc", ["te"] = "trailers" };
         foreach (var (name, value) in row.Headers)

@@ -103,7 +103,7 @@ public class ConfigStoreTests
 
         var vs = Assert.Single(store.Current.VirtualServices);
         Assert.Equal(("/cfg/a.yaml", "v2"), (vs.Source.File, vs.Http[0].Route[0].Destination.Subset));
-        var warning = Assert.Single(logger.Warnings);
+        var warning = Assert.Single(logger.Warnings, w => w.StartsWith("Resource ", StringComparison.Ordinal)); // besides the undefined subsets (no DestinationRule here)
         Assert.Equal("Resource 'VirtualService/default/reviews' is defined at /cfg/z.yaml:1 and at /cfg/a.yaml:1; the one at /cfg/a.yaml:1 is used (the most recently modified file wins; on equal times the later path).", warning);
 
         // Writing z.yaml again makes it the newest: its definition takes over.
@@ -251,5 +251,50 @@ public class ConfigStoreTests
         Assert.StartsWith("invalid regex in 'spec.http[].match[].headers.end-user.regex': regex '(?!jason).*' ", error.Reason, StringComparison.Ordinal);
         Assert.Contains("lookahead '(?!' at offset 0", error.Reason, StringComparison.Ordinal);
         Assert.Equal(generation, store.Current.Generation);
+    }
+
+    [Fact]
+    public void Apply_RouteToAnUndefinedSubset_WarnsOnceWithFileAndLine_AsIstioctlsIst0101()
+    {
+        const string Rule = """
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              subsets:
+              - name: v1
+                labels: {version: v1}
+            """;
+        const string ToV4 = """
+            # reviews, all to v4
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - route:
+                - destination: {host: reviews, subset: v4}
+            """;
+        var logger = new RecordingLogger();
+        var store = new ConfigStore("default", logger);
+        store.Apply("/cfg/dr.yaml", Rule);
+
+        store.Apply("/cfg/vs.yaml", ToV4);
+
+        var warning = Assert.Single(logger.Lines, l => l.EventId == 1009);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Equal("/cfg/vs.yaml:2: warning: VirtualService 'default/reviews' routes to subset 'v4' of 'reviews.default.svc.cluster.local', which no DestinationRule defines (IST0101); "
+            + "requests routed there get 503 (NC) until a DestinationRule defines it.", warning.Message);
+
+        // Not repeated while it lasts; gone once defined; reported again when it comes back.
+        store.Apply("/cfg/se.yaml", TestYaml.ReviewsServiceEntry);
+        Assert.Single(logger.Lines, l => l.EventId == 1009);
+        store.Apply("/cfg/dr.yaml", Rule + "\n  - name: v4\n    labels: {version: v4}\n");
+        Assert.Single(logger.Lines, l => l.EventId == 1009);
+        store.Apply("/cfg/dr.yaml", Rule);
+        Assert.Equal(2, logger.Lines.Count(l => l.EventId == 1009));
+        Assert.Empty(store.LastErrors);
     }
 }

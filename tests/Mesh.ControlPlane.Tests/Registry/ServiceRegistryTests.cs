@@ -97,4 +97,102 @@ public class ServiceRegistryTests
         Assert.Equal(("ratings.shop.svc.cluster.local", "shop", 9080u), (service.Hostname, service.Namespace, service.Ports[0].Number));
         Assert.Equal(40000u, Assert.Single(service.Endpoints).Ports[9080]);
     }
+
+    [Fact]
+    public void Restore_ServesThePreviousRunsRegistrations_UntilTheirWorkloadsReconnectOrTheRestoreGraceEnds()
+    {
+        var folder = Directory.CreateTempSubdirectory("mesh-registry-").FullName;
+        try
+        {
+            var file = Path.Combine(folder, RegistryStateFile.FileName);
+            var v3 = new SelfRegistration("node-1", "reviews.default.svc.cluster.local", "default", "127.0.0.5",
+                new Dictionary<uint, uint> { [9080] = 41234 }, new Dictionary<string, string> { ["app"] = "reviews", ["version"] = "v3" },
+                new EndpointLocality("r", "z", "s"), "reviews", "reviews-v3");
+            var ratings = new SelfRegistration("node-2", "ratings.shop.svc.cluster.local", "shop", "127.0.0.9",
+                new Dictionary<uint, uint> { [9080] = 40000 }, new Dictionary<string, string>(), EndpointLocality.None, null, null);
+
+            // First run: both register; the state file follows every change. The process then dies with streams open.
+            var firstTime = new FakeTimeProvider();
+            using (var first = new ServiceRegistry(firstTime, TimeSpan.FromSeconds(10), "cluster.local", NullLogger.Instance))
+            {
+                Assert.Equal(0, first.Restore(file, TimeSpan.FromSeconds(150)));
+                first.Register(v3);
+                first.Register(ratings);
+                Assert.Equal(["node-1", "node-2"], RegistryStateFile.Read(file, out var problem).Select(r => r.NodeId).Order());
+                Assert.Null(problem);
+            }
+
+            // Second run: both are served at once, with every field as registered.
+            var time = new FakeTimeProvider();
+            using var registry = new ServiceRegistry(time, TimeSpan.FromSeconds(10), "cluster.local", NullLogger.Instance);
+            Assert.Equal(2, registry.Restore(file, TimeSpan.FromSeconds(150)));
+            var reviews = Assert.Single(registry.Current.Find("reviews.default.svc.cluster.local")!.Endpoints);
+            Assert.Equal(("127.0.0.5", 41234u, "v3", new EndpointLocality("r", "z", "s"), "reviews"),
+                (reviews.Address, reviews.Ports[9080], reviews.Labels["version"], reviews.Locality, reviews.ServiceAccount));
+            Assert.Equal(40000u, Assert.Single(registry.Current.Find("ratings.shop.svc.cluster.local")!.Endpoints).Ports[9080]);
+
+            // reviews' workload reconnects; ratings' never does: it goes when the restore grace ends, reviews stays.
+            using var stream = registry.Register(v3);
+            time.Advance(TimeSpan.FromSeconds(149));
+            Assert.NotNull(registry.Current.Find("ratings.shop.svc.cluster.local"));
+            time.Advance(TimeSpan.FromSeconds(1));
+            Assert.Null(registry.Current.Find("ratings.shop.svc.cluster.local"));
+            Assert.Single(registry.Current.Find("reviews.default.svc.cluster.local")!.Endpoints);
+            Assert.Equal(["node-1"], RegistryStateFile.Read(file, out _).Select(r => r.NodeId));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Restore_AnUnreadableFile_IsReportedAndStartsEmpty_ThenIsOverwritten()
+    {
+        var folder = Directory.CreateTempSubdirectory("mesh-registry-").FullName;
+        try
+        {
+            var file = Path.Combine(folder, RegistryStateFile.FileName);
+            File.WriteAllText(file, "{\"version\": 1, \"registrations\": [ {\"nodeId\": ");
+            var logs = new RecordingLogger();
+            using var registry = new ServiceRegistry(new FakeTimeProvider(), TimeSpan.FromSeconds(10), "cluster.local", logs);
+
+            Assert.Equal(0, registry.Restore(file, TimeSpan.FromSeconds(150)));
+
+            var warning = Assert.Single(logs.Lines, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning);
+            Assert.StartsWith($"Registry state file '{file}' cannot be read (", warning.Message, StringComparison.Ordinal);
+            Assert.Empty(registry.Current.Services);
+            Assert.Empty(RegistryStateFile.Read(file, out var problem));
+            Assert.Null(problem);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Restore_AWorkloadThatRestartedMeanwhile_ReplacesItsRestoredRegistrationAtOnce()
+    {
+        var folder = Directory.CreateTempSubdirectory("mesh-registry-").FullName;
+        try
+        {
+            var file = Path.Combine(folder, RegistryStateFile.FileName);
+            SelfRegistration Reviews(string nodeId, uint port) => new(nodeId, "reviews.default.svc.cluster.local", "default", "127.0.0.1",
+                new Dictionary<uint, uint> { [9080] = port }, new Dictionary<string, string> { ["version"] = "v1" }, EndpointLocality.None, null, "reviews-v1");
+            RegistryStateFile.Write(file, [Reviews("old-process", 41000)]);
+            using var registry = new ServiceRegistry(new FakeTimeProvider(), TimeSpan.FromSeconds(10), "cluster.local", NullLogger.Instance);
+            registry.Restore(file, TimeSpan.FromSeconds(150));
+            Assert.Equal(41000u, Assert.Single(registry.Current.Find("reviews.default.svc.cluster.local")!.Endpoints).Ports[9080]);
+
+            using var stream = registry.Register(Reviews("new-process", 42000));
+
+            Assert.Equal(42000u, Assert.Single(registry.Current.Find("reviews.default.svc.cluster.local")!.Endpoints).Ports[9080]);
+            Assert.Equal(["new-process"], RegistryStateFile.Read(file, out _).Select(r => r.NodeId));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }

@@ -275,11 +275,12 @@ public class AuthorizationTranslatorTests
     }
 
     [Theory]
-    // Request authentication (JWT) cannot be checked by gRPC servers: an ALLOW rule with it matches nothing (istiod's
-    // model fails the rule for ALLOW); a DENY rule leaves the condition out and matches more (checkError).
-    [InlineData("ALLOW", false)]
-    [InlineData("DENY", true)]
-    public void RequestPrincipals_AllowRuleDropped_DenyConditionIgnored(string action, bool present)
+    // Request authentication (JWT) is written as istiod writes it for a sidecar, metadata matchers on the JWT filter's
+    // payload, for both actions (no checkError: the generators fail only for TCP); no filter writes that metadata in a
+    // proxyless server, so they never match. Before, an ALLOW rule was dropped and a DENY rule lost the condition.
+    [InlineData("ALLOW")]
+    [InlineData("DENY")]
+    public void RequestPrincipals_KeptInTheRule_AsJwtPayloadMetadata_ForBothActions(string action)
     {
         var filters = Filters($$$"""
             apiVersion: security.istio.io/v1
@@ -291,14 +292,68 @@ public class AuthorizationTranslatorTests
               - from: [{source: {requestPrincipals: ["issuer/subject"], namespaces: [foo]}}]
             """);
 
-        var rbac = Assert.Single(filters).Value.Rules;
-        Assert.Equal(present, rbac.Policies.ContainsKey("foo-jwt-0"));
-        if (present)
-        {
-            var ids = rbac.Policies["foo-jwt-0"].Principals[0].AndIds.Ids;
-            var only = Assert.Single(ids);
-            Assert.Equal(".*/ns/foo/.*", only.OrIds.Ids[0].Authenticated.PrincipalName.SafeRegex.Regex);
-        }
+        var ids = Assert.Single(filters).Value.Rules.Policies["foo-jwt-0"].Principals[0].AndIds.Ids;
+        Assert.Equal(2, ids.Count);
+        Assert.Equal(PrincipalJson("""
+            {"andIds": {"ids": [
+              {"metadata": {"filter": "envoy.filters.http.jwt_authn", "path": [{"key": "payload"}, {"key": "iss"}], "value": {"stringMatch": {"exact": "issuer"}}}},
+              {"metadata": {"filter": "envoy.filters.http.jwt_authn", "path": [{"key": "payload"}, {"key": "sub"}], "value": {"stringMatch": {"exact": "subject"}}}}]}}
+            """), ids[0]);
+        Assert.Equal(".*/ns/foo/.*", ids[1].OrIds.Ids[0].Authenticated.PrincipalName.SafeRegex.Regex);
+    }
+
+    [Fact]
+    public void RequestAuthentication_WildcardsNotFormsAndClaims_AsIstiodGeneratesThem() // allow-full-rule-in/out.yaml
+    {
+        var filters = Filters("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: jwt, namespace: foo}
+            spec:
+              action: DENY
+              rules:
+              - from:
+                - source:
+                    requestPrincipals: ["requestPrincipals", "requestPrincipals-prefix-*", "*-suffix-requestPrincipals", "*", "https://example.com/*"]
+                    notRequestPrincipals: ["*"]
+                when:
+                - key: "request.auth.audiences"
+                  values: ["audiences", "audiences-prefix-*"]
+                  notValues: ["*-not-suffix-audiences"]
+                - key: "request.auth.claims[nested1][nested2]"
+                  values: ["nested"]
+            """);
+
+        static string Claim(string path, string value) =>
+            """{"metadata": {"filter": "envoy.filters.http.jwt_authn", "path": [{"key": "payload"}, """ + path + """], "value": """ + value + "}}";
+        static string Jwt(string iss, string sub) =>
+            """{"andIds": {"ids": [""" + Claim("""{"key": "iss"}""", iss) + ", " + Claim("""{"key": "sub"}""", sub) + "]}}";
+        const string Any = """{"stringMatch": {"safeRegex": {"regex": ".+"}}}""";
+        var ids = Assert.Single(filters).Value.Rules.Policies["foo-jwt-0"].Principals[0].AndIds.Ids;
+        Assert.Equal(
+            [
+                PrincipalJson("""{"orIds": {"ids": [""" + string.Join(", ",
+                    Jwt("""{"stringMatch": {"exact": "requestPrincipals"}}""", """{"stringMatch": {"exact": ""}}"""),
+                    Jwt("""{"stringMatch": {"prefix": "requestPrincipals-prefix-"}}""", Any),
+                    Jwt(Any, """{"stringMatch": {"suffix": "-suffix-requestPrincipals"}}"""),
+                    Jwt(Any, Any),
+                    Jwt("""{"stringMatch": {"exact": "https://example.com"}}""", Any)) + "]}}"),
+                PrincipalJson("""{"notId": """ + Jwt(Any, Any) + "}"),
+                PrincipalJson(Claim("""{"key": "aud"}""", """
+                    {"orMatch": {"valueMatchers": [
+                      {"listMatch": {"oneOf": {"orMatch": {"valueMatchers": [{"stringMatch": {"exact": "audiences"}}, {"stringMatch": {"prefix": "audiences-prefix-"}}]}}}},
+                      {"orMatch": {"valueMatchers": [{"stringMatch": {"exact": "audiences"}}, {"stringMatch": {"prefix": "audiences-prefix-"}}]}}]}}
+                    """)),
+                PrincipalJson("""{"notId": """ + Claim("""{"key": "aud"}""", """
+                    {"orMatch": {"valueMatchers": [
+                      {"listMatch": {"oneOf": {"stringMatch": {"suffix": "-not-suffix-audiences"}}}},
+                      {"stringMatch": {"suffix": "-not-suffix-audiences"}}]}}
+                    """) + "}"),
+                PrincipalJson(Claim("""{"key": "nested1"}, {"key": "nested2"}""", """
+                    {"orMatch": {"valueMatchers": [{"listMatch": {"oneOf": {"stringMatch": {"exact": "nested"}}}}, {"stringMatch": {"exact": "nested"}}]}}
+                    """)),
+            ],
+            ids);
     }
 
     [Fact]
@@ -363,4 +418,6 @@ public class AuthorizationTranslatorTests
     }
 
     private static Permission PermissionJson(string json) => JsonParser.Default.Parse<Permission>(json);
+
+    private static Principal PrincipalJson(string json) => JsonParser.Default.Parse<Principal>(json);
 }

@@ -95,7 +95,7 @@ public sealed partial class GrpcMeshTests
             var ex = await Assert.ThrowsAsync<RpcException>(async () => await client.SayGoodbyeAsync(new HelloRequest(), deadline: Deadline()));
             Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
             Assert.Equal(
-                $"Mesh.Sdk: route 'moved' of listener '{GrpcMeshFixture.Host(Redirect)}:{GrpcMeshFixture.ServicePort}' has a redirect action, which a gRPC call cannot follow (matching route has inappropriate action).",
+                $"Mesh.Sdk: route 'moved' of listener '{Redirect}:{GrpcMeshFixture.ServicePort}' has a redirect action, which a gRPC call cannot follow (matching route has inappropriate action).",
                 ex.Status.Detail);
         }
 

@@ -119,6 +119,31 @@ public sealed class XdsClientSotwTests
     }
 
     [Fact]
+    public async Task EdsClusterWithoutEdsClusterConfig_IsNacked_AsGrpcDoes_AndNoEdsNameIsSubscribed()
+    {
+        await using var h = new XdsClientHarness();
+        h.Client.AddListener(ListenerName);
+        h.Client.Start();
+        var call = await h.Transport.NextSotwCallAsync();
+        await call.NextRequestAsync();
+        call.Respond(Sotw(Lds, "l1", "n1", Listener()));
+        await call.NextRequestAsync(); // ACK
+        await call.NextRequestAsync(); // RDS subscription
+        call.Respond(Sotw(Rds, "r1", "n2", Routes(RouteName, ClusterV1)));
+        await call.NextRequestAsync(); // ACK
+        await call.NextRequestAsync(); // CDS subscription
+
+        call.Respond(Sotw(Cds, "c1", "n3", new Cluster { Name = ClusterV1, Type = Cluster.Types.DiscoveryType.Eds }));
+        var nack = await call.NextRequestAsync();
+
+        Assert.Equal((Cds, "", "n3"), (nack.TypeUrl, nack.VersionInfo, nack.ResponseNonce));
+        Assert.Contains($"CDS resource '{ClusterV1}': type EDS requires eds_cluster_config (with eds_config ads or self)", nack.ErrorDetail.Message, StringComparison.Ordinal);
+        Assert.False(h.Current.Clusters.ContainsKey(ClusterV1));
+        // Before, the cluster was ACKed and the client subscribed to an EDS name that never came.
+        Assert.DoesNotContain(await call.DrainAsync(), r => r.TypeUrl == Eds);
+    }
+
+    [Fact]
     public async Task PartiallyInvalidResponse_AcceptsValidResources_KeepsLastGoodOfInvalidOne()
     {
         await using var h = new XdsClientHarness();
@@ -161,7 +186,10 @@ public sealed class XdsClientSotwTests
         var snapshot = await h.WaitAsync(s => !s.Clusters.ContainsKey(ClusterV2));
         Assert.False(snapshot.Endpoints.ContainsKey("eds-v2"));
         Assert.True(snapshot.Clusters.ContainsKey(ClusterV1));
-        Assert.False(snapshot.IsComplete(ListenerName));
+        // Settled, not incomplete: the server said ClusterV2 does not exist, so requests routed to it get 503 (NC)
+        // at once, as Envoy answers a cluster it does not know, instead of waiting for it.
+        Assert.Equal([ClusterV2], snapshot.MissingClusters);
+        Assert.True(snapshot.IsComplete(ListenerName));
     }
 
     [Fact]

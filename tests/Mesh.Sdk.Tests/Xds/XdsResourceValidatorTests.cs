@@ -172,6 +172,16 @@ public sealed class XdsResourceValidatorTests
         edsFromFile.EdsClusterConfig.EdsConfig = new ConfigSource { PathConfigSource = new PathConfigSource { Path = "/x" } };
         Assert.Contains("eds_config must be ads or self", Reject(() => XdsResourceValidator.ValidateCluster(edsFromFile)));
 
+        var noEdsConfig = new Cluster { Name = "c", Type = Cluster.Types.DiscoveryType.Eds };
+        Assert.Equal("type EDS requires eds_cluster_config (with eds_config ads or self)", Reject(() => XdsResourceValidator.ValidateCluster(noEdsConfig)));
+        var noSource = EdsCluster("c", "svc");
+        noSource.EdsClusterConfig.EdsConfig = null;
+        Assert.Equal("eds_cluster_config.eds_config is required (ads or self)", Reject(() => XdsResourceValidator.ValidateCluster(noSource)));
+        var xdstp = EdsCluster("xdstp://a.example/envoy.config.cluster.v3.Cluster/c");
+        Assert.Equal("eds_cluster_config.service_name must be set when the cluster has an xdstp: name",
+            Reject(() => XdsResourceValidator.ValidateCluster(xdstp)));
+        Assert.Equal("svc", XdsResourceValidator.ValidateCluster(EdsCluster("xdstp://a.example/envoy.config.cluster.v3.Cluster/c", "svc")).EdsServiceName);
+
         var typed = EdsCluster("c");
         typed.LoadBalancingPolicy = new LoadBalancingPolicy { Policies = { new LoadBalancingPolicy.Types.Policy { TypedExtensionConfig = new TypedExtensionConfig { Name = "x", TypedConfig = new Any { TypeUrl = "type.googleapis.com/acme.Lb" } } } } };
         Assert.Contains("load_balancing_policy has no supported policy (found 'type.googleapis.com/acme.Lb')", Reject(() => XdsResourceValidator.ValidateCluster(typed)));

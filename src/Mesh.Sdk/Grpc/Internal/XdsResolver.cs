@@ -23,8 +23,6 @@ internal sealed partial class XdsResolver : Resolver
 
     private readonly MeshRuntime _runtime;
     private readonly string _authority;
-    private readonly string _host;
-    private readonly int _port;
     private readonly bool _hasHandler;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _disposed = new();
@@ -34,12 +32,11 @@ internal sealed partial class XdsResolver : Resolver
     private HashSet<string>? _pushed;
     private bool _resolving;
 
-    public XdsResolver(MeshRuntime runtime, string authority, string host, int port, bool hasHandler, ILogger logger)
+    /// <param name="authority">The target as written (<c>echo:9090</c>); its listener is named after it (gRFC A27).</param>
+    public XdsResolver(MeshRuntime runtime, string authority, bool hasHandler, ILogger logger)
     {
         _runtime = runtime;
         _authority = authority;
-        _host = host;
-        _port = port;
         _hasHandler = hasHandler;
         _logger = logger;
     }
@@ -104,13 +101,13 @@ internal sealed partial class XdsResolver : Resolver
     {
         try
         {
-            var listenerName = await _runtime.ResolveListenerAsync(_host, _port, _disposed.Token).ConfigureAwait(false);
+            var listenerName = await _runtime.ResolveTargetAsync(_authority, _disposed.Token).ConfigureAwait(false);
             if (listenerName is null)
             {
                 Log.NotInMesh(_logger, _authority);
                 Publish(ResolverResult.ForFailure(new Status(
                     StatusCode.Unavailable,
-                    $"Mesh.Sdk: 'xds:///{_authority}' is not in the mesh: the control plane has no listener for {_host}:{_port}.")));
+                    $"Mesh.Sdk: 'xds:///{_authority}' is not in the mesh: the control plane has no listener '{_runtime.ListenerNameForTarget(_authority)}'.")));
                 return;
             }
 

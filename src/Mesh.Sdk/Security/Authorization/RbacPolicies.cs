@@ -240,7 +240,7 @@ internal sealed class RbacPolicies
 
     /// <summary>
     /// Dynamic metadata is written by other filters (istiod's <c>request.auth.*</c> matchers read the JWT filter's
-    /// <c>istio_authn</c> metadata); no filter writes any in-process, so every path is absent. Envoy then matches only a
+    /// <c>envoy.filters.http.jwt_authn</c> metadata); no filter writes any in-process, so every path is absent. Envoy then matches only a
     /// <c>present_match: false</c> value matcher (or an <c>or_match</c> holding one), flipped by <c>invert</c>.
     /// </summary>
     private static RbacMatcher Metadata(MetadataMatcher matcher) =>

@@ -22,9 +22,12 @@ internal sealed partial class InboundPolicies : IDisposable
     private readonly List<IDisposable> _watches = [];
     private FrozenDictionary<int, InboundPolicy> _byPort = FrozenDictionary<int, InboundPolicy>.Empty;
 
-    public InboundPolicies(ILogger<InboundPolicies> logger)
+    private readonly TimeProvider _time;
+
+    public InboundPolicies(ILogger<InboundPolicies> logger, TimeProvider? time = null)
     {
         _logger = logger;
+        _time = time ?? TimeProvider.System;
     }
 
     /// <summary>Raised after a port's policy changed, with the new policy.</summary>
@@ -58,7 +61,7 @@ internal sealed partial class InboundPolicies : IDisposable
         InboundPolicy policy;
         try
         {
-            policy = InboundPolicyCompiler.Compile(listener, port);
+            policy = InboundPolicyCompiler.Compile(listener, port, Get(port), _time);
         }
         catch (InboundPolicyException ex)
         {

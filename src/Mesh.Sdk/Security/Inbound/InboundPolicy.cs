@@ -1,4 +1,6 @@
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Envoy.Config.Route.V3;
+using Mesh.Sdk.RateLimiting;
 using Mesh.Sdk.Security.Authorization;
 
 namespace Mesh.Sdk.Security.Inbound;
@@ -23,8 +25,14 @@ internal enum InboundMtlsMode
 /// </summary>
 internal sealed record InboundPolicy(int Port, InboundMtlsMode Mode, IReadOnlyList<HttpFilter> HttpFilters, string Source)
 {
-    /// <summary>The RBAC filters among <see cref="HttpFilters"/>, compiled; allows everything when there are none.</summary>
-    public InboundAuthorization Authorization { get; init; } = InboundAuthorization.AllowAll;
+    /// <summary>
+    /// The HTTP filters the SDK runs per request, compiled, in listener order up to the router: RBAC filters and local
+    /// rate limit filters. Empty when the listener has neither.
+    /// </summary>
+    public IReadOnlyList<InboundHttpStep> Steps { get; init; } = [];
+
+    /// <summary>The inbound route configuration of the HTTP connection manager (rate limits resolve routes in it); null when none.</summary>
+    public RouteConfiguration? Routes { get; init; }
 
     /// <summary>
     /// What a port is governed by before its first listener arrived (or when the server has none for it): PERMISSIVE
@@ -32,3 +40,9 @@ internal sealed record InboundPolicy(int Port, InboundMtlsMode Mode, IReadOnlyLi
     /// </summary>
     public static InboundPolicy Default(int port) => new(port, InboundMtlsMode.Permissive, [], "default (no inbound listener yet)");
 }
+
+/// <summary>
+/// One HTTP filter of an inbound listener as the SDK runs it: an RBAC filter (<see cref="Authorization"/>) or a local
+/// rate limit filter (<see cref="RateLimit"/>); exactly one is set.
+/// </summary>
+internal readonly record struct InboundHttpStep(InboundAuthorization? Authorization, LocalRateLimitFilter? RateLimit);

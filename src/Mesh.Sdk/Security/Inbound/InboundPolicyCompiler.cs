@@ -1,6 +1,7 @@
 using Envoy.Config.Listener.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Envoy.Extensions.TransportSockets.Tls.V3;
+using Mesh.Sdk.RateLimiting;
 using Mesh.Sdk.Security.Authorization;
 using Mesh.Xds;
 
@@ -23,15 +24,52 @@ internal static class InboundPolicyCompiler
     private const string RawBufferProtocol = "raw_buffer";
 
     /// <exception cref="InboundPolicyException">The listener is not one of the shapes above.</exception>
-    public static InboundPolicy Compile(Listener listener, int port)
+    public static InboundPolicy Compile(Listener listener, int port, InboundPolicy? previous = null, TimeProvider? time = null)
     {
         var policy = CompileChains(listener, port);
-        if (!InboundAuthorization.TryCompile(policy.HttpFilters, out var authorization, out var errors))
+        var steps = new List<InboundHttpStep>();
+        var errors = new List<string>();
+        foreach (var filter in policy.HttpFilters)
+        {
+            if (filter.TypedConfig?.TypeUrl == XdsTypeUrls.Router || (filter.TypedConfig is null && filter.Name == HttpFilterNames.Router))
+            {
+                break;
+            }
+
+            if (LocalRateLimitFilter.Is(filter))
+            {
+                var before = previous?.Steps.FirstOrDefault(s => s.RateLimit?.Name == filter.Name).RateLimit;
+                if (LocalRateLimitFilter.TryCompile(filter, policy.Routes, time ?? TimeProvider.System, random: null, before, out var rateLimit, out var problems))
+                {
+                    steps.Add(new InboundHttpStep(null, rateLimit));
+                }
+
+                errors.AddRange(problems);
+            }
+            else if (filter.TypedConfig?.TypeUrl == XdsTypeUrls.Rbac || filter.Name.StartsWith(HttpFilterNames.Rbac, StringComparison.Ordinal))
+            {
+                if (InboundAuthorization.TryCompile([filter], out var authorization, out var problems))
+                {
+                    if (!authorization!.IsEmpty)
+                    {
+                        steps.Add(new InboundHttpStep(authorization, null));
+                    }
+                }
+
+                errors.AddRange(problems);
+            }
+            else if (!filter.IsOptional)
+            {
+                errors.Add($"HTTP filter '{filter.Name}' ({filter.TypedConfig?.TypeUrl ?? "no typed_config"}) is not supported on inbound listeners and is not optional");
+            }
+        }
+
+        if (errors.Count > 0)
         {
             throw new InboundPolicyException(string.Join("; ", errors));
         }
 
-        return policy with { Authorization = authorization! };
+        return policy with { Steps = steps };
     }
 
     private static InboundPolicy CompileChains(Listener listener, int port)
@@ -60,7 +98,10 @@ internal static class InboundPolicyCompiler
                     throw new InboundPolicyException($"{where} matches transport_protocol '{protocol}' but {(mtls ? "carries" : "carries no")} TLS");
                 }
 
-                return new InboundPolicy(port, mtls ? InboundMtlsMode.Strict : InboundMtlsMode.Disable, Filters(where, chain), listener.Name);
+                return new InboundPolicy(port, mtls ? InboundMtlsMode.Strict : InboundMtlsMode.Disable, Filters(where, chain), listener.Name)
+                {
+                    Routes = Manager(where, chain).RouteConfig,
+                };
             }
 
             case 2:
@@ -101,7 +142,10 @@ internal static class InboundPolicyCompiler
                         $"{tls.Value.Where} and {plain.Value.Where} carry different HTTP filters; one port applies one list to TLS and plaintext requests alike");
                 }
 
-                return new InboundPolicy(port, InboundMtlsMode.Permissive, plainFilters, listener.Name);
+                return new InboundPolicy(port, InboundMtlsMode.Permissive, plainFilters, listener.Name)
+                {
+                    Routes = Manager(plain.Value.Where, plain.Value.Chain).RouteConfig,
+                };
             }
 
             default:
@@ -132,14 +176,16 @@ internal static class InboundPolicyCompiler
         return true;
     }
 
-    private static IReadOnlyList<HttpFilter> Filters(string where, FilterChain chain)
+    private static IReadOnlyList<HttpFilter> Filters(string where, FilterChain chain) => Manager(where, chain).HttpFilters.ToArray();
+
+    private static HttpConnectionManager Manager(string where, FilterChain chain)
     {
         if (chain.Filters.Count != 1 || chain.Filters[0].TypedConfig is not { } any || any.TypeUrl != XdsTypeUrls.HttpConnectionManager)
         {
             throw new InboundPolicyException($"{where} must hold exactly one filter, an HttpConnectionManager");
         }
 
-        return [.. any.Unpack<HttpConnectionManager>().HttpFilters];
+        return any.Unpack<HttpConnectionManager>();
     }
 }
 

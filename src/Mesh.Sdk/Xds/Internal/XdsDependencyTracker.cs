@@ -21,6 +21,7 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
     private readonly Dictionary<string, ClusterResource> _clusters = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ClusterLoadAssignment> _endpoints = new(StringComparer.Ordinal);
     private readonly HashSet<string> _missingListeners = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _missingClusters = new(StringComparer.Ordinal);
     private readonly Dictionary<(XdsResourceType Type, string Name), IDisposable?> _watches = [];
     private bool _reconciling;
     private bool _reconcileAgain;
@@ -87,6 +88,7 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
                     break;
                 case ClusterResource cluster:
                     _clusters[name] = cluster;
+                    _missingClusters.Remove(name);
                     break;
                 case ClusterLoadAssignment endpoints:
                     _endpoints[name] = endpoints;
@@ -103,6 +105,11 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
         lock (_gate)
         {
             if (type == XdsResourceType.Listener && _watches.ContainsKey((type, name)) && _missingListeners.Add(name))
+            {
+                _dirty = true;
+            }
+
+            if (type == XdsResourceType.Cluster && _watches.ContainsKey((type, name)) && _missingClusters.Add(name))
             {
                 _dirty = true;
             }
@@ -144,6 +151,7 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
             _endpoints.ToFrozenDictionary(StringComparer.Ordinal))
         {
             MissingListeners = _missingListeners.ToFrozenSet(StringComparer.Ordinal),
+            MissingClusters = _missingClusters.ToFrozenSet(StringComparer.Ordinal),
         };
         _publisher.Publish(snapshot);
     }
@@ -242,6 +250,11 @@ internal sealed class XdsDependencyTracker : IXdsResourceWatcher
             _watches.Remove(key);
             handle?.Dispose();
             if (key.Type == XdsResourceType.Listener && _missingListeners.Remove(key.Name))
+            {
+                _dirty = true;
+            }
+
+            if (key.Type == XdsResourceType.Cluster && _missingClusters.Remove(key.Name))
             {
                 _dirty = true;
             }

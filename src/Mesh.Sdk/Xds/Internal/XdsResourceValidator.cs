@@ -490,13 +490,29 @@ internal static class XdsResourceValidator
             switch (cluster.Type)
             {
                 case Cluster.Types.DiscoveryType.Eds:
-                    var source = cluster.EdsClusterConfig?.EdsConfig;
-                    if (source is not null && source.ConfigSourceSpecifierCase is not (ConfigSource.ConfigSourceSpecifierOneofCase.Ads or ConfigSource.ConfigSourceSpecifierOneofCase.Self))
+                    // As gRPC C-core and grpc-js: an EDS cluster says where its endpoints come from (ADS or the same
+                    // server); service_name may be empty (the cluster name is the EDS name) except under an xdstp: name.
+                    if (cluster.EdsClusterConfig is not { } eds)
+                    {
+                        errors.Add("type EDS requires eds_cluster_config (with eds_config ads or self)");
+                        break;
+                    }
+
+                    if (eds.EdsConfig is null)
+                    {
+                        errors.Add("eds_cluster_config.eds_config is required (ads or self)");
+                    }
+                    else if (eds.EdsConfig.ConfigSourceSpecifierCase is not (ConfigSource.ConfigSourceSpecifierOneofCase.Ads or ConfigSource.ConfigSourceSpecifierOneofCase.Self))
                     {
                         errors.Add("eds_cluster_config.eds_config must be ads or self");
                     }
 
-                    edsName = string.IsNullOrEmpty(cluster.EdsClusterConfig?.ServiceName) ? cluster.Name : cluster.EdsClusterConfig.ServiceName;
+                    if (eds.ServiceName.Length == 0 && cluster.Name.StartsWith("xdstp:", StringComparison.Ordinal))
+                    {
+                        errors.Add("eds_cluster_config.service_name must be set when the cluster has an xdstp: name");
+                    }
+
+                    edsName = eds.ServiceName.Length == 0 ? cluster.Name : eds.ServiceName;
                     break;
                 case Cluster.Types.DiscoveryType.Static:
                 case Cluster.Types.DiscoveryType.LogicalDns:

@@ -128,7 +128,7 @@ public sealed class GrpcMeshFixture : IAsyncLifetime
         _client = services.BuildServiceProvider();
     }
 
-    /// <summary>The xds target of a test service: <c>xds:///name:9080</c> (a short name, expanded in namespace default).</summary>
+    /// <summary>The xds target of a test service: <c>xds:///name:9080</c> (a short name: the listener is named as written, and the control plane answers it for the service in namespace default).</summary>
     public static string Target(string service) => string.Create(CultureInfo.InvariantCulture, $"xds:///{service}:{ServicePort}");
 
     public static string Host(string service) => service + ".default.svc.cluster.local";

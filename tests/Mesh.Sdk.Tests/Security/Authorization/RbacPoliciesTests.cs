@@ -239,10 +239,10 @@ public sealed class RbacPoliciesTests
     [Fact]
     public void Metadata_NothingWritesIt_SoOnlyAbsenceMatches()
     {
-        // istiod's requestPrincipals: and_ids of istio_authn metadata matchers on the JWT's iss and sub.
+        // istiod's requestPrincipals: and_ids of envoy.filters.http.jwt_authn metadata matchers on the JWT's iss and sub.
         static MetadataMatcher Claim(string claim, ValueMatcher value, bool invert = false) => new()
         {
-            Filter = "istio_authn",
+            Filter = "envoy.filters.http.jwt_authn",
             Path = { new MetadataMatcher.Types.PathSegment { Key = "request.auth.claims" }, new MetadataMatcher.Types.PathSegment { Key = claim } },
             Value = value,
             Invert = invert,
