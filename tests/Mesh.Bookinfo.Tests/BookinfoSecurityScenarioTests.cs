@@ -139,6 +139,96 @@ public sealed partial class BookinfoScenarioTests
         Assert.Equal("{\"error\":\"Sorry, product ratings are currently unavailable for this book.\"}", await ratings.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    [Step(23)]
+    public async Task RatingsLocalRateLimit_TheBucketPassesThenRatingsAnswers429WithTheHeaderAndReviewsShowTheRatingsError()
+    {
+        await bookinfo.ResetToDefaultAsync();
+        var tokens = MaxTokens("ratings-local-ratelimit.yaml");
+
+        await bookinfo.ApplyAsync("peer-authentication-permissive.yaml", "peer-authentication-strict.yaml", "ratings-local-ratelimit.yaml");
+        // The control plane loaded the file; ratings gets its listener within the push delay. Nothing else calls
+        // ratings meanwhile (no page loads), so the bucket is full when the first call below arrives.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+
+        // productpage's JSON API calls ratings directly (over mutual TLS) and passes its status on.
+        var ratingsApi = new Uri(bookinfo.Launcher.ProductPage, "/api/v1/products/0/ratings");
+        var statuses = new List<int>();
+        for (var i = 0; i < tokens + 2; i++)
+        {
+            using var response = await bookinfo.Http.GetAsync(ratingsApi);
+            statuses.Add((int)response.StatusCode);
+            if (i == tokens)
+            {
+                Assert.Equal("{\"error\":\"Sorry, product ratings are currently unavailable for this book.\"}", await response.Content.ReadAsStringAsync());
+            }
+        }
+
+        output.WriteLine("ratings API: " + string.Join(", ", statuses));
+        Assert.Equal([.. Enumerable.Repeat(200, tokens), 429, 429], statuses);
+
+        // The bucket is shared by every caller: reviews v2 and v3 get 429 too, and the page says so.
+        var pages = await bookinfo.GetPagesAsync(6);
+        Assert.Equal(["v1", "v2", "v3"], pages.Select(static p => p.Version).Distinct().Order());
+        Assert.All(pages, static p =>
+        {
+            Assert.Equal(2, p.Reviews);
+            Assert.Empty(p.Stars);
+            if (p.Version == "v1")
+            {
+                Assert.Equal(0, p.RatingsErrors);
+            }
+            else
+            {
+                Assert.Equal(2, p.RatingsErrors);
+                Assert.Equal(new Hop(string.Empty, "429", "true", $"ratings refused reviews-{p.Version}: 429 (x-local-rate-limit: true)"), p.RatingsHop);
+            }
+        });
+
+        // On the wire: with STRICT removed (PERMISSIVE stays), a plaintext call to ratings reaches the limiter, which
+        // runs before authorization and the app: 429, its header and Envoy's body.
+        var ratings = bookinfo.Launcher.Workloads["ratings-v1"].Url;
+        File.Delete(Path.Combine(bookinfo.Launcher.ConfigDirectory, "peer-authentication-strict.yaml"));
+        await WaitAsync(async () => await PlaintextAnswerAsync(ratings) > 0, "ratings to answer plaintext again under PERMISSIVE");
+        HttpResponseMessage? limited = null;
+        for (var i = 0; i <= tokens && limited is null; i++)
+        {
+            // Should the bucket have refilled meanwhile (once a minute), up to its size pass first.
+            var response = await bookinfo.Http.GetAsync(new Uri(ratings, "/ratings/0"));
+            if ((int)response.StatusCode == 429)
+            {
+                limited = response;
+            }
+            else
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                response.Dispose();
+            }
+        }
+
+        using (limited)
+        {
+            Assert.NotNull(limited);
+            Assert.Equal("true", Assert.Single(limited.Headers.GetValues("x-local-rate-limit")));
+            Assert.Equal("local_rate_limited", await limited.Content.ReadAsStringAsync());
+            Assert.False(limited.Headers.Contains("x-bookinfo-caller"), "the app did not run");
+        }
+
+        // rm the rate limit: ratings answers everyone again at once.
+        File.Delete(Path.Combine(bookinfo.Launcher.ConfigDirectory, "ratings-local-ratelimit.yaml"));
+        await bookinfo.WaitForPagesAsync(static p => p.Version == "v1" || p.Stars.Count == 2, consecutive: 3, what: "stars back on v2 and v3");
+        using var back = await bookinfo.Http.GetAsync(ratingsApi);
+        Assert.Equal(HttpStatusCode.OK, back.StatusCode);
+    }
+
+    /// <summary>The bucket size of a rate limit file (token_bucket.max_tokens).</summary>
+    private static int MaxTokens(string file)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Paths.RuleFile(file)), @"max_tokens:\s*(\d+)");
+        Assert.True(match.Success, $"{file} has no max_tokens");
+        return int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Every page's identities: details and reviews saw productpage's SPIFFE id, ratings saw reviews' (v1 does not call it).</summary>
     private static void AssertMeshIdentities(IEnumerable<ProductPageView> pages)
     {

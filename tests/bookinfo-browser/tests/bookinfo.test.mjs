@@ -1,5 +1,5 @@
 // Istio's bookinfo tasks (request routing, fault injection, traffic shifting, then mutual TLS,
-// authorization and the ratings denial) against the real
+// authorization, the ratings denial and the ratings rate limit) against the real
 // samples/bookinfo-dotnet launcher, seen through headless Chromium. One launcher and one browser for
 // the whole file. Scenarios run in the walkthrough's order (samples/bookinfo-dotnet/README.md) and apply
 // rules as it does: each `cp` puts a file on top of what the folder holds (the newest definition of a
@@ -7,11 +7,12 @@
 // what the previous one left and rebuilds that state if not, so one failure does not change what the next
 // one tests.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startBookinfo } from '../lib/launcher.mjs';
+import { securityDir, startBookinfo } from '../lib/launcher.mjs';
 import { launchChromium, load, loadAny, readState, Screenshots, signIn, signOut, waitForState } from '../lib/page.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -411,5 +412,52 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     assert.deepEqual([...seen].sort(), ['v1', 'v2', 'v3']);
     // rm $c/authorization-deny-ratings-to-reviews.yaml
     bookinfo.remove('authorization-deny-ratings-to-reviews');
+  });
+
+  it('rate limit: ratings-local-ratelimit: after the bucket (max_tokens) reviews v2 and v3 show the ratings error and "ratings refused ...: 429 (x-local-rate-limit: true)"', { timeout: 60000 }, async () => {
+    bookinfo.expectRules(['peer-authentication-permissive', 'peer-authentication-strict']);
+    const tokens = Number(/max_tokens:\s*(\d+)/.exec(fs.readFileSync(path.join(securityDir, 'ratings-local-ratelimit.yaml'), 'utf8'))[1]);
+    // cp $s/ratings-local-ratelimit.yaml $c/, then let the listener reach ratings before the first call.
+    bookinfo.apply('ratings-local-ratelimit');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Each page served by v2 or v3 costs ratings one request: the first `tokens` of them show stars.
+    let starred = 0;
+    let state;
+    for (let i = 0; i < 3 * tokens + 6; i++) {
+      ({ state } = await load(reader, url));
+      assertBookWithReviews(state, `rate limit load ${i + 1}`);
+      if (state.version === 'v1') continue;
+      if (state.reviews.every((r) => r.ratingsError === null)) {
+        assertStarsMatchVersion(state, `rate limit load ${i + 1}`);
+        starred++;
+      } else {
+        break;
+      }
+    }
+    assert.equal(starred, tokens, `pages with stars before the limit: ${starred}, expected max_tokens ${tokens}; last ${JSON.stringify(state)}`);
+    const seen = new Set();
+    for (let i = 0; i < 6; i++) {
+      ({ state } = await load(reader, url));
+      assertBookWithReviews(state, `limited load ${i + 1}`);
+      seen.add(state.version);
+      if (state.version === 'v1') continue;
+      for (const review of state.reviews) {
+        assert.equal(review.ratingsError, ratingsUnavailable, `${state.version} ${review.reviewer}: ${JSON.stringify(state)}`);
+      }
+      assert.deepEqual(state.identities.ratings, {
+        caller: '', status: '429', rateLimited: 'true', text: `ratings refused reviews-${state.version}: 429 (x-local-rate-limit: true)`,
+      });
+      if (!seen.has(`shot-${state.version}`)) {
+        seen.add(`shot-${state.version}`);
+        await shots.take(reader, `rate-limit-${state.version}`);
+      }
+    }
+    assert.ok(seen.has('v2') && seen.has('v3'), `both v2 and v3 seen limited: ${[...seen]}`);
+    // rm $c/ratings-local-ratelimit.yaml: the stars are back at once.
+    bookinfo.remove('ratings-local-ratelimit');
+    await waitForState(reader, url, (s) => s.version !== 'v1' && s.reviews.every((r) => r.stars !== null), {
+      what: 'stars back on reviews v2 or v3',
+      timeoutMs: effectTimeoutMs,
+    });
   });
 });
