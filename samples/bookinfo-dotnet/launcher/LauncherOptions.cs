@@ -17,7 +17,8 @@ internal sealed record LauncherOptions
           --no-build               accepted and ignored: the launcher never builds (scripts/run.sh does)
           -h, --help               show this help
 
-        Every other workload gets a free port. Ctrl+C or SIGTERM stops all of them.
+        Every other workload gets a free port, and every workload a free plaintext health port
+        (Mesh:HealthPort) the launcher checks. Ctrl+C or SIGTERM stops all of them.
         """;
 
     public string? ConfigDirectory { get; init; }
