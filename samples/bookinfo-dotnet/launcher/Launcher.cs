@@ -79,7 +79,7 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             var page = new Uri(url, "/productpage");
             await WaitForPageAsync(page, http, startup.Token);
             Console.Out.WriteLine($"Bookinfo is ready: {page}");
-            Log.Applying(_logger, Path.Combine(layout.SampleRoot, "networking"), configDirectory);
+            Log.Applying(_logger, Path.Combine(layout.SampleRoot, "networking"), Path.Combine(layout.SampleRoot, "security"), configDirectory);
 
             await WatchAsync(stop);
             return 0;
@@ -190,8 +190,10 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
     }
 
     /// <summary>
-    /// Waits until the product page shows the details table and reviews, and productpage reaches ratings through
-    /// the mesh: then every service has registered and every route productpage needs has arrived.
+    /// Waits until productpage's calls to details, reviews and ratings are answered through the mesh: then every
+    /// service has registered and every route productpage needs has arrived. An answer is 200, or a refusal by the
+    /// rules in the config folder (403 from an AuthorizationPolicy, 429 from a rate limit), so bookinfo also starts
+    /// with the walkthrough's security rules in place; the page itself refused by productpage's policy counts too.
     /// </summary>
     private async Task WaitForPageAsync(Uri page, HttpClient http, CancellationToken cancellationToken)
     {
@@ -208,11 +210,17 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
 
             try
             {
-                var html = await http.GetStringAsync(page, cancellationToken);
-                if (html.Contains("id=\"details\"", StringComparison.Ordinal) && html.Contains("class=\"review\"", StringComparison.Ordinal))
+                using var pageResponse = await http.GetAsync(page, cancellationToken);
+                var html = await pageResponse.Content.ReadAsStringAsync(cancellationToken);
+                if (pageResponse.StatusCode == HttpStatusCode.Forbidden && html == "RBAC: access denied")
+                {
+                    return;
+                }
+
+                if (pageResponse.StatusCode == HttpStatusCode.OK && Answered(html, "details-caller") && Answered(html, "reviews-caller"))
                 {
                     using var response = await http.GetAsync(ratings, cancellationToken);
-                    if (response.StatusCode == HttpStatusCode.OK)
+                    if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Forbidden or HttpStatusCode.TooManyRequests)
                     {
                         return;
                     }
@@ -227,6 +235,22 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
 
             await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
         }
+    }
+
+    /// <summary>Whether the page's "who called whom" line <paramref name="id"/> shows an answer: 200, or a refusal by policy (403, 429).</summary>
+    private static bool Answered(string html, string id)
+    {
+        var at = html.IndexOf("<li id=\"" + id + "\"", StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return false;
+        }
+
+        var end = html.IndexOf('>', at);
+        var tag = end < 0 ? html[at..] : html[at..end];
+        return tag.Contains("data-status=\"200\"", StringComparison.Ordinal)
+            || tag.Contains("data-status=\"403\"", StringComparison.Ordinal)
+            || tag.Contains("data-status=\"429\"", StringComparison.Ordinal);
     }
 
     /// <summary>Reports workloads that exit while bookinfo runs (they are not restarted) until <paramref name="stop"/> fires.</summary>
@@ -278,8 +302,8 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
         [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "{File}:{Line}:{Column}: {Reason}")]
         public static partial void ConfigError(ILogger logger, string file, int line, int column, string reason);
 
-        [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Apply a rule by copying a file from '{Networking}' into '{Config}'; remove it to undo.")]
-        public static partial void Applying(ILogger logger, string networking, string config);
+        [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Apply a rule by copying a file from '{Networking}' or '{Security}' into '{Config}'; remove it to undo.")]
+        public static partial void Applying(ILogger logger, string networking, string security, string config);
 
         [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "Bookinfo did not become ready within {Seconds} s.")]
         public static partial void StartTimedOut(ILogger logger, double seconds);
