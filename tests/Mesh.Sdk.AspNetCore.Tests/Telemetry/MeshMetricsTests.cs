@@ -1,6 +1,7 @@
 using System.Net;
 using Mesh.Sdk.AspNetCore.Security;
 using Mesh.Sdk.AspNetCore.Tests.Infrastructure;
+using Mesh.Sdk.Security;
 using Mesh.Sdk.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -207,6 +208,63 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
         }
 
         Assert.DoesNotContain(v1After, s => s.Name == "istio_requests_total" && s["source_workload"] == "unknown");
+    }
+
+    [Fact]
+    public async Task Strict_IdentityLabelsFromTheCertificate_MetricsOnlyOnTheMetricsPortInPlaintext()
+    {
+        Dictionary<string, string?> Secure(string account) => new()
+        {
+            ["Mesh:Security:Enabled"] = "true",
+            ["Mesh:ServiceAccount"] = account,
+        };
+
+        var callee = Secure("secure-web-sa");
+        callee["Mesh:Telemetry:MetricsPort"] = "0";
+        await using var web = await StartWebAsync("secure-web", "v1", callee);
+        await using var front = await StartWebAsync("secure-front", "v1", Secure("secure-front-sa"));
+        using var certificates = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await web.Services.GetRequiredService<WorkloadCertificateSource>().WaitForCertificateAsync(certificates.Token);
+        await front.Services.GetRequiredService<WorkloadCertificateSource>().WaitForCertificateAsync(certificates.Token);
+        mesh.WriteConfig("secure-web.yaml", """
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: secure-web, namespace: default}
+            spec:
+              selector: {matchLabels: {app: secure-web}}
+              mtls: {mode: STRICT}
+            """);
+        var policies = web.Services.GetRequiredService<Mesh.Sdk.Security.Inbound.InboundPolicies>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (policies.Get(web.Port).Mode != Mesh.Sdk.Security.Inbound.InboundMtlsMode.Strict)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"secure-web never became STRICT\n{mesh.Dump()}");
+            await Task.Delay(50);
+        }
+
+        // Front reaches web over mesh mTLS (auto-mTLS to a workload with a certificate).
+        var last = "no attempt";
+        while (!last.StartsWith("200 ", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"front never reached secure-web: {last}\n{mesh.Dump()}");
+            last = await Scraper.GetStringAsync(new Uri(front.BaseAddress, "/call?target=http://secure-web:9080/hello"));
+        }
+
+        // A plaintext scraper gets nothing from the STRICT app port, and the metrics from the metrics port.
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => Scraper.GetAsync(new Uri(web.BaseAddress, "/metrics")));
+        var port = ((MeshHealthServer)web.Services.GetRequiredService<IServer>()).MetricsBoundPort;
+        var samples = await ScrapeAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+
+        // The callee labels the caller with its verified identity; the header only adds workload, app and version.
+        var inbound = Assert.Single(samples, s => s.Name == "istio_requests_total" && s["response_code"] == "200");
+        Assert.Equal(
+            ("destination", "spiffe://cluster.local/ns/default/sa/secure-front-sa", "default", "secure-front-v1", "secure-front", "mutual_tls", "spiffe://cluster.local/ns/default/sa/secure-web-sa"),
+            (inbound["reporter"], inbound["source_principal"], inbound["source_workload_namespace"], inbound["source_workload"], inbound["source_app"], inbound["connection_security_policy"], inbound["destination_principal"]));
+
+        // The caller reports its own principal.
+        var outbound = Assert.Single(await ScrapeAsync(new Uri(front.BaseAddress, "/metrics")),
+            s => s.Name == "istio_requests_total" && s["reporter"] == "source" && s["response_code"] == "200");
+        Assert.Equal(("spiffe://cluster.local/ns/default/sa/secure-front-sa", "secure-web-v1"), (outbound["source_principal"], outbound["destination_workload"]));
     }
 
     [Fact]
