@@ -146,16 +146,26 @@ internal sealed class MeshMetrics : IDisposable
     public static string Protocol(string? contentType)
         => contentType is not null && contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) ? GrpcProtocol : HttpProtocol;
 
-    /// <summary>Adds this workload's peer metadata headers to an outbound request, unless it already has them.</summary>
+    /// <summary>
+    /// Sets this workload's peer metadata headers on an outbound request, replacing any it carries (copied from an
+    /// incoming request, say), as Istio's sidecar always sends its own.
+    /// </summary>
     public void AddPeerMetadata(HttpRequestHeaders headers)
     {
-        if (!headers.NonValidated.Contains(MeshTelemetry.PeerMetadataHeader))
+        if (headers.NonValidated.Contains(MeshTelemetry.PeerMetadataHeader))
         {
-            headers.TryAddWithoutValidation(MeshTelemetry.PeerMetadataHeader, PeerMetadata);
-            if (PeerMetadataId is not null)
-            {
-                headers.TryAddWithoutValidation(MeshTelemetry.PeerMetadataIdHeader, PeerMetadataId);
-            }
+            headers.Remove(MeshTelemetry.PeerMetadataHeader);
+        }
+
+        if (headers.NonValidated.Contains(MeshTelemetry.PeerMetadataIdHeader))
+        {
+            headers.Remove(MeshTelemetry.PeerMetadataIdHeader);
+        }
+
+        headers.TryAddWithoutValidation(MeshTelemetry.PeerMetadataHeader, PeerMetadata);
+        if (PeerMetadataId is not null)
+        {
+            headers.TryAddWithoutValidation(MeshTelemetry.PeerMetadataIdHeader, PeerMetadataId);
         }
     }
 

@@ -64,6 +64,33 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
         return PrometheusSample.Parse(await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// Runs Debian's <c>promtool check metrics</c> on <paramref name="exposition"/>: it must parse, and the only lint it may
+    /// report is the one Istio's own metric name draws (milliseconds rather than the base unit).
+    /// </summary>
+    private static async Task PromtoolCheckAsync(string exposition)
+    {
+        var promtool = new[] { "/usr/bin/promtool", "/usr/local/bin/promtool" }.FirstOrDefault(File.Exists);
+        Assert.True(promtool is not null, "promtool is missing: install Debian's prometheus package (scripts/test.sh installs it)");
+        var start = new System.Diagnostics.ProcessStartInfo(promtool!, "check metrics")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.StandardInput.WriteAsync(exposition);
+        process.StandardInput.Close();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var output = (await stdout + await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+        // Exit code 3: lint problems only (1 would be a parse error).
+        Assert.True(process.ExitCode is 0 or 3, $"promtool check metrics exited {process.ExitCode}: {string.Join("\n", output)}");
+        Assert.All(output, line => Assert.Equal("istio_request_duration_milliseconds use base unit \"seconds\" instead of \"milliseconds\"", line));
+    }
+
     private static double Sum(List<PrometheusSample> samples, string name, params (string Label, string Value)[] where)
         => samples.Where(s => s.Name == name && where.All(w => s.Labels.TryGetValue(w.Label, out var v) && v == w.Value)).Sum(s => s.Value);
 
@@ -105,6 +132,8 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
         }
 
         Assert.Equal(Calls, replies.GetValueOrDefault("200 v1") + replies.GetValueOrDefault("200 v2"));
+        await PromtoolCheckAsync(await Scraper.GetStringAsync(frontMetrics));
+        await PromtoolCheckAsync(await Scraper.GetStringAsync(webV2Metrics));
         var frontAfter = await ScrapeAsync(frontMetrics);
         var v1After = await ScrapeAsync(webV1Metrics);
         var v2After = await ScrapeAsync(webV2Metrics);
@@ -332,7 +361,9 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
             Assert.Equal(HttpStatusCode.NotFound, noRoute.StatusCode);
         }
 
-        var after = PrometheusSample.Parse(PrometheusText.Write(metrics));
+        var exposition = PrometheusText.Write(metrics);
+        await PromtoolCheckAsync(exposition);
+        var after = PrometheusSample.Parse(exposition);
         double Count(string code, string flags) =>
             after.Where(s => s.Name == "istio_requests_total" && s["response_code"] == code && s["response_flags"] == flags).Sum(s => s.Value)
             - before.Where(s => s.Name == "istio_requests_total" && s["response_code"] == code && s["response_flags"] == flags).Sum(s => s.Value);
