@@ -32,6 +32,7 @@ internal sealed class MeshMetrics : IDisposable
     private readonly ConcurrentDictionary<string, LabelSet> _byCluster = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<InboundKey, LabelSet> _inbound = new();
     private readonly List<MetricSeries> _all = [];
+    private readonly Dictionary<string, MetricSeries> _byLabels = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ServiceLabels _ownService;
 
@@ -169,11 +170,22 @@ internal sealed class MeshMetrics : IDisposable
         }
     }
 
-    internal void Add(MetricSeries series)
+    /// <summary>
+    /// The series with <paramref name="series"/>'s labels: the one already known, else <paramref name="series"/>. Label
+    /// sets are remade when an EDS update replaces an endpoint; its series carry on.
+    /// </summary>
+    internal MetricSeries Intern(MetricSeries series)
     {
         lock (_gate)
         {
+            if (_byLabels.TryGetValue(series.LabelText, out var known))
+            {
+                return known;
+            }
+
+            _byLabels.Add(series.LabelText, series);
             _all.Add(series);
+            return series;
         }
     }
 

@@ -63,9 +63,7 @@ internal sealed class LabelSet
             new("response_flags", outcome.Flags),
             new("connection_security_policy", SecurityPolicy),
         ];
-        var series = new MetricSeries(tags);
-        _owner.Add(series);
-        return series;
+        return _owner.Intern(new MetricSeries(tags));
     }
 
     private readonly record struct Outcome(string Protocol, int ResponseCode, string GrpcStatus, string Flags);

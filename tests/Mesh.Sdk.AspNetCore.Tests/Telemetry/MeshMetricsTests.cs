@@ -402,6 +402,32 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
     }
 
     [Fact]
+    public void Outbound_EndpointRemadeByAnEdsUpdate_KeepsItsSeries()
+    {
+        using var metrics = new MeshMetrics(WorkloadLabels.None, ServiceLabels.Unknown, nodeId: null, meterFactory: null);
+        var metadata = new Envoy.Config.Core.V3.Metadata
+        {
+            FilterMetadata =
+            {
+                ["istio"] = new Google.Protobuf.WellKnownTypes.Struct { Fields = { ["workload"] = Google.Protobuf.WellKnownTypes.Value.ForString("web-v1;shop;web;v1;east") } },
+            },
+        };
+        Mesh.Sdk.LoadBalancing.MeshEndpoint Endpoint() => new("10.0.0.1", 8080, 1, Envoy.Config.Core.V3.HealthStatus.Healthy, "", metadata, new Envoy.Config.Core.V3.Locality(), 0, new Mesh.Sdk.LoadBalancing.EndpointState());
+        const string Cluster = "outbound|9080|v1|web.shop.svc.cluster.local";
+
+        var first = metrics.Outbound(Cluster, Endpoint());
+        Assert.Equal(("web-v1", "shop", "web", "v1", "east"), (first.Destination.Workload, first.Destination.Namespace, first.Destination.App, first.Destination.Version, first.Destination.Cluster));
+        Assert.Equal(("web.shop.svc.cluster.local", "web", "shop"), (first.Service.Host, first.Service.Name, first.Service.Namespace));
+        var series = first.Get("http", 200, "", "-");
+        metrics.Record(series, 3, 0, 0);
+        var again = metrics.Outbound(Cluster, Endpoint()).Get("http", 200, "", "-");
+        metrics.Record(again, 4, 0, 0);
+
+        Assert.Same(series, again);
+        Assert.Equal(2, Assert.Single(metrics.Snapshot()).Requests);
+    }
+
+    [Fact]
     public void Inbound_VerifiedIdentityWinsOverThePeerHeader()
     {
         using var metrics = new MeshMetrics(
