@@ -3,7 +3,8 @@
 # (tests/bookinfo-browser, node --test) against the Release build of samples/bookinfo-dotnet.
 # Installs what the tests need when it is missing:
 #   Debian: python3-grpcio python3-grpc-tools python3-protobuf (gRPC C-core xDS peer), openssl (an independent
-#           CSR maker and chain verifier for the CA tests), chromium (browser tests)
+#           CSR maker and chain verifier for the CA tests), chromium (browser tests), prometheus (promtool checks
+#           the /metrics exposition)
 #   npm:    tests/peers/node (@grpc/grpc-js-xds peer, upstream Envoy protos for conformance),
 #           tests/bookinfo-browser (playwright-core)
 set -euo pipefail
@@ -14,6 +15,7 @@ need_apt=()
 /usr/bin/python3 -c 'import grpc, grpc_tools, google.protobuf' 2>/dev/null \
   || need_apt+=(python3-grpcio python3-grpc-tools python3-protobuf)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,6 +1,7 @@
 using Mesh.Sdk;
 using Mesh.Sdk.AspNetCore;
 using Mesh.Sdk.AspNetCore.Security;
+using Mesh.Sdk.AspNetCore.Telemetry;
 using Mesh.Sdk.Security.Inbound;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -27,7 +28,11 @@ public static class MeshHostApplicationBuilderExtensions
     /// PeerAuthentication (STRICT, PERMISSIVE, DISABLE, from the port's inbound listener), the caller's identity is
     /// <c>IMeshPeerIdentityFeature</c> and <c>HttpContext.User</c>;</item>
     /// <item>a plaintext health port on 127.0.0.1 (<see cref="MeshOptions.HealthPort"/>) that serves only
-    /// <see cref="MeshOptions.HealthPaths"/>.</item>
+    /// <see cref="MeshOptions.HealthPaths"/>;</item>
+    /// <item>Istio's standard metrics (<c>istio_requests_total</c>, ...) reported for every inbound request
+    /// (<c>reporter="destination"</c>) and every meshed outbound one (<c>reporter="source"</c>), served in Prometheus text
+    /// format at <c>/metrics</c> on the app's endpoints, or on the plaintext port <c>Mesh:Telemetry:MetricsPort</c>
+    /// (see docs/telemetry.md).</item>
     /// </list>
     /// Calling it again adds nothing more.
     /// </summary>
@@ -57,6 +62,9 @@ public static class MeshHostApplicationBuilderExtensions
         services.AddMesh(configure);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshPortDiscoveryService>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshPropagationStartupFilter>());
+
+        // Metrics: before the inbound policy filters, so that their denials are counted too.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshMetricsStartupFilter>());
 
         // Inbound: after port discovery (registered later, so its StartedAsync runs after), the ports' listeners are watched.
         services.TryAddSingleton<InboundPolicies>();

@@ -1,5 +1,6 @@
 using Mesh.Sdk.Propagation;
 using Mesh.Sdk.Security;
+using Mesh.Sdk.Telemetry;
 using Mesh.Sdk.Xds;
 
 namespace Mesh.Sdk;
@@ -139,6 +140,10 @@ public sealed class MeshOptions
     /// <summary>The xDS client's options (key <c>Mesh:Xds</c>): protocol and listeners subscribed at start.</summary>
     /// <value>Default: protocol from the bootstrap, no listeners.</value>
     public XdsClientOptions Xds { get; } = new();
+
+    /// <summary>The telemetry options (key <c>Mesh:Telemetry</c>): Istio's standard metrics, on by default.</summary>
+    /// <value>Default: metrics on, served at <c>/metrics</c> on the app's endpoints.</value>
+    public MeshTelemetryOptions Telemetry { get; } = new();
 
     /// <summary>The workload certificate's options (key <c>Mesh:Security</c>): off unless <c>Mesh:Security:Enabled</c>.</summary>
     /// <value>Default: disabled.</value>

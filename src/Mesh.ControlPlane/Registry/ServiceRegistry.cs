@@ -29,7 +29,14 @@ internal sealed record ServiceEndpoint(
     EndpointLocality Locality,
     uint Weight,
     string? ServiceAccount,
-    string Origin);
+    string Origin)
+{
+    /// <summary>The workload's name (self-registration's <c>WORKLOAD_NAME</c>), for the EDS telemetry metadata; <see langword="null"/> when unknown.</summary>
+    public string? WorkloadName { get; init; }
+
+    /// <summary>The workload's namespace, for the EDS telemetry metadata; <see langword="null"/> means the service's.</summary>
+    public string? WorkloadNamespace { get; init; }
+}
 
 /// <summary>A service known to the mesh: its FQDN, ports and endpoints.</summary>
 /// <remarks><paramref name="SubjectAltNames"/>: the ServiceEntry's <c>subjectAltNames</c> (first declaration of the host), verbatim.</remarks>
@@ -411,7 +418,12 @@ internal sealed partial class ServiceRegistry : IDisposable
             }
         }
 
-        return new ServiceEndpoint(reg.Address, ports, reg.Labels, reg.Locality, 1, reg.ServiceAccount, Origin(reg));
+        return new ServiceEndpoint(reg.Address, ports, reg.Labels, reg.Locality, 1, reg.ServiceAccount, Origin(reg))
+        {
+            // A workload that names no workload is known by its service's short name, as the SDK labels itself.
+            WorkloadName = reg.WorkloadName ?? reg.ServiceHost.Split('.')[0],
+            WorkloadNamespace = reg.Namespace,
+        };
     }
 
     public void Dispose()

@@ -81,18 +81,64 @@ internal static class IstioTls
     ];
 
     /// <summary>
-    /// istiod's EDS metadata for a workload's <c>security.istio.io/tlsMode</c> label: <c>envoy.transport_socket_match:
-    /// {tlsMode: &lt;value&gt;}</c> when the label is set to anything but <c>disabled</c>; otherwise <see langword="null"/>.
+    /// istiod's EDS metadata of an endpoint: <c>envoy.transport_socket_match: {tlsMode: &lt;value&gt;}</c> when the
+    /// <c>security.istio.io/tlsMode</c> label is set to anything but <c>disabled</c>, and <c>istio: {workload:
+    /// &lt;telemetry&gt;}</c> when <paramref name="telemetry"/> is given (see <see cref="TelemetryWorkload"/>); otherwise
+    /// <see langword="null"/>.
     /// </summary>
-    public static Metadata? EndpointMetadata(IReadOnlyDictionary<string, string> labels)
+    public static Metadata? EndpointMetadata(IReadOnlyDictionary<string, string> labels, string? telemetry = null)
     {
-        if (!labels.TryGetValue(TlsModeLabel, out var mode) || mode.Length == 0 || mode == "disabled")
+        Metadata? metadata = null;
+        if (labels.TryGetValue(TlsModeLabel, out var mode) && mode.Length > 0 && mode != "disabled")
+        {
+            metadata = new Metadata { FilterMetadata = { [TransportSocketMatchFilter] = new Struct { Fields = { ["tlsMode"] = Value.ForString(mode) } } } };
+        }
+
+        if (telemetry is not null)
+        {
+            metadata ??= new Metadata();
+            metadata.FilterMetadata[IstioMetadataFilter] = new Struct { Fields = { ["workload"] = Value.ForString(telemetry) } };
+        }
+
+        return metadata;
+    }
+
+    /// <summary>The filter metadata key istiod writes the endpoint's telemetry labels under.</summary>
+    public const string IstioMetadataFilter = "istio";
+
+    /// <summary>
+    /// istiod's compressed telemetry metadata of an endpoint (<c>AppendLbEndpointMetadata</c>), which lets the caller
+    /// label its metrics with the destination workload: <c>workload-name;namespace;canonical-name;canonical-revision;cluster-id</c>.
+    /// The canonical name is the label <c>service.istio.io/canonical-name</c>, else <c>app.kubernetes.io/name</c>, else
+    /// <c>app</c>, else the workload name; the revision <c>service.istio.io/canonical-revision</c>, else
+    /// <c>app.kubernetes.io/version</c>, else <c>version</c>, else empty (istiod leaves out its default <c>latest</c>).
+    /// The cluster id is Istio's default, <c>Kubernetes</c>. <see langword="null"/> when the endpoint names no workload.
+    /// </summary>
+    public static string? TelemetryWorkload(ServiceEndpoint endpoint, MeshService service)
+    {
+        if (endpoint.WorkloadName is not { Length: > 0 } workload)
         {
             return null;
         }
 
-        return new Metadata { FilterMetadata = { [TransportSocketMatchFilter] = new Struct { Fields = { ["tlsMode"] = Value.ForString(mode) } } } };
+        var labels = endpoint.Labels;
+        var name = First(labels, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app") ?? workload;
+        var revision = First(labels, "service.istio.io/canonical-revision", "app.kubernetes.io/version", "version") ?? string.Empty;
+        if (revision == "latest")
+        {
+            revision = string.Empty;
+        }
+
+        return string.Join(';', workload, endpoint.WorkloadNamespace ?? service.Namespace, name, revision, DefaultClusterId);
     }
+
+    /// <summary>Istio's default cluster id.</summary>
+    public const string DefaultClusterId = "Kubernetes";
+
+    private static string? First(IReadOnlyDictionary<string, string> labels, string a, string b, string c)
+        => labels.TryGetValue(a, out var v) && v.Length > 0 ? v
+            : labels.TryGetValue(b, out v) && v.Length > 0 ? v
+            : labels.TryGetValue(c, out v) && v.Length > 0 ? v : null;
 
     /// <summary>
     /// istiod's <c>ServiceAccounts(hostname, namespace)</c>: the SPIFFE id of every service account among the service's

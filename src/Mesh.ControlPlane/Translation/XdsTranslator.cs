@@ -1029,7 +1029,7 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
                     },
                     HealthStatus = HealthStatus.Healthy,
                     LoadBalancingWeight = endpoint.Weight,
-                    Metadata = IstioTls.EndpointMetadata(endpoint.Labels),
+                    Metadata = IstioTls.EndpointMetadata(endpoint.Labels, IstioTls.TelemetryWorkload(endpoint, service)),
                 });
                 total += endpoint.Weight;
             }

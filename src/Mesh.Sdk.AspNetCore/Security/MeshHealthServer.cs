@@ -1,4 +1,6 @@
 using System.Net;
+using Mesh.Sdk.AspNetCore.Telemetry;
+using Mesh.Sdk.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
@@ -21,16 +23,27 @@ namespace Mesh.Sdk.AspNetCore.Security;
 internal sealed partial class MeshHealthServer(IServer inner, IOptions<MeshOptions> options, IServiceProvider services, ILoggerFactory loggerFactory) : IServer
 {
     private KestrelServer? _health;
+    private KestrelServer? _metrics;
 
     public IFeatureCollection Features => inner.Features;
 
     /// <summary>The port the health server bound (resolves 0), or <see langword="null"/> when there is none.</summary>
     public int? BoundPort { get; private set; }
 
+    /// <summary>The port the metrics server bound (<c>Mesh:Telemetry:MetricsPort</c>, resolves 0), or <see langword="null"/> when there is none.</summary>
+    public int? MetricsBoundPort { get; private set; }
+
     public async Task StartAsync<TContext>(IHttpApplication<TContext> application, CancellationToken cancellationToken)
         where TContext : notnull
     {
         await inner.StartAsync(application, cancellationToken).ConfigureAwait(false);
+        if (options.Value.Telemetry.MetricsPort is { } metricsPort && services.GetService(typeof(MeshMetrics)) is MeshMetrics metrics)
+        {
+            (_metrics, var bound) = await MeshMetricsServer.StartAsync(metricsPort, options.Value.Telemetry.MetricsPath, metrics, services, loggerFactory, cancellationToken).ConfigureAwait(false);
+            MetricsBoundPort = bound;
+            Log.MetricsListening(loggerFactory.CreateLogger<MeshHealthServer>(), bound, options.Value.Telemetry.MetricsPath);
+        }
+
         if (options.Value.HealthPort is not { } port)
         {
             return;
@@ -55,12 +68,18 @@ internal sealed partial class MeshHealthServer(IServer inner, IOptions<MeshOptio
             await health.StopAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        if (_metrics is { } metrics)
+        {
+            await metrics.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await inner.StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public void Dispose()
     {
         _health?.Dispose();
+        _metrics?.Dispose();
         inner.Dispose();
     }
 
@@ -112,5 +131,8 @@ internal sealed partial class MeshHealthServer(IServer inner, IOptions<MeshOptio
     {
         [LoggerMessage(8230, LogLevel.Information, "Health port 127.0.0.1:{Port} (plaintext, not a mesh endpoint) serves {Paths}.")]
         public static partial void Listening(ILogger logger, int port, string paths);
+
+        [LoggerMessage(8231, LogLevel.Information, "Metrics port 127.0.0.1:{Port} (plaintext, not a mesh endpoint) serves {Path}.")]
+        public static partial void MetricsListening(ILogger logger, int port, string path);
     }
 }

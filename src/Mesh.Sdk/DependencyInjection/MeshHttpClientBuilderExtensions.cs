@@ -62,6 +62,7 @@ public static class MeshHttpClientBuilderExtensions
         handlers.Add(new MeshHttpHandler(
             services.GetRequiredService<MeshRuntime>(),
             services.GetRequiredService<MeshTransports>(),
-            services.GetService<ILogger<MeshHttpHandler>>()));
+            services.GetService<ILogger<MeshHttpHandler>>(),
+            services.GetService<Mesh.Sdk.Telemetry.MeshMetrics>()));
     }
 }

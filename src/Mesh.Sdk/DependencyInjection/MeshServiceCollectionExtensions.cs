@@ -64,6 +64,8 @@ public static class MeshServiceCollectionExtensions
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
             sp.GetService<ILoggerFactory>(),
             discoverPorts: sp.GetService<PortDiscoveryMarker>() is not null));
+        services.TryAddSingleton(static sp => Mesh.Sdk.Telemetry.MeshMetrics.Create(
+            sp.GetRequiredService<MeshRuntime>(), sp.GetService<System.Diagnostics.Metrics.IMeterFactory>())!);
         services.TryAddSingleton(static sp => new Mesh.Sdk.Routing.MeshRouteExplainer(sp.GetRequiredService<MeshRuntime>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshHostedService>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MeshOptions>, MeshSecurityOptionsValidator>());

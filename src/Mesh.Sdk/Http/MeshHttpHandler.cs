@@ -6,6 +6,7 @@ using Envoy.Config.Core.V3;
 using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Routing;
+using Mesh.Sdk.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -40,12 +41,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
     private readonly MeshRuntime _runtime;
     private readonly MeshTransports _transports;
     private readonly ILogger _logger;
+    private readonly MeshMetrics? _metrics;
 
-    public MeshHttpHandler(MeshRuntime runtime, MeshTransports transports, ILogger<MeshHttpHandler>? logger = null)
+    public MeshHttpHandler(MeshRuntime runtime, MeshTransports transports, ILogger<MeshHttpHandler>? logger = null, MeshMetrics? metrics = null)
     {
         _runtime = runtime;
         _transports = transports;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _metrics = metrics;
     }
 
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
@@ -64,7 +67,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         }
 
         return resolving.Result is { } listener
-            ? SendMeshedAsync(request, uri, listener, cancellationToken).AsTask()
+            ? SendRecordedAsync(request, uri, listener, cancellationToken).AsTask()
             : base.SendAsync(request, cancellationToken);
     }
 
@@ -76,11 +79,90 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
 
-        return await SendMeshedAsync(request, uri, listener, cancellationToken).ConfigureAwait(false);
+        return await SendRecordedAsync(request, uri, listener, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends a meshed request and, with metrics on, reports it as Istio's caller does (<c>reporter="source"</c>): the
+    /// chosen endpoint's workload, the cluster's service, the response code and flags, the time to the response
+    /// headers. The request carries this workload's peer metadata headers so the callee can label its side.
+    /// </summary>
+    private async ValueTask<HttpResponseMessage> SendRecordedAsync(HttpRequestMessage request, Uri uri, string listener, CancellationToken cancellationToken)
+    {
+        if (_metrics is not { } metrics)
+        {
+            return await SendMeshedAsync(request, uri, listener, call: null, cancellationToken).ConfigureAwait(false);
+        }
+
+        metrics.AddPeerMetadata(request.Headers);
+        var call = new OutboundCall();
+        var time = _runtime.TimeProvider;
+        var start = time.GetTimestamp();
+        HttpResponseMessage response;
+        try
+        {
+            response = await SendMeshedAsync(request, uri, listener, call, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception) when (RecordFailure(metrics, call, request, time.GetElapsedTime(start)))
+        {
+            throw;
+        }
+
+        RecordResponse(metrics, call, request, response, time.GetElapsedTime(start));
+        return response;
+    }
+
+    private static void RecordResponse(MeshMetrics metrics, OutboundCall call, HttpRequestMessage request, HttpResponseMessage response, TimeSpan elapsed)
+    {
+        var protocol = MeshMetrics.Protocol(ContentTypeOf(request.Content));
+        var grpcStatus = string.Empty;
+        if (ReferenceEquals(protocol, MeshMetrics.GrpcProtocol) && response.Headers.NonValidated.TryGetValues("grpc-status", out var grpc))
+        {
+            grpcStatus = grpc.ToString();
+        }
+
+        string flags;
+        if (response.Headers.NonValidated.TryGetValues(ResponseFlagsHeader, out var local))
+        {
+            flags = local.ToString();
+            if (call.DelayInjected && flags == "FI")
+            {
+                flags = "DI,FI";
+            }
+        }
+        else
+        {
+            flags = call.RetriesExhausted ? "URX" : call.DelayInjected ? "DI" : MeshMetrics.NoFlags;
+        }
+
+        var set = call.Endpoint is { } endpoint ? metrics.Outbound(call.Cluster!, endpoint) : metrics.Outbound(call.Cluster);
+        var series = set.Get(protocol, (int)response.StatusCode, grpcStatus, flags);
+        metrics.Record(series, elapsed.TotalMilliseconds, request.Content?.Headers.ContentLength ?? 0, response.Content.Headers.ContentLength ?? 0);
+    }
+
+    /// <summary>A request that ended without a response: code 0, <c>DC</c> when the caller cancelled it. Never catches.</summary>
+    private static bool RecordFailure(MeshMetrics metrics, OutboundCall call, HttpRequestMessage request, TimeSpan elapsed)
+    {
+        var set = call.Endpoint is { } endpoint ? metrics.Outbound(call.Cluster!, endpoint) : metrics.Outbound(call.Cluster);
+        var series = set.Get(MeshMetrics.Protocol(ContentTypeOf(request.Content)), 0, string.Empty, "DC");
+        metrics.Record(series, elapsed.TotalMilliseconds, request.Content?.Headers.ContentLength ?? 0, 0);
+        return false;
+    }
+
+    private static string? ContentTypeOf(HttpContent? content)
+        => content is not null && content.Headers.NonValidated.TryGetValues("Content-Type", out var values) ? values.ToString() : null;
+
+    /// <summary>What the metrics of one outbound request need from the routing: the cluster, the endpoint, the faults and retries.</summary>
+    private sealed class OutboundCall
+    {
+        public string? Cluster;
+        public MeshEndpoint? Endpoint;
+        public bool DelayInjected;
+        public bool RetriesExhausted;
     }
 
     // ValueTask: a request whose upstream answers synchronously completes without allocating a Task per level.
-    private async ValueTask<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, Uri originalUri, string listener, CancellationToken cancellationToken, int rematches = 0)
+    private async ValueTask<HttpResponseMessage> SendMeshedAsync(HttpRequestMessage request, Uri originalUri, string listener, OutboundCall? call, CancellationToken cancellationToken, int rematches = 0)
     {
         if (!_runtime.Routes.TryGetTable(listener, out var table))
         {
@@ -100,6 +182,10 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
 
         var route = match.Route!;
         var target = match.Target!;
+        if (call is not null)
+        {
+            call.Cluster = target.Cluster;
+        }
         switch (route.Action)
         {
             case RouteActionKind.Redirect:
@@ -119,10 +205,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             }
         }
 
-        if (target.Fault is { } fault)
+        if (target.Fault is { } fault && TryStartFault(fault, in view, target.Cluster, table.Random, out var decision, out var counted))
         {
-            if (TryStartFault(fault, in view, target.Cluster, table.Random, out var decision, out var counted)
-                && await InjectAsync(request, decision, counted, cancellationToken).ConfigureAwait(false) is { } faulted)
+            if (call is not null && decision.Delay is { } injected && injected > TimeSpan.Zero)
+            {
+                call.DelayInjected = true;
+            }
+
+            if (await InjectAsync(request, decision, counted, cancellationToken).ConfigureAwait(false) is { } faulted)
             {
                 target.ResponseHeaders.ApplyTo(faulted);
                 return faulted;
@@ -135,7 +225,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         {
             // Matched against a route table replaced since (a route change can remove the cluster the old route
             // named in the same update): match the request again against the table in force.
-            return await SendMeshedAsync(request, originalUri, listener, cancellationToken, rematches + 1).ConfigureAwait(false);
+            return await SendMeshedAsync(request, originalUri, listener, call, cancellationToken, rematches + 1).ConfigureAwait(false);
         }
 
         if (cluster is null)
@@ -205,7 +295,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 request.Headers.TryAddWithoutValidation("x-forwarded-host", authority);
             }
 
-            var response = await SendWithRetriesAsync(request, body, route, policy, timeout, timeoutStatus, cluster, hash, table.Random, cancellationToken).ConfigureAwait(false);
+            var response = await SendWithRetriesAsync(request, body, route, policy, timeout, timeoutStatus, cluster, hash, table.Random, call, cancellationToken).ConfigureAwait(false);
             target.ResponseHeaders.ApplyTo(response);
             return response;
         }
@@ -259,6 +349,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
         ClusterRuntime cluster,
         ulong? hash,
         Random random,
+        OutboundCall? call,
         CancellationToken cancellationToken)
     {
         var breakers = cluster.CircuitBreakers;
@@ -316,6 +407,11 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 {
                     connectionLease.Dispose();
                     return Local(request, 503, "UH", $"Mesh.Sdk: no healthy upstream in cluster '{cluster.Name}' (every endpoint is unhealthy, ejected or absent)");
+                }
+
+                if (call is not null)
+                {
+                    call.Endpoint = endpoint;
                 }
 
                 if (route.AutoHostRewrite)
@@ -421,6 +517,11 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 if (retriable)
                 {
                     Log.RetryOverflow(_logger, cluster.Name, breakers: breakers.Default.Retries.Limit);
+                }
+                else if (call is not null && retries > 0 && attempt > retries && response is not null && IsRetriable(policy!, response))
+                {
+                    // Envoy's URX: the last attempt's response would have been retried, but no retry was left.
+                    call.RetriesExhausted = true;
                 }
 
                 if (response is null)

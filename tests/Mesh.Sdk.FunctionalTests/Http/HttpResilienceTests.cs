@@ -188,7 +188,9 @@ public sealed class HttpResilienceTests(ReviewsFixture fixture) : IClassFixture<
         v2.FailNext(3, 503);
         var (response, reply) = await Mesh.GetAsync("/headers", ("x-envoy-retry-on", "5xx"), ("x-envoy-max-retries", "3"));
         Assert.Equal((HttpStatusCode.OK, 4), (response.StatusCode, v2.Count));
-        Assert.DoesNotContain(reply!.Headers.Keys, k => k.StartsWith("x-envoy-", StringComparison.OrdinalIgnoreCase));
+        // The router consumes the override headers; only the metadata exchange headers (x-envoy-peer-metadata*) go on.
+        Assert.DoesNotContain(reply!.Headers.Keys, k => k.StartsWith("x-envoy-", StringComparison.OrdinalIgnoreCase)
+            && !k.StartsWith("x-envoy-peer-metadata", StringComparison.OrdinalIgnoreCase));
 
         v2.Reset();
         v2.Delay(TimeSpan.FromSeconds(3));

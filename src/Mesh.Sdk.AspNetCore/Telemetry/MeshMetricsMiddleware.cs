@@ -1,0 +1,114 @@
+using Mesh.Sdk.AspNetCore.Security;
+using Mesh.Sdk.Telemetry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Mesh.Sdk.AspNetCore.Telemetry;
+
+/// <summary>
+/// The callee's half of Istio's standard metrics, outermost in the app's pipeline: every inbound request is reported
+/// with <c>reporter="destination"</c>, labelled with this workload as destination and the caller as source (workload,
+/// app, version and cluster from its <c>x-envoy-peer-metadata</c> header; principal and namespace from the verified mTLS
+/// identity, never from the header). Also answers <c>GET /metrics</c> (Prometheus text) on the app's endpoints unless
+/// <c>Mesh:Telemetry:MetricsPort</c> moves it to its own port; that request is not itself counted. Requests that came
+/// in on the health port are not mesh requests and are not counted.
+/// </summary>
+internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics metrics, IOptions<MeshOptions> options, TimeProvider? time = null)
+{
+    private readonly string _path = options.Value.Telemetry.MetricsPath;
+    private readonly bool _servesMetrics = options.Value.Telemetry.MetricsPort is null;
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (context.Features.Get<MeshHealthServer.HealthRequestFeature>() is not null)
+        {
+            return next(context);
+        }
+
+        if (_servesMetrics && HttpMethods.IsGet(context.Request.Method)
+            && string.Equals(context.Request.Path.Value, _path, StringComparison.OrdinalIgnoreCase))
+        {
+            return WriteMetricsAsync(context.Response, metrics);
+        }
+
+        return InvokeRecordedAsync(context);
+    }
+
+    /// <summary>Writes the metrics in Prometheus text format.</summary>
+    public static Task WriteMetricsAsync(HttpResponse response, MeshMetrics metrics)
+    {
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = PrometheusText.ContentType;
+        return response.WriteAsync(PrometheusText.Write(metrics));
+    }
+
+    private async Task InvokeRecordedAsync(HttpContext context)
+    {
+        var start = _time.GetTimestamp();
+        var failed = false;
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        catch
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            Record(context, failed, _time.GetElapsedTime(start));
+        }
+    }
+
+    private void Record(HttpContext context, bool failed, TimeSpan elapsed)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var header = request.Headers[MeshTelemetry.PeerMetadataHeader];
+        var peer = header.Count == 1 && header[0] is { Length: > 0 } value ? metrics.Peers.Get(value) : null;
+        var identity = context.Features.Get<IMeshPeerIdentityFeature>();
+        var set = metrics.Inbound(peer, identity?.SpiffeId, identity?.Namespace);
+
+        var protocol = MeshMetrics.Protocol(request.ContentType);
+        var grpcStatus = string.Empty;
+        if (ReferenceEquals(protocol, MeshMetrics.GrpcProtocol))
+        {
+            var status = response.Headers["grpc-status"];
+            if (status.Count == 0 && context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers is { } trailers)
+            {
+                status = trailers["grpc-status"];
+            }
+
+            grpcStatus = status.Count == 1 ? status[0] ?? string.Empty : string.Empty;
+        }
+
+        // An exception before the response started is answered 500 by the server.
+        var code = failed && !response.HasStarted ? StatusCodes.Status500InternalServerError : response.StatusCode;
+        var series = set.Get(protocol, code, grpcStatus, MeshMetrics.NoFlags);
+        metrics.Record(series, elapsed.TotalMilliseconds, request.ContentLength ?? 0, response.ContentLength ?? 0);
+    }
+}
+
+/// <summary>Puts <see cref="MeshMetricsMiddleware"/> in front of the app's pipeline when metrics are on.</summary>
+internal sealed class MeshMetricsStartupFilter(IServiceProvider services) : IStartupFilter
+{
+    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        return app =>
+        {
+            if (services.GetService<MeshMetrics>() is { } metrics)
+            {
+                app.UseMiddleware<MeshMetricsMiddleware>(metrics);
+            }
+
+            next(app);
+        };
+    }
+}
