@@ -14,7 +14,7 @@ namespace Mesh.Sdk.Xds;
 
 /// <summary>
 /// The ADS client: one stream to the first bootstrap server, State of the World or Delta, with watches per
-/// resource type and name, validation and ACK/NACK, reconnection with gRPC's backoff, and dependency following
+/// resource type and name, validation and ACK/NACK, reconnection with gRPC's backoff capped at 3 s, and dependency following
 /// from listeners down to endpoints (see <see cref="AddListener"/>) into <see cref="Snapshots"/>.
 /// </summary>
 internal sealed partial class XdsClient : IAsyncDisposable
@@ -63,7 +63,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         _transport = transport;
         _timeProvider = timeProvider;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<XdsClient>();
-        _backoff = new ExponentialBackoff(random, backoff ?? BackoffSettings.Grpc);
+        _backoff = new ExponentialBackoff(random, backoff ?? BackoffSettings.Ads);
         _warnings = new RepeatedWarningLimiter(timeProvider, RepeatedWarningLimiter.DefaultInterval);
         _ignoreResourceDeletion = server.HasFeature(XdsServerConfig.IgnoreResourceDeletionFeature);
         _resourceTimeout = resourceTimeout ?? DefaultResourceTimeout;
@@ -86,7 +86,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
     /// <param name="options">Client options.</param>
     /// <param name="timeProvider">The clock of the backoff and the resource timers.</param>
     /// <param name="loggerFactory">Where the client and its gRPC channels log.</param>
-    /// <param name="backoff">The ADS retry backoff; gRPC's connection backoff when null (tests shorten it).</param>
+    /// <param name="backoff">The ADS retry backoff; <see cref="BackoffSettings.Ads"/> when null (tests shorten it).</param>
     public static XdsClient Create(XdsBootstrap bootstrap, XdsClientOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null, BackoffSettings? backoff = null)
     {
         var transport = new GrpcAdsTransport(bootstrap.Servers[0], loggerFactory ?? NullLoggerFactory.Instance);
