@@ -43,6 +43,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     private readonly List<IDisposable> _selfInterest = [];
     private TaskCompletionSource _updatedSignal = NewSignal();
     private long _appliedVersion;
+    private MeshSnapshot? _applied;
     private int _started;
     private int _disposed;
 
@@ -110,6 +111,14 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
 
     /// <summary>The snapshots of the xDS client.</summary>
     public IMeshSnapshotSource Snapshots => _snapshots;
+
+    /// <summary>
+    /// The snapshot <see cref="Routes"/> and <see cref="Clusters"/> were last built from. <see cref="Snapshots"/>'
+    /// current snapshot is published before it is applied, so decisions that compare the tables against what the
+    /// control plane said (is a listener settled, does a cluster exist) read this one: a cluster the tables do not
+    /// have yet is then never taken for one the control plane has settled.
+    /// </summary>
+    public MeshSnapshot Applied => Volatile.Read(ref _applied) ?? MeshSnapshot.Empty;
 
     /// <summary>Compiled route tables; updated on every snapshot before <see cref="Updated"/> fires.</summary>
     public RouteTables Routes { get; }
@@ -492,7 +501,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
                 return null;
             }
 
-            if (cluster is null && Snapshots.Current.MissingClusters.Contains(name))
+            if (cluster is null && Applied.MissingClusters.Contains(name))
             {
                 // The control plane says it does not exist: Envoy's "cluster not found" (503, NC), at once.
                 return null;
@@ -564,7 +573,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
         while (true)
         {
             var signal = Volatile.Read(ref _updatedSignal).Task;
-            var snapshot = Snapshots.Current;
+            var snapshot = Applied;
             if (Routes.TryGetTable(name, out _) && snapshot.IsComplete(name))
             {
                 entry.Resolved = true;
@@ -627,6 +636,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             }
 
             Routes.Update(applied);
+            Volatile.Write(ref _applied, applied);
             signal = Interlocked.Exchange(ref _updatedSignal, NewSignal());
         }
 

@@ -14,7 +14,7 @@ namespace Mesh.Sdk.Xds;
 
 /// <summary>
 /// The ADS client: one stream to the first bootstrap server, State of the World or Delta, with watches per
-/// resource type and name, validation and ACK/NACK, reconnection with gRPC's backoff, and dependency following
+/// resource type and name, validation and ACK/NACK, reconnection with gRPC's backoff capped at 3 s, and dependency following
 /// from listeners down to endpoints (see <see cref="AddListener"/>) into <see cref="Snapshots"/>.
 /// </summary>
 internal sealed partial class XdsClient : IAsyncDisposable
@@ -63,7 +63,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         _transport = transport;
         _timeProvider = timeProvider;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<XdsClient>();
-        _backoff = new ExponentialBackoff(random, backoff ?? BackoffSettings.Grpc);
+        _backoff = new ExponentialBackoff(random, backoff ?? BackoffSettings.Ads);
         _warnings = new RepeatedWarningLimiter(timeProvider, RepeatedWarningLimiter.DefaultInterval);
         _ignoreResourceDeletion = server.HasFeature(XdsServerConfig.IgnoreResourceDeletionFeature);
         _resourceTimeout = resourceTimeout ?? DefaultResourceTimeout;
@@ -86,7 +86,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
     /// <param name="options">Client options.</param>
     /// <param name="timeProvider">The clock of the backoff and the resource timers.</param>
     /// <param name="loggerFactory">Where the client and its gRPC channels log.</param>
-    /// <param name="backoff">The ADS retry backoff; gRPC's connection backoff when null (tests shorten it).</param>
+    /// <param name="backoff">The ADS retry backoff; <see cref="BackoffSettings.Ads"/> when null (tests shorten it).</param>
     public static XdsClient Create(XdsBootstrap bootstrap, XdsClientOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null, BackoffSettings? backoff = null)
     {
         var transport = new GrpcAdsTransport(bootstrap.Servers[0], loggerFactory ?? NullLoggerFactory.Instance);
@@ -556,7 +556,26 @@ internal sealed partial class XdsClient : IAsyncDisposable
         }
     }
 
-    private void OnResourceTimeout(XdsResourceType type, string name, ResourceState resource, StreamState stream)
+    /// <summary>
+    /// How long the client waits for another response before taking a never-received name left out of a response
+    /// that may have crossed its subscription (<see cref="SotwSubscriptionTracker.IsUnconfirmed"/>) as not existing.
+    /// </summary>
+    internal static readonly TimeSpan AbsenceConfirmationDelay = TimeSpan.FromMilliseconds(300);
+
+    private void StartAbsenceTimerLocked(XdsResourceType type, string name, ResourceState resource, StreamState stream)
+    {
+        // Replaces the does-not-exist timer: the name is decided sooner, by the next response or this timer.
+        resource.StopTimer();
+        resource.Timer = _timeProvider.CreateTimer(
+            _ => OnResourceTimeout(type, name, resource, stream, AbsenceConfirmationDelay),
+            null,
+            AbsenceConfirmationDelay,
+            Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnResourceTimeout(XdsResourceType type, string name, ResourceState resource, StreamState stream) => OnResourceTimeout(type, name, resource, stream, null);
+
+    private void OnResourceTimeout(XdsResourceType type, string name, ResourceState resource, StreamState stream, TimeSpan? absenceDelay)
     {
         var notifications = new List<Notification>();
         lock (_gate)
@@ -569,7 +588,15 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
             resource.StopTimer();
             resource.DoesNotExist = true;
-            Log.ResourceTimedOut(_logger, type.ShortName, name, _resourceTimeout.TotalSeconds);
+            if (absenceDelay is { } delay)
+            {
+                Log.AbsenceConfirmed(_logger, type.ShortName, name, delay.TotalMilliseconds);
+            }
+            else
+            {
+                Log.ResourceTimedOut(_logger, type.ShortName, name, _resourceTimeout.TotalSeconds);
+            }
+
             Notify(notifications, resource, n => n.Watcher.OnResourceDoesNotExist(type, name));
         }
 
@@ -711,7 +738,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
             var state = _types[type];
             state.Nonce = response.Nonce;
-            state.Sotw.OnResponse(response.Nonce);
+            state.Sotw.OnResponse(response.Nonce, response.VersionInfo);
             var errors = new List<string>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var allNamed = true;
@@ -778,6 +805,17 @@ internal sealed partial class XdsClient : IAsyncDisposable
                         // reads requests in order): its absence says nothing yet. A later response, or the
                         // does-not-exist timer, decides.
                         Log.AbsenceNotConclusive(_logger, type.ShortName, name, response.Nonce);
+                        continue;
+                    }
+
+                    if (resource.Value is null && state.Sotw.IsUnconfirmed(name))
+                    {
+                        // This response may be a push that crossed the request adding the name (a new version,
+                        // e.g. removals after a route change): a server that ignored that request as stale answers
+                        // the ACK of this push with the name; a server that had it says nothing more. The next
+                        // response decides, or its silence for AbsenceConfirmationDelay.
+                        Log.AbsenceUnconfirmed(_logger, type.ShortName, name, response.Nonce, AbsenceConfirmationDelay.TotalMilliseconds);
+                        StartAbsenceTimerLocked(type, name, resource, stream);
                         continue;
                     }
 
@@ -1248,5 +1286,11 @@ internal sealed partial class XdsClient : IAsyncDisposable
 
         [LoggerMessage(117, LogLevel.Debug, "{Type} resource '{Name}' is not in response nonce '{Nonce}', which answers a request sent before it was subscribed; waiting for the next response.")]
         public static partial void AbsenceNotConclusive(ILogger logger, string type, string name, string nonce);
+
+        [LoggerMessage(128, LogLevel.Debug, "{Type} resource '{Name}' is not in response nonce '{Nonce}', a new version that may have crossed the request subscribing it; the next response decides, or {Milliseconds} ms without one.")]
+        public static partial void AbsenceUnconfirmed(ILogger logger, string type, string name, string nonce, double milliseconds);
+
+        [LoggerMessage(129, LogLevel.Information, "{Type} resource '{Name}' does not exist: no response brought it within {Milliseconds} ms of one leaving it out.")]
+        public static partial void AbsenceConfirmed(ILogger logger, string type, string name, double milliseconds);
     }
 }

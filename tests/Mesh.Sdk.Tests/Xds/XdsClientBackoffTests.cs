@@ -7,9 +7,10 @@ namespace Mesh.Sdk.Tests.Xds;
 public sealed class XdsClientBackoffTests
 {
     [Fact]
-    public async Task UnreachableServer_RetriesOnGrpcSchedule_NeverEarly()
+    public async Task UnreachableServer_RetriesOnGrpcScheduleCappedAt3Seconds_NeverEarly()
     {
-        // NextDouble 0.5 makes the jitter factor exactly 1: delays 1, 1.6, 2.56, 4.096, 6.5536 s.
+        // NextDouble 0.5 makes the jitter factor exactly 1: delays 1, 1.6, 2.56 s, then 3 s (gRPC's would go on
+        // 4.096, 6.5536 s: a control plane back after 10 s would wait up to 6 s for the client).
         await using var h = new XdsClientHarness();
         h.Transport.Unreachable = true;
         h.Client.AddListener(ListenerName);
@@ -17,7 +18,7 @@ public sealed class XdsClientBackoffTests
         h.Client.Start();
         await h.Transport.WaitForOpenCountAsync(1);
 
-        double[] expected = [1, 1.6, 2.56, 4.096, 6.5536];
+        double[] expected = [1, 1.6, 2.56, 3, 3];
         for (var i = 0; i < expected.Length; i++)
         {
             await h.Time.WaitForTimersAsync(i + 1);
@@ -29,7 +30,7 @@ public sealed class XdsClientBackoffTests
         }
 
         var offsets = h.Transport.OpenTimes.Select(t => Math.Round((t - start).TotalSeconds, 4)).ToArray();
-        Assert.Equal([0, 1, 2.6, 5.16, 9.256, 15.8096], offsets);
+        Assert.Equal([0, 1, 2.6, 5.16, 8.16, 11.16], offsets);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Mesh.Sdk.Tests.Xds.Fakes;
+using Mesh.Sdk.Xds.Internal;
 using Microsoft.Extensions.Logging;
 using static Mesh.Sdk.Tests.Xds.Fakes.TestResources;
 
@@ -26,7 +27,8 @@ public sealed class XdsClientLogHygieneTests
     {
         using var logs = new ListLoggerProvider();
         using var loggerFactory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(logs));
-        await using var h = new XdsClientHarness(loggerFactory: loggerFactory);
+        // gRPC's uncapped schedule, so that attempts spread over more than one warning interval.
+        await using var h = new XdsClientHarness(loggerFactory: loggerFactory, backoff: BackoffSettings.Grpc);
         h.Transport.Unreachable = true;
         h.Client.AddListener(ListenerName);
         h.Client.Start();

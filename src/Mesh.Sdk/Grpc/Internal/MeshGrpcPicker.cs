@@ -102,7 +102,7 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         var target = match.Target!;
         if (!_runtime.Clusters.TryGetCluster(target.Cluster, out var cluster))
         {
-            if (!_runtime.Snapshots.Current.IsComplete(listener))
+            if (!_runtime.Applied.IsComplete(listener))
             {
                 // A new route names a cluster still on its way from the control plane: wait for it, as gRPC does.
                 return PickResult.ForQueue();
@@ -131,7 +131,7 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         if (endpoint is null)
         {
             lease.Dispose();
-            if (cluster.Assignment is null && !_runtime.Snapshots.Current.IsComplete(listener))
+            if (cluster.Assignment is null && !_runtime.Applied.IsComplete(listener))
             {
                 return PickResult.ForQueue();
             }

@@ -31,6 +31,7 @@ internal sealed partial class XdsResolver : Resolver
     private MeshGrpcTarget? _target;
     private HashSet<string>? _pushed;
     private bool _resolving;
+    private bool _resolveAgain;
 
     /// <param name="authority">The target as written (<c>echo:9090</c>); its listener is named after it (gRFC A27).</param>
     public XdsResolver(MeshRuntime runtime, string authority, bool hasHandler, ILogger logger)
@@ -86,8 +87,15 @@ internal sealed partial class XdsResolver : Resolver
     {
         lock (_gate)
         {
-            if (_resolving || _disposed.IsCancellationRequested)
+            if (_disposed.IsCancellationRequested)
             {
+                return;
+            }
+
+            if (_resolving)
+            {
+                // The resolution under way may already have decided "not in the mesh": go round once more after it.
+                _resolveAgain = true;
                 return;
             }
 
@@ -130,16 +138,39 @@ internal sealed partial class XdsResolver : Resolver
         }
         finally
         {
+            bool again;
             lock (_gate)
             {
                 _resolving = false;
+                again = _resolveAgain;
+                _resolveAgain = false;
+            }
+
+            if (again && Volatile.Read(ref _target) is null)
+            {
+                BeginResolve();
             }
         }
     }
 
     // Every snapshot is pushed, changed addresses or not: the balancer then publishes a new picker, which picks calls
-    // queued for a cluster the previous snapshot did not have yet.
-    private void OnUpdated(MeshSnapshot snapshot) => Push(force: true);
+    // queued for a cluster the previous snapshot did not have yet. A target found not in the mesh stays subscribed:
+    // when its listener arrives later (the first answer came from a control-plane snapshot older than the service's
+    // registration), it is resolved again, as the channel never asks for a refresh after a failed resolution.
+    private void OnUpdated(MeshSnapshot snapshot)
+    {
+        if (Volatile.Read(ref _target) is null)
+        {
+            if (_runtime.Routes.TryGetTable(_runtime.ListenerNameForTarget(_authority), out _))
+            {
+                BeginResolve();
+            }
+
+            return;
+        }
+
+        Push(force: true);
+    }
 
     private void Push(bool force)
     {
@@ -151,7 +182,7 @@ internal sealed partial class XdsResolver : Resolver
 
         if (!_runtime.Routes.TryGetTable(target.ListenerName, out var table))
         {
-            if (_runtime.Snapshots.Current.MissingListeners.Contains(target.ListenerName))
+            if (_runtime.Applied.MissingListeners.Contains(target.ListenerName))
             {
                 Publish(ResolverResult.ForFailure(new Status(StatusCode.Unavailable, $"Mesh.Sdk: listener '{target.ListenerName}' was removed from the mesh.")));
                 lock (_gate)

@@ -1,5 +1,6 @@
 using Mesh.Sdk.Resources;
 using Mesh.Sdk.Xds;
+using Mesh.Sdk.Xds.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Sdk.Tests.Xds.Fakes;
@@ -7,7 +8,7 @@ namespace Mesh.Sdk.Tests.Xds.Fakes;
 /// <summary>An <see cref="XdsClient"/> wired to a <see cref="FakeAdsTransport"/> and a fake clock.</summary>
 internal sealed class XdsClientHarness : IAsyncDisposable
 {
-    public XdsClientHarness(XdsProtocol protocol = XdsProtocol.Sotw, string[]? serverFeatures = null, Random? random = null, ILoggerFactory? loggerFactory = null)
+    public XdsClientHarness(XdsProtocol protocol = XdsProtocol.Sotw, string[]? serverFeatures = null, Random? random = null, ILoggerFactory? loggerFactory = null, BackoffSettings? backoff = null)
     {
         Time = new CountingTimeProvider();
         Transport = new FakeAdsTransport(Time);
@@ -15,7 +16,7 @@ internal sealed class XdsClientHarness : IAsyncDisposable
             [new XdsServerConfig("127.0.0.1:15010", "insecure", serverFeatures ?? [])],
             new XdsNodeConfig { Id = "sidecar~10.0.0.1~app.default~default.svc.cluster.local", Cluster = "app", Locality = new XdsLocality("r1", "z1", string.Empty) },
             "test");
-        Client = new XdsClient(bootstrap, new XdsClientOptions { Protocol = protocol }, Transport, Time, random ?? new FixedRandom(0.5), loggerFactory);
+        Client = new XdsClient(bootstrap, new XdsClientOptions { Protocol = protocol }, Transport, Time, random ?? new FixedRandom(0.5), loggerFactory, backoff);
     }
 
     public CountingTimeProvider Time { get; }
