@@ -3,7 +3,8 @@
 # (tests/bookinfo-browser, node --test) against the Release build of samples/bookinfo-dotnet.
 # Installs what the tests need when it is missing:
 #   Debian: python3-grpcio python3-grpc-tools python3-protobuf (gRPC C-core xDS peer), openssl (an independent
-#           CSR maker and chain verifier for the CA tests), chromium (browser tests), prometheus (promtool checks
+#           CSR maker and chain verifier for the CA tests; with curl, the end-to-end zero-trust checks), curl,
+#           chromium (browser tests), prometheus (promtool checks
 #           the /metrics exposition)
 #   npm:    tests/peers/node (@grpc/grpc-js-xds peer, upstream Envoy protos for conformance),
 #           tests/bookinfo-browser (playwright-core)
@@ -15,6 +16,7 @@ need_apt=()
 /usr/bin/python3 -c 'import grpc, grpc_tools, google.protobuf' 2>/dev/null \
   || need_apt+=(python3-grpcio python3-grpc-tools python3-protobuf)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || need_apt+=(chromium)

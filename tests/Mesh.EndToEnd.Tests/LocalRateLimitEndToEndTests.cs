@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using Mesh.EndToEnd.Tests.Infrastructure;
 
@@ -11,8 +10,6 @@ namespace Mesh.EndToEnd.Tests;
 /// </summary>
 public sealed class LocalRateLimitEndToEndTests : IAsyncLifetime
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-
     // The task's first EnvoyFilter with a smaller bucket: 3 requests, 3 more every 4 s.
     private const string RateLimit = """
         apiVersion: networking.istio.io/v1alpha3
@@ -62,27 +59,22 @@ public sealed class LocalRateLimitEndToEndTests : IAsyncLifetime
                             value: 'true'
         """;
 
-    private readonly string _config = Directory.CreateTempSubdirectory("mesh-e2e-ratelimit-").FullName;
-    private readonly List<DotnetProcess> _processes = [];
+    private readonly ProcessGroup _processes = new();
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(20) };
     private int _serverPort;
 
     public async Task InitializeAsync()
     {
-        var controlPlane = Start("control-plane", Paths.ControlPlane, ["--config", _config, "--xds-port", "0"], new Dictionary<string, string>());
-        var listening = await controlPlane.WaitForLineAsync(@"xDS server listening on .*\(port (\d+)\)", StartTimeout);
-        var xdsPort = int.Parse(listening.Groups[1].Value, CultureInfo.InvariantCulture);
-        var server = Start("web", Paths.TestServer, [], new Dictionary<string, string>
+        await _processes.StartControlPlaneAsync();
+        var server = _processes.StartApp("web", Paths.TestServer, new Dictionary<string, string>
         {
-            ["ASPNETCORE_URLS"] = "http://127.0.0.1:0",
-            ["Mesh__XdsServer"] = $"127.0.0.1:{xdsPort}",
             ["Mesh__ServiceName"] = "web",
             ["Mesh__ServicePort"] = "8080",
             ["Mesh__ServiceAccount"] = "web",
             ["Mesh__Labels__app"] = "web",
             ["Mesh__Security__Enabled"] = "true",
         });
-        _serverPort = await server.WaitForListeningPortAsync(StartTimeout);
+        _serverPort = await server.WaitForListeningPortAsync(ProcessGroup.StartTimeout);
     }
 
     [Fact]
@@ -94,13 +86,13 @@ public sealed class LocalRateLimitEndToEndTests : IAsyncLifetime
             Assert.Equal("200 web /hello HTTP/1.1", await GetAsync());
         }
 
-        await File.WriteAllTextAsync(Path.Combine(_config, "ratelimit.yaml"), RateLimit);
+        await _processes.WriteConfigAsync("ratelimit.yaml", RateLimit);
 
         // Wait until the limit is in force (a 429 appears), then wait for a fresh bucket: the next fill tick.
         var clock = Stopwatch.StartNew();
         while (!(await GetAsync()).StartsWith("429", StringComparison.Ordinal))
         {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), "the rate limit never reached the server\n" + Logs());
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), "the rate limit never reached the server\n" + _processes.Logs());
         }
 
         string first;
@@ -137,29 +129,9 @@ public sealed class LocalRateLimitEndToEndTests : IAsyncLifetime
         return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
     }
 
-    private DotnetProcess Start(string name, string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string> environment)
-    {
-        var process = DotnetProcess.Start(name, assembly, args, environment);
-        _processes.Add(process);
-        return process;
-    }
-
-    private string Logs() => string.Join("\n\n", _processes.Select(static p => $"--- {p.Name}\n{p.Output()}"));
-
     public async Task DisposeAsync()
     {
         _http.Dispose();
-        foreach (var process in Enumerable.Reverse(_processes))
-        {
-            await process.DisposeAsync();
-        }
-
-        try
-        {
-            Directory.Delete(_config, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        await _processes.DisposeAsync();
     }
 }

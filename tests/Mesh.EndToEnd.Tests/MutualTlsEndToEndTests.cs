@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Mesh.EndToEnd.Tests.Infrastructure;
 
 namespace Mesh.EndToEnd.Tests;
@@ -11,8 +10,6 @@ namespace Mesh.EndToEnd.Tests;
 /// </summary>
 public sealed class MutualTlsEndToEndTests : IAsyncLifetime
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-
     private const string Strict = """
         apiVersion: security.istio.io/v1
         kind: PeerAuthentication
@@ -56,9 +53,7 @@ public sealed class MutualTlsEndToEndTests : IAsyncLifetime
                 principals: ["cluster.local/ns/default/sa/client"]
         """;
 
-    private readonly string _config = Directory.CreateTempSubdirectory("mesh-e2e-").FullName;
-    private readonly List<DotnetProcess> _processes = [];
-    private int _xdsPort;
+    private readonly ProcessGroup _processes = new();
     private int _serverPort;
     private int _clientPort;
     private int _otherClientPort;
@@ -68,17 +63,11 @@ public sealed class MutualTlsEndToEndTests : IAsyncLifetime
     {
         Cli.Require("curl", "curl");
         Cli.Require("openssl", "openssl");
-        await File.WriteAllTextAsync(Path.Combine(_config, "peer-authentication.yaml"), Strict);
-        await File.WriteAllTextAsync(Path.Combine(_config, "authorization.yaml"), Policies);
-
-        var controlPlane = Start("control-plane", Paths.ControlPlane, ["--config", _config, "--xds-port", "0"], new Dictionary<string, string>());
-        var listening = await controlPlane.WaitForLineAsync(@"xDS server listening on .*\(port (\d+)\)", StartTimeout);
-        _xdsPort = int.Parse(listening.Groups[1].Value, CultureInfo.InvariantCulture);
-
-        var server = Start("web", Paths.TestServer, [], new Dictionary<string, string>
+        await _processes.WriteConfigAsync("peer-authentication.yaml", Strict);
+        await _processes.WriteConfigAsync("authorization.yaml", Policies);
+        await _processes.StartControlPlaneAsync();
+        var server = _processes.StartApp("web", Paths.TestServer, new Dictionary<string, string>
         {
-            ["ASPNETCORE_URLS"] = "http://127.0.0.1:0",
-            ["Mesh__XdsServer"] = $"127.0.0.1:{_xdsPort}",
             ["Mesh__ServiceName"] = "web",
             ["Mesh__ServicePort"] = "8080",
             ["Mesh__ServiceAccount"] = "web",
@@ -87,9 +76,9 @@ public sealed class MutualTlsEndToEndTests : IAsyncLifetime
         });
         var client = StartClient("client");
         var other = StartClient("other");
-        _serverPort = await server.WaitForListeningPortAsync(StartTimeout);
-        _clientPort = await client.WaitForListeningPortAsync(StartTimeout);
-        _otherClientPort = await other.WaitForListeningPortAsync(StartTimeout);
+        _serverPort = await server.WaitForListeningPortAsync(ProcessGroup.StartTimeout);
+        _clientPort = await client.WaitForListeningPortAsync(ProcessGroup.StartTimeout);
+        _otherClientPort = await other.WaitForListeningPortAsync(ProcessGroup.StartTimeout);
     }
 
     [Fact]
@@ -116,7 +105,7 @@ public sealed class MutualTlsEndToEndTests : IAsyncLifetime
         Assert.Equal(new[] { "URI:spiffe://cluster.local/ns/default/sa/web" }, names);
 
         // PERMISSIVE while everything runs: plaintext now reaches the policy, which refuses a caller with no identity.
-        await File.WriteAllTextAsync(Path.Combine(_config, "peer-authentication.yaml"), Strict.Replace("STRICT", "PERMISSIVE", StringComparison.Ordinal));
+        await _processes.WriteConfigAsync("peer-authentication.yaml", Strict.Replace("STRICT", "PERMISSIVE", StringComparison.Ordinal));
         var clock = Stopwatch.StartNew();
         CliResult permissive;
         do
@@ -132,21 +121,12 @@ public sealed class MutualTlsEndToEndTests : IAsyncLifetime
         Assert.Equal("200 web /hello HTTP/1.1", await CallAsync(_clientPort, "http://web:8080/hello"));
     }
 
-    private DotnetProcess StartClient(string serviceAccount) => Start(serviceAccount, Paths.TestClient, [], new Dictionary<string, string>
+    private DotnetProcess StartClient(string serviceAccount) => _processes.StartApp(serviceAccount, Paths.TestClient, new Dictionary<string, string>
     {
-        ["ASPNETCORE_URLS"] = "http://127.0.0.1:0",
-        ["Mesh__XdsServer"] = $"127.0.0.1:{_xdsPort}",
         ["Mesh__ServiceAccount"] = serviceAccount,
         ["Mesh__Labels__app"] = serviceAccount,
         ["Mesh__Security__Enabled"] = "true",
     });
-
-    private DotnetProcess Start(string name, string assembly, IEnumerable<string> args, IReadOnlyDictionary<string, string> environment)
-    {
-        var process = DotnetProcess.Start(name, assembly, args, environment);
-        _processes.Add(process);
-        return process;
-    }
 
     private async Task<string> CallAsync(int clientPort, string url)
     {
@@ -170,26 +150,13 @@ public sealed class MutualTlsEndToEndTests : IAsyncLifetime
         }
         while (clock.Elapsed < TimeSpan.FromSeconds(30));
 
-        Assert.Fail($"GET {url} from port {clientPort} never succeeded within 30 s; last answer: {last}\n{Logs()}");
+        Assert.Fail($"GET {url} from port {clientPort} never succeeded within 30 s; last answer: {last}\n{_processes.Logs()}");
         return last;
     }
-
-    private string Logs() => string.Join("\n\n", _processes.Select(static p => $"--- {p.Name}\n{p.Output()}"));
 
     public async Task DisposeAsync()
     {
         _http.Dispose();
-        foreach (var process in Enumerable.Reverse(_processes))
-        {
-            await process.DisposeAsync();
-        }
-
-        try
-        {
-            Directory.Delete(_config, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        await _processes.DisposeAsync();
     }
 }
