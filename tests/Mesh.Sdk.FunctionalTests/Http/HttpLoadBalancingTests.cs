@@ -80,7 +80,10 @@ public sealed class HttpLoadBalancingTests(RingFixture fixture, ITestOutputHelpe
 
         var diagnostics = $"moved {moved.Count}/{Keys}: {string.Join(", ", moved.Take(10))}";
         output.WriteLine(diagnostics);
-        Assert.InRange(moved.Count, Keys * 15 / 100, Keys * 25 / 100);
+        // About 1/5 (80 of 400): the new host's share of the ring varies with its address (an ephemeral port) and 400
+        // keys sample it with a standard deviation of about 8, so 10-30 % bounds "about 1/5" without flaking; modulo
+        // hashing would move about 4/5.
+        Assert.InRange(moved.Count, Keys * 10 / 100, Keys * 30 / 100);
         Assert.All(moved, m => Assert.EndsWith("-> " + added.Workload, m));
 
         // Removing an old host: only its keys move, and they spread over the others.
