@@ -14,9 +14,10 @@ internal readonly struct HttpContextAuthorizationRequest(HttpContext context, Me
 {
     public string Authority => context.Request.Host.Value ?? string.Empty;
 
-    public string PathAndQuery => context.Request.QueryString.HasValue
-        ? context.Request.PathBase.Value + context.Request.Path.Value + context.Request.QueryString.Value
-        : context.Request.PathBase.HasValue ? context.Request.PathBase.Value + context.Request.Path.Value : context.Request.Path.Value ?? "/";
+    // Read once per request: matchers may ask several times.
+    private readonly string _pathAndQuery = PathAndQueryOf(context.Request);
+
+    public string PathAndQuery => _pathAndQuery;
 
     public string Method => context.Request.Method;
 
@@ -35,6 +36,12 @@ internal readonly struct HttpContextAuthorizationRequest(HttpContext context, Me
     public AuthenticatedPeer? Peer => tls?.Peer;
 
     public string? RequestedServerName => tls?.HostName;
+
+    private static string PathAndQueryOf(HttpRequest request)
+    {
+        var path = request.PathBase.HasValue ? request.PathBase.Value + request.Path.Value : request.Path.Value ?? "/";
+        return request.QueryString.HasValue ? path + request.QueryString.Value : path;
+    }
 
     public bool TryGetHeader(string name, [NotNullWhen(true)] out string? value)
     {

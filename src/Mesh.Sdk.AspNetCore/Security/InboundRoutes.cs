@@ -33,7 +33,17 @@ internal static class InboundRoutes
         for (var v = 0; v < routes.VirtualHosts.Count; v++)
         {
             var vhost = routes.VirtualHosts[v];
-            if (!vhost.Domains.Any(d => d == "*" || string.Equals(d, authority, StringComparison.OrdinalIgnoreCase)))
+            var domainMatches = false;
+            foreach (var domain in vhost.Domains)
+            {
+                if (domain == "*" || string.Equals(domain, authority, StringComparison.OrdinalIgnoreCase))
+                {
+                    domainMatches = true;
+                    break;
+                }
+            }
+
+            if (!domainMatches)
             {
                 continue;
             }
