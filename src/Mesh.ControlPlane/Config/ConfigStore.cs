@@ -20,6 +20,15 @@ internal sealed record MeshConfig(
 
     /// <summary>EnvoyFilters in file order (only their local rate limit patches).</summary>
     public IReadOnlyList<EnvoyFilter> EnvoyFilters { get; init; } = [];
+
+    /// <summary>The mesh config (the <c>istio</c> ConfigMap of <c>istio-system</c>), or null when no file holds one.</summary>
+    public MeshConfigMap? MeshConfigMap { get; init; }
+
+    /// <summary>The telemetry settings of the mesh config, or istiod's defaults when there is none.</summary>
+    public MeshTelemetrySettings TelemetrySettings => MeshConfigMap?.Settings ?? MeshTelemetrySettings.Default;
+
+    /// <summary>Telemetry resources in file order (the first namespace-wide one of a namespace wins, as the oldest does in Istio).</summary>
+    public IReadOnlyList<Telemetry> Telemetries { get; init; } = [];
 }
 
 /// <summary>New content of one file (null: the file is gone) and its last write time.</summary>
@@ -73,10 +82,14 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         lock (_gate)
         {
             var changed = false;
+            var previous = new Dictionary<string, GoodFile?>(StringComparer.Ordinal);
             foreach (var change in changes)
             {
+                previous.TryAdd(change.Path, _good.GetValueOrDefault(change.Path));
                 changed |= ApplyOne(change.Path, change.Content, change.LastWriteUtc);
             }
+
+            RejectUnknownProviders(previous);
 
             if (changed)
             {
@@ -225,6 +238,8 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             }
         }
 
+        // The mesh config: as any other resource, the most recently written one wins.
+        var meshConfigs = all.OfType<MeshConfigMap>().ToArray();
         return new MeshConfig(
             generation,
             all.OfType<ServiceEntry>().ToArray(),
@@ -235,7 +250,74 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             PeerAuthentications = all.OfType<PeerAuthentication>().ToArray(),
             AuthorizationPolicies = all.OfType<AuthorizationPolicy>().ToArray(),
             EnvoyFilters = all.OfType<EnvoyFilter>().ToArray(),
+            MeshConfigMap = meshConfigs.Length > 0 ? meshConfigs[^1] : null,
+            Telemetries = all.OfType<Telemetry>().ToArray(),
         };
+    }
+
+    /// <summary>
+    /// A Telemetry that names a provider the mesh config does not define is rejected with its file, as bad input is:
+    /// the file's previous good content stays in force. Checked after a whole batch is applied, so the mesh config
+    /// and the Telemetry resources may arrive together in any order.
+    /// </summary>
+    private void RejectUnknownProviders(Dictionary<string, GoodFile?> previous)
+    {
+        var settings = CurrentMeshSettings();
+        foreach (var (path, before) in previous)
+        {
+            if (!_good.TryGetValue(path, out var file) || ReferenceEquals(file, before))
+            {
+                continue;
+            }
+
+            foreach (var telemetry in file.Resources.OfType<Telemetry>())
+            {
+                var unknown = telemetry.Tracing.SelectMany(static t => t.Providers)
+                    .Concat(telemetry.AccessLogging.SelectMany(static a => a.Providers))
+                    .Concat(telemetry.Metrics.SelectMany(static m => m.Providers))
+                    .FirstOrDefault(p => settings.Provider(p.Name) is null);
+                if (unknown is null)
+                {
+                    continue;
+                }
+
+                var reason = $"Telemetry '{telemetry.Namespace}/{telemetry.Name}' names provider '{unknown.Name}', which the mesh config does not define "
+                    + $"(defined: {string.Join(", ", settings.ExtensionProviders.Select(static p => p.Name))}); add it to 'extensionProviders' of the "
+                    + $"'{MeshConfigMap.ConfigMapNamespace}/{MeshConfigMap.ConfigMapName}' ConfigMap";
+                _errors[path] = new ConfigError(path, unknown.Line, unknown.Column, reason);
+                if (before is null)
+                {
+                    _good.Remove(path);
+                }
+                else
+                {
+                    _good[path] = before;
+                }
+
+                Log.FileRejected(logger, path, unknown.Line, unknown.Column, reason, before is not null);
+                break;
+            }
+        }
+    }
+
+    /// <summary>The mesh config of the good files as <see cref="Merge"/> picks it (latest write time, then later path, then later document).</summary>
+    private MeshTelemetrySettings CurrentMeshSettings()
+    {
+        MeshConfigMap? winner = null;
+        var written = DateTimeOffset.MinValue;
+        foreach (var (_, file) in _good.OrderBy(static p => p.Key, StringComparer.Ordinal))
+        {
+            foreach (var m in file.Resources.OfType<MeshConfigMap>())
+            {
+                if (winner is null || file.LastWriteUtc >= written)
+                {
+                    winner = m;
+                    written = file.LastWriteUtc;
+                }
+            }
+        }
+
+        return winner?.Settings ?? MeshTelemetrySettings.Default;
     }
 
     /// <summary>

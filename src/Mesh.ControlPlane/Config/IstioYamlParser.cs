@@ -97,7 +97,25 @@ internal static partial class IstioYamlParser
                 && NetworkingVersions.Contains(apiVersion[NetworkingGroup.Length..]);
             var isSecurity = IsSecurityKind(apiVersion, kind);
             var isEnvoyFilter = kind == "EnvoyFilter" && apiVersion == NetworkingGroup + "v1alpha3";
-            if (!isSecurity && !isEnvoyFilter && (!isNetworking || !SupportedKinds.Contains(kind)))
+            var isTelemetry = IsTelemetryKind(apiVersion, kind);
+            if (IsConfigMap(apiVersion, kind))
+            {
+                var cmMetadata = AsMap(Required(map, "metadata", kind), "metadata");
+                var cmName = RequiredString(cmMetadata, "name", "metadata");
+                var cmNs = OptionalString(cmMetadata, "namespace") ?? defaultNamespace;
+                var notesAt = t_notes?.Count ?? 0;
+                var warningsAt = t_warnings?.Count ?? 0;
+                if (ParseConfigMap(map, apiVersion, cmName, cmNs, line, unapplied) is { } meshConfig)
+                {
+                    resources.Add(meshConfig with { Kind = kind, ApiVersion = apiVersion, Name = cmName, Namespace = cmNs, Source = new SourceLocation(string.Empty, line) });
+                    NameResource(t_notes, notesAt, "mesh config ConfigMap", cmNs, cmName);
+                    NameResource(t_warnings, warningsAt, "mesh config ConfigMap", cmNs, cmName);
+                }
+
+                continue;
+            }
+
+            if (!isSecurity && !isEnvoyFilter && !isTelemetry && (!isNetworking || !SupportedKinds.Contains(kind)))
             {
                 // Accepted without being applied; the rest of the file still applies. The name is read leniently:
                 // only the kinds we implement are validated.
@@ -120,6 +138,7 @@ internal static partial class IstioYamlParser
                 "DestinationRule" => ParseDestinationRule(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "PeerAuthentication" => ParsePeerAuthentication(SpecOrEmpty(map)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "AuthorizationPolicy" => ParseAuthorizationPolicy(SpecOrEmpty(map)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
+                "Telemetry" => ParseTelemetry(SpecOrEmpty(map)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 "EnvoyFilter" => ParseEnvoyFilter(SpecOrEmpty(map), apiVersion, ns, name, unapplied) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
                 _ => ParseVirtualService(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
             };
@@ -186,7 +205,9 @@ internal static partial class IstioYamlParser
             ("security.istio.io", "RequestAuthentication") =>
                 ("request authentication (JWT) is not implemented: tokens are not validated", true),
             ("security.istio.io", _) => ("security policies are not implemented and not enforced", true),
-            ("telemetry.istio.io", _) => ("telemetry configuration is not implemented", false),
+            ("telemetry.istio.io", "Telemetry") => ($"API version '{apiVersion}' is not one of telemetry.istio.io/v1, v1alpha1", false),
+            ("telemetry.istio.io", _) => ($"the kind '{kind}' of telemetry.istio.io is not implemented (supported: Telemetry)", false),
+            ("", "ConfigMap") => ($"a ConfigMap must be apiVersion v1, not '{apiVersion}'", false),
             _ => ("not an Istio networking resource", false),
         };
     }
