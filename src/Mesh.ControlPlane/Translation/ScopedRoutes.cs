@@ -18,6 +18,21 @@ internal sealed record ClientScope(string Namespace, IReadOnlyDictionary<string,
     /// </summary>
     public bool SniffsTls { get; init; }
 
+    /// <summary>
+    /// Whether the client is a Mesh.Sdk node (<c>user_agent_name</c> "Mesh.Sdk"): it gets the HCM fields istiod writes for a
+    /// sidecar's telemetry (tracing, access log); proxyless gRPC clients do not.
+    /// </summary>
+    public bool IsSdk { get; init; }
+
+    /// <summary>The node's <c>cluster</c> (istiod's service cluster: the OpenTelemetry tracer's <c>service_name</c>).</summary>
+    public string NodeCluster { get; init; } = string.Empty;
+
+    /// <summary>The node's <c>MESH_ID</c> metadata (the <c>istio.mesh_id</c> span tag), if any.</summary>
+    public string? MeshId { get; init; }
+
+    /// <summary>The node's <c>CLUSTER_ID</c> metadata (the <c>istio.cluster_id</c> span tag), if any.</summary>
+    public string? ClusterId { get; init; }
+
     /// <summary>A client with no labels and no namespace: source-restricted routes never apply to it.</summary>
     public static ClientScope None { get; } = new(string.Empty, Empty.Labels);
 

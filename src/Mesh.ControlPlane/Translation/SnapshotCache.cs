@@ -117,6 +117,7 @@ internal sealed partial class SnapshotCache : IDisposable
             }
 
             _lastNotified = next.Version;
+            ReportTelemetryWarnings(next.Telemetry.Warnings);
             Log.Published(_logger, next.Version, next.All(ResourceTypes.Listener).Count, next.All(ResourceTypes.Route).Count,
                 next.All(ResourceTypes.Cluster).Count, next.All(ResourceTypes.Endpoint).Count);
             Updated?.Invoke(next);
@@ -162,8 +163,28 @@ internal sealed partial class SnapshotCache : IDisposable
         _timer.Dispose();
     }
 
+    // Telemetry provider problems already reported, so each is logged once while it lasts.
+    private HashSet<string> _reportedTelemetry = new(StringComparer.Ordinal);
+
+    private void ReportTelemetryWarnings(IReadOnlyList<string> warnings)
+    {
+        var now = new HashSet<string>(warnings, StringComparer.Ordinal);
+        foreach (var warning in warnings)
+        {
+            if (!_reportedTelemetry.Contains(warning))
+            {
+                Log.TelemetryProviderProblem(_logger, warning);
+            }
+        }
+
+        _reportedTelemetry = now;
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "Telemetry: {Problem}.")]
+        public static partial void TelemetryProviderProblem(ILogger logger, string problem);
+
         [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Snapshot version '{Version}': {Listeners} listeners, {Routes} routes, {Clusters} clusters, {Endpoints} load assignments.")]
         public static partial void Published(ILogger logger, long version, int listeners, int routes, int clusters, int endpoints);
 

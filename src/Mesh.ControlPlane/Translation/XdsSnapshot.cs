@@ -72,6 +72,9 @@ internal sealed class XdsSnapshot
     /// <summary>The inbound (server) listeners, built per asking workload (<see cref="InboundListeners"/>).</summary>
     public InboundListeners Inbound { get; init; } = InboundListeners.Empty;
 
+    /// <summary>The tracing and access log of Mesh.Sdk nodes' listeners, which differ per workload (<see cref="TelemetryListeners"/>).</summary>
+    public TelemetryListeners Telemetry { get; init; } = TelemetryListeners.Empty;
+
     /// <summary>The route configurations that differ per client, by name.</summary>
     public IReadOnlyDictionary<string, ScopedRouteConfiguration> ScopedRoutes => _scopedRoutes;
 
@@ -82,6 +85,11 @@ internal sealed class XdsSnapshot
     public IReadOnlyDictionary<string, XdsResource> All(string typeUrl, ClientScope client)
     {
         var map = _byType.TryGetValue(typeUrl, out var m) ? m : new Dictionary<string, XdsResource>();
+        if (typeUrl == ResourceTypes.Listener && client.IsSdk && Telemetry.IsConfigured)
+        {
+            return map.ToDictionary(static p => p.Key, p => Telemetry.Apply(p.Value, client), StringComparer.Ordinal);
+        }
+
         if (typeUrl != ResourceTypes.Route || _scopedRoutes.Count == 0)
         {
             return map;
@@ -104,6 +112,12 @@ internal sealed class XdsSnapshot
     /// (<c>reviews:9080</c>, <c>reviews.default:9080</c>, ...); the returned listener carries the requested name.
     /// </summary>
     public XdsResource? Find(string typeUrl, string name, ClientScope client)
+    {
+        var found = FindShared(typeUrl, name, client);
+        return found is not null && typeUrl == ResourceTypes.Listener ? Telemetry.Apply(found, client) : found;
+    }
+
+    private XdsResource? FindShared(string typeUrl, string name, ClientScope client)
     {
         if (typeUrl == ResourceTypes.Route && _scopedRoutes.TryGetValue(name, out var scoped))
         {

@@ -111,6 +111,7 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
         return new XdsSnapshot(version, Domain, listeners, routes, clusters, endpoints, scopedRoutes)
         {
             Inbound = new InboundListeners(config.PeerAuthentications, config.AuthorizationPolicies, registry, RootNamespace, config.EnvoyFilters),
+            Telemetry = new TelemetryListeners(config, registry, clusters.Keys.ToHashSet(StringComparer.Ordinal), RootNamespace),
         };
     }
 

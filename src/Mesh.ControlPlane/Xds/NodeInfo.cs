@@ -13,7 +13,23 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
     public IReadOnlyDictionary<string, string> Labels { get; init; } = Mesh.ControlPlane.Config.Empty.Labels;
 
     /// <summary>What per-client translation needs to know about this node.</summary>
-    public Mesh.ControlPlane.Translation.ClientScope Scope => new(Namespace, Labels) { SniffsTls = UserAgentName == SdkUserAgentName };
+    public Mesh.ControlPlane.Translation.ClientScope Scope => new(Namespace, Labels)
+    {
+        SniffsTls = UserAgentName == SdkUserAgentName,
+        IsSdk = UserAgentName == SdkUserAgentName,
+        NodeCluster = Cluster,
+        MeshId = MeshId,
+        ClusterId = ClusterId,
+    };
+
+    /// <summary>The node's <c>cluster</c>.</summary>
+    public string Cluster { get; init; } = string.Empty;
+
+    /// <summary>The node's <c>MESH_ID</c> metadata.</summary>
+    public string? MeshId { get; init; }
+
+    /// <summary>The node's <c>CLUSTER_ID</c> metadata.</summary>
+    public string? ClusterId { get; init; }
 
     /// <summary>The node's <c>user_agent_name</c>.</summary>
     public string? UserAgentName { get; init; }
@@ -44,7 +60,14 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
         }
 
         var info = From(node, id, ns, labels, fields, domain);
-        return info with { Labels = labels, UserAgentName = node?.UserAgentName };
+        return info with
+        {
+            Labels = labels,
+            UserAgentName = node?.UserAgentName,
+            Cluster = node?.Cluster ?? string.Empty,
+            MeshId = String(fields, "MESH_ID"),
+            ClusterId = String(fields, "CLUSTER_ID"),
+        };
     }
 
     private static NodeInfo From(Node? node, string id, string ns, Dictionary<string, string> labels,
