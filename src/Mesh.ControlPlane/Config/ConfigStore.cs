@@ -90,6 +90,7 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             }
 
             RejectUnknownProviders(previous);
+            changed = previous.Any(p => !ReferenceEquals(_good.GetValueOrDefault(p.Key), p.Value));
 
             if (changed)
             {

@@ -63,8 +63,6 @@ internal sealed record ExtensionProvider(string Name, int Line)
 /// <summary>The telemetry-related part of Istio's mesh config (<c>data.mesh</c> of the <c>istio</c> ConfigMap), with istiod's defaults.</summary>
 internal sealed record MeshTelemetrySettings
 {
-    public static readonly MeshTelemetrySettings Default = new();
-
     /// <summary>istiod's defaults for a ConfigMap that leaves telemetry alone: prometheus, stackdriver and envoy (/dev/stdout).</summary>
     public static readonly IReadOnlyList<ExtensionProvider> BuiltInProviders =
     [
@@ -72,6 +70,9 @@ internal sealed record MeshTelemetrySettings
         new("stackdriver", 0) { OtherKind = "stackdriver" },
         new("envoy", 0) { FileAccessLog = new FileAccessLogProvider("/dev/stdout") },
     ];
+
+    // Declared after BuiltInProviders: static fields initialize in order, and the default's providers are those.
+    public static readonly MeshTelemetrySettings Default = new();
 
     /// <summary>The providers by name: the built-in ones, replaced or extended by the ConfigMap's (as istiod merges them).</summary>
     public IReadOnlyList<ExtensionProvider> ExtensionProviders { get; init; } = BuiltInProviders;
