@@ -468,4 +468,25 @@ public sealed class TelemetryTranslationTests
         Assert.All(InboundHcms(snapshot, Sdk("default")), hcm => Assert.Empty(hcm.AccessLog));
         Assert.All(InboundHcms(snapshot, Sdk("other")), hcm => Assert.Single(hcm.AccessLog));
     }
+
+    [Fact]
+    public void MeshConfigSample_LoadsWithoutErrors_AndTracesEveryRequestToZipkin()
+    {
+        var root = AppContext.BaseDirectory;
+        while (!System.IO.File.Exists(Path.Combine(root, "Mesh.Sdk.sln")))
+        {
+            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
+        }
+
+        var folder = Path.Combine(root, "samples", "mesh-config");
+        var snapshot = Translate(Directory.GetFiles(folder, "*.yaml").Order(StringComparer.Ordinal)
+            .Select(f => (Path.GetFileName(f), System.IO.File.ReadAllText(f))).ToArray());
+
+        var reviews = Outbound(snapshot, Sdk("default", ("app", "reviews"))).Tracing;
+        Assert.Equal(ZipkinCluster, reviews.Provider.TypedConfig.Unpack<ZipkinConfig>().CollectorCluster);
+        Assert.Equal(100d, reviews.RandomSampling.Value);
+        Assert.Equal("sample", reviews.CustomTags.Single(t => t.Tag == "environment").Literal.Value);
+        Assert.Empty(snapshot.Telemetry.Warnings);
+        Assert.Equal("/dev/stdout", File(Assert.Single(Outbound(snapshot, Sdk("default")).AccessLog)).Path);
+    }
 }
