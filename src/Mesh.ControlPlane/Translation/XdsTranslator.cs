@@ -248,7 +248,13 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
             defaultAction.HashPolicy.Add(BuildHashPolicy(serviceHash));
         }
 
-        return new EnvoyRoute { Name = "default", Match = new RouteMatch { Prefix = "/" }, Route_ = defaultAction };
+        return new EnvoyRoute
+        {
+            Name = "default",
+            Match = new RouteMatch { Prefix = "/" },
+            Route_ = defaultAction,
+            Decorator = new Decorator { Operation = TraceOperation(service.Hostname, port) },
+        };
     }
 
     /// <summary>istiod's <c>hashForService</c>: the rule's consistent hash, overridden by the port-level one.</summary>
@@ -421,8 +427,36 @@ internal sealed class XdsTranslator(string domain, string rootNamespace = XdsTra
             route.TypedPerFilterConfig[HttpFilterNames.Fault] = Any.Pack(httpFault);
         }
 
+        route.Decorator = new Decorator { Operation = RouteOperation(route, vs.Name, port) };
         return route;
     }
+
+    /// <summary>
+    /// istiod's <c>GetRouteOperation</c>, the span name of requests on the route (<c>decorator.operation</c>):
+    /// <c>host:port</c> of the route's single cluster, else the VirtualService's name and the port, followed by the
+    /// matched path (a prefix with <c>*</c>, the exact path or the regex; <c>/*</c> when the route matches no path).
+    /// </summary>
+    internal static string RouteOperation(EnvoyRoute route, string virtualServiceName, uint port)
+    {
+        var match = route.Match;
+        var path = match?.PathSpecifierCase switch
+        {
+            RouteMatch.PathSpecifierOneofCase.Prefix => match.Prefix + "*",
+            RouteMatch.PathSpecifierOneofCase.Path => match.Path,
+            RouteMatch.PathSpecifierOneofCase.SafeRegex => match.SafeRegex.Regex,
+            _ => "/*",
+        };
+        if (route.Route_?.ClusterSpecifierCase == RouteAction.ClusterSpecifierOneofCase.Cluster
+            && IstioNaming.TryParseClusterName(route.Route_.Cluster, out _, out var clusterPort, out _, out var host))
+        {
+            return $"{host}:{clusterPort}{path}";
+        }
+
+        return $"{virtualServiceName}:{port}{path}";
+    }
+
+    /// <summary>istiod's <c>TraceOperation</c>: the default route's span name.</summary>
+    internal static string TraceOperation(string hostname, uint port) => $"{hostname}:{port}/*";
 
     private RouteAction BuildRouteAction(HttpRoute http, EnvoyRoute route, string authority, Config.VirtualService vs, MeshService service, uint port,
         RegistrySnapshot registry, Dictionary<string, IstioDestinationRule> rules)

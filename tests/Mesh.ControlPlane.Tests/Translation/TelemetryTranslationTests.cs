@@ -489,4 +489,20 @@ public sealed class TelemetryTranslationTests
         Assert.Empty(snapshot.Telemetry.Warnings);
         Assert.Equal("/dev/stdout", File(Assert.Single(Outbound(snapshot, Sdk("default")).AccessLog)).Path);
     }
+
+    [Fact]
+    public void Routes_CarryIstiodsDecoratorOperation_TheSpanName()
+    {
+        var withVs = Translate(("reviews.yaml", TestYaml.All));
+        var withoutVs = Translate(("reviews.yaml", TestYaml.All.Replace("\n---\n" + TestYaml.ReviewsVirtualService, string.Empty, StringComparison.Ordinal)));
+
+        var routes = withVs.Find(ResourceTypes.Route, "outbound|9080||reviews.default.svc.cluster.local", ClientScope.None)!
+            .Resource.Unpack<Envoy.Config.Route.V3.RouteConfiguration>().VirtualHosts.Single().Routes;
+        var fallback = withoutVs.Find(ResourceTypes.Route, "outbound|9080||reviews.default.svc.cluster.local", ClientScope.None)!
+            .Resource.Unpack<Envoy.Config.Route.V3.RouteConfiguration>().VirtualHosts.Single().Routes.Single();
+
+        // One cluster: its host and port and the matched prefix; weighted clusters: the VirtualService's name and the port.
+        Assert.Equal(["reviews.default.svc.cluster.local:9080/reviews*", "reviews:9080/*"], routes.Select(r => r.Decorator.Operation));
+        Assert.Equal("reviews.default.svc.cluster.local:9080/*", fallback.Decorator.Operation);
+    }
 }
