@@ -16,6 +16,7 @@ public sealed class BookinfoFixture : IAsyncLifetime
 
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseCookies = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(30) };
     private string _configDirectory = null!;
+    private string _prometheusDirectory = null!;
 
     public LauncherProcess Launcher { get; private set; } = null!;
 
@@ -24,7 +25,9 @@ public sealed class BookinfoFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _configDirectory = Directory.CreateTempSubdirectory("bookinfo-config-").FullName;
-        Launcher = await LauncherProcess.StartAsync(_configDirectory, ReadyTimeout);
+        // Outside the watched config folder, as the launcher's default (samples/bookinfo-dotnet/prometheus) is.
+        _prometheusDirectory = Directory.CreateTempSubdirectory("bookinfo-targets-").FullName;
+        Launcher = await LauncherProcess.StartAsync(_configDirectory, _prometheusDirectory, ReadyTimeout);
     }
 
     public async Task DisposeAsync()
@@ -35,12 +38,15 @@ public sealed class BookinfoFixture : IAsyncLifetime
             await Launcher.DisposeAsync();
         }
 
-        try
+        foreach (var directory in new[] { _configDirectory, _prometheusDirectory })
         {
-            Directory.Delete(_configDirectory, recursive: true);
-        }
-        catch (IOException)
-        {
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 
