@@ -9,14 +9,15 @@ namespace Mesh.Bookinfo.Tests;
 
 /// <summary>
 /// The walkthrough's "Telemetry" part: a real Prometheus (Debian's <c>prometheus</c>) scrapes every workload's
-/// plaintext metrics port from the targets file the launcher wrote, and its HTTP API shows what the pages showed.
+/// plaintext metrics port from the targets file the launcher wrote, also under STRICT mTLS, and its HTTP API shows
+/// what the calls did: the fault rules' response flags, then the reviews split and both reporters' totals under load.
 /// </summary>
 public sealed partial class BookinfoScenarioTests
 {
     private const string Job = "bookinfo";
 
     /// <summary>Every label the deltas below are compared by; everything else (instance, app, version of the target) is summed away.</summary>
-    private const string ByLabels = "reporter, source_app, source_version, destination_service_name, destination_version, response_code, response_flags";
+    private const string ByLabels = "reporter, source_app, source_version, destination_service_name, destination_version, response_code, response_flags, connection_security_policy";
 
     private static readonly TimeSpan ScrapeTimeout = TimeSpan.FromSeconds(15);
 
@@ -52,15 +53,64 @@ public sealed partial class BookinfoScenarioTests
                       - {JsonSerializer.Serialize(launcher.PrometheusTargetsFile)}
             """, TimeSpan.FromSeconds(30));
 
-        await bookinfo.ApplyAsync(DestinationRules, "virtual-service-reviews-50-v3.yaml");
-        // Round robin answers v2 every third page; six pages in a row from v1 or v3 means the rule is in force.
-        await bookinfo.WaitForPagesAsync(static p => p.Version is "v1" or "v3", consecutive: 6, what: "reviews v1 or v3");
-
+        // Fault injection, delay: reviews v2 waits up to 10 s for ratings, held 7 s by the rule for jason; it reports
+        // that call as response_flags="DI" with ratings' 200. (Through the page productpage gives up on reviews after
+        // 3 s and the call is cancelled, so reviews v2 is asked directly, as productpage would ask it for jason; the
+        // mesh is still PERMISSIVE, so plaintext gets in.)
+        await bookinfo.ApplyAsync(DestinationRules, "virtual-service-ratings-test-delay.yaml");
         var before = await QuiescentTotalsAsync(prometheus);
         var targets = await prometheus.QueryAsync($"up{{job=\"{Job}\"}}");
         Assert.Equal(
             expected.Select(static t => (t.Target, t.App, t.Version, Namespace: "default", Up: 1.0)),
             targets.Select(static s => (Target: s["instance"], App: s["app"], Version: s["version"], Namespace: s["namespace"], Up: s.Value)).OrderBy(static t => t.Target, StringComparer.Ordinal));
+        var delayed = 0;
+        var reviewsV2 = launcher.Workloads["reviews-v2"].Url;
+        var delayClock = Stopwatch.StartNew();
+        while (delayed == 0)
+        {
+            Assert.True(delayClock.Elapsed < BookinfoFixture.ApplyTimeout, $"reviews v2's call to ratings for jason was not delayed within {BookinfoFixture.ApplyTimeout.TotalSeconds} s");
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(reviewsV2, "/reviews/0"));
+            request.Headers.Add("end-user", "jason");
+            var call = Stopwatch.StartNew();
+            using var response = await bookinfo.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("200", Assert.Single(response.Headers.GetValues("x-bookinfo-ratings-status")));
+            // Until the rule reaches reviews v2 ratings answers at once; the delay holds the call 7 s.
+            if (call.Elapsed > TimeSpan.FromSeconds(6))
+            {
+                delayed++;
+            }
+        }
+
+        var held = Delta(await QuiescentTotalsAsync(prometheus), before);
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: delay; increases:{Environment.NewLine}{string.Join(Environment.NewLine, held)}");
+        var di = Assert.Single(held, static s => s["response_flags"] == "DI");
+        Assert.Equal(("source", "reviews", "v2", "ratings", "v1", "200", delayed), (di["reporter"], di["source_app"], di["source_version"], di["destination_service_name"], di["destination_version"], di["response_code"], (int)di.Value));
+        Assert.Equal(
+            Sum(held, ("reporter", "source"), ("source_app", "reviews"), ("source_version", "v2"), ("destination_service_name", "ratings")),
+            Sum(held, ("reporter", "destination"), ("source_app", "reviews"), ("source_version", "v2"), ("destination_service_name", "ratings")));
+
+        // Fault injection, abort: jason's pages come from reviews v2, whose calls to ratings the mesh answers 500
+        // itself; reviews v2 reports each as response_flags="FI", and ratings sees none of them.
+        await bookinfo.RemoveAsync("virtual-service-ratings-test-delay.yaml");
+        await bookinfo.ApplyAsync("virtual-service-reviews-test-v2.yaml", "virtual-service-ratings-test-abort.yaml");
+        await bookinfo.WaitForPagesAsync(static p => p.Version == "v2" && p.RatingsErrors == 2, user: "jason", what: "reviews v2 with ratings unavailable for jason");
+        before = await QuiescentTotalsAsync(prometheus);
+        const int JasonPages = 20;
+        Assert.All(await bookinfo.GetPagesAsync(JasonPages, user: "jason"), static p => Assert.Equal(("v2", 2), (p.Version, p.RatingsErrors)));
+        var aborted = Delta(await QuiescentTotalsAsync(prometheus), before);
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: abort; increases:{Environment.NewLine}{string.Join(Environment.NewLine, aborted)}");
+        var fi = Assert.Single(aborted, static s => s["destination_service_name"] == "ratings");
+        Assert.Equal(("source", "reviews", "v2", "500", "FI", "unknown", JasonPages), (fi["reporter"], fi["source_app"], fi["source_version"], fi["response_code"], fi["response_flags"], fi["destination_version"], (int)fi.Value));
+
+        // STRICT mTLS and the 50/50 reviews rule: the app ports of the backends refuse plaintext, the metrics ports
+        // are still scraped (every target up, below).
+        await bookinfo.RemoveAsync("virtual-service-reviews-test-v2.yaml", "virtual-service-ratings-test-abort.yaml");
+        await bookinfo.ApplyAsync("peer-authentication-strict.yaml", "virtual-service-reviews-50-v3.yaml");
+        await WaitAsync(async () => await PlaintextAnswerAsync(reviewsV2) == 0, "reviews v2 to close plaintext connections under STRICT");
+        // Round robin answers v2 every third page; six pages in a row from v1 or v3 means the rule is in force.
+        await bookinfo.WaitForPagesAsync(static p => p.Version is "v1" or "v3", consecutive: 6, what: "reviews v1 or v3");
+        before = await QuiescentTotalsAsync(prometheus);
 
         // A bounded load: 300 pages, six at a time.
         const int Pages = 300;
@@ -88,66 +138,25 @@ public sealed partial class BookinfoScenarioTests
         Assert.Equal(0, Sum(loaded, ("destination_service_name", "reviews"), ("destination_version", "v2")));
         Assert.InRange(v3 / (double)Pages, 0.35, 0.65);
 
-        // Both reporters agree, per service and per version: every call the callers report, the callees report too.
+        // Both reporters agree, per service and per version: every call the callers report, the callees report too,
+        // all of them over mutual TLS.
         foreach (var service in new[] { "details", "reviews", "ratings" })
         {
             foreach (var version in new[] { "v1", "v2", "v3" })
             {
                 Assert.True(
                     Sum(loaded, ("reporter", "source"), ("destination_service_name", service), ("destination_version", version))
-                        == Sum(loaded, ("reporter", "destination"), ("destination_service_name", service), ("destination_version", version)),
-                    $"{service} {version}: source and destination totals differ");
+                        == Sum(loaded, ("reporter", "destination"), ("destination_service_name", service), ("destination_version", version), ("connection_security_policy", "mutual_tls")),
+                    $"{service} {version}: source and destination (mutual_tls) totals differ");
             }
 
             Assert.True(Sum(loaded, ("reporter", "destination"), ("destination_service_name", service)) > 0, service + " reported no calls");
         }
 
-        Assert.Equal(Pages, Sum(loaded, ("reporter", "destination"), ("source_app", "productpage"), ("destination_service_name", "details")));
+        Assert.Equal(Pages, Sum(loaded, ("reporter", "destination"), ("source_app", "productpage"), ("destination_service_name", "details"), ("connection_security_policy", "mutual_tls")));
         // Only reviews v3 asks ratings (v1 shows no stars): one call per v3 page.
         Assert.Equal(v3, Sum(loaded, ("reporter", "source"), ("source_app", "reviews"), ("source_version", "v3"), ("destination_service_name", "ratings")));
         Assert.Equal(0, Sum(loaded, ("source_app", "reviews"), ("source_version", "v1")));
-
-        // Fault injection, abort: jason's pages come from reviews v2, whose calls to ratings the mesh answers 500
-        // itself; reviews v2 reports each as response_flags="FI", and ratings sees none of them.
-        await bookinfo.ApplyAsync("virtual-service-reviews-test-v2.yaml", "virtual-service-ratings-test-abort.yaml");
-        await bookinfo.WaitForPagesAsync(static p => p.Version == "v2" && p.RatingsErrors == 2, user: "jason", what: "reviews v2 with ratings unavailable for jason");
-        before = await QuiescentTotalsAsync(prometheus);
-        const int JasonPages = 20;
-        Assert.All(await bookinfo.GetPagesAsync(JasonPages, user: "jason"), static p => Assert.Equal(("v2", 2), (p.Version, p.RatingsErrors)));
-        var aborted = Delta(await QuiescentTotalsAsync(prometheus), before);
-        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: abort; increases:{Environment.NewLine}{string.Join(Environment.NewLine, aborted)}");
-        var fi = Assert.Single(aborted, static s => s["destination_service_name"] == "ratings");
-        Assert.Equal(("source", "reviews", "v2", "500", "FI", "unknown", JasonPages), (fi["reporter"], fi["source_app"], fi["source_version"], fi["response_code"], fi["response_flags"], fi["destination_version"], (int)fi.Value));
-
-        // Fault injection, delay: reviews v2 waits up to 10 s for ratings, held 7 s by the rule for jason; it reports
-        // that call as response_flags="DI" with ratings' 200. (Through the page productpage gives up on reviews after
-        // 3 s and the call is cancelled, so reviews v2 is asked directly, as productpage would ask it for jason.)
-        await bookinfo.ApplyAsync("virtual-service-ratings-test-delay.yaml");
-        before = await QuiescentTotalsAsync(prometheus);
-        var delayed = 0;
-        var reviewsV2 = new Uri(launcher.Workloads["reviews-v2"].Url, "/reviews/0");
-        var delayClock = Stopwatch.StartNew();
-        while (delayed == 0)
-        {
-            Assert.True(delayClock.Elapsed < BookinfoFixture.ApplyTimeout, $"reviews v2's call to ratings for jason was not delayed within {BookinfoFixture.ApplyTimeout.TotalSeconds} s");
-            using var request = new HttpRequestMessage(HttpMethod.Get, reviewsV2);
-            request.Headers.Add("end-user", "jason");
-            var call = Stopwatch.StartNew();
-            using var response = await bookinfo.Http.SendAsync(request);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            // Before the rule reached reviews v2 the abort rule answers at once; the delay holds the call 7 s.
-            if (call.Elapsed > TimeSpan.FromSeconds(6))
-            {
-                delayed++;
-                Assert.Equal("200", Assert.Single(response.Headers.GetValues("x-bookinfo-ratings-status")));
-            }
-        }
-
-        var held = Delta(await QuiescentTotalsAsync(prometheus), before);
-        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: delay; increases:{Environment.NewLine}{string.Join(Environment.NewLine, held)}");
-        var di = Assert.Single(held, static s => s["response_flags"] == "DI");
-        Assert.Equal(("source", "reviews", "v2", "ratings", "v1", "200", delayed), (di["reporter"], di["source_app"], di["source_version"], di["destination_service_name"], di["destination_version"], di["response_code"], (int)di.Value));
-        Assert.Equal(delayed, Sum(held, ("reporter", "destination"), ("source_app", "reviews"), ("source_version", "v2"), ("destination_service_name", "ratings")));
 
         // promtool accepts every workload's exposition (now holding FI and DI series too).
         var promtool = PrometheusProcess.Binary("promtool");

@@ -93,6 +93,21 @@ public sealed class BookinfoFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Deletes rule files from the config folder, each after the previous one was dropped (two files defining the same
+    /// resource are decided by their modification times, and copies keep the sample files' times, so a rule is
+    /// replaced by removing it first).
+    /// </summary>
+    public async Task RemoveAsync(params string[] files)
+    {
+        foreach (var file in files)
+        {
+            var mark = Launcher.LineCount;
+            File.Delete(Path.Combine(_configDirectory, file));
+            await Launcher.WaitForLineAsync(l => l.Contains("Removed '", StringComparison.Ordinal) && l.Contains(file, StringComparison.Ordinal), mark, ApplyTimeout);
+        }
+    }
+
     /// <summary>Deletes every rule from the config folder and waits until the control plane dropped them.</summary>
     public async Task ResetAsync()
     {
