@@ -94,9 +94,10 @@ public sealed class BookinfoFixture : IAsyncLifetime
     }
 
     /// <summary>
-    /// Deletes rule files from the config folder, each after the previous one was dropped (two files defining the same
-    /// resource are decided by their modification times, and copies keep the sample files' times, so a rule is
-    /// replaced by removing it first).
+    /// Deletes rule files from the config folder, each after the previous one was dropped. Between two files defining
+    /// the same resource the control plane takes the more recently modified one, which copies made a moment apart do
+    /// not decide reliably (the delay file won over a later-copied abort file once), so a rule is replaced by removing
+    /// it first.
     /// </summary>
     public async Task RemoveAsync(params string[] files)
     {
