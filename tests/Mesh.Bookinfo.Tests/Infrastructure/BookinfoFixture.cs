@@ -85,6 +85,9 @@ public sealed class BookinfoFixture : IAsyncLifetime
             // Written next to the target under a name the control plane ignores, then renamed: never read half-written.
             var temp = target + ".tmp";
             File.Copy(Paths.RuleFile(file), temp, overwrite: true);
+            // Stamped now, as `cp` stamps its copy (File.Copy may keep the sample file's time): between two files
+            // defining one resource the control plane takes the more recently modified, so the file applied last wins.
+            File.SetLastWriteTimeUtc(temp, DateTime.UtcNow);
             File.Move(temp, target, overwrite: true);
             var line = await Launcher.WaitForLineAsync(
                 l => l.Contains(file, StringComparison.Ordinal) && (l.Contains("Loaded '", StringComparison.Ordinal) || l.Contains("rejected", StringComparison.Ordinal)),
