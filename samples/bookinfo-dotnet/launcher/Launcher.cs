@@ -17,6 +17,7 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
 
     private readonly ILogger _logger = loggerFactory.CreateLogger("Bookinfo.Launcher");
     private readonly List<Workload> _workloads = [];
+    private readonly List<ScrapeTarget> _scrapeTargets = [];
 
     /// <summary>Runs until <paramref name="stop"/> fires; returns the process exit code.</summary>
     public async Task<int> RunAsync(CancellationToken stop)
@@ -78,6 +79,7 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
 
             var page = new Uri(url, "/productpage");
             await WaitForPageAsync(page, http, startup.Token);
+            WritePrometheusTargets();
             Console.Out.WriteLine($"Bookinfo is ready: {page}");
             Log.Applying(_logger, Path.Combine(layout.SampleRoot, "networking"), Path.Combine(layout.SampleRoot, "security"), configDirectory);
 
@@ -128,6 +130,9 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             // working under STRICT; its log line tells the launcher the port.
             ["Mesh__Security__Enabled"] = "true",
             ["Mesh__HealthPort"] = "0",
+            // Istio's merged-metrics port: /metrics in plaintext on a port of its own, which Prometheus can scrape
+            // under STRICT mTLS; its log line (the health server's category) tells the launcher the port.
+            ["Mesh__Telemetry__MetricsPort"] = "0",
             ["Logging__LogLevel__" + Workload.HealthServerCategory] = "Information",
             ["Bookinfo__Version"] = spec.Version,
             ["Bookinfo__ExitOnStdinClose"] = "true",
@@ -145,10 +150,12 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
 
         Uri address;
         int healthPort;
+        int metricsPort;
         try
         {
             address = await workload.Address.WaitAsync(cancellationToken);
             healthPort = await workload.HealthPort.WaitAsync(cancellationToken);
+            metricsPort = await workload.MetricsPort.WaitAsync(cancellationToken);
         }
         catch (InvalidOperationException ex)
         {
@@ -157,8 +164,39 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
 
         var url = new Uri($"http://127.0.0.1:{address.Port.ToString(CultureInfo.InvariantCulture)}");
         await WaitHealthyAsync(workload, new Uri($"http://127.0.0.1:{healthPort.ToString(CultureInfo.InvariantCulture)}/health"), http, cancellationToken);
-        Console.Out.WriteLine($"workload {spec.Name} pid={workload.ProcessId.ToString(CultureInfo.InvariantCulture)} url={url.ToString().TrimEnd('/')}");
+        var target = new ScrapeTarget(spec, metricsPort);
+        lock (_scrapeTargets)
+        {
+            _scrapeTargets.Add(target);
+        }
+
+        Console.Out.WriteLine($"workload {spec.Name} pid={workload.ProcessId.ToString(CultureInfo.InvariantCulture)} url={url.ToString().TrimEnd('/')} metrics=http://{target.Address}/metrics");
         return url;
+    }
+
+    /// <summary>
+    /// Writes the Prometheus targets file and prometheus.yml (<see cref="PrometheusTargets"/>) and prints where. A
+    /// folder that cannot be written is reported and bookinfo runs on: only scraping depends on it.
+    /// </summary>
+    private void WritePrometheusTargets()
+    {
+        var directory = Path.GetFullPath(options.PrometheusDirectory ?? layout.DefaultPrometheusDirectory);
+        List<ScrapeTarget> targets;
+        lock (_scrapeTargets)
+        {
+            // The launcher's start order (backends, then productpage), whatever order they became healthy in.
+            targets = [.. WorkloadSpec.All.SelectMany(spec => _scrapeTargets.Where(t => t.Spec == spec))];
+        }
+
+        try
+        {
+            var (targetsFile, configFile) = PrometheusTargets.Write(directory, targets);
+            Console.Out.WriteLine($"Prometheus targets: {targetsFile} (scrape them: prometheus --config.file={configFile})");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.PrometheusTargetsFailed(_logger, directory, ex.Message);
+        }
     }
 
     private static async Task WaitHealthyAsync(Workload workload, Uri health, HttpClient http, CancellationToken cancellationToken)
@@ -316,5 +354,8 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
 
         [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Workload '{Name}' last output:\n{Output}")]
         public static partial void WorkloadOutput(ILogger logger, string name, string output);
+
+        [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "Cannot write the Prometheus targets into '{Directory}': {Reason}. Bookinfo runs on; pass --prometheus-dir DIR for a writable folder.")]
+        public static partial void PrometheusTargetsFailed(ILogger logger, string directory, string reason);
     }
 }

@@ -6,19 +6,24 @@ namespace Bookinfo.Launcher;
 internal sealed record LauncherOptions
 {
     public const string Usage = """
-        Usage: Bookinfo.Launcher [--config DIR] [--port N] [--xds-port N] [--exit-on-stdin-close] [--log-level LEVEL]
+        Usage: Bookinfo.Launcher [--config DIR] [--port N] [--xds-port N] [--prometheus-dir DIR] [--exit-on-stdin-close]
+                                 [--log-level LEVEL]
 
           --config DIR             Istio YAML folder the control plane loads and watches
                                    (default: samples/bookinfo-dotnet/config)
           --port N                 productpage's port on 127.0.0.1; 0 picks a free one (default 9080)
           --xds-port N             the control plane's xDS port; 0 picks a free one (default 15010)
+          --prometheus-dir DIR     where to write the Prometheus scrape targets (bookinfo-targets.json, file_sd_configs
+                                   format) and a prometheus.yml that reads them
+                                   (default: samples/bookinfo-dotnet/prometheus)
           --exit-on-stdin-close    stop everything when standard input closes (for test harnesses)
           --log-level LEVEL        Trace, Debug, Information, Warning, Error (default Information)
           --no-build               accepted and ignored: the launcher never builds (scripts/run.sh does)
           -h, --help               show this help
 
         Every other workload gets a free port, and every workload a free plaintext health port
-        (Mesh:HealthPort) the launcher checks. Ctrl+C or SIGTERM stops all of them.
+        (Mesh:HealthPort) the launcher checks and a free plaintext metrics port (Mesh:Telemetry:MetricsPort) that
+        Prometheus scrapes: `prometheus --config.file=DIR/prometheus.yml`. Ctrl+C or SIGTERM stops all of them.
         """;
 
     public string? ConfigDirectory { get; init; }
@@ -26,6 +31,9 @@ internal sealed record LauncherOptions
     public int Port { get; init; } = 9080;
 
     public int XdsPort { get; init; } = 15010;
+
+    /// <summary>Where the Prometheus targets file and prometheus.yml go; <see langword="null"/>: the sample's prometheus folder.</summary>
+    public string? PrometheusDirectory { get; init; }
 
     public bool ExitOnStdinClose { get; init; }
 
@@ -47,7 +55,7 @@ internal sealed record LauncherOptions
                 value = arg[(eq + 1)..];
                 arg = arg[..eq];
             }
-            else if (arg is "--config" or "--port" or "--xds-port" or "--log-level")
+            else if (arg is "--config" or "--port" or "--xds-port" or "--prometheus-dir" or "--log-level")
             {
                 if (i + 1 >= args.Count)
                 {
@@ -63,6 +71,7 @@ internal sealed record LauncherOptions
                 "--no-build" => options,
                 "--exit-on-stdin-close" => options with { ExitOnStdinClose = true },
                 "--config" => options with { ConfigDirectory = value },
+                "--prometheus-dir" => options with { PrometheusDirectory = value is { Length: > 0 } ? value : throw new ArgumentException("--prometheus-dir needs a folder.") },
                 "--port" => options with { Port = ParsePort(arg, value!) },
                 "--xds-port" => options with { XdsPort = ParsePort(arg, value!) },
                 "--log-level" => options with

@@ -21,6 +21,9 @@ internal sealed class SampleLayout
 
     public string DefaultConfigDirectory => Path.Combine(SampleRoot, "config");
 
+    /// <summary>samples/bookinfo-dotnet/prometheus: the generated scrape targets and prometheus.yml (not in git).</summary>
+    public string DefaultPrometheusDirectory => Path.Combine(SampleRoot, "prometheus");
+
     /// <summary>Finds the sample from the launcher's own location.</summary>
     /// <exception cref="InvalidOperationException">The launcher does not run from the sample's build output.</exception>
     public static SampleLayout Locate()

@@ -15,6 +15,7 @@ internal sealed partial class Workload : IAsyncDisposable
 
     private const string ListeningPrefix = "Now listening on: ";
     private const string HealthPrefix = "Health port 127.0.0.1:";
+    private const string MetricsPrefix = "Metrics port 127.0.0.1:";
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
 
     private readonly Process _process;
@@ -22,6 +23,7 @@ internal sealed partial class Workload : IAsyncDisposable
     private readonly bool _showLifetime;
     private readonly TaskCompletionSource<Uri> _address = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<int> _healthPort = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<int> _metricsPort = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Queue<string> _recent = new();
     private int _stopping;
 
@@ -44,6 +46,9 @@ internal sealed partial class Workload : IAsyncDisposable
 
     /// <summary>The plaintext health port (Mesh:HealthPort) the workload bound, once it reported it.</summary>
     public Task<int> HealthPort => _healthPort.Task;
+
+    /// <summary>The plaintext metrics port (Mesh:Telemetry:MetricsPort) the workload bound, once it reported it.</summary>
+    public Task<int> MetricsPort => _metricsPort.Task;
 
     /// <summary>Completes when the process exits.</summary>
     public Task Exited => _process.WaitForExitAsync();
@@ -97,6 +102,8 @@ internal sealed partial class Workload : IAsyncDisposable
                 $"Workload '{spec.Name}' exited with code {workload.ExitCode()} before it listened."));
             workload._healthPort.TrySetException(new InvalidOperationException(
                 $"Workload '{spec.Name}' exited with code {workload.ExitCode()} before its health port listened."));
+            workload._metricsPort.TrySetException(new InvalidOperationException(
+                $"Workload '{spec.Name}' exited with code {workload.ExitCode()} before its metrics port listened."));
         };
         process.Start();
         process.BeginOutputReadLine();
@@ -183,26 +190,39 @@ internal sealed partial class Workload : IAsyncDisposable
             _address.TrySetResult(address);
         }
 
-        var health = line.IndexOf(HealthPrefix, StringComparison.Ordinal);
-        if (health >= 0)
+        if (PortAfter(line, HealthPrefix) is { } healthPort)
         {
-            var digits = line.AsSpan(health + HealthPrefix.Length);
-            var end = 0;
-            while (end < digits.Length && char.IsAsciiDigit(digits[end]))
-            {
-                end++;
-            }
+            _healthPort.TrySetResult(healthPort);
+        }
 
-            if (int.TryParse(digits[..end], NumberStyles.None, CultureInfo.InvariantCulture, out var port))
-            {
-                _healthPort.TrySetResult(port);
-            }
+        if (PortAfter(line, MetricsPrefix) is { } metricsPort)
+        {
+            _metricsPort.TrySetResult(metricsPort);
         }
 
         if (_showLifetime || !(line.Contains("Microsoft.Hosting.Lifetime", StringComparison.Ordinal) || line.Contains(HealthServerCategory, StringComparison.Ordinal)))
         {
             Console.Out.WriteLine($"[{Spec.Name}] {line}");
         }
+    }
+
+    /// <summary>The port number right after <paramref name="prefix"/> in <paramref name="line"/>, if the line has one.</summary>
+    private static int? PortAfter(string line, string prefix)
+    {
+        var at = line.IndexOf(prefix, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return null;
+        }
+
+        var digits = line.AsSpan(at + prefix.Length);
+        var end = 0;
+        while (end < digits.Length && char.IsAsciiDigit(digits[end]))
+        {
+            end++;
+        }
+
+        return int.TryParse(digits[..end], NumberStyles.None, CultureInfo.InvariantCulture, out var port) ? port : null;
     }
 
     /// <summary>The dotnet host running the launcher (so workloads run on the same runtime), else dotnet from PATH.</summary>

@@ -16,6 +16,7 @@ public sealed class BookinfoFixture : IAsyncLifetime
 
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseCookies = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(30) };
     private string _configDirectory = null!;
+    private string _prometheusDirectory = null!;
 
     public LauncherProcess Launcher { get; private set; } = null!;
 
@@ -24,7 +25,9 @@ public sealed class BookinfoFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _configDirectory = Directory.CreateTempSubdirectory("bookinfo-config-").FullName;
-        Launcher = await LauncherProcess.StartAsync(_configDirectory, ReadyTimeout);
+        // Outside the watched config folder, as the launcher's default (samples/bookinfo-dotnet/prometheus) is.
+        _prometheusDirectory = Directory.CreateTempSubdirectory("bookinfo-targets-").FullName;
+        Launcher = await LauncherProcess.StartAsync(_configDirectory, _prometheusDirectory, ReadyTimeout);
     }
 
     public async Task DisposeAsync()
@@ -35,12 +38,15 @@ public sealed class BookinfoFixture : IAsyncLifetime
             await Launcher.DisposeAsync();
         }
 
-        try
+        foreach (var directory in new[] { _configDirectory, _prometheusDirectory })
         {
-            Directory.Delete(_configDirectory, recursive: true);
-        }
-        catch (IOException)
-        {
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 
@@ -79,11 +85,30 @@ public sealed class BookinfoFixture : IAsyncLifetime
             // Written next to the target under a name the control plane ignores, then renamed: never read half-written.
             var temp = target + ".tmp";
             File.Copy(Paths.RuleFile(file), temp, overwrite: true);
+            // Stamped now, as `cp` stamps its copy (File.Copy may keep the sample file's time): between two files
+            // defining one resource the control plane takes the more recently modified, so the file applied last wins.
+            File.SetLastWriteTimeUtc(temp, DateTime.UtcNow);
             File.Move(temp, target, overwrite: true);
             var line = await Launcher.WaitForLineAsync(
                 l => l.Contains(file, StringComparison.Ordinal) && (l.Contains("Loaded '", StringComparison.Ordinal) || l.Contains("rejected", StringComparison.Ordinal)),
                 mark, ApplyTimeout);
             Assert.True(line.Contains("Loaded '", StringComparison.Ordinal), $"The control plane rejected '{file}': {line}");
+        }
+    }
+
+    /// <summary>
+    /// Deletes rule files from the config folder, each after the previous one was dropped. Between two files defining
+    /// the same resource the control plane takes the more recently modified one, which copies made a moment apart do
+    /// not decide reliably (the delay file won over a later-copied abort file once), so a rule is replaced by removing
+    /// it first.
+    /// </summary>
+    public async Task RemoveAsync(params string[] files)
+    {
+        foreach (var file in files)
+        {
+            var mark = Launcher.LineCount;
+            File.Delete(Path.Combine(_configDirectory, file));
+            await Launcher.WaitForLineAsync(l => l.Contains("Removed '", StringComparison.Ordinal) && l.Contains(file, StringComparison.Ordinal), mark, ApplyTimeout);
         }
     }
 

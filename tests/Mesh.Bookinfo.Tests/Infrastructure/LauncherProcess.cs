@@ -4,12 +4,15 @@ using System.Text.RegularExpressions;
 
 namespace Mesh.Bookinfo.Tests.Infrastructure;
 
-/// <summary>A workload as the launcher announced it: <c>workload reviews-v1 pid=123 url=http://127.0.0.1:4567</c>.</summary>
-public sealed record WorkloadInfo(string Name, int Pid, Uri Url);
+/// <summary>
+/// A workload as the launcher announced it:
+/// <c>workload reviews-v1 pid=123 url=http://127.0.0.1:4567 metrics=http://127.0.0.1:4568/metrics</c>.
+/// </summary>
+public sealed record WorkloadInfo(string Name, int Pid, Uri Url, Uri Metrics);
 
 /// <summary>
 /// The real <c>Bookinfo.Launcher</c> as a child process: <c>dotnet Bookinfo.Launcher.dll --config DIR --port 0
-/// --xds-port 0 --exit-on-stdin-close</c>. Its output is read continuously (so it never blocks on a full pipe) and
+/// --xds-port 0 --prometheus-dir DIR --exit-on-stdin-close</c>. Its output is read continuously (so it never blocks on a full pipe) and
 /// kept for waits and failure messages; closing its standard input stops it and, through it, every workload.
 /// </summary>
 public sealed partial class LauncherProcess : IAsyncDisposable
@@ -17,13 +20,20 @@ public sealed partial class LauncherProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly List<string> _lines = [];
 
-    private LauncherProcess(Process process, string configDirectory)
+    private LauncherProcess(Process process, string configDirectory, string prometheusDirectory)
     {
         _process = process;
         ConfigDirectory = configDirectory;
+        PrometheusDirectory = prometheusDirectory;
     }
 
     public string ConfigDirectory { get; }
+
+    /// <summary>Where the launcher writes bookinfo-targets.json and prometheus.yml (its --prometheus-dir).</summary>
+    public string PrometheusDirectory { get; }
+
+    /// <summary>The targets file the launcher announced on its <c>Prometheus targets: FILE (...)</c> line.</summary>
+    public string PrometheusTargetsFile { get; private set; } = null!;
 
     public Uri ProductPage { get; private set; } = null!;
 
@@ -54,7 +64,7 @@ public sealed partial class LauncherProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the launcher on <paramref name="configDirectory"/> and waits for its ready line.</summary>
-    public static async Task<LauncherProcess> StartAsync(string configDirectory, TimeSpan readyTimeout)
+    public static async Task<LauncherProcess> StartAsync(string configDirectory, string prometheusDirectory, TimeSpan readyTimeout)
     {
         var launcher = Paths.LauncherAssembly();
         var start = new ProcessStartInfo("dotnet")
@@ -64,13 +74,13 @@ public sealed partial class LauncherProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { launcher, "--config", configDirectory, "--port", "0", "--xds-port", "0", "--exit-on-stdin-close" })
+        foreach (var arg in new[] { launcher, "--config", configDirectory, "--port", "0", "--xds-port", "0", "--prometheus-dir", prometheusDirectory, "--exit-on-stdin-close" })
         {
             start.ArgumentList.Add(arg);
         }
 
         var process = new Process { StartInfo = start };
-        var result = new LauncherProcess(process, configDirectory);
+        var result = new LauncherProcess(process, configDirectory, prometheusDirectory);
         process.OutputDataReceived += (_, e) => result.Add(e.Data);
         process.ErrorDataReceived += (_, e) => result.Add(e.Data);
         process.Start();
@@ -87,7 +97,11 @@ public sealed partial class LauncherProcess : IAsyncDisposable
                 {
                     if (WorkloadLine().Match(line) is { Success: true } m)
                     {
-                        workloads[m.Groups[1].Value] = new WorkloadInfo(m.Groups[1].Value, int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), new Uri(m.Groups[3].Value));
+                        workloads[m.Groups[1].Value] = new WorkloadInfo(m.Groups[1].Value, int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), new Uri(m.Groups[3].Value), new Uri(m.Groups[4].Value));
+                    }
+                    else if (PrometheusLine().Match(line) is { Success: true } p)
+                    {
+                        result.PrometheusTargetsFile = p.Groups[1].Value;
                     }
                 }
             }
@@ -217,6 +231,9 @@ public sealed partial class LauncherProcess : IAsyncDisposable
         }
     }
 
-    [GeneratedRegex(@"^workload (\S+) pid=(\d+) url=(http://\S+)$")]
+    [GeneratedRegex(@"^workload (\S+) pid=(\d+) url=(http://\S+) metrics=(http://\S+)$")]
     private static partial Regex WorkloadLine();
+
+    [GeneratedRegex(@"^Prometheus targets: (\S+) \(")]
+    private static partial Regex PrometheusLine();
 }

@@ -16,7 +16,7 @@ export const securityDir = path.join(sampleDir, 'security');
 export const defaultLauncherDll = path.join(sampleDir, 'launcher/bin/Release/net10.0/Bookinfo.Launcher.dll');
 
 const readyLine = /^Bookinfo is ready: (http:\/\/127\.0\.0\.1:\d+\/productpage)\s*$/;
-const workloadLine = /^workload (\S+) pid=(\d+) url=(\S+)\s*$/;
+const workloadLine = /^workload (\S+) pid=(\d+) url=(\S+)(?: metrics=(\S+))?\s*$/;
 const keptLines = 400;
 // How far a copy's write time is set after the newest rule file when the clock has not moved past it.
 const mtimeStepMs = 10;
