@@ -50,6 +50,25 @@ internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics me
     private async Task InvokeRecordedAsync(HttpContext context)
     {
         var start = _time.GetTimestamp();
+        GrpcMessageCounter? requests = null;
+        GrpcMessageCounter? responses = null;
+        if (ReferenceEquals(MeshMetrics.Protocol(context.Request.ContentType), MeshMetrics.GrpcProtocol))
+        {
+            // Count the call's messages as the app reads and writes them.
+            var features = context.Features;
+            if (features.Get<IRequestBodyPipeFeature>() is { } requestBody)
+            {
+                requests = new GrpcMessageCounter();
+                features.Set<IRequestBodyPipeFeature>(new CountingRequestBodyPipeFeature(requestBody, requests));
+            }
+
+            if (features.Get<IHttpResponseBodyFeature>() is { } responseBody)
+            {
+                responses = new GrpcMessageCounter();
+                features.Set<IHttpResponseBodyFeature>(new CountingResponseBodyFeature(responseBody, responses));
+            }
+        }
+
         var failed = false;
         try
         {
@@ -62,11 +81,11 @@ internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics me
         }
         finally
         {
-            Record(context, failed, _time.GetElapsedTime(start));
+            Record(context, failed, _time.GetElapsedTime(start), requests, responses);
         }
     }
 
-    private void Record(HttpContext context, bool failed, TimeSpan elapsed)
+    private void Record(HttpContext context, bool failed, TimeSpan elapsed, GrpcMessageCounter? requests, GrpcMessageCounter? responses)
     {
         var request = context.Request;
         var response = context.Response;
@@ -90,8 +109,16 @@ internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics me
 
         // An exception before the response started is answered 500 by the server.
         var code = failed && !response.HasStarted ? StatusCodes.Status500InternalServerError : response.StatusCode;
-        var series = set.Get(protocol, code, grpcStatus, MeshMetrics.NoFlags);
-        metrics.Record(series, elapsed.TotalMilliseconds, request.ContentLength ?? 0, response.ContentLength ?? 0);
+        var flags = context.Features.Get<MeshResponseFlagsFeature>()?.Flags ?? MeshMetrics.NoFlags;
+        var series = set.Get(protocol, code, grpcStatus, flags);
+        if (ReferenceEquals(protocol, MeshMetrics.GrpcProtocol))
+        {
+            metrics.Record(series, elapsed.TotalMilliseconds, requests?.Bytes ?? request.ContentLength ?? 0, responses?.Bytes ?? response.ContentLength ?? 0, requests?.Messages ?? 0, responses?.Messages ?? 0);
+        }
+        else
+        {
+            metrics.Record(series, elapsed.TotalMilliseconds, request.ContentLength ?? 0, response.ContentLength ?? 0);
+        }
     }
 }
 

@@ -28,6 +28,8 @@ internal sealed class MeshMetrics : IDisposable
     private readonly Histogram<double> _duration;
     private readonly Histogram<double> _requestBytes;
     private readonly Histogram<double> _responseBytes;
+    private readonly Counter<long> _requestMessages;
+    private readonly Counter<long> _responseMessages;
     private readonly ConditionalWeakTable<MeshEndpoint, LabelSet> _byEndpoint = new();
     private readonly ConcurrentDictionary<string, LabelSet> _byCluster = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<InboundKey, LabelSet> _inbound = new();
@@ -57,6 +59,8 @@ internal sealed class MeshMetrics : IDisposable
         _duration = _meter.CreateHistogram<double>(MeshTelemetry.RequestDuration, "ms", "Request duration.", tags: null, advice: buckets);
         _requestBytes = _meter.CreateHistogram<double>(MeshTelemetry.RequestBytes, "By", "Request body size.", tags: null, advice: buckets);
         _responseBytes = _meter.CreateHistogram<double>(MeshTelemetry.ResponseBytes, "By", "Response body size.", tags: null, advice: buckets);
+        _requestMessages = _meter.CreateCounter<long>(MeshTelemetry.RequestMessages, "{message}", "gRPC messages sent by the client.");
+        _responseMessages = _meter.CreateCounter<long>(MeshTelemetry.ResponseMessages, "{message}", "gRPC messages sent by the server.");
     }
 
     /// <summary>
@@ -141,6 +145,16 @@ internal sealed class MeshMetrics : IDisposable
         _duration.Record(milliseconds, tags);
         _requestBytes.Record(requestBytes, tags);
         _responseBytes.Record(responseBytes, tags);
+    }
+
+    /// <summary>Records one gRPC call in <paramref name="series"/> and through the meter, with its message counts.</summary>
+    public void Record(MetricSeries series, double milliseconds, long requestBytes, long responseBytes, long requestMessages, long responseMessages)
+    {
+        Record(series, milliseconds, requestBytes, responseBytes);
+        series.RecordMessages(requestMessages, responseMessages);
+        ReadOnlySpan<KeyValuePair<string, object?>> tags = series.Tags;
+        _requestMessages.Add(requestMessages, tags);
+        _responseMessages.Add(responseMessages, tags);
     }
 
     /// <summary>The protocol label of a request by its content type: <c>grpc</c> for <c>application/grpc*</c>, else <c>http</c>.</summary>

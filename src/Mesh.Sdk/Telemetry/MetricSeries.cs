@@ -63,7 +63,7 @@ internal sealed class LabelSet
             new("response_flags", outcome.Flags),
             new("connection_security_policy", SecurityPolicy),
         ];
-        return _owner.Intern(new MetricSeries(tags));
+        return _owner.Intern(new MetricSeries(tags, string.Equals(outcome.Protocol, MeshMetrics.GrpcProtocol, StringComparison.Ordinal)));
     }
 
     private readonly record struct Outcome(string Protocol, int ResponseCode, string GrpcStatus, string Flags);
@@ -115,10 +115,13 @@ internal sealed record ServiceLabels(string Host, string Name, string Namespace)
 internal sealed class MetricSeries
 {
     private long _requests;
+    private long _requestMessages;
+    private long _responseMessages;
 
-    public MetricSeries(KeyValuePair<string, object?>[] tags)
+    public MetricSeries(KeyValuePair<string, object?>[] tags, bool grpc = false)
     {
         Tags = tags;
+        IsGrpc = grpc;
         var text = new StringBuilder();
         for (var i = 0; i < tags.Length; i++)
         {
@@ -142,6 +145,13 @@ internal sealed class MetricSeries
 
     public long Requests => Volatile.Read(ref _requests);
 
+    /// <summary>Whether the series counts gRPC calls, which also report message counts.</summary>
+    public bool IsGrpc { get; }
+
+    public long RequestMessages => Volatile.Read(ref _requestMessages);
+
+    public long ResponseMessages => Volatile.Read(ref _responseMessages);
+
     public HistogramState Duration { get; } = new(MeshTelemetry.HistogramBuckets);
 
     public HistogramState RequestBytes { get; } = new(MeshTelemetry.HistogramBuckets);
@@ -154,6 +164,12 @@ internal sealed class MetricSeries
         Duration.Observe(milliseconds);
         RequestBytes.Observe(requestBytes);
         ResponseBytes.Observe(responseBytes);
+    }
+
+    public void RecordMessages(long requestMessages, long responseMessages)
+    {
+        Interlocked.Add(ref _requestMessages, requestMessages);
+        Interlocked.Add(ref _responseMessages, responseMessages);
     }
 }
 

@@ -25,10 +25,25 @@ internal static class PrometheusText
                 .Append(series.Requests.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
 
+        Counter(text, all, MeshTelemetry.RequestMessages, "gRPC messages sent by the client.", static s => s.RequestMessages);
+        Counter(text, all, MeshTelemetry.ResponseMessages, "gRPC messages sent by the server.", static s => s.ResponseMessages);
         Histogram(text, all, MeshTelemetry.RequestDuration, "Request duration in milliseconds.", static s => s.Duration);
         Histogram(text, all, MeshTelemetry.RequestBytes, "Request body size in bytes.", static s => s.RequestBytes);
         Histogram(text, all, MeshTelemetry.ResponseBytes, "Response body size in bytes.", static s => s.ResponseBytes);
         return text.ToString();
+    }
+
+    private static void Counter(StringBuilder text, MetricSeries[] all, string name, string help, Func<MetricSeries, long> select)
+    {
+        text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+        text.Append("# TYPE ").Append(name).Append(" counter\n");
+        foreach (var series in all)
+        {
+            if (series.IsGrpc)
+            {
+                text.Append(name).Append('{').Append(series.LabelText).Append("} ").Append(select(series).ToString(CultureInfo.InvariantCulture)).Append('\n');
+            }
+        }
     }
 
     private static void Histogram(StringBuilder text, MetricSeries[] all, string name, string help, Func<MetricSeries, HistogramState> select)

@@ -68,7 +68,7 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
     /// Runs Debian's <c>promtool check metrics</c> on <paramref name="exposition"/>: it must parse, and the only lint it may
     /// report is the one Istio's own metric name draws (milliseconds rather than the base unit).
     /// </summary>
-    private static async Task PromtoolCheckAsync(string exposition)
+    internal static async Task PromtoolCheckAsync(string exposition)
     {
         var promtool = new[] { "/usr/bin/promtool", "/usr/local/bin/promtool" }.FirstOrDefault(File.Exists);
         Assert.True(promtool is not null, "promtool is missing: install Debian's prometheus package (scripts/test.sh installs it)");
