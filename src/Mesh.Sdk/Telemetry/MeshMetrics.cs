@@ -9,8 +9,8 @@ namespace Mesh.Sdk.Telemetry;
 /// <summary>
 /// Istio's standard request metrics for one workload, recorded through the <see cref="MeshTelemetry.MeterName"/> meter
 /// (one meter per service container, from <see cref="IMeterFactory"/> when there is one) and aggregated per series for
-/// the Prometheus text exposition (<see cref="PrometheusText"/>), so that several workloads in one process keep their
-/// own numbers. Label sets are cached per endpoint, cluster and peer; a request looks its series up and records.
+/// the Prometheus exposition in the workload's own prometheus-net registry (<see cref="Registry"/>), so that several
+/// workloads in one process keep their own numbers. Label sets are cached per endpoint, cluster and peer; a request looks its series up and records.
 /// </summary>
 internal sealed class MeshMetrics : IDisposable
 {
@@ -37,6 +37,7 @@ internal sealed class MeshMetrics : IDisposable
     private readonly Dictionary<string, MetricSeries> _byLabels = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ServiceLabels _ownService;
+    private readonly PrometheusFamilies _families = new();
 
     public MeshMetrics(WorkloadLabels self, ServiceLabels ownService, string? nodeId, IMeterFactory? meterFactory)
     {
@@ -93,6 +94,24 @@ internal sealed class MeshMetrics : IDisposable
 
     /// <summary>The value of <see cref="MeshTelemetry.PeerMetadataIdHeader"/> this workload sends (its node id).</summary>
     public string? PeerMetadataId { get; }
+
+    /// <summary>This workload's prometheus-net registry: Istio's metrics and nothing else (no process or runtime metrics).</summary>
+    public Prometheus.CollectorRegistry Registry => _families.Registry;
+
+    /// <summary>The content type of the Prometheus text exposition.</summary>
+    public const string TextContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    /// <summary>Writes the metrics in the Prometheus text exposition format (version 0.0.4) through prometheus-net.</summary>
+    public Task WriteTextAsync(Stream destination, CancellationToken cancellationToken)
+        => Registry.CollectAndExportAsTextAsync(destination, Prometheus.ExpositionFormat.PrometheusText, cancellationToken);
+
+    /// <summary>The metrics in the Prometheus text exposition format, as a string (tests, diagnostics).</summary>
+    public async Task<string> ToTextAsync()
+    {
+        using var buffer = new MemoryStream();
+        await WriteTextAsync(buffer, CancellationToken.None).ConfigureAwait(false);
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
 
     /// <summary>Decodes callers' peer metadata headers once each.</summary>
     public PeerMetadataCache Peers { get; } = new();
@@ -185,19 +204,27 @@ internal sealed class MeshMetrics : IDisposable
     }
 
     /// <summary>
-    /// The series with <paramref name="series"/>'s labels: the one already known, else <paramref name="series"/>. Label
-    /// sets are remade when an EDS update replaces an endpoint; its series carry on.
+    /// The series with labels <paramref name="tags"/>: the one already known, else a new one. Label sets are remade when
+    /// an EDS update replaces an endpoint; its series carry on.
     /// </summary>
-    internal MetricSeries Intern(MetricSeries series)
+    internal MetricSeries Intern(KeyValuePair<string, object?>[] tags, bool grpc)
     {
         lock (_gate)
         {
-            if (_byLabels.TryGetValue(series.LabelText, out var known))
+            var key = new System.Text.StringBuilder();
+            foreach (var tag in tags)
+            {
+                key.Append((string)tag.Value!).Append('\u001f');
+            }
+
+            var text = key.ToString();
+            if (_byLabels.TryGetValue(text, out var known))
             {
                 return known;
             }
 
-            _byLabels.Add(series.LabelText, series);
+            var series = new MetricSeries(tags, _families, grpc);
+            _byLabels.Add(text, series);
             _all.Add(series);
             return series;
         }

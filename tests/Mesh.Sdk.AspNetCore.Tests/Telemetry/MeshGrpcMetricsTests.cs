@@ -22,7 +22,7 @@ public sealed class MeshGrpcMetricsTests(ControlPlaneFixture mesh) : IClassFixtu
 {
     private static readonly HttpClient Plain = new() { Timeout = TimeSpan.FromSeconds(15) };
 
-    private static string Exposition(IServiceProvider services) => PrometheusText.Write(services.GetRequiredService<MeshMetrics>());
+    private static Task<string> Exposition(IServiceProvider services) => services.GetRequiredService<MeshMetrics>().ToTextAsync();
 
     private static double Sum(List<PrometheusSample> samples, string name, params (string Label, string Value)[] where)
         => samples.Where(s => s.Name == name && where.All(w => s.Labels.TryGetValue(w.Label, out var v) && v == w.Value)).Sum(s => s.Value);
@@ -74,8 +74,8 @@ public sealed class MeshGrpcMetricsTests(ControlPlaneFixture mesh) : IClassFixtu
             }
         }
 
-        var callerBefore = PrometheusSample.Parse(Exposition(caller));
-        var calleeBefore = PrometheusSample.Parse(Exposition(echo.Services));
+        var callerBefore = PrometheusSample.Parse(await Exposition(caller));
+        var calleeBefore = PrometheusSample.Parse(await Exposition(echo.Services));
 
         // 3 unary, 1 unary failing NOT_FOUND, a client stream of 4, a server stream of 7, a bidi stream of 6 each way.
         for (var i = 0; i < 3; i++)
@@ -121,8 +121,8 @@ public sealed class MeshGrpcMetricsTests(ControlPlaneFixture mesh) : IClassFixtu
             Assert.False(await chat.ResponseStream.MoveNext(CancellationToken.None));
         }
 
-        var callerText = Exposition(caller);
-        var calleeText = Exposition(echo.Services);
+        var callerText = await Exposition(caller);
+        var calleeText = await Exposition(echo.Services);
         await MeshMetricsTests.PromtoolCheckAsync(callerText);
         await MeshMetricsTests.PromtoolCheckAsync(calleeText);
         var callerAfter = PrometheusSample.Parse(callerText);
@@ -164,6 +164,10 @@ public sealed class MeshGrpcMetricsTests(ControlPlaneFixture mesh) : IClassFixtu
             ("destination", "grpc-client-v1", "grpc-client", "echo-v1", "echo", "echo.default.svc.cluster.local", "grpc", "200", "-", "none"),
             (destination["reporter"], destination["source_workload"], destination["source_app"], destination["destination_workload"], destination["destination_app"],
                 destination["destination_service"], destination["request_protocol"], destination["response_code"], destination["response_flags"], destination["connection_security_policy"]));
+
+        // Each workload's own prometheus-net registry holds Istio's metrics only: no process or runtime metrics.
+        Assert.All(callerAfter.Concat(calleeAfter), s => Assert.StartsWith("istio_", s.Name, StringComparison.Ordinal));
+        Assert.DoesNotContain(callerAfter, s => s["reporter"] == "destination" && s["destination_workload"] == "echo-v1");
 
         // Message counters are gRPC's: no HTTP series carries them.
         Assert.DoesNotContain(calleeAfter, s => s.Name == "istio_request_messages_total" && s["request_protocol"] != "grpc");

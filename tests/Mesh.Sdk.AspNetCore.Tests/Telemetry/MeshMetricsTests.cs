@@ -350,7 +350,7 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
         }
 
         var metrics = caller.GetRequiredService<MeshMetrics>();
-        var before = PrometheusSample.Parse(PrometheusText.Write(metrics));
+        var before = PrometheusSample.Parse(await metrics.ToTextAsync());
         for (var i = 0; i < 3; i++)
         {
             using var aborted = await http.GetAsync("http://flaky:9080/abort");
@@ -361,7 +361,7 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
             Assert.Equal(HttpStatusCode.NotFound, noRoute.StatusCode);
         }
 
-        var exposition = PrometheusText.Write(metrics);
+        var exposition = await metrics.ToTextAsync();
         await PromtoolCheckAsync(exposition);
         var after = PrometheusSample.Parse(exposition);
         double Count(string code, string flags) =>
