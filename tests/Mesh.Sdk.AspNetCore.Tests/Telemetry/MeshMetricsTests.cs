@@ -290,10 +290,12 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
             ("destination", "spiffe://cluster.local/ns/default/sa/secure-front-sa", "default", "secure-front-v1", "secure-front", "mutual_tls", "spiffe://cluster.local/ns/default/sa/secure-web-sa"),
             (inbound["reporter"], inbound["source_principal"], inbound["source_workload_namespace"], inbound["source_workload"], inbound["source_app"], inbound["connection_security_policy"], inbound["destination_principal"]));
 
-        // The caller reports its own principal.
+        // The caller reports its own principal, and the callee's as its certificate proved it; the policy stays unknown.
         var outbound = Assert.Single(await ScrapeAsync(new Uri(front.BaseAddress, "/metrics")),
             s => s.Name == "istio_requests_total" && s["reporter"] == "source" && s["response_code"] == "200");
-        Assert.Equal(("spiffe://cluster.local/ns/default/sa/secure-front-sa", "secure-web-v1"), (outbound["source_principal"], outbound["destination_workload"]));
+        Assert.Equal(
+            ("spiffe://cluster.local/ns/default/sa/secure-front-sa", "secure-web-v1", "spiffe://cluster.local/ns/default/sa/secure-web-sa", "unknown"),
+            (outbound["source_principal"], outbound["destination_workload"], outbound["destination_principal"], outbound["connection_security_policy"]));
     }
 
     [Fact]

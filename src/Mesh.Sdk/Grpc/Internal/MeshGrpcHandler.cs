@@ -138,7 +138,11 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                                 throw MeshTransports.SecurityDisabled(call.Cluster.Name, call.CurrentEndpoint.Key);
                             }
 
-                            return await mutualTls.AuthenticateAsync(stream, call.Cluster.Name, call.CurrentEndpoint.Key, transport, http2: true, cancellationToken).ConfigureAwait(false);
+                            var secured = await mutualTls.AuthenticateAsync(stream, call.Cluster.Name, call.CurrentEndpoint.Key, transport, http2: true, cancellationToken).ConfigureAwait(false);
+
+                            // The identity the server proved: the caller's destination_principal in Istio's metrics.
+                            call.CurrentEndpoint.State.PeerPrincipal = WorkloadLabels.PrincipalOf(secured);
+                            return secured;
                         };
                         sockets.Properties[MutualTlsHookKey] = true;
                         _hooked = true;
