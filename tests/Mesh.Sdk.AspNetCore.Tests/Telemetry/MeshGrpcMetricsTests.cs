@@ -174,6 +174,98 @@ public sealed class MeshGrpcMetricsTests(ControlPlaneFixture mesh) : IClassFixtu
     }
 
     [Fact]
+    public async Task GrpcCallsAbortedByAFault_ReportedByTheCallerWithFI_AndNeverReachTheCallee()
+    {
+        await using var faulty = await StartEchoAsync("faulty");
+        await using var caller = MeshClient.Create(mesh, o =>
+        {
+            o.WorkloadName = "fault-client-v1";
+            o.Labels["app"] = "fault-client";
+        });
+        using var channel = GrpcChannel.ForAddress("xds:///faulty:9090", new GrpcChannelOptions().UseMesh(caller));
+        var client = new Echo.Echo.EchoClient(channel);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            try
+            {
+                await client.UnaryAsync(new EchoMessage { Text = "warm-up" }, deadline: DateTime.UtcNow.AddSeconds(5));
+                break;
+            }
+            catch (RpcException error)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"faulty never answered: {error.Status}\n{mesh.Dump()}");
+                await Task.Delay(50);
+            }
+        }
+
+        mesh.WriteConfig("faulty-abort.yaml", """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: faulty, namespace: default}
+            spec:
+              hosts: [faulty.default.svc.cluster.local]
+              http:
+              - fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 100}}}
+                route: [{destination: {host: faulty.default.svc.cluster.local}}]
+            """);
+        while (true)
+        {
+            var error = await Assert.ThrowsAnyAsync<Exception>(async () =>
+            {
+                await client.UnaryAsync(new EchoMessage { Text = "probe" }, deadline: DateTime.UtcNow.AddSeconds(5));
+                throw new InvalidOperationException("not aborted yet");
+            });
+            if (error is RpcException { StatusCode: StatusCode.ResourceExhausted })
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"the abort never applied: {error.Message}\n{mesh.Dump()}");
+            await Task.Delay(50);
+        }
+
+        var callerBefore = PrometheusSample.Parse(await Exposition(caller));
+        var calleeBefore = PrometheusSample.Parse(await Exposition(faulty.Services));
+        for (var i = 0; i < 3; i++)
+        {
+            var aborted = await Assert.ThrowsAsync<RpcException>(async () => await client.UnaryAsync(new EchoMessage { Text = "x" }));
+            Assert.Equal(StatusCode.ResourceExhausted, aborted.StatusCode);
+        }
+
+        var callerText = await Exposition(caller);
+        await MeshMetricsTests.PromtoolCheckAsync(callerText);
+        var callerAfter = PrometheusSample.Parse(callerText);
+        var calleeAfter = PrometheusSample.Parse(await Exposition(faulty.Services));
+        (string, string)[] aborts = [("reporter", "source"), ("response_flags", "FI"), ("grpc_response_status", "8"), ("request_protocol", "grpc")];
+        Assert.Equal(3, Delta(callerAfter, callerBefore, "istio_requests_total", aborts));
+        Assert.Equal(0, Delta(callerAfter, callerBefore, "istio_request_messages_total", aborts));
+        var fault = Assert.Single(callerAfter, s => s.Name == "istio_requests_total" && s["response_flags"] == "FI");
+        Assert.Equal(("fault-client-v1", "faulty.default.svc.cluster.local", "faulty", "unknown", "200"),
+            (fault["source_workload"], fault["destination_service"], fault["destination_service_name"], fault["destination_workload"], fault["response_code"]));
+
+        // The aborted calls never left the caller.
+        Assert.Equal(0, Delta(calleeAfter, calleeBefore, "istio_requests_total", ("reporter", "destination")));
+    }
+
+    private Task<MeshWebApp> StartEchoAsync(string service) => MeshWebApp.StartAsync(
+        mesh,
+        new Dictionary<string, string?>
+        {
+            ["Mesh:ServiceName"] = service,
+            ["Mesh:ServicePort"] = "9090",
+            ["Mesh:WorkloadName"] = $"{service}-v1",
+            ["Mesh:Labels:app"] = service,
+            ["Mesh:Labels:version"] = "v1",
+        },
+        app => app.MapGrpcService<EchoService>(),
+        builder =>
+        {
+            builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.Protocols = HttpProtocols.Http2));
+            builder.Services.AddGrpc();
+        });
+
+    [Fact]
     public async Task Callee_ReportsLocalRateLimitAsRL_AndRbacDenialWithoutFlag()
     {
         await using var limited = await StartHttpAsync("limited");
