@@ -10,7 +10,8 @@ namespace Mesh.Sdk.Telemetry;
 /// Istio's standard request metrics for one workload, recorded through the <see cref="MeshTelemetry.MeterName"/> meter
 /// (one meter per service container, from <see cref="IMeterFactory"/> when there is one) and aggregated per series for
 /// the Prometheus exposition in the workload's own prometheus-net registry (<see cref="Registry"/>), so that several
-/// workloads in one process keep their own numbers. Label sets are cached per endpoint, cluster and peer; a request looks its series up and records.
+/// workloads in one process keep their own numbers. Label sets are cached per endpoint, cluster and peer; a request
+/// looks its series up and records.
 /// </summary>
 internal sealed class MeshMetrics : IDisposable
 {

@@ -124,7 +124,6 @@ internal sealed class MetricSeries
             values[i] = (string)tags[i].Value!;
         }
 
-        LabelText = string.Join('\u001f', values);
         RequestsChild = families.Requests.WithLabels(values);
         Duration = families.Duration.WithLabels(values);
         RequestBytes = families.RequestBytes.WithLabels(values);
@@ -137,9 +136,6 @@ internal sealed class MetricSeries
     }
 
     public KeyValuePair<string, object?>[] Tags { get; }
-
-    /// <summary>The label values joined: the series' identity among the workload's series.</summary>
-    public string LabelText { get; }
 
     /// <summary>Whether the series counts gRPC calls, which also report message counts.</summary>
     public bool IsGrpc { get; }
