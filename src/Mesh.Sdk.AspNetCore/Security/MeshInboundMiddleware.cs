@@ -76,6 +76,7 @@ internal sealed partial class MeshInboundMiddleware(RequestDelegate next, Inboun
     private static Task RateLimitedAsync(HttpContext context, RateLimitDecision decision)
     {
         var response = context.Response;
+        context.Features.Set(Telemetry.MeshResponseFlagsFeature.RateLimited);
         decision.ResponseHeaders.ApplyTo(new HeaderDictionaryTarget(response.Headers));
         if (IsGrpc(context))
         {

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Prometheus;
 
 namespace Mesh.Sdk.AspNetCore.Telemetry;
 
@@ -13,14 +14,12 @@ namespace Mesh.Sdk.AspNetCore.Telemetry;
 /// The callee's half of Istio's standard metrics, outermost in the app's pipeline: every inbound request is reported
 /// with <c>reporter="destination"</c>, labelled with this workload as destination and the caller as source (workload,
 /// app, version and cluster from its <c>x-envoy-peer-metadata</c> header; principal and namespace from the verified mTLS
-/// identity, never from the header). Also answers <c>GET /metrics</c> (Prometheus text) on the app's endpoints unless
-/// <c>Mesh:Telemetry:MetricsPort</c> moves it to its own port; that request is not itself counted. Requests that came
+/// identity, never from the header). <c>GET /metrics</c> on the app's endpoints is answered ahead of it by
+/// prometheus-net's exporter (<see cref="MeshMetricsStartupFilter"/>), so it is not itself counted. Requests that came
 /// in on the health port are not mesh requests and are not counted.
 /// </summary>
-internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics metrics, IOptions<MeshOptions> options, TimeProvider? time = null)
+internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics metrics, TimeProvider? time = null)
 {
-    private readonly string _path = options.Value.Telemetry.MetricsPath;
-    private readonly bool _servesMetrics = options.Value.Telemetry.MetricsPort is null;
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     public Task InvokeAsync(HttpContext context)
@@ -30,26 +29,31 @@ internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics me
             return next(context);
         }
 
-        if (_servesMetrics && HttpMethods.IsGet(context.Request.Method)
-            && string.Equals(context.Request.Path.Value, _path, StringComparison.OrdinalIgnoreCase))
-        {
-            return WriteMetricsAsync(context.Response, metrics);
-        }
-
         return InvokeRecordedAsync(context);
-    }
-
-    /// <summary>Writes the metrics in Prometheus text format.</summary>
-    public static Task WriteMetricsAsync(HttpResponse response, MeshMetrics metrics)
-    {
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = PrometheusText.ContentType;
-        return response.WriteAsync(PrometheusText.Write(metrics));
     }
 
     private async Task InvokeRecordedAsync(HttpContext context)
     {
         var start = _time.GetTimestamp();
+        GrpcMessageCounter? requests = null;
+        GrpcMessageCounter? responses = null;
+        if (ReferenceEquals(MeshMetrics.Protocol(context.Request.ContentType), MeshMetrics.GrpcProtocol))
+        {
+            // Count the call's messages as the app reads and writes them.
+            var features = context.Features;
+            if (features.Get<IRequestBodyPipeFeature>() is { } requestBody)
+            {
+                requests = new GrpcMessageCounter();
+                features.Set<IRequestBodyPipeFeature>(new CountingRequestBodyPipeFeature(requestBody, requests));
+            }
+
+            if (features.Get<IHttpResponseBodyFeature>() is { } responseBody)
+            {
+                responses = new GrpcMessageCounter();
+                features.Set<IHttpResponseBodyFeature>(new CountingResponseBodyFeature(responseBody, responses));
+            }
+        }
+
         var failed = false;
         try
         {
@@ -62,11 +66,11 @@ internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics me
         }
         finally
         {
-            Record(context, failed, _time.GetElapsedTime(start));
+            Record(context, failed, _time.GetElapsedTime(start), requests, responses);
         }
     }
 
-    private void Record(HttpContext context, bool failed, TimeSpan elapsed)
+    private void Record(HttpContext context, bool failed, TimeSpan elapsed, GrpcMessageCounter? requests, GrpcMessageCounter? responses)
     {
         var request = context.Request;
         var response = context.Response;
@@ -90,12 +94,24 @@ internal sealed class MeshMetricsMiddleware(RequestDelegate next, MeshMetrics me
 
         // An exception before the response started is answered 500 by the server.
         var code = failed && !response.HasStarted ? StatusCodes.Status500InternalServerError : response.StatusCode;
-        var series = set.Get(protocol, code, grpcStatus, MeshMetrics.NoFlags);
-        metrics.Record(series, elapsed.TotalMilliseconds, request.ContentLength ?? 0, response.ContentLength ?? 0);
+        var flags = context.Features.Get<MeshResponseFlagsFeature>()?.Flags ?? MeshMetrics.NoFlags;
+        var series = set.Get(protocol, code, grpcStatus, flags);
+        if (ReferenceEquals(protocol, MeshMetrics.GrpcProtocol))
+        {
+            metrics.Record(series, elapsed.TotalMilliseconds, requests?.Bytes ?? request.ContentLength ?? 0, responses?.Bytes ?? response.ContentLength ?? 0, requests?.Messages ?? 0, responses?.Messages ?? 0);
+        }
+        else
+        {
+            metrics.Record(series, elapsed.TotalMilliseconds, request.ContentLength ?? 0, response.ContentLength ?? 0);
+        }
     }
 }
 
-/// <summary>Puts <see cref="MeshMetricsMiddleware"/> in front of the app's pipeline when metrics are on.</summary>
+/// <summary>
+/// Puts <see cref="MeshMetricsMiddleware"/> in front of the app's pipeline when metrics are on, and ahead of it, unless
+/// <c>Mesh:Telemetry:MetricsPort</c> serves them elsewhere, prometheus-net's exporter for <c>GET</c> of the metrics
+/// path (Prometheus text 0.0.4 from the workload's own registry).
+/// </summary>
 internal sealed class MeshMetricsStartupFilter(IServiceProvider services) : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next)
@@ -105,6 +121,17 @@ internal sealed class MeshMetricsStartupFilter(IServiceProvider services) : ISta
         {
             if (services.GetService<MeshMetrics>() is { } metrics)
             {
+                var telemetry = services.GetRequiredService<IOptions<MeshOptions>>().Value.Telemetry;
+                if (telemetry.MetricsPort is null)
+                {
+                    var path = telemetry.MetricsPath;
+                    app.UseWhen(
+                        context => HttpMethods.IsGet(context.Request.Method)
+                            && string.Equals(context.Request.Path.Value, path, StringComparison.OrdinalIgnoreCase)
+                            && context.Features.Get<MeshHealthServer.HealthRequestFeature>() is null,
+                        exporter => exporter.UseMiddleware<MetricServerMiddleware>(new MetricServerMiddleware.Settings { Registry = metrics.Registry, EnableOpenMetrics = false }));
+                }
+
                 app.UseMiddleware<MeshMetricsMiddleware>(metrics);
             }
 

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using Mesh.Sdk.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -14,7 +13,8 @@ namespace Mesh.Sdk.AspNetCore.Telemetry;
 
 /// <summary>
 /// The plaintext metrics port on <c>127.0.0.1:&lt;Mesh:Telemetry:MetricsPort&gt;</c> (Istio's merged-metrics port):
-/// answers <c>GET</c> of <see cref="MeshTelemetryOptions.MetricsPath"/> with the metrics in Prometheus text format and
+/// answers <c>GET</c> of <see cref="MeshTelemetryOptions.MetricsPath"/> with the metrics in Prometheus text format
+/// (prometheus-net's exporter, the workload's own registry) and
 /// 404 to anything else. No mesh endpoint: not registered, no mTLS, no policy, never the app's pipeline.
 /// </summary>
 internal static class MeshMetricsServer
@@ -45,11 +45,10 @@ internal static class MeshMetricsServer
                 return;
             }
 
-            var body = Encoding.UTF8.GetBytes(PrometheusText.Write(metrics));
             response.StatusCode = 200;
-            response.Headers.ContentType = PrometheusText.ContentType;
-            response.Headers.ContentLength = body.Length;
-            await context.Get<IHttpResponseBodyFeature>()!.Stream.WriteAsync(body).ConfigureAwait(false);
+            response.Headers.ContentType = MeshMetrics.TextContentType;
+            var aborted = context.Get<IHttpRequestLifetimeFeature>()?.RequestAborted ?? CancellationToken.None;
+            await metrics.WriteTextAsync(context.Get<IHttpResponseBodyFeature>()!.Stream, aborted).ConfigureAwait(false);
         }
 
         public void DisposeContext(IFeatureCollection context, Exception? exception)

@@ -56,7 +56,7 @@ public static class MeshGrpcChannelOptionsExtensions
         if (!MeshGrpcHandler.IsInChain(options.HttpHandler))
         {
             var loggerFactory = services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
-            options.HttpHandler = new MeshGrpcHandler(runtime, services.GetService<MeshTransports>(), loggerFactory.CreateLogger<MeshGrpcHandler>())
+            options.HttpHandler = new MeshGrpcHandler(runtime, services.GetService<MeshTransports>(), loggerFactory.CreateLogger<MeshGrpcHandler>(), services.GetService<Mesh.Sdk.Telemetry.MeshMetrics>())
             {
                 InnerHandler = options.HttpHandler ?? new SocketsHttpHandler
                 {

@@ -258,12 +258,17 @@ internal sealed partial class MeshTransports : IDisposable
             {
                 var transport = endpoint.Transport;
                 var key = endpoint.Key;
+                var state = endpoint.State;
                 handler.ConnectCallback = mutualTls is null
                     ? (_, _) => ValueTask.FromException<Stream>(SecurityDisabled(clusterName, key))
                     : async (context, cancellationToken) =>
                     {
                         var stream = await ConnectAsync(target, cancellationToken).ConfigureAwait(false);
-                        return await mutualTls.AuthenticateAsync(stream, clusterName, key, transport, WantsHttp2(context.InitialRequestMessage), cancellationToken).ConfigureAwait(false);
+                        var secured = await mutualTls.AuthenticateAsync(stream, clusterName, key, transport, WantsHttp2(context.InitialRequestMessage), cancellationToken).ConfigureAwait(false);
+
+                        // The identity the server proved: the caller's destination_principal in Istio's metrics.
+                        state.PeerPrincipal = Mesh.Sdk.Telemetry.WorkloadLabels.PrincipalOf(secured);
+                        return secured;
                     };
             }
             else

@@ -118,4 +118,22 @@ internal sealed class EndpointState
 
     /// <summary>Marks the end of a request started with <see cref="RequestStarted"/>.</summary>
     public void RequestCompleted() => Interlocked.Decrement(ref _activeRequests);
+
+    /// <summary>
+    /// The SPIFFE id of the certificate the endpoint last presented in a verified mesh mTLS handshake (the caller's
+    /// <c>destination_principal</c>); <see langword="null"/> before one. Replaced only when it changes.
+    /// </summary>
+    public string? PeerPrincipal
+    {
+        get => Volatile.Read(ref _peerPrincipal);
+        set
+        {
+            if (!string.Equals(Volatile.Read(ref _peerPrincipal), value, StringComparison.Ordinal))
+            {
+                Volatile.Write(ref _peerPrincipal, value);
+            }
+        }
+    }
+
+    private string? _peerPrincipal;
 }

@@ -9,8 +9,9 @@ namespace Mesh.Sdk.Telemetry;
 /// <summary>
 /// Istio's standard request metrics for one workload, recorded through the <see cref="MeshTelemetry.MeterName"/> meter
 /// (one meter per service container, from <see cref="IMeterFactory"/> when there is one) and aggregated per series for
-/// the Prometheus text exposition (<see cref="PrometheusText"/>), so that several workloads in one process keep their
-/// own numbers. Label sets are cached per endpoint, cluster and peer; a request looks its series up and records.
+/// the Prometheus exposition in the workload's own prometheus-net registry (<see cref="Registry"/>), so that several
+/// workloads in one process keep their own numbers. Label sets are cached per endpoint, cluster and peer; a request
+/// looks its series up and records.
 /// </summary>
 internal sealed class MeshMetrics : IDisposable
 {
@@ -28,6 +29,8 @@ internal sealed class MeshMetrics : IDisposable
     private readonly Histogram<double> _duration;
     private readonly Histogram<double> _requestBytes;
     private readonly Histogram<double> _responseBytes;
+    private readonly Counter<long> _requestMessages;
+    private readonly Counter<long> _responseMessages;
     private readonly ConditionalWeakTable<MeshEndpoint, LabelSet> _byEndpoint = new();
     private readonly ConcurrentDictionary<string, LabelSet> _byCluster = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<InboundKey, LabelSet> _inbound = new();
@@ -35,6 +38,7 @@ internal sealed class MeshMetrics : IDisposable
     private readonly Dictionary<string, MetricSeries> _byLabels = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly ServiceLabels _ownService;
+    private readonly PrometheusFamilies _families = new();
 
     public MeshMetrics(WorkloadLabels self, ServiceLabels ownService, string? nodeId, IMeterFactory? meterFactory)
     {
@@ -57,6 +61,8 @@ internal sealed class MeshMetrics : IDisposable
         _duration = _meter.CreateHistogram<double>(MeshTelemetry.RequestDuration, "ms", "Request duration.", tags: null, advice: buckets);
         _requestBytes = _meter.CreateHistogram<double>(MeshTelemetry.RequestBytes, "By", "Request body size.", tags: null, advice: buckets);
         _responseBytes = _meter.CreateHistogram<double>(MeshTelemetry.ResponseBytes, "By", "Response body size.", tags: null, advice: buckets);
+        _requestMessages = _meter.CreateCounter<long>(MeshTelemetry.RequestMessages, "{message}", "gRPC messages sent by the client.");
+        _responseMessages = _meter.CreateCounter<long>(MeshTelemetry.ResponseMessages, "{message}", "gRPC messages sent by the server.");
     }
 
     /// <summary>
@@ -90,24 +96,45 @@ internal sealed class MeshMetrics : IDisposable
     /// <summary>The value of <see cref="MeshTelemetry.PeerMetadataIdHeader"/> this workload sends (its node id).</summary>
     public string? PeerMetadataId { get; }
 
+    /// <summary>This workload's prometheus-net registry: Istio's metrics and nothing else (no process or runtime metrics).</summary>
+    public Prometheus.CollectorRegistry Registry => _families.Registry;
+
+    /// <summary>The content type of the Prometheus text exposition.</summary>
+    public const string TextContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    /// <summary>Writes the metrics in the Prometheus text exposition format (version 0.0.4) through prometheus-net.</summary>
+    public Task WriteTextAsync(Stream destination, CancellationToken cancellationToken)
+        => Registry.CollectAndExportAsTextAsync(destination, Prometheus.ExpositionFormat.PrometheusText, cancellationToken);
+
+    /// <summary>The metrics in the Prometheus text exposition format, as a string (tests, diagnostics).</summary>
+    public async Task<string> ToTextAsync()
+    {
+        using var buffer = new MemoryStream();
+        await WriteTextAsync(buffer, CancellationToken.None).ConfigureAwait(false);
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
     /// <summary>Decodes callers' peer metadata headers once each.</summary>
     public PeerMetadataCache Peers { get; } = new();
 
     /// <summary>
     /// The caller's view of a request sent to <paramref name="endpoint"/> of <paramref name="cluster"/>: destination
-    /// workload from the endpoint's EDS metadata, service from the cluster name. Istio's caller reports
-    /// <c>connection_security_policy="unknown"</c> and no destination principal.
+    /// workload from the endpoint's EDS metadata, service from the cluster name, principal from the certificate the
+    /// endpoint presented in a verified mesh mTLS handshake (else <c>unknown</c>). Istio's caller reports
+    /// <c>connection_security_policy="unknown"</c>.
     /// </summary>
     public LabelSet Outbound(string cluster, MeshEndpoint endpoint)
     {
-        if (_byEndpoint.TryGetValue(endpoint, out var set))
+        var principal = endpoint.State.PeerPrincipal ?? WorkloadLabels.Unknown;
+        if (_byEndpoint.TryGetValue(endpoint, out var set) && ReferenceEquals(set.Destination.Principal, principal))
         {
             return set;
         }
 
-        set = new LabelSet(this, SourceReporter, Self, WorkloadLabels.FromEndpointMetadata(endpoint.Metadata), ServiceLabels.FromCluster(cluster), WorkloadLabels.Unknown);
-        _byEndpoint.TryAdd(endpoint, set);
-        return _byEndpoint.TryGetValue(endpoint, out var added) ? added : set;
+        var destination = WorkloadLabels.FromEndpointMetadata(endpoint.Metadata) with { Principal = principal };
+        set = new LabelSet(this, SourceReporter, Self, destination, ServiceLabels.FromCluster(cluster), WorkloadLabels.Unknown);
+        _byEndpoint.AddOrUpdate(endpoint, set);
+        return set;
     }
 
     /// <summary>The caller's view of a request answered before an endpoint was chosen (no route, no cluster, fault, overflow).</summary>
@@ -143,6 +170,16 @@ internal sealed class MeshMetrics : IDisposable
         _responseBytes.Record(responseBytes, tags);
     }
 
+    /// <summary>Records one gRPC call in <paramref name="series"/> and through the meter, with its message counts.</summary>
+    public void Record(MetricSeries series, double milliseconds, long requestBytes, long responseBytes, long requestMessages, long responseMessages)
+    {
+        Record(series, milliseconds, requestBytes, responseBytes);
+        series.RecordMessages(requestMessages, responseMessages);
+        ReadOnlySpan<KeyValuePair<string, object?>> tags = series.Tags;
+        _requestMessages.Add(requestMessages, tags);
+        _responseMessages.Add(responseMessages, tags);
+    }
+
     /// <summary>The protocol label of a request by its content type: <c>grpc</c> for <c>application/grpc*</c>, else <c>http</c>.</summary>
     public static string Protocol(string? contentType)
         => contentType is not null && contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) ? GrpcProtocol : HttpProtocol;
@@ -171,19 +208,27 @@ internal sealed class MeshMetrics : IDisposable
     }
 
     /// <summary>
-    /// The series with <paramref name="series"/>'s labels: the one already known, else <paramref name="series"/>. Label
-    /// sets are remade when an EDS update replaces an endpoint; its series carry on.
+    /// The series with labels <paramref name="tags"/>: the one already known, else a new one. Label sets are remade when
+    /// an EDS update replaces an endpoint; its series carry on.
     /// </summary>
-    internal MetricSeries Intern(MetricSeries series)
+    internal MetricSeries Intern(KeyValuePair<string, object?>[] tags, bool grpc)
     {
         lock (_gate)
         {
-            if (_byLabels.TryGetValue(series.LabelText, out var known))
+            var key = new System.Text.StringBuilder();
+            foreach (var tag in tags)
+            {
+                key.Append((string)tag.Value!).Append('\u001f');
+            }
+
+            var text = key.ToString();
+            if (_byLabels.TryGetValue(text, out var known))
             {
                 return known;
             }
 
-            _byLabels.Add(series.LabelText, series);
+            var series = new MetricSeries(tags, _families, grpc);
+            _byLabels.Add(text, series);
             _all.Add(series);
             return series;
         }

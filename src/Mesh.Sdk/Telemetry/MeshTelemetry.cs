@@ -22,6 +22,12 @@ public static class MeshTelemetry
     /// <summary>Istio's response body size histogram, in bytes.</summary>
     public const string ResponseBytes = "istio_response_bytes";
 
+    /// <summary>Istio's count of gRPC messages the client sent, per call direction: a counter, gRPC calls only.</summary>
+    public const string RequestMessages = "istio_request_messages_total";
+
+    /// <summary>Istio's count of gRPC messages the server sent: a counter, gRPC calls only.</summary>
+    public const string ResponseMessages = "istio_response_messages_total";
+
     /// <summary>
     /// The request header carrying the caller's workload metadata (Istio's metadata exchange): base64 of a serialized
     /// <c>google.protobuf.Struct</c> with <c>NAME</c>, <c>NAMESPACE</c>, <c>WORKLOAD_NAME</c>, <c>CLUSTER_ID</c> and

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Text;
 
 namespace Mesh.Sdk.Telemetry;
 
@@ -63,7 +62,7 @@ internal sealed class LabelSet
             new("response_flags", outcome.Flags),
             new("connection_security_policy", SecurityPolicy),
         ];
-        return _owner.Intern(new MetricSeries(tags));
+        return _owner.Intern(tags, string.Equals(outcome.Protocol, MeshMetrics.GrpcProtocol, StringComparison.Ordinal));
     }
 
     private readonly record struct Outcome(string Protocol, int ResponseCode, string GrpcStatus, string Flags);
@@ -109,93 +108,110 @@ internal sealed record ServiceLabels(string Host, string Name, string Namespace)
 }
 
 /// <summary>
-/// One labelled series of the four metrics: its tags (handed to the meter as they are) and its own aggregate, which
-/// the Prometheus text exposition reads.
+/// One labelled series of Istio's metrics: its tags (handed to the meter as they are) and its prometheus-net children
+/// in the workload's registry (<c>WithLabels</c> once, here), which the Prometheus exposition reads. gRPC series also
+/// carry the message counters.
 /// </summary>
 internal sealed class MetricSeries
 {
-    private long _requests;
-
-    public MetricSeries(KeyValuePair<string, object?>[] tags)
+    public MetricSeries(KeyValuePair<string, object?>[] tags, PrometheusFamilies families, bool grpc = false)
     {
         Tags = tags;
-        var text = new StringBuilder();
+        IsGrpc = grpc;
+        var values = new string[tags.Length];
         for (var i = 0; i < tags.Length; i++)
         {
-            if (i > 0)
-            {
-                text.Append(',');
-            }
-
-            text.Append(tags[i].Key).Append("=\"");
-            PrometheusText.AppendEscaped(text, (string)tags[i].Value!);
-            text.Append('"');
+            values[i] = (string)tags[i].Value!;
         }
 
-        LabelText = text.ToString();
+        RequestsChild = families.Requests.WithLabels(values);
+        Duration = families.Duration.WithLabels(values);
+        RequestBytes = families.RequestBytes.WithLabels(values);
+        ResponseBytes = families.ResponseBytes.WithLabels(values);
+        if (grpc)
+        {
+            RequestMessagesChild = families.RequestMessages.WithLabels(values);
+            ResponseMessagesChild = families.ResponseMessages.WithLabels(values);
+        }
     }
 
     public KeyValuePair<string, object?>[] Tags { get; }
 
-    /// <summary>The labels as Prometheus text, without braces: <c>reporter="source",...</c>.</summary>
-    public string LabelText { get; }
+    /// <summary>Whether the series counts gRPC calls, which also report message counts.</summary>
+    public bool IsGrpc { get; }
 
-    public long Requests => Volatile.Read(ref _requests);
+    public Prometheus.Counter.Child RequestsChild { get; }
 
-    public HistogramState Duration { get; } = new(MeshTelemetry.HistogramBuckets);
+    public Prometheus.Histogram.Child Duration { get; }
 
-    public HistogramState RequestBytes { get; } = new(MeshTelemetry.HistogramBuckets);
+    public Prometheus.Histogram.Child RequestBytes { get; }
 
-    public HistogramState ResponseBytes { get; } = new(MeshTelemetry.HistogramBuckets);
+    public Prometheus.Histogram.Child ResponseBytes { get; }
+
+    public Prometheus.Counter.Child? RequestMessagesChild { get; }
+
+    public Prometheus.Counter.Child? ResponseMessagesChild { get; }
+
+    public long Requests => (long)RequestsChild.Value;
 
     public void Record(double milliseconds, long requestBytes, long responseBytes)
     {
-        Interlocked.Increment(ref _requests);
+        RequestsChild.Inc();
         Duration.Observe(milliseconds);
         RequestBytes.Observe(requestBytes);
         ResponseBytes.Observe(responseBytes);
     }
+
+    public void RecordMessages(long requestMessages, long responseMessages)
+    {
+        RequestMessagesChild?.Inc(requestMessages);
+        ResponseMessagesChild?.Inc(responseMessages);
+    }
 }
 
-/// <summary>A histogram's bucket counts, sum and count, updated without locks.</summary>
-internal sealed class HistogramState(double[] bounds)
+/// <summary>
+/// Istio's metric families in one workload's own prometheus-net registry (never the static default registry: several
+/// meshed apps can share a process and each serves only its own numbers): names, help, label names and buckets as
+/// Istio's sidecars export them.
+/// </summary>
+internal sealed class PrometheusFamilies
 {
-    private readonly long[] _counts = new long[bounds.Length + 1];
-    private long _count;
-    private double _sum;
+    /// <summary>Every label of Istio's standard request metrics, in the order they are exported.</summary>
+    public static readonly string[] LabelNames =
+    [
+        "reporter", "source_workload", "source_workload_namespace", "source_principal", "source_app", "source_version", "source_cluster",
+        "destination_workload", "destination_workload_namespace", "destination_principal", "destination_app", "destination_version",
+        "destination_service", "destination_service_name", "destination_service_namespace", "destination_cluster",
+        "request_protocol", "response_code", "grpc_response_status", "response_flags", "connection_security_policy",
+    ];
 
-    public double[] Bounds { get; } = bounds;
-
-    public long Count => Volatile.Read(ref _count);
-
-    public double Sum => Volatile.Read(ref _sum);
-
-    public void Observe(double value)
+    public PrometheusFamilies()
     {
-        var index = Array.BinarySearch(Bounds, value);
-        if (index < 0)
-        {
-            index = ~index;
-        }
-
-        Interlocked.Increment(ref _counts[index]);
-        var sum = Volatile.Read(ref _sum);
-        while (true)
-        {
-            var seen = Interlocked.CompareExchange(ref _sum, sum + value, sum);
-            if (seen.Equals(sum))
-            {
-                break;
-            }
-
-            sum = seen;
-        }
-
-        Interlocked.Increment(ref _count);
+        Registry = Prometheus.Metrics.NewCustomRegistry();
+        var factory = Prometheus.Metrics.WithCustomRegistry(Registry);
+        var counter = new Prometheus.CounterConfiguration { LabelNames = LabelNames };
+        var histogram = new Prometheus.HistogramConfiguration { LabelNames = LabelNames, Buckets = MeshTelemetry.HistogramBuckets };
+        Requests = factory.CreateCounter(MeshTelemetry.RequestsTotal, "Requests, counted by the caller (reporter=\"source\") and by the callee (reporter=\"destination\").", counter);
+        RequestMessages = factory.CreateCounter(MeshTelemetry.RequestMessages, "gRPC messages sent by the client.", counter);
+        ResponseMessages = factory.CreateCounter(MeshTelemetry.ResponseMessages, "gRPC messages sent by the server.", counter);
+        Duration = factory.CreateHistogram(MeshTelemetry.RequestDuration, "Request duration in milliseconds.", histogram);
+        RequestBytes = factory.CreateHistogram(MeshTelemetry.RequestBytes, "Request body size in bytes.", histogram);
+        ResponseBytes = factory.CreateHistogram(MeshTelemetry.ResponseBytes, "Response body size in bytes.", histogram);
     }
 
-    /// <summary>The count of observations in bucket <paramref name="index"/> alone (the last is above every bound).</summary>
-    public long BucketCount(int index) => Volatile.Read(ref _counts[index]);
+    public Prometheus.CollectorRegistry Registry { get; }
+
+    public Prometheus.Counter Requests { get; }
+
+    public Prometheus.Counter RequestMessages { get; }
+
+    public Prometheus.Counter ResponseMessages { get; }
+
+    public Prometheus.Histogram Duration { get; }
+
+    public Prometheus.Histogram RequestBytes { get; }
+
+    public Prometheus.Histogram ResponseBytes { get; }
 }
 
 /// <summary>Response codes as label values, made once.</summary>

@@ -120,6 +120,31 @@ internal sealed record WorkloadLabels(string Workload, string Namespace, string 
             OrUnknown(Text(fields, "CLUSTER_ID")));
     }
 
+    /// <summary>
+    /// The SPIFFE id a server proved in a mesh mTLS handshake: the first <c>spiffe://</c> URI SAN of the certificate it
+    /// presented on <paramref name="connection"/> (an authenticated <see cref="System.Net.Security.SslStream"/>);
+    /// <see langword="null"/> for any other stream or certificate.
+    /// </summary>
+    public static string? PrincipalOf(Stream connection)
+    {
+        if (connection is not System.Net.Security.SslStream { IsAuthenticated: true, RemoteCertificate: { } remote })
+        {
+            return null;
+        }
+
+        var certificate = remote as System.Security.Cryptography.X509Certificates.X509Certificate2
+            ?? System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(remote.GetRawCertData());
+        foreach (var uri in UriSubjectAlternativeNames.Read(certificate))
+        {
+            if (uri.StartsWith("spiffe://", StringComparison.Ordinal))
+            {
+                return uri;
+            }
+        }
+
+        return null;
+    }
+
     private static string? Text(Google.Protobuf.Collections.MapField<string, PValue> fields, string key)
         => fields.TryGetValue(key, out var v) && v.KindCase == PValue.KindOneofCase.StringValue ? v.StringValue : null;
 

@@ -68,7 +68,7 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
     /// Runs Debian's <c>promtool check metrics</c> on <paramref name="exposition"/>: it must parse, and the only lint it may
     /// report is the one Istio's own metric name draws (milliseconds rather than the base unit).
     /// </summary>
-    private static async Task PromtoolCheckAsync(string exposition)
+    internal static async Task PromtoolCheckAsync(string exposition)
     {
         var promtool = new[] { "/usr/bin/promtool", "/usr/local/bin/promtool" }.FirstOrDefault(File.Exists);
         Assert.True(promtool is not null, "promtool is missing: install Debian's prometheus package (scripts/test.sh installs it)");
@@ -290,10 +290,12 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
             ("destination", "spiffe://cluster.local/ns/default/sa/secure-front-sa", "default", "secure-front-v1", "secure-front", "mutual_tls", "spiffe://cluster.local/ns/default/sa/secure-web-sa"),
             (inbound["reporter"], inbound["source_principal"], inbound["source_workload_namespace"], inbound["source_workload"], inbound["source_app"], inbound["connection_security_policy"], inbound["destination_principal"]));
 
-        // The caller reports its own principal.
+        // The caller reports its own principal, and the callee's as its certificate proved it; the policy stays unknown.
         var outbound = Assert.Single(await ScrapeAsync(new Uri(front.BaseAddress, "/metrics")),
             s => s.Name == "istio_requests_total" && s["reporter"] == "source" && s["response_code"] == "200");
-        Assert.Equal(("spiffe://cluster.local/ns/default/sa/secure-front-sa", "secure-web-v1"), (outbound["source_principal"], outbound["destination_workload"]));
+        Assert.Equal(
+            ("spiffe://cluster.local/ns/default/sa/secure-front-sa", "secure-web-v1", "spiffe://cluster.local/ns/default/sa/secure-web-sa", "unknown"),
+            (outbound["source_principal"], outbound["destination_workload"], outbound["destination_principal"], outbound["connection_security_policy"]));
     }
 
     [Fact]
@@ -350,7 +352,7 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
         }
 
         var metrics = caller.GetRequiredService<MeshMetrics>();
-        var before = PrometheusSample.Parse(PrometheusText.Write(metrics));
+        var before = PrometheusSample.Parse(await metrics.ToTextAsync());
         for (var i = 0; i < 3; i++)
         {
             using var aborted = await http.GetAsync("http://flaky:9080/abort");
@@ -361,7 +363,7 @@ public sealed class MeshMetricsTests(ControlPlaneFixture mesh) : IClassFixture<C
             Assert.Equal(HttpStatusCode.NotFound, noRoute.StatusCode);
         }
 
-        var exposition = PrometheusText.Write(metrics);
+        var exposition = await metrics.ToTextAsync();
         await PromtoolCheckAsync(exposition);
         var after = PrometheusSample.Parse(exposition);
         double Count(string code, string flags) =>

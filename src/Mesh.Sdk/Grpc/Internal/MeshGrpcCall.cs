@@ -62,6 +62,9 @@ internal sealed class MeshGrpcCall : ISubchannelCallTracker
     /// <summary>The fault decision left for the handler (a delay, possibly followed by an abort).</summary>
     public FaultDecision Fault { get; }
 
+    /// <summary>Envoy's response flags of a call the handler answered itself (<c>UT</c>, <c>DI,FI</c>), for the metrics.</summary>
+    public string? ResponseFlags { get; set; }
+
     /// <summary>Set by <see cref="MeshGrpcHandler"/>: it reports outcomes per attempt, so the tracker does not.</summary>
     public bool HandledByMeshHandler { get; set; }
 

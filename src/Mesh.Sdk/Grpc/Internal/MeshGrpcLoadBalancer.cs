@@ -22,16 +22,19 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
     private MeshGrpcPicker? _picker;
     private FrozenDictionary<string, Subchannel> _latestReady = FrozenDictionary<string, Subchannel>.Empty;
 
-    public MeshGrpcLoadBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, MeshRuntime runtime)
-        : this(new StateTrackingController(controller), loggerFactory, runtime)
+    private readonly Mesh.Sdk.Telemetry.MeshMetrics? _metrics;
+
+    public MeshGrpcLoadBalancer(IChannelControlHelper controller, ILoggerFactory loggerFactory, MeshRuntime runtime, Mesh.Sdk.Telemetry.MeshMetrics? metrics = null)
+        : this(new StateTrackingController(controller), loggerFactory, runtime, metrics)
     {
     }
 
-    private MeshGrpcLoadBalancer(StateTrackingController controller, ILoggerFactory loggerFactory, MeshRuntime runtime)
+    private MeshGrpcLoadBalancer(StateTrackingController controller, ILoggerFactory loggerFactory, MeshRuntime runtime, Mesh.Sdk.Telemetry.MeshMetrics? metrics)
         : base(controller, loggerFactory)
     {
         _controller = controller;
         _runtime = runtime;
+        _metrics = metrics;
     }
 
     public override void UpdateChannelState(ChannelState state)
@@ -73,7 +76,7 @@ internal sealed class MeshGrpcLoadBalancer : SubchannelsLoadBalancer
 
         var frozen = ready.ToFrozenDictionary(StringComparer.Ordinal);
         Volatile.Write(ref _latestReady, frozen);
-        var picker = new MeshGrpcPicker(_runtime, target, frozen, _controller.StateOf, () => Volatile.Read(ref _latestReady));
+        var picker = new MeshGrpcPicker(_runtime, target, frozen, _controller.StateOf, () => Volatile.Read(ref _latestReady)) { Metrics = _metrics };
 
         // Calls the previous picker queued are picked again on this one, which counts them as pending anew.
         Interlocked.Exchange(ref _picker, picker)?.Retire();

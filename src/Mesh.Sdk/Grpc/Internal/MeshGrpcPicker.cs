@@ -32,6 +32,12 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
     private ConcurrentDictionary<HttpRequestMessage, PendingCall>? _pending;
     private bool _retired;
 
+    /// <summary>
+    /// Istio's standard metrics: a call this picker drops (fault abort, circuit-breaker overflow) never reaches the
+    /// mesh handler, so it is reported here, as Envoy's caller reports its local reply. <see langword="null"/> when off.
+    /// </summary>
+    public Mesh.Sdk.Telemetry.MeshMetrics? Metrics { get; init; }
+
     public MeshGrpcPicker(
         MeshRuntime runtime,
         MeshGrpcTarget target,
@@ -116,13 +122,13 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
         var fault = target.Fault is { } policy ? policy.Evaluate(in routeRequest, target.Cluster, table.Random) : default;
         if (fault.IsAbort && (fault.Delay is null || !_target.HasMeshHandler))
         {
-            return PickResult.ForDrop(AbortStatus(fault, route));
+            return Dropped(cluster.Name, AbortStatus(fault, route), fault.Delay is null ? "FI" : "DI,FI");
         }
 
         var requests = cluster.CircuitBreakers.Default.Requests;
         if (!requests.TryAcquire(out var lease))
         {
-            return PickResult.ForDrop(new Status(StatusCode.Unavailable, requests.CreateOverflowException().Message));
+            return Dropped(cluster.Name, new Status(StatusCode.Unavailable, requests.CreateOverflowException().Message), "UO");
         }
 
         ulong? hash = route.HashPolicies.Length > 0 && HashPolicy.TryComputeHash(route.HashPolicies, in routeRequest, out var h) ? h : null;
@@ -176,7 +182,7 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
             var counter = cluster.CircuitBreakers.Default.PendingRequests;
             if (!counter.TryAcquire(out var lease))
             {
-                return PickResult.ForDrop(new Status(StatusCode.Unavailable, counter.CreateOverflowException().Message));
+                return Dropped(cluster.Name, new Status(StatusCode.Unavailable, counter.CreateOverflowException().Message), "UO");
             }
 
             held = new PendingCall(counter, lease);
@@ -263,6 +269,22 @@ internal sealed class MeshGrpcPicker : SubchannelPicker
 
         return false;
     };
+
+    /// <summary>
+    /// Drops the call with <paramref name="status"/>, reporting it as the caller (a trailers-only answer: response code
+    /// 200, the status, Envoy's <paramref name="flags"/>, no endpoint). A dropped call fails whatever its wait-for-ready,
+    /// so it is reported once.
+    /// </summary>
+    private PickResult Dropped(string cluster, Status status, string flags)
+    {
+        if (Metrics is { } metrics)
+        {
+            var series = metrics.Outbound(cluster).Get(Mesh.Sdk.Telemetry.MeshMetrics.GrpcProtocol, 200, Mesh.Sdk.Telemetry.ResponseCodes.Text((int)status.StatusCode), flags);
+            metrics.Record(series, 0, 0, 0, 0, 0);
+        }
+
+        return PickResult.ForDrop(status);
+    }
 
     /// <summary>The status of an abort: <c>grpc_status</c> as given, an <c>http_status</c> mapped as gRPC maps HTTP statuses.</summary>
     public static Status AbortStatus(FaultDecision fault, CompiledRoute route)
