@@ -15,6 +15,9 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
     /// <summary>What per-client translation needs to know about this node.</summary>
     public Mesh.ControlPlane.Translation.ClientScope Scope => new(Namespace, Labels) { SniffsTls = UserAgentName == SdkUserAgentName };
 
+    /// <summary>The client's version for <c>pilot_xds</c>: node metadata <c>ISTIO_VERSION</c>, else its <c>user_agent_version</c>, else <c>unknown</c>.</summary>
+    public string ClientVersion { get; init; } = "unknown";
+
     /// <summary>The node's <c>user_agent_name</c>.</summary>
     public string? UserAgentName { get; init; }
 
@@ -28,6 +31,8 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
     public const string WorkloadNameKey = "WORKLOAD_NAME";
     public const string ServiceKey = "MESH_SERVICE";
     public const string PortsKey = "MESH_PORTS";
+    public const string MetricsPortKey = "MESH_METRICS_PORT";
+    public const string MetricsPathKey = "MESH_METRICS_PATH";
 
     public static NodeInfo From(Node? node, string defaultNamespace, string domain)
     {
@@ -44,7 +49,8 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
         }
 
         var info = From(node, id, ns, labels, fields, domain);
-        return info with { Labels = labels, UserAgentName = node?.UserAgentName };
+        var version = String(fields, "ISTIO_VERSION") is { Length: > 0 } v ? v : node?.UserAgentVersion is { Length: > 0 } uav ? uav : "unknown";
+        return info with { Labels = labels, UserAgentName = node?.UserAgentName, ClientVersion = version };
     }
 
     private static NodeInfo From(Node? node, string id, string ns, Dictionary<string, string> labels,
@@ -85,7 +91,13 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
 
         var locality = node!.Locality is { } l ? new EndpointLocality(l.Region, l.Zone, l.SubZone) : EndpointLocality.None;
         var host = HostNames.Candidates(service, ns, domain).First();
-        var registration = new SelfRegistration(id, host, ns, address, ports, labels, locality, String(fields, ServiceAccountKey), String(fields, WorkloadNameKey));
+        var metricsPort = fields is not null && fields.TryGetValue(MetricsPortKey, out var metricsValue) ? ToPort(metricsValue) : null;
+        var metricsPath = String(fields, MetricsPathKey) is { Length: > 1 } path && path[0] == '/' ? path : null;
+        var registration = new SelfRegistration(id, host, ns, address, ports, labels, locality, String(fields, ServiceAccountKey), String(fields, WorkloadNameKey))
+        {
+            MetricsPort = (int?)metricsPort,
+            MetricsPath = metricsPath,
+        };
         return new NodeInfo(id, ns, registration, null);
     }
 
