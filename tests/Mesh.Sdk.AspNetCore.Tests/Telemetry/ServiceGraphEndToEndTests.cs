@@ -115,19 +115,19 @@ public sealed class ServiceGraphEndToEndTests(MonitoredControlPlaneFixture mesh)
         await using var front = await StartWebAsync(mesh, "front", "v1");
         await WarmUpAsync(front, mesh.Dump);
 
-        // Settle: the graph has counted the warm-up (two scrapes in a row agree), then the calls are made.
+        // Settle: the graph has seen the whole warm-up (unchanged over 2 s, some 7 scrapes), then the calls are made.
         var before = await GraphAsync();
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (true)
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        var unchanged = 0;
+        while (unchanged < 3)
         {
             await Task.Delay(700);
             var next = await GraphAsync();
             var settled = Requests(next, "default/web/v1") + Requests(next, "default/web/v2");
-            if (settled > 0 && settled == Requests(before, "default/web/v1") + Requests(before, "default/web/v2"))
-            {
-                break;
-            }
-
+            // Both edges present (front scraped after it reached both versions; a first scrape that came after the whole
+            // warm-up is the baseline and counts 0) and the count unchanged.
+            var present = Edge(next, "default/front/v1", "default/web/v1") is not null && Edge(next, "default/front/v1", "default/web/v2") is not null;
+            unchanged = present && settled == Requests(before, "default/web/v1") + Requests(before, "default/web/v2") ? unchanged + 1 : 0;
             Assert.True(DateTime.UtcNow < deadline, $"the graph never settled: {next}\n{mesh.Dump()}");
             before = next;
         }
