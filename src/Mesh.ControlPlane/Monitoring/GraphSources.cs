@@ -93,6 +93,11 @@ internal sealed partial class WorkloadScraper : IGraphSource, IAsyncDisposable
             {
                 return;
             }
+            catch (Exception ex)
+            {
+                // One failed round must not end the loop: the graph would silently stop moving.
+                Log.RoundFailed(_logger, ex);
+            }
 
             Interlocked.Increment(ref _rounds);
         }
@@ -221,6 +226,9 @@ internal sealed partial class WorkloadScraper : IGraphSource, IAsyncDisposable
     {
         [LoggerMessage(8301, LogLevel.Debug, "Scraping '{Target}' failed: {Reason}")]
         public static partial void ScrapeFailed(ILogger logger, Uri target, string reason);
+
+        [LoggerMessage(8303, LogLevel.Warning, "A round of scraping the workloads failed; the next round runs as scheduled.")]
+        public static partial void RoundFailed(ILogger logger, Exception exception);
     }
 }
 
