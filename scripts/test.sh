@@ -5,7 +5,7 @@
 #   Debian: python3-grpcio python3-grpc-tools python3-protobuf (gRPC C-core xDS peer), openssl (an independent
 #           CSR maker and chain verifier for the CA tests; with curl, the end-to-end zero-trust checks), curl,
 #           chromium (browser tests), prometheus (promtool checks
-#           the /metrics exposition)
+#           the /metrics exposition; the service graph's Prometheus source), graphviz (dot renders /dotviz)
 #   npm:    tests/peers/node (@grpc/grpc-js-xds peer, upstream Envoy protos for conformance),
 #           tests/bookinfo-browser (playwright-core)
 set -euo pipefail
@@ -18,6 +18,7 @@ need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
 chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,5 +1,6 @@
 using System.Net;
 using Mesh.ControlPlane.Config;
+using Mesh.ControlPlane.Monitoring;
 using Mesh.ControlPlane.Registry;
 using Mesh.ControlPlane.Security;
 using Mesh.ControlPlane.Translation;
@@ -33,6 +34,9 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
     private WebApplication? _app;
     private CertificateAuthority? _authority;
     private JoinTokens? _tokens;
+    private readonly ControlPlaneMetrics _metrics = new();
+    private MonitoringServer? _monitoring;
+    private IGraphSource? _graphSource;
     private int _state; // 0 new, 1 started, 2 disposed
 
     /// <summary>Creates a control plane; nothing runs until <see cref="StartAsync"/>.</summary>
@@ -76,7 +80,23 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
         _registry = new ServiceRegistry(options.TimeProvider, options.RegistrationGracePeriod, options.ClusterDomain, _loggerFactory.CreateLogger<ServiceRegistry>());
         _cache = new SnapshotCache(_store, _registry, new XdsTranslator(options.ClusterDomain, options.RootNamespace, options.TrustDomain), options.TimeProvider, options.PushDebounce,
             options.PushMaxDelay, _loggerFactory.CreateLogger<SnapshotCache>());
+        if (options.MonitoringPort is < 0 or > 65535)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.MonitoringPort, "MonitoringPort must be from 0 to 65535.");
+        }
+
+        if (options.PrometheusUrl is { } prometheus && (!prometheus.IsAbsoluteUri || prometheus.Scheme is not ("http" or "https")))
+        {
+            throw new ArgumentException($"PrometheusUrl '{prometheus}' must be an absolute http:// or https:// URL.", nameof(options));
+        }
+
+        if (options.ScrapeInterval <= TimeSpan.Zero || options.GraphWindow <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"ScrapeInterval ({options.ScrapeInterval}) and GraphWindow ({options.GraphWindow}) must be positive.");
+        }
+
         _store.Changed += _registry.UpdateConfig;
+        _registry.Changed += snapshot => _metrics.ServicesKnown(snapshot.Services.Count);
     }
 
     /// <summary>The port the xDS server listens on; set by <see cref="StartAsync"/> (useful with port 0).</summary>
@@ -90,6 +110,12 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
 
     /// <summary>Files whose latest content was rejected (their last good content stays in force).</summary>
     public IReadOnlyList<ConfigError> ConfigErrors => _store.LastErrors;
+
+    /// <summary>The port the monitoring server listens on (<see cref="MeshControlPlaneOptions.MonitoringPort"/>, 0 resolved); <see langword="null"/> without one.</summary>
+    public int? MonitoringPort => _monitoring?.Port;
+
+    /// <summary>The monitoring server's address as <c>http://address:port/</c>; <see langword="null"/> without one.</summary>
+    public Uri? MonitoringUri { get; private set; }
 
     /// <summary>The CA's root certificate (PEM), which workloads trust; set by <see cref="StartAsync"/>.</summary>
     public string? RootCertificatePem => _authority?.RootPem;
@@ -154,7 +180,11 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
         builder.Services.AddSingleton<ILoggerFactory>(new ClientCloseLogFilter(_loggerFactory));
         // The embedding process owns Ctrl+C and SIGTERM, not this server.
         builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
-        builder.Services.AddSingleton(new AdsContext(_cache, _registry, _options.DefaultNamespace, _options.ClusterDomain, _loggerFactory, _stopping.Token));
+        builder.Services.AddSingleton(new AdsContext(_cache, _registry, _options.DefaultNamespace, _options.ClusterDomain, _loggerFactory, _stopping.Token)
+        {
+            Metrics = _metrics,
+            Time = _options.TimeProvider,
+        });
         builder.Services.AddSingleton(new CertificateServiceContext(_authority, _tokens, _options.TrustDomain, _options.TrustLoopbackCallers,
             _options.DefaultCertificateTtl, _options.MaxCertificateTtl, _loggerFactory));
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 16 * 1024 * 1024);
@@ -180,6 +210,24 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
         var uri = new Uri(address);
         XdsPort = uri.Port;
         XdsUri = new Uri($"http://{(_options.XdsAddress == "localhost" ? "localhost" : uri.Host)}:{uri.Port}");
+        if (_options.MonitoringPort is { } monitoringPort)
+        {
+            if (_options.PrometheusUrl is { } prometheus)
+            {
+                _graphSource = new PrometheusGraphSource(prometheus, _options.GraphWindow, _registry);
+            }
+            else
+            {
+                var scraper = new WorkloadScraper(_registry, _options.TimeProvider, _options.ScrapeInterval, _options.GraphWindow, _loggerFactory.CreateLogger<WorkloadScraper>());
+                scraper.Start();
+                _graphSource = scraper;
+            }
+
+            _monitoring = await MonitoringServer.StartAsync(_options.XdsAddress, monitoringPort, _metrics, _graphSource, _options.TimeProvider, _loggerFactory,
+                cancellationToken).ConfigureAwait(false);
+            MonitoringUri = new Uri($"http://{(_options.XdsAddress == "localhost" ? "localhost" : uri.Host)}:{_monitoring.Port}/");
+        }
+
         return XdsPort;
     }
 
@@ -231,6 +279,21 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await _app.StopAsync(timeout.Token).ConfigureAwait(false);
             await _app.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_monitoring is not null)
+        {
+            await _monitoring.DisposeAsync().ConfigureAwait(false);
+        }
+
+        switch (_graphSource)
+        {
+            case IAsyncDisposable asyncDisposable:
+                await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+                break;
+            case IDisposable disposable:
+                disposable.Dispose();
+                break;
         }
 
         _cache.Dispose();

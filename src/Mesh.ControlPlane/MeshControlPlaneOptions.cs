@@ -115,6 +115,30 @@ public sealed class MeshControlPlaneOptions
     /// <value>Default: <see langword="true"/>.</value>
     public bool TrustLoopbackCallers { get; set; } = true;
 
+    /// <summary>
+    /// TCP port of the monitoring server (istiod's monitoring port is 15014), plaintext HTTP on <see cref="XdsAddress"/>:
+    /// <c>/metrics</c> (the control plane's own metrics, istiod's names), <c>/graph</c> and <c>/dotviz</c> (the service
+    /// graph as JSON and Graphviz DOT) and <c>/</c> (the live dashboard page); 0 picks a free port (read it from
+    /// <see cref="MeshControlPlane.MonitoringPort"/> after start).
+    /// </summary>
+    /// <value>Default: none (no monitoring server).</value>
+    public int? MonitoringPort { get; set; }
+
+    /// <summary>
+    /// A Prometheus server whose HTTP API the service graph queries (<c>istio_requests_total</c> and the duration
+    /// histogram), instead of scraping the self-registered workloads itself.
+    /// </summary>
+    /// <value>Default: none (scrape the workloads).</value>
+    public Uri? PrometheusUrl { get; set; }
+
+    /// <summary>How often the service graph scrapes every self-registered workload's metrics (without <see cref="PrometheusUrl"/>).</summary>
+    /// <value>Default: 5 s.</value>
+    public TimeSpan ScrapeInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The window the service graph's rates, error shares and latencies are computed over.</summary>
+    /// <value>Default: 1 minute.</value>
+    public TimeSpan GraphWindow { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Where logs go.</summary>
     /// <value>Default: no logging.</value>
     public ILoggerFactory? LoggerFactory { get; set; }

@@ -3,13 +3,17 @@ using Microsoft.Extensions.Logging;
 
 // mesh-controlplane: serves Istio YAML from a directory over ADS (see docs/control-plane.md).
 const string Usage = """
-    Usage: mesh-controlplane --config DIR [--xds-port N] [--xds-address A] [--log-level LEVEL] [CA options]
+    Usage: mesh-controlplane --config DIR [--xds-port N] [--xds-address A] [--monitoring-port N] [--prometheus-url URL]
+                             [--log-level LEVEL] [CA options]
            mesh-controlplane --ca-dir DIR --issue-token SA[.NS]
 
       --config DIR          directory of Istio YAML files (*.yaml, *.yml), watched for changes; self-registered
                             workloads are kept in DIR/.mesh-registry.json across restarts
       --xds-port N          xDS (ADS) and CA port, plaintext HTTP/2; 0 picks a free port (default 15010)
       --xds-address A       IP address to listen on (default 127.0.0.1)
+      --monitoring-port N   monitoring HTTP port on the xDS address (istiod's is 15014; 0 picks a free port): /metrics
+                            (the control plane's own metrics), /graph and /dotviz (the service graph), / (dashboard)
+      --prometheus-url URL  the service graph queries this Prometheus instead of scraping the workloads itself
       --log-level LEVEL     Trace, Debug, Information, Warning, Error (default Information)
       -h, --help            show this help
 
@@ -34,7 +38,7 @@ const string Usage = """
 var options = new MeshControlPlaneOptions();
 var level = LogLevel.Information;
 string? issueToken = null;
-string[] valued = ["--config", "--xds-port", "--xds-address", "--log-level", "--trust-domain", "--root-namespace", "--ca-dir", "--ca-cert", "--ca-key", "--root-cert",
+string[] valued = ["--config", "--xds-port", "--xds-address", "--monitoring-port", "--prometheus-url", "--log-level", "--trust-domain", "--root-namespace", "--ca-dir", "--ca-cert", "--ca-key", "--root-cert",
     "--cert-chain", "--default-cert-ttl", "--max-cert-ttl", "--issue-token"];
 for (var i = 0; i < args.Length; i++)
 {
@@ -77,6 +81,22 @@ for (var i = 0; i < args.Length; i++)
             }
 
             options.XdsAddress = value;
+            break;
+        case "--monitoring-port" when value is not null:
+            if (!int.TryParse(value, out var monitoringPort) || monitoringPort is < 0 or > 65535)
+            {
+                return Fail($"--monitoring-port must be a number from 0 to 65535, got '{value}'.");
+            }
+
+            options.MonitoringPort = monitoringPort;
+            break;
+        case "--prometheus-url" when value is not null:
+            if (!Uri.TryCreate(value.EndsWith('/') ? value : value + "/", UriKind.Absolute, out var prometheusUrl) || prometheusUrl.Scheme is not ("http" or "https"))
+            {
+                return Fail($"--prometheus-url must be an absolute http:// or https:// URL, got '{value}'.");
+            }
+
+            options.PrometheusUrl = prometheusUrl;
             break;
         case "--log-level" when value is not null:
             if (!Enum.TryParse(value, ignoreCase: true, out level))
@@ -188,6 +208,10 @@ await using (var controlPlane = new MeshControlPlane(options))
     {
         var bound = await controlPlane.StartAsync(stop.Token);
         ProgramLog.Listening(logger, controlPlane.XdsUri!, bound, Path.GetFullPath(options.ConfigDirectory));
+        if (controlPlane.MonitoringUri is { } monitoring)
+        {
+            ProgramLog.MonitoringListening(logger, monitoring, controlPlane.MonitoringPort!.Value, options.PrometheusUrl?.ToString() ?? "scraping the registered workloads");
+        }
     }
     catch (InvalidOperationException ex) when (ex.Message.StartsWith("CA ", StringComparison.Ordinal) || ex.Message.StartsWith("Join token", StringComparison.Ordinal))
     {
@@ -195,7 +219,8 @@ await using (var controlPlane = new MeshControlPlane(options))
     }
     catch (IOException ex)
     {
-        return Fail($"cannot listen on {options.XdsAddress}:{options.XdsPort}: {ex.Message}", exitCode: 1);
+        var ports = options.MonitoringPort is { } m ? $"{options.XdsPort} (xDS) or {m} (monitoring)" : options.XdsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Fail($"cannot listen on {options.XdsAddress}:{ports}: {ex.Message}", exitCode: 1);
     }
     catch (OperationCanceledException)
     {
@@ -248,6 +273,9 @@ internal static partial class ProgramLog
 {
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "xDS server listening on '{Uri}' (port {Port}); config from '{Directory}'.")]
     public static partial void Listening(ILogger logger, Uri uri, int port, string directory);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "Monitoring listening on '{Uri}' (port {Port}): /metrics, /graph, /dotviz, dashboard at /; service graph data: {GraphSource}.")]
+    public static partial void MonitoringListening(ILogger logger, Uri uri, int port, string graphSource);
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Stopping.")]
     public static partial void Stopping(ILogger logger);

@@ -56,6 +56,11 @@ internal sealed partial class MeshPortDiscoveryService(MeshRuntime runtime, ISer
             Log.PortSkipped(logger, address, servicePort);
         }
 
+        if (services.GetService<IServer>() is Security.MeshHealthServer { MetricsBoundPort: { } metricsPort })
+        {
+            runtime.BoundMetricsPort = metricsPort;
+        }
+
         runtime.CompletePortDiscovery(discovered.Ports, discovered.Address);
         return Task.CompletedTask;
     }

@@ -147,6 +147,13 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     /// <summary>The xDS client, or <see langword="null"/> while the workload ports are still to be discovered (inbound listeners are watched through it).</summary>
     internal XdsClient? XdsClient => Volatile.Read(ref _client);
 
+    /// <summary>
+    /// The port the plaintext metrics server bound (<c>Mesh:Telemetry:MetricsPort</c> resolved, 0 included), registered
+    /// as node metadata <c>MESH_METRICS_PORT</c> when the ports are discovered; the host sets it before it completes the
+    /// discovery. Without discovery a configured non-zero port is registered.
+    /// </summary>
+    internal int? BoundMetricsPort { get; set; }
+
     /// <summary>The service ports this workload registers (node metadata <c>MESH_PORTS</c>): configured or discovered.</summary>
     public IReadOnlyDictionary<int, int> WorkloadPorts => _workloadPorts;
 
@@ -291,7 +298,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
                 _instanceAddress = boundAddress;
             }
 
-            _bootstrap = WithWorkloadMetadata(_configuredBootstrap, Options, _workloadPorts, Namespace, _instanceAddress.ToString());
+            _bootstrap = WithWorkloadMetadata(_configuredBootstrap, Options, _workloadPorts, Namespace, _instanceAddress.ToString(), BoundMetricsPort);
             var client = XdsClient.Create(_bootstrap, Options.Xds, TimeProvider, _loggerFactory);
             client.Snapshots.SnapshotChanged += RelaySnapshot;
             foreach (var entry in _hosts.Values)
@@ -697,7 +704,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
     internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, string ns, string ip)
         => WithWorkloadMetadata(bootstrap, options, new Dictionary<int, int>(options.Ports), ns, ip);
 
-    internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, IReadOnlyDictionary<int, int> workloadPorts, string ns, string ip)
+    internal static XdsBootstrap WithWorkloadMetadata(XdsBootstrap bootstrap, MeshOptions options, IReadOnlyDictionary<int, int> workloadPorts, string ns, string ip,
+        int? boundMetricsPort = null)
     {
         var metadata = JsonNode.Parse(bootstrap.Node.Metadata.GetRawText()) as JsonObject ?? new JsonObject();
         metadata[IstioNaming.GeneratorMetadataKey] ??= IstioNaming.GrpcGenerator;
@@ -742,6 +750,15 @@ internal sealed partial class MeshRuntime : IAsyncDisposable, IDisposable
             }
 
             metadata["MESH_PORTS"] = ports;
+            if (options.Telemetry.Metrics)
+            {
+                // Where the control plane's service graph scrapes this workload's metrics.
+                metadata["MESH_METRICS_PATH"] = options.Telemetry.MetricsPath;
+                if ((boundMetricsPort ?? options.Telemetry.MetricsPort) is > 0 and var metricsPort)
+                {
+                    metadata["MESH_METRICS_PORT"] = metricsPort;
+                }
+            }
         }
 
         var node = bootstrap.Node;

@@ -67,7 +67,14 @@ internal sealed record SelfRegistration(
     IReadOnlyDictionary<string, string> Labels,
     EndpointLocality Locality,
     string? ServiceAccount,
-    string? WorkloadName);
+    string? WorkloadName)
+{
+    /// <summary>The workload's plaintext metrics port (node metadata <c>MESH_METRICS_PORT</c>, the SDK's <c>Mesh:Telemetry:MetricsPort</c>), scraped instead of the app port.</summary>
+    public int? MetricsPort { get; init; }
+
+    /// <summary>The path the workload serves its metrics at (node metadata <c>MESH_METRICS_PATH</c>); <see langword="null"/> means <c>/metrics</c>.</summary>
+    public string? MetricsPath { get; init; }
+}
 
 /// <summary>
 /// Builds services from ServiceEntry + WorkloadEntry configuration and from self-registered
@@ -105,6 +112,18 @@ internal sealed partial class ServiceRegistry : IDisposable
     public event Action<RegistrySnapshot>? Changed;
 
     public RegistrySnapshot Current => Volatile.Read(ref _current);
+
+    /// <summary>The self-registered workloads now known (live, in their grace period, or restored), for the monitoring scraper.</summary>
+    public IReadOnlyList<SelfRegistration> Registrations
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _registrations.Values.Select(static e => e.Registration).ToList();
+            }
+        }
+    }
 
     public string Domain => _domain;
 

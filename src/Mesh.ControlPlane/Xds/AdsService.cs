@@ -8,7 +8,14 @@ using Microsoft.Extensions.Logging;
 namespace Mesh.ControlPlane.Xds;
 
 /// <summary>Shared state every ADS stream needs.</summary>
-internal sealed record AdsContext(SnapshotCache Cache, ServiceRegistry Registry, string DefaultNamespace, string Domain, ILoggerFactory LoggerFactory, CancellationToken Stopping);
+internal sealed record AdsContext(SnapshotCache Cache, ServiceRegistry Registry, string DefaultNamespace, string Domain, ILoggerFactory LoggerFactory, CancellationToken Stopping)
+{
+    /// <summary>Where pushes, rejects and connected clients are counted.</summary>
+    public Monitoring.ControlPlaneMetrics Metrics { get; init; } = new();
+
+    /// <summary>The clock push and convergence times are measured with.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}
 
 /// <summary>
 /// envoy.service.discovery.v3.AggregatedDiscoveryService: State-of-the-World and Delta ADS.
@@ -40,7 +47,7 @@ internal sealed class AdsService(AdsContext context) : AggregatedDiscoveryServic
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(callContext.CancellationToken, context.Stopping);
         var cancellationToken = linked.Token;
         var events = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
-        void OnUpdated(XdsSnapshot snapshot) => events.Writer.TryWrite(snapshot);
+        void OnUpdated(XdsSnapshot snapshot) => events.Writer.TryWrite(new Published(context.Time.GetTimestamp()));
         context.Cache.Updated += OnUpdated;
         var reader = Task.Run(async () =>
         {
@@ -63,9 +70,15 @@ internal sealed class AdsService(AdsContext context) : AggregatedDiscoveryServic
         {
             await foreach (var item in events.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                if (item is XdsSnapshot)
+                if (item is Published published)
                 {
+                    var written = stream.Written;
                     await stream.OnSnapshotAsync(context.Cache.Current, cancellationToken).ConfigureAwait(false);
+                    if (stream.Written != written)
+                    {
+                        // istiod's convergence time: from the new configuration to this client having been sent it.
+                        context.Metrics.Converged(context.Time.GetElapsedTime(published.Timestamp));
+                    }
                 }
                 else
                 {
@@ -94,6 +107,9 @@ internal sealed class AdsService(AdsContext context) : AggregatedDiscoveryServic
     }
 }
 
+/// <summary>A snapshot was published at <paramref name="Timestamp"/> (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+internal sealed record Published(long Timestamp);
+
 /// <summary>What SotW and Delta streams share: the node, self-registration and logging.</summary>
 internal abstract partial class AdsStream<TRequest>(AdsContext context, long streamId, string peer) : IDisposable
 {
@@ -117,6 +133,18 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
     public abstract Task OnRequestAsync(TRequest request, XdsSnapshot snapshot, CancellationToken cancellationToken);
 
     public abstract Task OnSnapshotAsync(XdsSnapshot snapshot, CancellationToken cancellationToken);
+
+    /// <summary>How many responses this stream has written.</summary>
+    public long Written { get; private set; }
+
+    /// <summary>Counts a response written, started at <paramref name="started"/> (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+    protected void RecordPush(string typeUrl, long started)
+    {
+        Written++;
+        Context.Metrics.Pushed(typeUrl, Context.Time.GetElapsedTime(started));
+    }
+
+    protected long Now() => Context.Time.GetTimestamp();
 
     protected string NextNonce() => (++_nonce).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
@@ -160,6 +188,7 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
     {
         Node = NodeInfo.From(node, Context.DefaultNamespace, Context.Domain);
         Log.StreamOpened(Logger, streamId, Node.Id, peer, GetType().Name);
+        Context.Metrics.ClientConnected(Node.ClientVersion);
         if (Node.RegistrationProblem is { } problem)
         {
             Log.RegistrationRejected(Logger, Node.Id, problem);
@@ -176,9 +205,17 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
 
     protected void LogAck(string typeUrl, string nonce, string version) => Log.Ack(Logger, NodeId, typeUrl, nonce, version);
 
-    protected void LogNack(string typeUrl, string nonce, string? version, string detail) => Log.Nack(Logger, NodeId, typeUrl, nonce, version ?? string.Empty, detail);
+    protected void LogNack(string typeUrl, string nonce, string? version, string detail)
+    {
+        Context.Metrics.Rejected(typeUrl);
+        Log.Nack(Logger, NodeId, typeUrl, nonce, version ?? string.Empty, detail);
+    }
 
-    protected void LogStale(string typeUrl, string nonce) => Log.StaleNonce(Logger, NodeId, typeUrl, nonce);
+    protected void LogStale(string typeUrl, string nonce)
+    {
+        Context.Metrics.NonceExpired(typeUrl);
+        Log.StaleNonce(Logger, NodeId, typeUrl, nonce);
+    }
 
     protected void LogSent(string typeUrl, string version, string nonce, int count, int removed) => Log.Sent(Logger, NodeId, typeUrl, version, nonce, count, removed);
 
@@ -190,6 +227,11 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
     public void Dispose()
     {
         Log.StreamClosed(Logger, streamId, NodeId);
+        if (Node is { } node)
+        {
+            Context.Metrics.ClientDisconnected(node.ClientVersion);
+        }
+
         _registration?.Dispose();
     }
 

@@ -128,6 +128,7 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
 
     private async Task PushAsync(string typeUrl, TypeState state, XdsSnapshot snapshot, PushPhase phase, CancellationToken cancellationToken)
     {
+        var started = Now();
         var desired = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         if (state.Wildcard)
         {
@@ -191,6 +192,7 @@ internal sealed class DeltaStream(AdsContext context, long streamId, string peer
         response.Nonce = NextNonce();
         state.LastNonce = response.Nonce;
         await writer.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+        RecordPush(typeUrl, started);
         LogSent(typeUrl, response.SystemVersionInfo, response.Nonce, response.Resources.Count, response.RemovedResources.Count);
     }
 }

@@ -31,6 +31,9 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
     /// <summary>The node's <c>CLUSTER_ID</c> metadata.</summary>
     public string? ClusterId { get; init; }
 
+    /// <summary>The client's version for <c>pilot_xds</c>: node metadata <c>ISTIO_VERSION</c>, else its <c>user_agent_version</c>, else <c>unknown</c>.</summary>
+    public string ClientVersion { get; init; } = "unknown";
+
     /// <summary>The node's <c>user_agent_name</c>.</summary>
     public string? UserAgentName { get; init; }
 
@@ -44,6 +47,8 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
     public const string WorkloadNameKey = "WORKLOAD_NAME";
     public const string ServiceKey = "MESH_SERVICE";
     public const string PortsKey = "MESH_PORTS";
+    public const string MetricsPortKey = "MESH_METRICS_PORT";
+    public const string MetricsPathKey = "MESH_METRICS_PATH";
 
     public static NodeInfo From(Node? node, string defaultNamespace, string domain)
     {
@@ -60,6 +65,7 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
         }
 
         var info = From(node, id, ns, labels, fields, domain);
+        var version = String(fields, "ISTIO_VERSION") is { Length: > 0 } v ? v : node?.UserAgentVersion is { Length: > 0 } uav ? uav : "unknown";
         return info with
         {
             Labels = labels,
@@ -67,6 +73,7 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
             Cluster = node?.Cluster ?? string.Empty,
             MeshId = String(fields, "MESH_ID"),
             ClusterId = String(fields, "CLUSTER_ID"),
+            ClientVersion = version,
         };
     }
 
@@ -108,7 +115,13 @@ internal sealed record NodeInfo(string Id, string Namespace, SelfRegistration? R
 
         var locality = node!.Locality is { } l ? new EndpointLocality(l.Region, l.Zone, l.SubZone) : EndpointLocality.None;
         var host = HostNames.Candidates(service, ns, domain).First();
-        var registration = new SelfRegistration(id, host, ns, address, ports, labels, locality, String(fields, ServiceAccountKey), String(fields, WorkloadNameKey));
+        var metricsPort = fields is not null && fields.TryGetValue(MetricsPortKey, out var metricsValue) ? ToPort(metricsValue) : null;
+        var metricsPath = String(fields, MetricsPathKey) is { Length: > 1 } path && path[0] == '/' ? path : null;
+        var registration = new SelfRegistration(id, host, ns, address, ports, labels, locality, String(fields, ServiceAccountKey), String(fields, WorkloadNameKey))
+        {
+            MetricsPort = (int?)metricsPort,
+            MetricsPath = metricsPath,
+        };
         return new NodeInfo(id, ns, registration, null);
     }
 

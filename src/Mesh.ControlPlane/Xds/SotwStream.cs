@@ -104,6 +104,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
 
     private async Task PushAsync(string typeUrl, TypeState state, XdsSnapshot snapshot, PushPhase phase, bool force, CancellationToken cancellationToken)
     {
+        var started = Now();
         var resources = new Dictionary<string, XdsResource>(StringComparer.Ordinal);
         if (state.Wildcard)
         {
@@ -150,6 +151,7 @@ internal sealed class SotwStream(AdsContext context, long streamId, string peer,
         state.SentVersion = response.VersionInfo;
         state.Sent = resources;
         await writer.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+        RecordPush(typeUrl, started);
         LogSent(typeUrl, response.VersionInfo, response.Nonce, response.Resources.Count, 0);
     }
 }

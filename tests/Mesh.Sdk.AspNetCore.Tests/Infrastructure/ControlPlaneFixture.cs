@@ -10,7 +10,7 @@ namespace Mesh.Sdk.AspNetCore.Tests.Infrastructure;
 /// The real <see cref="MeshControlPlane"/> on 127.0.0.1 with an ephemeral xDS port, watching a temporary config
 /// folder; one per test class. Workloads register themselves with it (node metadata), so most tests need no YAML.
 /// </summary>
-public sealed class ControlPlaneFixture : IAsyncLifetime
+public class ControlPlaneFixture : IAsyncLifetime
 {
     private readonly ILoggerFactory _loggerFactory;
 
@@ -40,7 +40,7 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        ControlPlane = new MeshControlPlane(new MeshControlPlaneOptions
+        var options = new MeshControlPlaneOptions
         {
             ConfigDirectory = ConfigDirectory,
             XdsAddress = "127.0.0.1",
@@ -48,8 +48,15 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
             PushDebounce = TimeSpan.FromMilliseconds(20),
             ConfigDebounce = TimeSpan.FromMilliseconds(50),
             LoggerFactory = _loggerFactory,
-        });
+        };
+        Configure(options);
+        ControlPlane = new MeshControlPlane(options);
         await ControlPlane.StartAsync(cts.Token);
+    }
+
+    /// <summary>Adjusts the control plane's options before it starts (a derived fixture turns on more).</summary>
+    protected virtual void Configure(MeshControlPlaneOptions options)
+    {
     }
 
     public void WriteConfig(string name, string yaml) => IstioYaml.WriteAtomically(ConfigDirectory, name, yaml);
