@@ -63,6 +63,9 @@ public static class MeshHostApplicationBuilderExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshPortDiscoveryService>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshPropagationStartupFilter>());
 
+        // Traces: the server span starts once the propagated headers are captured (x-request-id generated).
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshTracingStartupFilter>());
+
         // Metrics: before the inbound policy filters, so that their denials are counted too.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshMetricsStartupFilter>());
 
