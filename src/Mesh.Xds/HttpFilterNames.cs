@@ -30,4 +30,16 @@ public static class XdsExtensionNames
 
     /// <summary>Custom cluster type name of an aggregate cluster (<c>Cluster.CustomClusterType.name</c>).</summary>
     public const string AggregateCluster = "envoy.clusters.aggregate";
+
+    /// <summary>Tracer name of Zipkin (<c>Tracing.Http.name</c>).</summary>
+    public const string ZipkinTracer = "envoy.tracers.zipkin";
+
+    /// <summary>Tracer name of OpenTelemetry (<c>Tracing.Http.name</c>).</summary>
+    public const string OpenTelemetryTracer = "envoy.tracers.opentelemetry";
+
+    /// <summary>Access logger name of the file logger (<c>AccessLog.name</c>).</summary>
+    public const string FileAccessLog = "envoy.access_loggers.file";
+
+    /// <summary>Access-log extension filter name of the CEL expression filter (<c>ExtensionFilter.name</c>).</summary>
+    public const string CelAccessLogFilter = "envoy.access_loggers.extension_filters.cel";
 }

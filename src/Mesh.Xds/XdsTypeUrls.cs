@@ -70,6 +70,18 @@ public static class XdsTypeUrls
     /// <summary>Typed load-balancing policy: weighted round robin across localities.</summary>
     public const string WrrLocality = Prefix + "envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality";
 
+    /// <summary>Zipkin tracer config (<c>HttpConnectionManager.Tracing.provider</c>).</summary>
+    public const string ZipkinConfig = Prefix + "envoy.config.trace.v3.ZipkinConfig";
+
+    /// <summary>OpenTelemetry tracer config (<c>HttpConnectionManager.Tracing.provider</c>).</summary>
+    public const string OpenTelemetryConfig = Prefix + "envoy.config.trace.v3.OpenTelemetryConfig";
+
+    /// <summary>File access logger config (<c>AccessLog.typed_config</c>).</summary>
+    public const string FileAccessLog = Prefix + "envoy.extensions.access_loggers.file.v3.FileAccessLog";
+
+    /// <summary>CEL access-log filter config (<c>ExtensionFilter.typed_config</c>).</summary>
+    public const string CelExpressionFilter = Prefix + "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter";
+
     /// <summary>Returns the type URL of the message type <typeparamref name="T"/>.</summary>
     /// <typeparam name="T">A generated protobuf message type.</typeparam>
     /// <returns><see cref="Prefix"/> followed by the message's full protobuf name.</returns>

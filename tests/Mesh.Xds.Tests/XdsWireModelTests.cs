@@ -18,6 +18,7 @@ public sealed class XdsWireModelTests
     {
         Assert.NotNull(XdsWireModel.TypeRegistry.Find("envoy.config.endpoint.v3.ClusterLoadAssignment"));
         Assert.NotNull(XdsWireModel.TypeRegistry.Find("google.protobuf.Duration"));
-        Assert.Null(XdsWireModel.TypeRegistry.Find("envoy.config.trace.v3.Tracing"));
+        Assert.NotNull(XdsWireModel.TypeRegistry.Find("envoy.config.trace.v3.ZipkinConfig"));
+        Assert.Null(XdsWireModel.TypeRegistry.Find("envoy.config.trace.v3.DatadogConfig"));
     }
 }
