@@ -65,6 +65,7 @@ public static class MeshHostApplicationBuilderExtensions
 
         // Traces: the server span starts once the propagated headers are captured (x-request-id generated).
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshTracingStartupFilter>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshTracingListenerService>());
 
         // Metrics: before the inbound policy filters, so that their denials are counted too.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshMetricsStartupFilter>());

@@ -24,7 +24,7 @@ internal sealed class MeshTracingMiddleware(RequestDelegate next, MeshTracer tra
 
     public Task InvokeAsync(HttpContext context)
     {
-        if (!tracer.Enabled || context.Features.Get<MeshHealthServer.HealthRequestFeature>() is not null
+        if (!tracer.ServerEnabled || context.Features.Get<MeshHealthServer.HealthRequestFeature>() is not null
             || (_servesMetrics && string.Equals(context.Request.Path.Value, _metricsPath, StringComparison.OrdinalIgnoreCase)))
         {
             return next(context);

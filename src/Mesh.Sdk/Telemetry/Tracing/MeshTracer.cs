@@ -35,6 +35,8 @@ internal sealed partial class MeshTracer : IDisposable
     private readonly KeyValuePair<string, object?>[] _ownTags;
     private readonly Lock _gate = new();
     private volatile State? _state;
+    private object? _lastOutbound;
+    private bool _lastOutboundRejected;
     private bool _disposed;
 
     public MeshTracer(TracerIdentity identity, Func<TracingPolicy, SpanExport> exportFactory, ILogger? logger = null)
@@ -58,20 +60,36 @@ internal sealed partial class MeshTracer : IDisposable
     /// <summary>Who this workload is, for span names and tags.</summary>
     public TracerIdentity Identity { get; }
 
-    /// <summary>The policy in force, or <see langword="null"/> when tracing is off.</summary>
-    public TracingPolicy? Policy => _state?.Policy;
+    /// <summary>The policy of outbound requests (the outbound HttpConnectionManagers'), or <see langword="null"/>.</summary>
+    public TracingPolicy? ClientPolicy => _state?.Client;
 
-    /// <summary>Whether spans are started at all.</summary>
-    public bool Enabled => _state is not null;
+    /// <summary>The policy of inbound requests (the inbound listener's HttpConnectionManager), or <see langword="null"/>.</summary>
+    public TracingPolicy? ServerPolicy => _state?.Server;
+
+    /// <summary>Whether client spans are started (an outbound policy is in force).</summary>
+    public bool Enabled => _state?.Client is not null;
+
+    /// <summary>Whether server spans are started (an inbound policy is in force).</summary>
+    public bool ServerEnabled => _state?.Server is not null;
 
     /// <summary>The exporter in force (tests flush it).</summary>
     internal SpanExport? Export => _state?.Export;
 
+    /// <summary>Puts <paramref name="policy"/> in force on both sides (<see langword="null"/> turns tracing off).</summary>
+    public void Apply(TracingPolicy? policy) => Apply(policy, policy, client: true, server: true);
+
+    /// <summary>Puts the outbound HttpConnectionManagers' policy in force.</summary>
+    public void ApplyClient(TracingPolicy? policy) => Apply(policy, null, client: true, server: false);
+
+    /// <summary>Puts the inbound listener's policy in force.</summary>
+    public void ApplyServer(TracingPolicy? policy) => Apply(null, policy, client: false, server: true);
+
     /// <summary>
-    /// Puts <paramref name="policy"/> in force (<see langword="null"/> turns tracing off). A change of sampling or tags
-    /// keeps the exporter; a change of provider or collector starts a new one and flushes and shuts down the old one.
+    /// Changes the policies. The workload has one exporter, the inbound policy's (else the outbound one's): a change
+    /// of sampling or tags keeps it; a change of provider or collector starts a new one and flushes and shuts down the
+    /// old one in the background.
     /// </summary>
-    public void Apply(TracingPolicy? policy)
+    private void Apply(TracingPolicy? clientPolicy, TracingPolicy? serverPolicy, bool client, bool server)
     {
         SpanExport? retired = null;
         lock (_gate)
@@ -82,27 +100,30 @@ internal sealed partial class MeshTracer : IDisposable
             }
 
             var current = _state;
-            if (Equals(current?.Policy, policy))
+            var nextClient = client ? clientPolicy : current?.Client;
+            var nextServer = server ? serverPolicy : current?.Server;
+            if (Equals(current?.Client, nextClient) && Equals(current?.Server, nextServer))
             {
                 return;
             }
 
-            if (policy is null)
+            var exporting = nextServer ?? nextClient;
+            if (exporting is null)
             {
                 retired = current?.Export;
                 _state = null;
             }
-            else if (current is not null && current.Policy.SameExporter(policy))
+            else if (current is not null && current.Export.Policy.SameExporter(exporting))
             {
-                _state = new State(policy, current.Export);
+                _state = new State(nextClient, nextServer, current.Export);
             }
             else
             {
                 retired = current?.Export;
-                _state = new State(policy, _exportFactory(policy));
+                _state = new State(nextClient, nextServer, _exportFactory(exporting));
             }
 
-            Log.PolicyApplied(_logger, policy is null ? "off" : $"{policy.Provider} {policy.CollectorUri} random_sampling {policy.RandomSampling.ToString(CultureInfo.InvariantCulture)}%");
+            Log.PolicyApplied(_logger, Describe(nextClient), Describe(nextServer));
         }
 
         if (retired is not null)
@@ -112,18 +133,72 @@ internal sealed partial class MeshTracer : IDisposable
         }
     }
 
+    private static string Describe(TracingPolicy? policy)
+        => policy is null ? "off" : $"{policy.Provider} {policy.CollectorUri} random_sampling {policy.RandomSampling.ToString(CultureInfo.InvariantCulture)}%";
+
+    /// <summary>
+    /// Follows the outbound HttpConnectionManagers (istiod gives every outbound listener of a proxy the same tracing):
+    /// the first listener's <c>tracing</c> is the client policy; none means client spans are off. A tracing that does
+    /// not compile is logged and the last good policy stays in force.
+    /// </summary>
+    public void OnOutbound(Routing.RouteTableSet routes)
+    {
+        Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.HttpConnectionManager.Types.Tracing? tracing = null;
+        string? where = null;
+        foreach (var listener in routes.Listeners)
+        {
+            if (routes.TryGetEntry(listener, out var entry) && entry.HttpConnectionManager.Tracing is { } found)
+            {
+                tracing = found;
+                where = $"listener '{listener}'";
+                break;
+            }
+        }
+
+        if (Equals(tracing, _lastOutbound) && (tracing is null || _state is not null || _lastOutboundRejected))
+        {
+            return;
+        }
+
+        _lastOutbound = tracing;
+        _lastOutboundRejected = false;
+        try
+        {
+            ApplyClient(TracingPolicyCompiler.Compile(tracing, where ?? "outbound"));
+        }
+        catch (TracingConfigException ex)
+        {
+            _lastOutboundRejected = true;
+            Log.Rejected(_logger, where ?? "outbound", ex.Message);
+        }
+    }
+
+    /// <summary>Follows the inbound listener of a port: its HttpConnectionManager's <c>tracing</c> is the server policy.</summary>
+    public void OnInbound(Envoy.Config.Listener.V3.Listener listener)
+    {
+        var where = $"inbound listener '{listener.Name}'";
+        try
+        {
+            ApplyServer(TracingPolicyCompiler.Compile(TracingPolicyCompiler.InboundTracing(listener), where));
+        }
+        catch (Exception ex) when (ex is TracingConfigException or Google.Protobuf.InvalidProtocolBufferException)
+        {
+            Log.Rejected(_logger, where, ex.Message);
+        }
+    }
+
     /// <summary>
     /// Starts the server span of an inbound request (made current), continuing <paramref name="incoming"/>; a request
     /// without a trace starts a new one. <see langword="null"/> when tracing is off.
     /// </summary>
     public Activity? StartServer(in IncomingTrace incoming, bool clientTraceId)
     {
-        if (_state is not { } state)
+        if (_state is not { Server: { } policy })
         {
             return null;
         }
 
-        var sampled = Decide(state.Policy, incoming.Sampled, clientTraceId);
+        var sampled = Decide(policy, incoming.Sampled, clientTraceId);
         var previous = Activity.Current;
         if (!incoming.HasParent && previous is not null)
         {
@@ -149,7 +224,7 @@ internal sealed partial class MeshTracer : IDisposable
     /// </summary>
     public Activity? StartClient(HttpRequestMessage request, string cluster, MeshEndpoint endpoint)
     {
-        if (_state is not { } state || global::OpenTelemetry.Sdk.SuppressInstrumentation)
+        if (_state is not { Client: { } policy } || global::OpenTelemetry.Sdk.SuppressInstrumentation)
         {
             // Off, or the exporter's own request to the collector: never traced, or every export would make spans.
             return null;
@@ -167,7 +242,7 @@ internal sealed partial class MeshTracer : IDisposable
         {
             var incoming = TraceHeaders.Parse(headers);
             parent = incoming.Parent;
-            sampled = Decide(state.Policy, incoming.Sampled, headers.Contains(TraceHeaders.ClientTraceId));
+            sampled = Decide(policy, incoming.Sampled, headers.Contains(TraceHeaders.ClientTraceId));
         }
 
         var span = Start(ClientOperationName(cluster), ActivityKind.Client, parent, sampled);
@@ -197,7 +272,7 @@ internal sealed partial class MeshTracer : IDisposable
             }
 
             span.SetTag("request_size", request.Content?.Headers.ContentLength ?? 0);
-            AddCustomTags(span, state.Policy, request);
+            AddCustomTags(span, policy, request);
         }
 
         return span;
@@ -225,9 +300,9 @@ internal sealed partial class MeshTracer : IDisposable
     /// <summary>The tags every span of this workload carries, and the policy's custom tags with <paramref name="header"/> reading request headers.</summary>
     public void AddServerTags(Activity span, Func<string, string?> header)
     {
-        if (_state is { } state)
+        if (_state is { Server: { } policy })
         {
-            AddCustomTags(span, state.Policy, header);
+            AddCustomTags(span, policy, header);
         }
     }
 
@@ -369,12 +444,15 @@ internal sealed partial class MeshTracer : IDisposable
         return listener;
     }
 
-    private sealed record State(TracingPolicy Policy, SpanExport Export);
+    private sealed record State(TracingPolicy? Client, TracingPolicy? Server, SpanExport Export);
 
     private static partial class Log
     {
-        [LoggerMessage(1500, LogLevel.Information, "Tracing: {Policy}.")]
-        public static partial void PolicyApplied(ILogger logger, string policy);
+        [LoggerMessage(1500, LogLevel.Information, "Tracing: outbound {Client}; inbound {Server}.")]
+        public static partial void PolicyApplied(ILogger logger, string client, string server);
+
+        [LoggerMessage(1501, LogLevel.Warning, "Tracing configuration of {Where} not applied, the last good one stays in force: {Reason}")]
+        public static partial void Rejected(ILogger logger, string where, string reason);
     }
 }
 

@@ -16,12 +16,18 @@ internal static class MeshTracingServices
         services.AddHttpClient(HttpClientName).AddMesh();
         services.TryAddSingleton(static sp =>
         {
-            var identity = TracerIdentity.Create(sp.GetRequiredService<MeshRuntime>());
+            var runtime = sp.GetRequiredService<MeshRuntime>();
+            var identity = TracerIdentity.Create(runtime);
             var handlers = sp.GetRequiredService<IHttpMessageHandlerFactory>();
-            return new MeshTracer(
+            var tracer = new MeshTracer(
                 identity,
                 policy => new SpanExport(policy, identity.ServiceName, () => new HttpClient(new SynchronousSendHandler(handlers.CreateHandler(HttpClientName)), disposeHandler: true)),
                 sp.GetService<ILogger<MeshTracer>>());
+
+            // The outbound HttpConnectionManagers carry the client side's tracing: followed on every update.
+            runtime.Updated += _ => tracer.OnOutbound(runtime.Routes.Current);
+            tracer.OnOutbound(runtime.Routes.Current);
+            return tracer;
         });
     }
 }
