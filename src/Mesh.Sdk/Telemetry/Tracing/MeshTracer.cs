@@ -36,6 +36,7 @@ internal sealed partial class MeshTracer : IDisposable
     private readonly Lock _gate = new();
     private volatile State? _state;
     private object? _lastOutbound;
+    private object? _lastInbound;
     private bool _lastOutboundRejected;
     private bool _disposed;
 
@@ -179,7 +180,14 @@ internal sealed partial class MeshTracer : IDisposable
         var where = $"inbound listener '{listener.Name}'";
         try
         {
-            ApplyServer(TracingPolicyCompiler.Compile(TracingPolicyCompiler.InboundTracing(listener), where));
+            var tracing = TracingPolicyCompiler.InboundTracing(listener);
+            if (Equals(tracing, Interlocked.Exchange(ref _lastInbound, tracing)))
+            {
+                // Unchanged (a listener without tracing leaves alone what was never turned on by one).
+                return;
+            }
+
+            ApplyServer(TracingPolicyCompiler.Compile(tracing, where));
         }
         catch (Exception ex) when (ex is TracingConfigException or Google.Protobuf.InvalidProtocolBufferException)
         {
