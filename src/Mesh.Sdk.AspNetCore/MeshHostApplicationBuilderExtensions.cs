@@ -65,6 +65,8 @@ public static class MeshHostApplicationBuilderExtensions
 
         // Traces: the server span starts once the propagated headers are captured (x-request-id generated).
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshTracingStartupFilter>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshAccessLogStartupFilter>());
+        services.TryAddSingleton<Mesh.Sdk.Telemetry.AccessLog.MeshAccessLog>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshTracingListenerService>());
 
         // Metrics: before the inbound policy filters, so that their denials are counted too.

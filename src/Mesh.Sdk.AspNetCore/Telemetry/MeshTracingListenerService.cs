@@ -1,4 +1,5 @@
 using Mesh.Sdk.Resources;
+using Mesh.Sdk.Telemetry.AccessLog;
 using Mesh.Sdk.Telemetry.Tracing;
 using Mesh.Sdk.Xds.Internal;
 using Mesh.Xds;
@@ -12,7 +13,8 @@ namespace Mesh.Sdk.AspNetCore.Telemetry;
 /// <summary>
 /// Once the server bound, watches the inbound listener (<c>xds.istio.io/grpc/lds/inbound/&lt;instance ip&gt;:&lt;port&gt;</c>)
 /// of every port it listens on for its HttpConnectionManager's <c>tracing</c>, which governs the server spans
-/// (<see cref="MeshTracer.OnInbound"/>). Independent of <c>Mesh:Security:Enabled</c>: a workload without mTLS is traced too.
+/// (<see cref="MeshTracer.OnInbound"/>), and its <c>access_log</c>, which governs the access log lines
+/// (<see cref="MeshAccessLog"/>). Independent of <c>Mesh:Security:Enabled</c>: a workload without mTLS is traced too.
 /// </summary>
 internal sealed class MeshTracingListenerService(MeshRuntime runtime, IServiceProvider services) : IHostedLifecycleService, IDisposable
 {
@@ -29,6 +31,8 @@ internal sealed class MeshTracingListenerService(MeshRuntime runtime, IServicePr
             return Task.CompletedTask;
         }
 
+        var accessLog = services.GetService<MeshAccessLog>();
+
         var ports = new SortedSet<int>();
         foreach (var text in services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
         {
@@ -44,7 +48,7 @@ internal sealed class MeshTracingListenerService(MeshRuntime runtime, IServicePr
         {
             foreach (var port in ports)
             {
-                _watches.Add(client.Watch(XdsResourceType.Listener, IstioNaming.InboundListenerName(port, address), new Watcher(tracer)));
+                _watches.Add(client.Watch(XdsResourceType.Listener, IstioNaming.InboundListenerName(port, address), new Watcher(tracer, accessLog)));
             }
         }
 
@@ -70,13 +74,14 @@ internal sealed class MeshTracingListenerService(MeshRuntime runtime, IServicePr
         }
     }
 
-    private sealed class Watcher(MeshTracer tracer) : IXdsResourceWatcher
+    private sealed class Watcher(MeshTracer tracer, MeshAccessLog? accessLog) : IXdsResourceWatcher
     {
         public void OnResourceChanged(XdsResourceType type, string name, object value)
         {
             if (value is ListenerResource resource)
             {
                 tracer.OnInbound(resource.Listener);
+                accessLog?.OnInbound(TracingPolicyCompiler.InboundManager(resource.Listener), $"inbound listener '{name}'");
             }
         }
 

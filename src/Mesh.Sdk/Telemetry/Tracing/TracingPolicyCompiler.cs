@@ -101,6 +101,30 @@ internal static class TracingPolicyCompiler
         };
     }
 
+    /// <summary>The first HttpConnectionManager of <paramref name="listener"/>'s filter chains, or <see langword="null"/>.</summary>
+    public static HttpConnectionManager? InboundManager(Listener listener)
+    {
+        foreach (var chain in listener.FilterChains.Append(listener.DefaultFilterChain))
+        {
+            foreach (var filter in chain?.Filters ?? [])
+            {
+                if (filter.TypedConfig is { } any && any.TypeUrl == XdsTypeUrls.HttpConnectionManager)
+                {
+                    try
+                    {
+                        return HttpConnectionManager.Parser.ParseFrom(any.Value);
+                    }
+                    catch (InvalidProtocolBufferException)
+                    {
+                        return null;
+                    }
+                }
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The tracing of the first HttpConnectionManager of <paramref name="listener"/>'s filter chains that has one.</summary>
     public static HttpConnectionManager.Types.Tracing? InboundTracing(Listener listener)
     {
