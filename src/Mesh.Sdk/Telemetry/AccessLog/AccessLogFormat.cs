@@ -151,14 +151,8 @@ internal sealed class AccessLogFormat
                 continue;
             }
 
-            var end = format.IndexOf('%', i + 1);
-            if (end < 0)
-            {
-                literal.Append(format, i, format.Length - i);
-                break;
-            }
-
-            var command = format.Substring(i + 1, end - i - 1);
+            var end = CommandEnd(format, i + 1);
+            var command = end < 0 ? string.Empty : format.Substring(i + 1, end - i - 1);
             if (!IsCommand(command))
             {
                 // Not an operator (a lone %): kept as text.
@@ -183,6 +177,40 @@ internal sealed class AccessLogFormat
         }
 
         return [.. segments];
+    }
+
+    /// <summary>
+    /// The index of the <c>%</c> closing the operator that starts at <paramref name="start"/>: a name, an optional
+    /// <c>(argument)</c> (which may hold <c>%</c>, as START_TIME's strftime format does) and an optional <c>:length</c>; -1 when none.
+    /// </summary>
+    private static int CommandEnd(string format, int start)
+    {
+        var i = start;
+        while (i < format.Length && (char.IsAsciiLetterUpper(format[i]) || char.IsAsciiDigit(format[i]) || format[i] == '_'))
+        {
+            i++;
+        }
+
+        if (i < format.Length && format[i] == '(')
+        {
+            var close = format.IndexOf(')', i);
+            if (close < 0)
+            {
+                return -1;
+            }
+
+            i = close + 1;
+            if (i < format.Length && format[i] == ':')
+            {
+                i++;
+                while (i < format.Length && char.IsAsciiDigit(format[i]))
+                {
+                    i++;
+                }
+            }
+        }
+
+        return i < format.Length && format[i] == '%' ? i : -1;
     }
 
     private static bool IsCommand(string command)
