@@ -446,7 +446,7 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 {
                     var transport = _transports.Get(cluster, endpoint);
                     response = _tracer is { Enabled: true } tracer
-                        ? await SendTracedAsync(tracer, transport, request, cluster.Name, endpoint, tryCts?.Token ?? routeToken).ConfigureAwait(false)
+                        ? await SendTracedAsync(tracer, transport, request, route.Operation, cluster.Name, endpoint, tryCts?.Token ?? routeToken).ConfigureAwait(false)
                         : await transport.SendAsync(request, tryCts?.Token ?? routeToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && routeToken.IsCancellationRequested)
@@ -571,14 +571,14 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
     /// request as <c>traceparent</c> and B3 headers, and the request gets an <c>x-request-id</c> when it has none, as
     /// Envoy's outbound sidecar generates one at the first hop.
     /// </summary>
-    private static async Task<HttpResponseMessage> SendTracedAsync(MeshTracer tracer, HttpMessageInvoker transport, HttpRequestMessage request, string cluster, MeshEndpoint endpoint, CancellationToken cancellationToken)
+    private static async Task<HttpResponseMessage> SendTracedAsync(MeshTracer tracer, HttpMessageInvoker transport, HttpRequestMessage request, string? operation, string cluster, MeshEndpoint endpoint, CancellationToken cancellationToken)
     {
         if (!request.Headers.Contains(TraceHeaders.RequestId))
         {
             request.Headers.TryAddWithoutValidation(TraceHeaders.RequestId, Guid.NewGuid().ToString());
         }
 
-        var span = tracer.StartClient(request, cluster, endpoint);
+        var span = tracer.StartClient(request, cluster, endpoint, operation);
         if (span is null)
         {
             return await transport.SendAsync(request, cancellationToken).ConfigureAwait(false);

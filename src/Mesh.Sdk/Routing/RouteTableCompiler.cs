@@ -391,6 +391,7 @@ internal static class RouteTableCompiler
                 Name = name,
                 Index = index,
                 VirtualHostName = vh.Name,
+                Operation = route.Decorator?.Operation is { Length: > 0 } operation ? operation : null,
                 Path = path,
                 Headers = headers,
                 QueryParameters = query,

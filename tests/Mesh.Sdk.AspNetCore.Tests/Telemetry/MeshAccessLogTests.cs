@@ -53,6 +53,13 @@ public sealed class MeshAccessLogTests(ControlPlaneFixture mesh) : IClassFixture
                 Assert.Equal("hello", await response.Content.ReadAsStringAsync());
             }
 
+            // A line is written when the request's pipeline has finished, which may be just after the client has the response.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            while ((!File.Exists(text) || File.ReadAllLines(text).Length < 2 || !File.Exists(json) || File.ReadAllLines(json).Length < 2) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+
             var lines = await File.ReadAllLinesAsync(text);
             Assert.Equal(2, lines.Length);
             var port = web.Port;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Mesh.Sdk.LoadBalancing;
 using Microsoft.Extensions.Logging;
@@ -29,6 +30,9 @@ internal sealed partial class MeshTracer : IDisposable
 
     private static readonly ActivityListener Listener = CreateListener();
 
+    // The tracer of each runtime, for handlers not built from the service provider (xds:/// gRPC channels).
+    private static readonly ConditionalWeakTable<MeshRuntime, MeshTracer> ByRuntime = new();
+
     private readonly ConcurrentDictionary<string, string> _clientNames = new(StringComparer.Ordinal);
     private readonly Func<TracingPolicy, SpanExport> _exportFactory;
     private readonly ILogger _logger;
@@ -56,6 +60,40 @@ internal sealed partial class MeshTracer : IDisposable
             new("istio.mesh_id", identity.MeshId),
             new("istio.cluster_id", identity.ClusterId),
         ];
+    }
+
+    /// <summary>The tracer of <paramref name="runtime"/>'s workload, once the service provider made it.</summary>
+    public static MeshTracer? For(MeshRuntime runtime) => ByRuntime.TryGetValue(runtime, out var tracer) ? tracer : null;
+
+    internal static void Register(MeshRuntime runtime, MeshTracer tracer) => ByRuntime.AddOrUpdate(runtime, tracer);
+
+    /// <summary>
+    /// Sends one gRPC attempt inside its own client span (the endpoint is picked below, by grpc-dotnet's picker: the
+    /// span names the cluster; <c>grpc.status_code</c> is tagged for trailers-only responses).
+    /// </summary>
+    public async Task<HttpResponseMessage> SendGrpcAsync(Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> send, HttpRequestMessage request, string cluster, CancellationToken cancellationToken)
+    {
+        var span = StartClient(request, cluster, endpoint: null);
+        if (span is null)
+        {
+            return await send(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        HttpResponseMessage? response = null;
+        try
+        {
+            response = await send(request, cancellationToken).ConfigureAwait(false);
+            if (span.IsAllDataRequested && response.Headers.NonValidated.TryGetValues("grpc-status", out var status))
+            {
+                span.SetTag("grpc.status_code", status.ToString());
+            }
+
+            return response;
+        }
+        finally
+        {
+            StopClient(span, response, response is null ? "UF" : null);
+        }
     }
 
     /// <summary>Who this workload is, for span names and tags.</summary>
@@ -228,9 +266,9 @@ internal sealed partial class MeshTracer : IDisposable
     /// Starts the client span of one outbound attempt to <paramref name="endpoint"/> of <paramref name="cluster"/> (made
     /// current) and writes its context onto the request. Its parent is the current activity (the server span of the
     /// request being handled), else the trace headers the request already carries; without either it starts a trace,
-    /// sampled by <c>random_sampling</c>.
+    /// sampled by <c>random_sampling</c>. Named after the route's decorator operation when it has one.
     /// </summary>
-    public Activity? StartClient(HttpRequestMessage request, string cluster, MeshEndpoint endpoint)
+    public Activity? StartClient(HttpRequestMessage request, string cluster, MeshEndpoint? endpoint, string? operation = null)
     {
         if (_state is not { Client: { } policy } || global::OpenTelemetry.Sdk.SuppressInstrumentation)
         {
@@ -241,7 +279,7 @@ internal sealed partial class MeshTracer : IDisposable
         var headers = request.Headers;
         ActivityContext parent;
         bool sampled;
-        if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
+        if (ParentOf(Activity.Current) is { } current)
         {
             parent = current.Context;
             sampled = current.Recorded;
@@ -253,7 +291,8 @@ internal sealed partial class MeshTracer : IDisposable
             sampled = Decide(policy, incoming.Sampled, headers.Contains(TraceHeaders.ClientTraceId));
         }
 
-        var span = Start(ClientOperationName(cluster), ActivityKind.Client, parent, sampled);
+        // The route's decorator names the span, as in Envoy; without one, the cluster's host:port/*.
+        var span = Start(operation ?? ClientOperationName(cluster), ActivityKind.Client, parent, sampled);
         if (span is null)
         {
             return null;
@@ -267,7 +306,11 @@ internal sealed partial class MeshTracer : IDisposable
             span.SetTag("http.protocol", Protocol(request.Version));
             span.SetTag("upstream_cluster", cluster);
             span.SetTag("upstream_cluster.name", cluster);
-            span.SetTag("upstream_address", string.Concat(endpoint.Host, ":", endpoint.Port.ToString(CultureInfo.InvariantCulture)));
+            if (endpoint is not null)
+            {
+                span.SetTag("upstream_address", string.Concat(endpoint.Host, ":", endpoint.Port.ToString(CultureInfo.InvariantCulture)));
+            }
+
             span.SetTag("downstream_cluster", "-");
             if (headers.NonValidated.TryGetValues(TraceHeaders.RequestId, out var id))
             {
@@ -284,6 +327,24 @@ internal sealed partial class MeshTracer : IDisposable
         }
 
         return span;
+    }
+
+    /// <summary>
+    /// The parent of a client span: the nearest enclosing server span of this workload, so the mesh's spans link up by
+    /// themselves even when activities of the app or its libraries (grpc-dotnet's call activity, say) sit in between
+    /// and are not exported; else the current W3C activity (the app's own trace); else none.
+    /// </summary>
+    private Activity? ParentOf(Activity? current)
+    {
+        for (var activity = current; activity is not null; activity = activity.Parent)
+        {
+            if (ReferenceEquals(activity.GetCustomProperty(OwnerProperty), this))
+            {
+                return activity;
+            }
+        }
+
+        return current is { IdFormat: ActivityIdFormat.W3C } ? current : null;
     }
 
     /// <summary>Ends a client span with the attempt's outcome: status, response size, flags, and <c>error</c> for 5xx and failures.</summary>

@@ -27,6 +27,7 @@ internal static class MeshTracingServices
             // The outbound HttpConnectionManagers carry the client side's tracing: followed on every update.
             runtime.Updated += _ => tracer.OnOutbound(runtime.Routes.Current);
             tracer.OnOutbound(runtime.Routes.Current);
+            MeshTracer.Register(runtime, tracer);
             return tracer;
         });
     }
