@@ -942,6 +942,7 @@ internal static class RouteTableCompiler
             Name = common.Name,
             Index = common.Index,
             VirtualHostName = common.VirtualHostName,
+            Operation = common.Operation,
             Path = common.Path,
             Headers = common.Headers,
             QueryParameters = common.QueryParameters,
