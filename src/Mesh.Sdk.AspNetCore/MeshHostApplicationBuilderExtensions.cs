@@ -63,6 +63,12 @@ public static class MeshHostApplicationBuilderExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshPortDiscoveryService>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshPropagationStartupFilter>());
 
+        // Traces: the server span starts once the propagated headers are captured (x-request-id generated).
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshTracingStartupFilter>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshAccessLogStartupFilter>());
+        services.TryAddSingleton<Mesh.Sdk.Telemetry.AccessLog.MeshAccessLog>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeshTracingListenerService>());
+
         // Metrics: before the inbound policy filters, so that their denials are counted too.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, MeshMetricsStartupFilter>());
 

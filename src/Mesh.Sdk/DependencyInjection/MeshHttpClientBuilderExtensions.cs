@@ -63,6 +63,7 @@ public static class MeshHttpClientBuilderExtensions
             services.GetRequiredService<MeshRuntime>(),
             services.GetRequiredService<MeshTransports>(),
             services.GetService<ILogger<MeshHttpHandler>>(),
-            services.GetService<Mesh.Sdk.Telemetry.MeshMetrics>()));
+            services.GetService<Mesh.Sdk.Telemetry.MeshMetrics>(),
+            services.GetService<Mesh.Sdk.Telemetry.Tracing.MeshTracer>()));
     }
 }

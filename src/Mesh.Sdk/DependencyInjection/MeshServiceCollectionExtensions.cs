@@ -77,6 +77,7 @@ public static class MeshServiceCollectionExtensions
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, WorkloadCertificateHostedService>());
         MeshHttpClientBuilderExtensions.AddMeshHttp(services);
+        Mesh.Sdk.Telemetry.Tracing.MeshTracingServices.Add(services);
         Mesh.Sdk.Grpc.MeshGrpcServiceCollectionExtensions.AddMeshGrpc(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<GrpcClientFactoryOptions>, PropagationGrpcClientSetup>());
         return services;

@@ -56,6 +56,7 @@ public static class MeshGrpcChannelOptionsExtensions
         if (!MeshGrpcHandler.IsInChain(options.HttpHandler))
         {
             var loggerFactory = services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+            _ = services.GetService<Mesh.Sdk.Telemetry.Tracing.MeshTracer>(); // made now, so the channel's calls are traced
             options.HttpHandler = new MeshGrpcHandler(runtime, services.GetService<MeshTransports>(), loggerFactory.CreateLogger<MeshGrpcHandler>(), services.GetService<Mesh.Sdk.Telemetry.MeshMetrics>())
             {
                 InnerHandler = options.HttpHandler ?? new SocketsHttpHandler

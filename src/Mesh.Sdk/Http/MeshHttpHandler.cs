@@ -7,6 +7,7 @@ using Mesh.Sdk.LoadBalancing;
 using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Routing;
 using Mesh.Sdk.Telemetry;
+using Mesh.Sdk.Telemetry.Tracing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -42,9 +43,11 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
     private readonly MeshTransports _transports;
     private readonly ILogger _logger;
     private readonly MeshMetrics? _metrics;
+    private readonly MeshTracer? _tracer;
 
-    public MeshHttpHandler(MeshRuntime runtime, MeshTransports transports, ILogger<MeshHttpHandler>? logger = null, MeshMetrics? metrics = null)
+    public MeshHttpHandler(MeshRuntime runtime, MeshTransports transports, ILogger<MeshHttpHandler>? logger = null, MeshMetrics? metrics = null, MeshTracer? tracer = null)
     {
+        _tracer = tracer;
         _runtime = runtime;
         _transports = transports;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
@@ -441,7 +444,10 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
                 endpoint.State.RequestStarted();
                 try
                 {
-                    response = await _transports.Get(cluster, endpoint).SendAsync(request, tryCts?.Token ?? routeToken).ConfigureAwait(false);
+                    var transport = _transports.Get(cluster, endpoint);
+                    response = _tracer is { Enabled: true } tracer
+                        ? await SendTracedAsync(tracer, transport, request, route.Operation, cluster.Name, endpoint, tryCts?.Token ?? routeToken).ConfigureAwait(false)
+                        : await transport.SendAsync(request, tryCts?.Token ?? routeToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && routeToken.IsCancellationRequested)
                 {
@@ -557,6 +563,36 @@ internal sealed partial class MeshHttpHandler : DelegatingHandler
             requestLease.Dispose();
             callerLink.Dispose();
             routeCts?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sends one attempt inside its own client span (see docs/telemetry.md, Traces): the span's context goes on the
+    /// request as <c>traceparent</c> and B3 headers, and the request gets an <c>x-request-id</c> when it has none, as
+    /// Envoy's outbound sidecar generates one at the first hop.
+    /// </summary>
+    private static async Task<HttpResponseMessage> SendTracedAsync(MeshTracer tracer, HttpMessageInvoker transport, HttpRequestMessage request, string? operation, string cluster, MeshEndpoint endpoint, CancellationToken cancellationToken)
+    {
+        if (!request.Headers.Contains(TraceHeaders.RequestId))
+        {
+            request.Headers.TryAddWithoutValidation(TraceHeaders.RequestId, Guid.NewGuid().ToString());
+        }
+
+        var span = tracer.StartClient(request, cluster, endpoint, operation);
+        if (span is null)
+        {
+            return await transport.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        HttpResponseMessage? response = null;
+        try
+        {
+            response = await transport.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            return response;
+        }
+        finally
+        {
+            MeshTracer.StopClient(span, response, response is null ? (cancellationToken.IsCancellationRequested ? "UT" : "UF") : null);
         }
     }
 

@@ -56,6 +56,9 @@ internal sealed class CompiledRoute
     /// <summary>The name of the virtual host the route belongs to.</summary>
     public required string VirtualHostName { get; init; }
 
+    /// <summary>The route's <c>decorator.operation</c> (istiod's span name, <c>web.default.svc.cluster.local:9080/*</c>), or <see langword="null"/>.</summary>
+    public string? Operation { get; init; }
+
     /// <summary>The path matcher.</summary>
     public required PathMatch Path { get; init; }
 

@@ -10,6 +10,12 @@ public static class MeshTelemetry
     /// <summary>The name of the meter Istio's standard metrics are recorded through.</summary>
     public const string MeterName = "Mesh.Sdk";
 
+    /// <summary>
+    /// The name of the <see cref="System.Diagnostics.ActivitySource"/> the mesh's spans are started from: a server span per
+    /// inbound request and a client span per outbound attempt (add it to OpenTelemetry with <c>AddSource(MeshTelemetry.ActivitySourceName)</c>).
+    /// </summary>
+    public const string ActivitySourceName = "Mesh.Sdk";
+
     /// <summary>Istio's request count: a counter incremented once per request, by the caller and by the callee.</summary>
     public const string RequestsTotal = "istio_requests_total";
 

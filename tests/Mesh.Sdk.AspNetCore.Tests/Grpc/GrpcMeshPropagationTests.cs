@@ -292,6 +292,74 @@ public sealed class GrpcMeshPropagationTests(GrpcMeshPropagationFixture fixture)
     }
 
     [Fact]
+    public async Task Traced_XdsGrpcCall_HasAClientSpanBetweenTheCallersAndTheRecordersServerSpans()
+    {
+        await using var zipkin = await Telemetry.ZipkinReceiver.StartAsync(fixture.Mesh);
+        var policy = new Mesh.Sdk.Telemetry.Tracing.TracingPolicy
+        {
+            Provider = Mesh.Sdk.Telemetry.Tracing.TraceProviderKind.Zipkin,
+            CollectorHost = Telemetry.ZipkinReceiver.Host,
+            CollectorPort = Telemetry.ZipkinReceiver.Port,
+            CollectorPath = "/api/v2/spans",
+            RandomSampling = 100,
+        };
+        var tracers = new[] { fixture.Caller.Services, fixture.V1.App.Services, fixture.V2.App.Services }
+            .Select(s => s.GetRequiredService<Mesh.Sdk.Telemetry.Tracing.MeshTracer>()).ToArray();
+        try
+        {
+            foreach (var tracer in tracers)
+            {
+                tracer.Apply(policy);
+            }
+
+            const string Trace = "5bf92f3577b34da6a3ce929d0e0e4736";
+            var tag = NewTag("traced");
+            var reply = await CallAsync(tag, null, ("traceparent", $"00-{Trace}-{IncomingSpanId}-01"));
+            var seen = Recorded(tag, reply);
+            var traceparent = Assert.Single(Values(seen, "traceparent")).Split('-');
+            Assert.Equal(Trace, traceparent[1]);
+            Assert.Equal([Trace], Values(seen, "x-b3-traceid"));
+            Assert.Equal([traceparent[2]], Values(seen, "x-b3-spanid"));
+
+            List<Telemetry.ZipkinSpan> spans = [];
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (DateTime.UtcNow < deadline)
+            {
+                foreach (var tracer in tracers)
+                {
+                    await Task.Run(() => tracer.Export?.Flush(5000));
+                }
+
+                spans = [.. zipkin.Spans.Where(s => s.TraceId == Trace && !s.FailedAttempt)];
+                if (spans.Count >= 3)
+                {
+                    break;
+                }
+
+                await Task.Delay(50);
+            }
+
+            var server = Assert.Single(spans, s => s.Kind == "SERVER" && s.ServiceName == "grpc-caller.default");
+            var client = Assert.Single(spans, s => s.Kind == "CLIENT");
+            var recorder = Assert.Single(spans, s => s.Kind == "SERVER" && s.ServiceName == "recorder.default");
+            Assert.Equal(IncomingSpanId, server.ParentId);
+            Assert.Equal(server.Id, client.ParentId);
+            Assert.Equal(client.Id, recorder.ParentId);
+            Assert.Equal(traceparent[2], client.Id);
+            Assert.Equal("recorder.default.svc.cluster.local:9090/*", client.Name);
+            Assert.Equal("HTTP/2", client.Tags["http.protocol"]);
+            Assert.Equal("recorder.default.svc.cluster.local:9090/*", recorder.Name);
+        }
+        finally
+        {
+            foreach (var tracer in tracers)
+            {
+                tracer.Apply(null);
+            }
+        }
+    }
+
+    [Fact]
     public async Task RequestWithoutRequestId_TheGeneratedIdReachesTheGrpcWorkload()
     {
         var tag = NewTag("generated-id");

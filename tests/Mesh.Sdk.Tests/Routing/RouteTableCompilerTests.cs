@@ -463,4 +463,14 @@ public sealed class RouteTableCompilerTests
         big.MaxDirectResponseBodySizeBytes = 8192;
         Assert.Empty(Rds.Errors(big));
     }
+
+    [Fact]
+    public void Compile_KeepsTheDecoratorOperation_TheSpanName()
+    {
+        var decorated = Rds.Prefix("/", "c");
+        decorated.Decorator = new Decorator { Operation = "web.default.svc.cluster.local:9080/*" };
+        var routes = RouteTableCompiler.Compile(Rds.Single(decorated, Rds.Prefix("/other", "c"))).VirtualHosts[0].Routes;
+        Assert.Equal("web.default.svc.cluster.local:9080/*", routes[0].Operation);
+        Assert.Null(routes[1].Operation);
+    }
 }

@@ -318,7 +318,9 @@ internal sealed partial class MeshGrpcHandler : DelegatingHandler
                 HttpResponseMessage response;
                 try
                 {
-                    response = await base.SendAsync(request, perTry?.Token ?? token).ConfigureAwait(false);
+                    response = Mesh.Sdk.Telemetry.Tracing.MeshTracer.For(_runtime) is { Enabled: true } tracer
+                        ? await tracer.SendGrpcAsync(base.SendAsync, request, call.Cluster.Name, perTry?.Token ?? token).ConfigureAwait(false)
+                        : await base.SendAsync(request, perTry?.Token ?? token).ConfigureAwait(false);
                 }
                 catch (HttpRequestException ex) when (!token.IsCancellationRequested)
                 {
