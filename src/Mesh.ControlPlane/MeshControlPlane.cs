@@ -154,7 +154,10 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
         builder.Services.AddSingleton<ILoggerFactory>(new ClientCloseLogFilter(_loggerFactory));
         // The embedding process owns Ctrl+C and SIGTERM, not this server.
         builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
-        builder.Services.AddSingleton(new AdsContext(_cache, _registry, _options.DefaultNamespace, _options.ClusterDomain, _loggerFactory, _stopping.Token));
+        builder.Services.AddSingleton(new AdsContext(_cache, _registry, _options.DefaultNamespace, _options.ClusterDomain, _loggerFactory, _stopping.Token)
+        {
+            Warnings = new RepeatedLogLimiter(_options.TimeProvider, RepeatedLogLimiter.DefaultInterval),
+        });
         builder.Services.AddSingleton(new CertificateServiceContext(_authority, _tokens, _options.TrustDomain, _options.TrustLoopbackCallers,
             _options.DefaultCertificateTtl, _options.MaxCertificateTtl, _loggerFactory));
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 16 * 1024 * 1024);
