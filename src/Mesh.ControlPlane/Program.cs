@@ -193,6 +193,10 @@ await using (var controlPlane = new MeshControlPlane(options))
     {
         return Fail(ex.Message, exitCode: 1);
     }
+    catch (IOException ex) when (Mesh.ControlPlane.Xds.ClientCloseLogFilter.IsPortInUse(ex))
+    {
+        return Fail($"port {options.XdsPort} on {options.XdsAddress} is in use; pass --xds-port N (0 picks a free port)", exitCode: 1);
+    }
     catch (IOException ex)
     {
         return Fail($"cannot listen on {options.XdsAddress}:{options.XdsPort}: {ex.Message}", exitCode: 1);
