@@ -184,6 +184,7 @@ public sealed partial class MeshControlPlane : IAsyncDisposable
         {
             Metrics = _metrics,
             Time = _options.TimeProvider,
+            Warnings = new RepeatedLogLimiter(_options.TimeProvider, RepeatedLogLimiter.DefaultInterval),
         });
         builder.Services.AddSingleton(new CertificateServiceContext(_authority, _tokens, _options.TrustDomain, _options.TrustLoopbackCallers,
             _options.DefaultCertificateTtl, _options.MaxCertificateTtl, _loggerFactory));

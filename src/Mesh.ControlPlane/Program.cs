@@ -217,6 +217,10 @@ await using (var controlPlane = new MeshControlPlane(options))
     {
         return Fail(ex.Message, exitCode: 1);
     }
+    catch (IOException ex) when (Mesh.ControlPlane.Xds.ClientCloseLogFilter.IsPortInUse(ex))
+    {
+        return Fail($"port {options.XdsPort} on {options.XdsAddress} is in use; pass --xds-port N (0 picks a free port)", exitCode: 1);
+    }
     catch (IOException ex)
     {
         var ports = options.MonitoringPort is { } m ? $"{options.XdsPort} (xDS) or {m} (monitoring)" : options.XdsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -29,6 +29,14 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             return 2;
         }
 
+        // productpage binds its port in a child process; a taken port is found here, before anything starts, and
+        // answered with the flag to pass rather than the child's stack trace.
+        if (options.Port != 0 && PortInUse(options.Port))
+        {
+            Console.Error.WriteLine($"Bookinfo.Launcher: port {options.Port.ToString(CultureInfo.InvariantCulture)} on 127.0.0.1 is in use; pass --port N (0 picks a free port)");
+            return 1;
+        }
+
         var assemblies = new Dictionary<WorkloadSpec, string>();
         foreach (var spec in WorkloadSpec.All)
         {
@@ -54,6 +62,11 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             try
             {
                 xdsPort = await controlPlane.StartAsync(stop);
+            }
+            catch (IOException ex) when (IsAddressInUse(ex))
+            {
+                Console.Error.WriteLine($"Bookinfo.Launcher: port {options.XdsPort.ToString(CultureInfo.InvariantCulture)} on 127.0.0.1 is in use; pass --xds-port N (0 picks a free port)");
+                return 1;
             }
             catch (IOException ex)
             {
@@ -321,6 +334,35 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
         }
     }
 
+    private static bool PortInUse(int port)
+    {
+        try
+        {
+            var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, port);
+            probe.Start();
+            probe.Stop();
+            return false;
+        }
+        catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            return true;
+        }
+    }
+
+    private static bool IsAddressInUse(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }
+                || ex.GetType().Name == "AddressInUseException")
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     private sealed class WorkloadFailedException(string message, string output) : Exception(message)
     {
         public string Output { get; } = output;
@@ -331,13 +373,13 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
         [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Config directory '{Directory}' does not exist.")]
         public static partial void NoConfigDirectory(ILogger logger, string directory);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "The control plane cannot listen on xDS port {Port}: {Reason}. Is another bookinfo running? Pass --xds-port 0 for a free port.")]
+        [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "The control plane cannot listen on xDS port {Port}: {Reason}.")]
         public static partial void XdsPortBusy(ILogger logger, int port, string reason);
 
         [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Control plane serving xDS on 127.0.0.1:{Port}, config from '{Directory}' (watched).")]
         public static partial void ControlPlaneStarted(ILogger logger, int port, string directory);
 
-        [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "{File}:{Line}:{Column}: {Reason}")]
+        [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "{File}:{Line}:{Column}: error: {Reason}")]
         public static partial void ConfigError(ILogger logger, string file, int line, int column, string reason);
 
         [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Apply a rule by copying a file from '{Networking}' or '{Security}' into '{Config}'; remove it to undo.")]

@@ -7,9 +7,9 @@ namespace Mesh.ControlPlane.Config;
 /// <param name="Reason">What is wrong, in words a user can act on.</param>
 public sealed record ConfigError(string File, int Line, int Column, string Reason)
 {
-    /// <summary>Formats the error as <c>file:line:column: reason</c>.</summary>
+    /// <summary>Formats the error as <c>file:line:column: error: reason</c>.</summary>
     /// <returns>The formatted error.</returns>
-    public override string ToString() => $"{File}:{Line}:{Column}: {Reason}";
+    public override string ToString() => $"{File}:{Line}:{Column}: error: {Reason}";
 }
 
 /// <summary>Thrown by the YAML parser at the first problem in a file.</summary>

@@ -57,6 +57,9 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
     // Undefined subsets already reported (VirtualService source, host, subset), so each is reported once while it lasts.
     private HashSet<string> _reportedSubsets = new(StringComparer.Ordinal);
 
+    // Duplicate definitions already reported (resource, ignored location, location in force), so each is reported once while it lasts.
+    private HashSet<string> _reportedDuplicates = new(StringComparer.Ordinal);
+
     /// <summary>Raised (outside the lock) after the effective configuration changed.</summary>
     public event Action<MeshConfig>? Changed;
 
@@ -141,14 +144,14 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
         {
             var error = new ConfigError(path, ex.Line, ex.Column, ex.Message);
             _errors[path] = error;
-            Log.FileRejected(logger, path, ex.Line, ex.Column, ex.Message, _good.ContainsKey(path));
+            LogRejected(path, ex.Line, ex.Column, ex.Message, _good.ContainsKey(path));
             return false;
         }
 
         _errors.Remove(path);
         ReportUnapplied(path, parsed);
 
-        var resources = parsed.Resources.Select(r => r with { Source = new SourceLocation(path, r.Source.Line) }).ToArray();
+        var resources = parsed.Resources.Select(r => r with { Source = r.Source with { File = path } }).ToArray();
         _good[path] = new GoodFile(resources, lastWriteUtc);
         Log.FileLoaded(logger, path, resources.Length);
         return true;
@@ -167,37 +170,59 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             if (now.Add(u.Key) && previous?.Contains(u.Key) != true)
             {
                 var name = u.Name is null ? "(no metadata.name)" : $"'{u.Namespace}/{u.Name}'";
+                var reason = Sentence(u.Reason);
                 if (u.Severe)
                 {
-                    Log.ResourceNotAppliedWarning(logger, path, u.Line, u.Kind, name, u.ApiVersion, u.Reason);
+                    Log.ResourceNotAppliedWarning(logger, path, u.Line, u.Column, u.Kind, name, u.ApiVersion, reason);
                 }
                 else
                 {
-                    Log.ResourceNotApplied(logger, path, u.Line, u.Kind, name, u.ApiVersion, u.Reason);
+                    Log.ResourceNotApplied(logger, path, u.Line, u.Column, u.Kind, name, u.ApiVersion, reason);
                 }
             }
         }
 
         foreach (var note in parsed.Notes)
         {
-            // Notes read "line N: message"; the message alone identifies them across edits that move lines.
-            var key = "note: " + note[(note.IndexOf(": ", StringComparison.Ordinal) + 2)..];
-            if (now.Add(key) && previous?.Contains(key) != true)
+            // Notes read "line:column: message"; the message alone identifies them across edits that move lines.
+            var (location, message) = SplitLocation(note);
+            if (now.Add("note: " + message) && previous?.Contains("note: " + message) != true)
             {
-                Log.FieldNotApplied(logger, path, note);
+                Log.FieldNotApplied(logger, path, location, Sentence(message));
             }
         }
 
         foreach (var warning in parsed.Warnings)
         {
-            var key = "warning: " + warning[(warning.IndexOf(": ", StringComparison.Ordinal) + 2)..];
-            if (now.Add(key) && previous?.Contains(key) != true)
+            var (location, message) = SplitLocation(warning);
+            if (now.Add("warning: " + message) && previous?.Contains("warning: " + message) != true)
             {
-                Log.PartLeftOut(logger, path, warning);
+                Log.PartLeftOut(logger, path, location, Sentence(message));
             }
         }
 
         _reported[path] = now;
+    }
+
+    private static (string Location, string Message) SplitLocation(string text)
+    {
+        var colon = text.IndexOf(": ", StringComparison.Ordinal);
+        return colon < 0 ? ("1:1", text) : (text[..colon], text[(colon + 2)..]);
+    }
+
+    /// <summary>A reason as the end of a sentence: a full stop unless it already ends with one (or a question mark).</summary>
+    private static string Sentence(string reason) => reason.EndsWith('.') || reason.EndsWith('?') ? reason : reason + ".";
+
+    private void LogRejected(string path, int line, int column, string reason, bool keptPrevious)
+    {
+        if (keptPrevious)
+        {
+            Log.FileRejectedPreviousKept(logger, path, line, column, reason);
+        }
+        else
+        {
+            Log.FileRejected(logger, path, line, column, reason);
+        }
     }
 
     private MeshConfig Merge(long generation)
@@ -211,20 +236,34 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
             foreach (var r in file.Resources)
             {
                 // Files come in path order and documents in file order, so on equal times the later one wins.
-                if (winners.TryGetValue(r.Key, out var current))
+                if (!winners.TryGetValue(r.Key, out var current) || file.LastWriteUtc >= current.Written)
                 {
-                    if (file.LastWriteUtc < current.Written)
-                    {
-                        Log.DuplicateResource(logger, r.Key, r.Source.ToString(), current.Resource.Source.ToString());
-                        continue;
-                    }
-
-                    Log.DuplicateResource(logger, r.Key, current.Resource.Source.ToString(), r.Source.ToString());
+                    winners[r.Key] = (r, file.LastWriteUtc);
                 }
-
-                winners[r.Key] = (r, file.LastWriteUtc);
             }
         }
+
+        // Every losing definition is reported against the one finally in force, once while the duplicate lasts.
+        var duplicates = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (_, file) in files)
+        {
+            foreach (var r in file.Resources)
+            {
+                var used = winners[r.Key].Resource;
+                if (ReferenceEquals(used, r))
+                {
+                    continue;
+                }
+
+                var report = $"{r.Key}|{r.Source}|{used.Source}";
+                if (duplicates.Add(report) && !_reportedDuplicates.Contains(report))
+                {
+                    Log.DuplicateResource(logger, r.Source.File, r.Source.Line, r.Source.Column, r.Kind, r.Namespace, r.Name, used.Source.ToString());
+                }
+            }
+        }
+
+        _reportedDuplicates = duplicates;
 
         // Resources keep the order of their files (path order) and of their documents.
         var all = new List<IstioResource>();
@@ -295,7 +334,7 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
                     _good[path] = before;
                 }
 
-                Log.FileRejected(logger, path, unknown.Line, unknown.Column, reason, before is not null);
+                LogRejected(path, unknown.Line, unknown.Column, reason, before is not null);
                 break;
             }
         }
@@ -359,7 +398,7 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
                     var key = $"{vs.Source}|{vs.Key}|{host}|{subset}";
                     if (now.Add(key) && !_reportedSubsets.Contains(key))
                     {
-                        Log.UndefinedSubset(logger, vs.Source.File, vs.Source.Line, vs.Namespace, vs.Name, host, subset);
+                        Log.UndefinedSubset(logger, vs.Source.File, vs.Source.Line, vs.Source.Column, vs.Namespace, vs.Name, host, subset);
                     }
                 }
             }
@@ -370,32 +409,35 @@ internal sealed partial class ConfigStore(string defaultNamespace, ILogger logge
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "{File}:{Line}: warning: VirtualService '{Namespace}/{Name}' routes to subset '{Subset}' of '{Host}', which no DestinationRule defines (IST0101); requests routed there get 503 (NC) until a DestinationRule defines it.")]
-        public static partial void UndefinedSubset(ILogger logger, string file, int line, string @namespace, string name, string host, string subset);
+        [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "{File}:{Line}:{Column}: warning: VirtualService '{Namespace}/{Name}' routes to subset '{Subset}' of '{Host}', which no DestinationRule defines (IST0101); requests routed there get 503 (NC) until a DestinationRule defines it.")]
+        public static partial void UndefinedSubset(ILogger logger, string file, int line, int column, string @namespace, string name, string host, string subset);
 
         [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Loaded '{File}': {Count} resources.")]
         public static partial void FileLoaded(ILogger logger, string file, int count);
 
-        [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "{File}:{Line}:{Column}: {Reason} (file rejected; previous good content kept: {KeptPrevious}).")]
-        public static partial void FileRejected(ILogger logger, string file, int line, int column, string reason, bool keptPrevious);
+        [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "{File}:{Line}:{Column}: error: {Reason}; the file is rejected and nothing in it is applied.")]
+        public static partial void FileRejected(ILogger logger, string file, int line, int column, string reason);
+
+        [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{File}:{Line}:{Column}: error: {Reason}; the file is rejected and its previous content stays in force.")]
+        public static partial void FileRejectedPreviousKept(ILogger logger, string file, int line, int column, string reason);
 
         [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Removed '{File}'.")]
         public static partial void FileRemoved(ILogger logger, string file);
 
-        [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "{File}:{Line}: {Kind} {Name} ({ApiVersion}) accepted but not applied by the embedded control plane: {Reason}.")]
-        public static partial void ResourceNotApplied(ILogger logger, string file, int line, string kind, string name, string apiVersion, string reason);
+        [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "{File}:{Line}:{Column}: info: {Kind} {Name} ({ApiVersion}) accepted but not applied by the embedded control plane: {Reason}")]
+        public static partial void ResourceNotApplied(ILogger logger, string file, int line, int column, string kind, string name, string apiVersion, string reason);
 
-        [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "{File}:{Line}: {Kind} {Name} ({ApiVersion}) accepted but not applied by the embedded control plane: {Reason}.")]
-        public static partial void ResourceNotAppliedWarning(ILogger logger, string file, int line, string kind, string name, string apiVersion, string reason);
+        [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "{File}:{Line}:{Column}: warning: {Kind} {Name} ({ApiVersion}) accepted but not applied by the embedded control plane: {Reason}")]
+        public static partial void ResourceNotAppliedWarning(ILogger logger, string file, int line, int column, string kind, string name, string apiVersion, string reason);
 
-        [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "'{File}' {Note}.")]
-        public static partial void FieldNotApplied(ILogger logger, string file, string note);
+        [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "{File}:{Location}: info: {Message}")]
+        public static partial void FieldNotApplied(ILogger logger, string file, string location, string message);
 
-        [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "'{File}' {Warning}.")]
-        public static partial void PartLeftOut(ILogger logger, string file, string warning);
+        [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "{File}:{Location}: warning: {Message}")]
+        public static partial void PartLeftOut(ILogger logger, string file, string location, string message);
 
-        [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Resource '{Key}' is defined at {Ignored} and at {Used}; the one at {Used} is used (the most recently modified file wins; on equal times the later path).")]
-        public static partial void DuplicateResource(ILogger logger, string key, string ignored, string used);
+        [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "{File}:{Line}:{Column}: warning: {Kind} '{Namespace}/{Name}' is ignored: {Used} defines it too and is in force (the most recently modified file wins; on equal times the later path).")]
+        public static partial void DuplicateResource(ILogger logger, string file, int line, int column, string kind, string @namespace, string name, string used);
     }
 
     private sealed record GoodFile(IReadOnlyList<IstioResource> Resources, DateTimeOffset LastWriteUtc);

@@ -4,9 +4,9 @@ namespace Mesh.ControlPlane.Config;
 // Field names follow Istio's YAML (camelCase there, PascalCase here).
 
 /// <summary>Where a resource came from, for error messages and conflict reports.</summary>
-internal sealed record SourceLocation(string File, int Line)
+internal sealed record SourceLocation(string File, int Line, int Column = 1)
 {
-    public override string ToString() => $"{File}:{Line}";
+    public override string ToString() => $"{File}:{Line}:{Column}";
 }
 
 /// <summary>Common header of every Istio resource.</summary>

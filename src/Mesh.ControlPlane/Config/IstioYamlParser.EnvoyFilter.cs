@@ -58,7 +58,7 @@ internal static partial class IstioYamlParser
             var skip = ParseConfigPatch(patch, path, filters, routes);
             if (skip is not null)
             {
-                unapplied.Add(new UnappliedResource(apiVersion, "EnvoyFilter", ns, name, (int)patch.Start.Line, $"{path}: {skip}", Severe: true));
+                unapplied.Add(new UnappliedResource(apiVersion, "EnvoyFilter", ns, name, (int)patch.Start.Line, $"{path}: {skip}", Severe: true, (int)patch.Start.Column));
             }
         }
 

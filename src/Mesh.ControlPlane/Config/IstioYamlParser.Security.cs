@@ -223,7 +223,7 @@ internal static partial class IstioYamlParser
             var name = ScalarValue(k, path);
             if (!known.Contains(name))
             {
-                throw Error(k, $"unknown field '{path}.{name}' (expected {string.Join(", ", fields.Select(f => f.Field))} and their not-forms)");
+                throw IstioFields.Unknown(k, name, path, known);
             }
         }
 

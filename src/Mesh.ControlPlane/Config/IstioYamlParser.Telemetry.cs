@@ -98,16 +98,16 @@ internal static partial class IstioYamlParser
         }
     }
 
-    /// <summary>Turns "line N: ..." messages recorded inside the embedded mesh config into file lines.</summary>
+    /// <summary>Turns "line:column: ..." messages recorded inside the embedded mesh config into file lines.</summary>
     private static void ShiftLines(List<string>? messages, int from, int offset)
     {
         for (var i = from; i < (messages?.Count ?? 0); i++)
         {
             var m = messages![i];
-            var colon = m.IndexOf(": ", StringComparison.Ordinal);
-            if (m.StartsWith("line ", StringComparison.Ordinal) && int.TryParse(m.AsSpan(5, colon - 5), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+            var colon = m.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0 && int.TryParse(m.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
             {
-                messages[i] = $"line {n + offset}{m[colon..]}";
+                messages[i] = $"{n + offset}{m[colon..]}";
             }
         }
     }
@@ -119,7 +119,8 @@ internal static partial class IstioYamlParser
             var key = ScalarValue(k, "data.mesh");
             if (!MeshConfigFields.Contains(key))
             {
-                Warn(k, $"'data.mesh.{key}' is not a field of Istio's mesh config; it is ignored");
+                var likely = Suggest.Closest(key, MeshConfigFields) is { } m ? $" (did you mean '{m}'?)" : string.Empty;
+                Warn(k, $"'data.mesh.{key}' is not a field of Istio's mesh config{likely}; it is ignored");
             }
         }
 
@@ -365,7 +366,7 @@ internal static partial class IstioYamlParser
             var key = ScalarValue(k, path);
             if (!known.Contains(key, StringComparer.Ordinal))
             {
-                throw Error(k, $"unknown field '{key}' in '{path}' (known: {string.Join(", ", known)})");
+                throw IstioFields.Unknown(k, key, path, known);
             }
         }
     }

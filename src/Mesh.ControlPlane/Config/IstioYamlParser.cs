@@ -17,7 +17,8 @@ namespace Mesh.ControlPlane.Config;
 /// <param name="Line">The document's first line.</param>
 /// <param name="Reason">Why it is not applied and what that means.</param>
 /// <param name="Severe">True when leaving it out changes what Istio would enforce (security policies): logged as a warning.</param>
-internal sealed record UnappliedResource(string ApiVersion, string Kind, string Namespace, string? Name, int Line, string Reason, bool Severe)
+/// <param name="Column">The document's first column.</param>
+internal sealed record UnappliedResource(string ApiVersion, string Kind, string Namespace, string? Name, int Line, string Reason, bool Severe, int Column = 1)
 {
     /// <summary>Identity of the report within one file, independent of the line (an edit that moves it is not reported again).</summary>
     public string Key => $"{ApiVersion} {Kind}/{Namespace}/{Name}: {Reason}";
@@ -31,7 +32,7 @@ internal sealed record ParsedFile(IReadOnlyList<IstioResource> Resources, IReadO
 
     /// <summary>
     /// Parts that Istio's validation accepts but that are left out of the translation because clients would reject
-    /// them (logged as warnings, "line N: ..."); the rest of the file applies.
+    /// them (logged as warnings, "line:column: ..."); the rest of the file applies.
     /// </summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 }
@@ -93,6 +94,7 @@ internal static partial class IstioYamlParser
             var apiVersion = RequiredString(map, "apiVersion", "document");
             var kind = RequiredString(map, "kind", "document");
             var line = (int)root.Start.Line;
+            var column = (int)root.Start.Column;
             var isNetworking = apiVersion.StartsWith(NetworkingGroup, StringComparison.Ordinal)
                 && NetworkingVersions.Contains(apiVersion[NetworkingGroup.Length..]);
             var isSecurity = IsSecurityKind(apiVersion, kind);
@@ -107,7 +109,7 @@ internal static partial class IstioYamlParser
                 var warningsAt = t_warnings?.Count ?? 0;
                 if (ParseConfigMap(map, apiVersion, cmName, cmNs, line, unapplied) is { } meshConfig)
                 {
-                    resources.Add(meshConfig with { Kind = kind, ApiVersion = apiVersion, Name = cmName, Namespace = cmNs, Source = new SourceLocation(string.Empty, line) });
+                    resources.Add(meshConfig with { Kind = kind, ApiVersion = apiVersion, Name = cmName, Namespace = cmNs, Source = new SourceLocation(string.Empty, line, column) });
                     NameResource(t_notes, notesAt, "mesh config ConfigMap", cmNs, cmName);
                     NameResource(t_warnings, warningsAt, "mesh config ConfigMap", cmNs, cmName);
                 }
@@ -121,14 +123,16 @@ internal static partial class IstioYamlParser
                 // only the kinds we implement are validated.
                 var (otherName, otherNs) = LenientMetadata(map, defaultNamespace);
                 var (reason, severe) = UnsupportedReason(apiVersion, kind, isNetworking);
-                unapplied.Add(new UnappliedResource(apiVersion, kind, otherNs, otherName, line, reason, severe));
+                unapplied.Add(new UnappliedResource(apiVersion, kind, otherNs, otherName, line, reason, severe, column));
                 continue;
             }
 
+            // As Istio does, a field its API does not have rejects the resource (before a typo can read as a missing field).
+            IstioFields.Check(map, kind);
             var metadata = AsMap(Required(map, "metadata", kind), "metadata");
             var name = RequiredString(metadata, "name", "metadata");
             var ns = OptionalString(metadata, "namespace") ?? defaultNamespace;
-            var source = new SourceLocation(string.Empty, line);
+            var source = new SourceLocation(string.Empty, line, column);
             var notesBefore = t_notes?.Count ?? 0;
             var warningsBefore = t_warnings?.Count ?? 0;
             IstioResource resource = kind switch
@@ -143,21 +147,21 @@ internal static partial class IstioYamlParser
                 _ => ParseVirtualService(SpecOf(map, kind)) with { Kind = kind, ApiVersion = apiVersion, Name = name, Namespace = ns, Source = source },
             };
             resources.Add(resource);
-            // Name the resource in its notes and warnings ("line N: DestinationRule 'default/ratings': ...").
+            // Name the resource in its notes and warnings ("12:8: DestinationRule 'default/ratings': ...").
             NameResource(t_notes, notesBefore, kind, ns, name);
             NameResource(t_warnings, warningsBefore, kind, ns, name);
             if (resource is AuthorizationPolicy { Action: AuthorizationAction.Audit or AuthorizationAction.Custom } unsupportedAction)
             {
                 unapplied.Add(new UnappliedResource(apiVersion, kind, ns, name, line,
                     $"action {unsupportedAction.Action.ToString().ToUpperInvariant()} is not supported by proxyless gRPC servers (only ALLOW and DENY are); "
-                    + "the policy is not part of any inbound listener", Severe: true));
+                    + "the policy is not part of any inbound listener", Severe: true, column));
             }
 
             if (resource is VirtualService { AppliesToMesh: false } gatewayOnly)
             {
                 unapplied.Add(new UnappliedResource(apiVersion, kind, ns, name, line,
                     $"it is bound to gateways [{string.Join(", ", gatewayOnly.Gateways)}] only, and this control plane serves the mesh "
-                    + "(clients calling services), not gateways; add 'mesh' to 'spec.gateways' to apply it to the mesh", Severe: false));
+                    + "(clients calling services), not gateways; add 'mesh' to 'spec.gateways' to apply it to the mesh", Severe: false, column));
             }
         }
 
@@ -175,6 +179,13 @@ internal static partial class IstioYamlParser
 
     private static readonly HashSet<string> SupportedKinds = ["ServiceEntry", "WorkloadEntry", "DestinationRule", "VirtualService"];
 
+    /// <summary>Every kind of Istio's networking, security, telemetry and extensions APIs (for naming the likely one of a misspelled kind).</summary>
+    private static readonly string[] IstioKinds =
+    [
+        "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry", "WorkloadGroup", "Gateway", "Sidecar", "EnvoyFilter", "ProxyConfig",
+        "AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication", "Telemetry", "WasmPlugin", "TrafficExtension",
+    ];
+
     /// <summary>metadata.name and metadata.namespace of a document that is not validated (null name when absent or not a string).</summary>
     private static (string? Name, string Namespace) LenientMetadata(YamlMappingNode map, string defaultNamespace)
     {
@@ -191,6 +202,12 @@ internal static partial class IstioYamlParser
     private static (string Reason, bool Severe) UnsupportedReason(string apiVersion, string kind, bool isNetworkingVersion)
     {
         var group = apiVersion.Contains('/', StringComparison.Ordinal) ? apiVersion[..apiVersion.IndexOf('/', StringComparison.Ordinal)] : string.Empty;
+        if (!IstioKinds.Contains(kind) && kind != "ConfigMap" && Suggest.Closest(kind, IstioKinds) is { } likely)
+        {
+            // A misspelled kind (VirtualSevice) would otherwise pass as "some other resource": say which one it most likely is.
+            return ($"unknown kind '{kind}'; did you mean '{likely}'?", true);
+        }
+
         return (group, kind) switch
         {
             ("networking.istio.io", "Gateway") =>
@@ -1001,7 +1018,7 @@ internal static partial class IstioYamlParser
             MirrorPercentage = mirrorPct,
             MirrorPercent = mirrorPercent,
             Mirrors = mirrors,
-            Source = new SourceLocation(string.Empty, (int)r.Start.Line),
+            Source = new SourceLocation(string.Empty, (int)r.Start.Line, (int)r.Start.Column),
         };
     }
 
@@ -1298,10 +1315,10 @@ internal static partial class IstioYamlParser
     private static List<string>? t_warnings;
 
     /// <summary>Records a part that is accepted but left out of the translation (logged as a warning).</summary>
-    private static void Warn(YamlNode node, string message) => t_warnings?.Add($"line {node.Start.Line}: {message}");
+    private static void Warn(YamlNode node, string message) => t_warnings?.Add($"{node.Start.Line}:{node.Start.Column}: {message}");
 
     /// <summary>Records a field that is read and validated but has no effect on the translation.</summary>
-    private static void Note(YamlNode node, string message) => t_notes?.Add($"line {node.Start.Line}: {message}");
+    private static void Note(YamlNode node, string message) => t_notes?.Add($"{node.Start.Line}:{node.Start.Column}: {message}");
 
     // ---- node helpers ----
 

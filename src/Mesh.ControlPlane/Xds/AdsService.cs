@@ -15,6 +15,9 @@ internal sealed record AdsContext(SnapshotCache Cache, ServiceRegistry Registry,
 
     /// <summary>The clock push and convergence times are measured with.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Shared by every stream, so a client that reconnects and fails again in a loop is counted too.</summary>
+    public RepeatedLogLimiter Warnings { get; init; } = new(TimeProvider.System, RepeatedLogLimiter.DefaultInterval);
 }
 
 /// <summary>
@@ -205,10 +208,22 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
 
     protected void LogAck(string typeUrl, string nonce, string version) => Log.Ack(Logger, NodeId, typeUrl, nonce, version);
 
+    /// <summary>A NACK is a warning with its detail the first time, then once per interval with the count of identical ones held back.</summary>
     protected void LogNack(string typeUrl, string nonce, string? version, string detail)
     {
         Context.Metrics.Rejected(typeUrl);
-        Log.Nack(Logger, NodeId, typeUrl, nonce, version ?? string.Empty, detail);
+        if (!Context.Warnings.ShouldLog($"nack|{NodeId}|{typeUrl}|{detail}", out var repeats, out var window))
+        {
+            Log.NackAgain(Logger, NodeId, typeUrl, nonce, version ?? string.Empty);
+        }
+        else if (repeats > 0)
+        {
+            Log.NackRepeated(Logger, NodeId, typeUrl, nonce, version ?? string.Empty, detail, repeats, Math.Round(window.TotalSeconds));
+        }
+        else
+        {
+            Log.Nack(Logger, NodeId, typeUrl, nonce, version ?? string.Empty, detail);
+        }
     }
 
     protected void LogStale(string typeUrl, string nonce)
@@ -222,7 +237,25 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
     protected void LogUnknownType(string typeUrl) => Log.UnknownType(Logger, NodeId, typeUrl);
 
     /// <summary>Logs a failure that ended the stream (not a client closing it).</summary>
-    public void LogFailure(Exception exception) => Log.StreamFailed(Logger, streamId, NodeId, exception);
+    /// <remarks>One line at Warning (identical failures counted per interval); the exception with its stack at Debug.</remarks>
+    public void LogFailure(Exception exception)
+    {
+        var reason = exception.Message.TrimEnd('.');
+        if (!Context.Warnings.ShouldLog($"failed|{NodeId}|{exception.GetType().FullName}|{reason}", out var repeats, out var window))
+        {
+            Log.StreamFailedAgain(Logger, streamId, NodeId, reason);
+        }
+        else if (repeats > 0)
+        {
+            Log.StreamFailedRepeated(Logger, streamId, NodeId, reason, repeats, Math.Round(window.TotalSeconds));
+        }
+        else
+        {
+            Log.StreamFailed(Logger, streamId, NodeId, reason);
+        }
+
+        Log.StreamFailure(Logger, streamId, exception);
+    }
 
     public void Dispose()
     {
@@ -258,8 +291,23 @@ internal abstract partial class AdsStream<TRequest>(AdsContext context, long str
         [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Node '{NodeId}' asked for unsupported type '{TypeUrl}'; ignored.")]
         public static partial void UnknownType(ILogger logger, string nodeId, string typeUrl);
 
-        [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "ADS stream {StreamId} of node '{NodeId}' failed.")]
-        public static partial void StreamFailed(ILogger logger, long streamId, string nodeId, Exception exception);
+        [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "Node '{NodeId}' rejected (NACK) '{TypeUrl}' nonce '{Nonce}' version '{Version}': {Detail} (repeated {Repeats} times in the last {WindowSeconds} s)")]
+        public static partial void NackRepeated(ILogger logger, string nodeId, string typeUrl, string nonce, string version, string detail, int repeats, double windowSeconds);
+
+        [LoggerMessage(EventId = 4011, Level = LogLevel.Debug, Message = "Node '{NodeId}' rejected (NACK) '{TypeUrl}' nonce '{Nonce}' version '{Version}' again, as logged before.")]
+        public static partial void NackAgain(ILogger logger, string nodeId, string typeUrl, string nonce, string version);
+
+        [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "ADS stream {StreamId} of node '{NodeId}' failed: {Reason}.")]
+        public static partial void StreamFailed(ILogger logger, long streamId, string nodeId, string reason);
+
+        [LoggerMessage(EventId = 4012, Level = LogLevel.Warning, Message = "ADS stream {StreamId} of node '{NodeId}' failed: {Reason} (repeated {Repeats} times in the last {WindowSeconds} s).")]
+        public static partial void StreamFailedRepeated(ILogger logger, long streamId, string nodeId, string reason, int repeats, double windowSeconds);
+
+        [LoggerMessage(EventId = 4013, Level = LogLevel.Debug, Message = "ADS stream {StreamId} of node '{NodeId}' failed again: {Reason}.")]
+        public static partial void StreamFailedAgain(ILogger logger, long streamId, string nodeId, string reason);
+
+        [LoggerMessage(EventId = 4014, Level = LogLevel.Debug, Message = "ADS stream {StreamId} failed with this exception.")]
+        public static partial void StreamFailure(ILogger logger, long streamId, Exception exception);
 
         [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Node '{NodeId}' announced itself but cannot be registered: {Problem}.")]
         public static partial void RegistrationRejected(ILogger logger, string nodeId, string problem);

@@ -235,10 +235,10 @@ public class BookinfoNetworkingTests
         var reports = logger.Lines.Where(l => l.Message.Contains("not applied by the embedded control plane", StringComparison.Ordinal)).ToList();
         Assert.Equal(
             [
-                (LogLevel.Information, "/cfg/bookinfo-gateway.yaml:1: Gateway 'default/shop-gateway' (networking.istio.io/v1alpha3)"),
-                (LogLevel.Information, "/cfg/bookinfo-gateway.yaml:16: VirtualService 'default/shop' (networking.istio.io/v1alpha3)"),
-                (LogLevel.Warning, "/cfg/bookinfo-gateway.yaml:39: RequestAuthentication 'istio-system/default' (security.istio.io/v1)"),
-                (LogLevel.Warning, "/cfg/bookinfo-gateway.yaml:45: AuthorizationPolicy 'default/deny-ratings' (security.istio.io/v1)"),
+                (LogLevel.Information, "/cfg/bookinfo-gateway.yaml:1:1: info: Gateway 'default/shop-gateway' (networking.istio.io/v1alpha3)"),
+                (LogLevel.Information, "/cfg/bookinfo-gateway.yaml:16:1: info: VirtualService 'default/shop' (networking.istio.io/v1alpha3)"),
+                (LogLevel.Warning, "/cfg/bookinfo-gateway.yaml:39:1: warning: RequestAuthentication 'istio-system/default' (security.istio.io/v1)"),
+                (LogLevel.Warning, "/cfg/bookinfo-gateway.yaml:45:1: warning: AuthorizationPolicy 'default/deny-ratings' (security.istio.io/v1)"),
             ],
             reports.Select(r => (r.Level, r.Message[..r.Message.IndexOf(" accepted", StringComparison.Ordinal)])));
         Assert.Contains("bound to gateways [shop-gateway] only", reports[1].Message, StringComparison.Ordinal);
@@ -256,7 +256,7 @@ public class BookinfoNetworkingTests
         store.Apply("/cfg/bookinfo-gateway.yaml", content, DateTimeOffset.UnixEpoch.AddSeconds(4));
         var gatewayReports = logger.Lines.Where(l => l.Message.Contains("Gateway 'default/shop-gateway'", StringComparison.Ordinal)).ToList();
         Assert.Equal(2, gatewayReports.Count);
-        Assert.StartsWith("/cfg/bookinfo-gateway.yaml:1: Gateway", gatewayReports[1].Message, StringComparison.Ordinal);
+        Assert.StartsWith("/cfg/bookinfo-gateway.yaml:1:1: info: Gateway", gatewayReports[1].Message, StringComparison.Ordinal);
         Assert.Equal(5, logger.Lines.Count(l => l.Message.Contains("not applied by the embedded control plane", StringComparison.Ordinal)));
     }
 
@@ -524,10 +524,10 @@ public class BookinfoNetworkingTests
 
         // What is accepted without effect is said once, naming file, line and what is ignored.
         var info = logger.Lines.Where(l => l.Level == LogLevel.Information).Select(l => l.Message).ToList();
-        Assert.Single(info, m => m.StartsWith(Path.Combine(dir.Path, "gateway.yaml") + ":1: Gateway 'default/shop-gateway'", StringComparison.Ordinal));
+        Assert.Single(info, m => m.StartsWith(Path.Combine(dir.Path, "gateway.yaml") + ":1:1: info: Gateway 'default/shop-gateway'", StringComparison.Ordinal));
         Assert.Single(info, m => m.Contains("VirtualService 'default/shop'", StringComparison.Ordinal) && m.Contains("bound to gateways [shop-gateway] only", StringComparison.Ordinal));
         Assert.DoesNotContain(info, m => m.Contains("tls.mode", StringComparison.Ordinal));
-        Assert.Single(info, m => m.StartsWith($"'{Path.Combine(dir.Path, "egress.yaml")}' line 13: ServiceEntry 'default/search-api': 'spec.resolution: DNS' without endpoints", StringComparison.Ordinal));
+        Assert.Single(info, m => m.StartsWith($"{Path.Combine(dir.Path, "egress.yaml")}:13:15: info: ServiceEntry 'default/search-api': 'spec.resolution: DNS' without endpoints", StringComparison.Ordinal));
         Assert.DoesNotContain(logger.Lines, l => l.Level >= LogLevel.Warning);
     }
 

@@ -69,7 +69,7 @@ public class ConfigStoreTests
         Assert.Equal(2, Assert.Single(store.Current.VirtualServices).Http.Count);
         var warning = Assert.Single(logger.Lines, l => l.EventId == 1008);
         Assert.Equal(LogLevel.Warning, warning.Level);
-        Assert.StartsWith("'/cfg/reviews.yaml' line 8: VirtualService 'default/reviews': 'spec.http[].redirect.redirectCode' 317 is not a redirect code Envoy supports",
+        Assert.StartsWith("/cfg/reviews.yaml:8:41: warning: VirtualService 'default/reviews': 'spec.http[].redirect.redirectCode' 317 is not a redirect code Envoy supports",
             warning.Message, StringComparison.Ordinal);
 
         // Reloading the same content says nothing again.
@@ -103,13 +103,19 @@ public class ConfigStoreTests
 
         var vs = Assert.Single(store.Current.VirtualServices);
         Assert.Equal(("/cfg/a.yaml", "v2"), (vs.Source.File, vs.Http[0].Route[0].Destination.Subset));
-        var warning = Assert.Single(logger.Warnings, w => w.StartsWith("Resource ", StringComparison.Ordinal)); // besides the undefined subsets (no DestinationRule here)
-        Assert.Equal("Resource 'VirtualService/default/reviews' is defined at /cfg/z.yaml:1 and at /cfg/a.yaml:1; the one at /cfg/a.yaml:1 is used (the most recently modified file wins; on equal times the later path).", warning);
+        var warning = Assert.Single(logger.Warnings, w => w.Contains(" is ignored: ", StringComparison.Ordinal)); // besides the undefined subsets (no DestinationRule here)
+        Assert.Equal("/cfg/z.yaml:1:1: warning: VirtualService 'default/reviews' is ignored: /cfg/a.yaml:1:1 defines it too and is in force (the most recently modified file wins; on equal times the later path).", warning);
 
-        // Writing z.yaml again makes it the newest: its definition takes over.
+        // A change elsewhere does not repeat it.
+        Assert.True(store.Apply("/cfg/se.yaml", TestYaml.ReviewsServiceEntry, t0));
+        Assert.Single(logger.Warnings, w => w.Contains(" is ignored: ", StringComparison.Ordinal));
+
+        // Writing z.yaml again makes it the newest: its definition takes over, and the new loser is named.
         Assert.True(store.Apply("/cfg/z.yaml", ReviewsTo("v3"), t0.AddSeconds(2)));
         vs = Assert.Single(store.Current.VirtualServices);
         Assert.Equal(("/cfg/z.yaml", "v3"), (vs.Source.File, vs.Http[0].Route[0].Destination.Subset));
+        Assert.Equal("/cfg/a.yaml:1:1: warning: VirtualService 'default/reviews' is ignored: /cfg/z.yaml:1:1 defines it too and is in force (the most recently modified file wins; on equal times the later path).",
+            logger.Warnings.Last(w => w.Contains(" is ignored: ", StringComparison.Ordinal)));
 
         // Removing the newest file brings the other definition back.
         Assert.True(store.Apply("/cfg/z.yaml", null));
@@ -285,7 +291,7 @@ public class ConfigStoreTests
 
         var warning = Assert.Single(logger.Lines, l => l.EventId == 1009);
         Assert.Equal(LogLevel.Warning, warning.Level);
-        Assert.Equal("/cfg/vs.yaml:2: warning: VirtualService 'default/reviews' routes to subset 'v4' of 'reviews.default.svc.cluster.local', which no DestinationRule defines (IST0101); "
+        Assert.Equal("/cfg/vs.yaml:2:1: warning: VirtualService 'default/reviews' routes to subset 'v4' of 'reviews.default.svc.cluster.local', which no DestinationRule defines (IST0101); "
             + "requests routed there get 503 (NC) until a DestinationRule defines it.", warning.Message);
 
         // Not repeated while it lasts; gone once defined; reported again when it comes back.

@@ -163,7 +163,7 @@ public class IstioYamlParserTests
         Assert.Equal(((bool?)true, 0, 0), (locality.Enabled, locality.DistributeCount, locality.FailoverCount));
         Assert.Equal(["topology.kubernetes.io/region"], locality.FailoverPriority);
         Assert.Equal(4, parsed.Notes.Count);
-        Assert.Contains(parsed.Notes, n => n.StartsWith("line 9: DestinationRule 'default/r': 'spec.trafficPolicy.connectionPool.http.h2UpgradePolicy' is parsed but not applied", StringComparison.Ordinal));
+        Assert.Contains(parsed.Notes, n => n.StartsWith("9:13: DestinationRule 'default/r': 'spec.trafficPolicy.connectionPool.http.h2UpgradePolicy' is parsed but not applied", StringComparison.Ordinal));
         Assert.Contains(parsed.Notes, n => n.Contains("'spec.trafficPolicy.loadBalancer.warmupDurationSecs'", StringComparison.Ordinal));
     }
 

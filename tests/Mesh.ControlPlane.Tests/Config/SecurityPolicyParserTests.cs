@@ -59,7 +59,7 @@ public class SecurityPolicyParserTests
         var parsed = IstioYamlParser.Parse(Ap + "  rules:\n  - from: [{source: {requestPrincipals: [iss/sub]}}]\n", "default");
 
         var warning = Assert.Single(parsed.Warnings);
-        Assert.Equal("line 6: AuthorizationPolicy 'foo/x': 'request.auth.principal' (request authentication, JWT): the SDK and proxyless gRPC "
+        Assert.Equal("6:41: AuthorizationPolicy 'foo/x': 'request.auth.principal' (request authentication, JWT): the SDK and proxyless gRPC "
             + "servers apply no RequestAuthentication, so no request has a request principal or JWT claims; as under Istio without a "
             + "RequestAuthentication, its values never match, so the source or condition holding them matches no request", warning);
     }
@@ -75,7 +75,7 @@ public class SecurityPolicyParserTests
     [InlineData(Ap + "  rules:\n  - from:\n    - source:\n        ipBlocks: [10.0.0.300]\n", 8, "'10.0.0.300' of 'source.ip' is not an IP address or CIDR range")]
     [InlineData(Ap + "  rules:\n  - to:\n    - operation:\n        ports: [http]\n", 8, "'http' of 'destination.port' is not a port")]
     [InlineData(Ap + "  rules:\n  - from:\n    - source: {}\n", 7, "'spec.rules[].from[].source' is empty")]
-    [InlineData(Ap + "  rules:\n  - to:\n    - operation: {verbs: [GET]}\n", 7, "unknown field 'spec.rules[].to[].operation.verbs'")]
+    [InlineData(Ap + "  rules:\n  - to:\n    - operation: {verbs: [GET]}\n", 7, "unknown field 'verbs' in spec.rules[0].to[0].operation (known: hosts, methods, notHosts, notMethods, notPaths, notPorts, paths, ports)")]
     [InlineData(Ap + "  targetRef: {kind: Gateway, name: g}\n", 5, "'spec.targetRef' (policy attachment to gateways and services) is not supported")]
     public void Parse_RejectsInvalidPolicyWithLineAndReason(string yaml, int line, string reason)
     {

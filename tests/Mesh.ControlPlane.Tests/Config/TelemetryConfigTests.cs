@@ -111,7 +111,7 @@ public sealed class TelemetryConfigTests
               - randomSamplingPercentage: 10
                 samplingRate: 5
             """,
-            7, "unknown field 'samplingRate' in 'spec.tracing[]'"
+            7, "unknown field 'samplingRate' in spec.tracing[0] (known: customTags, disableContextPropagation, disableSpanReporting, enableIstioTags, match, providers, randomSamplingPercentage, useRequestIdForTraceSampling)"
         },
         {
             "selector and targetRefs",
@@ -145,7 +145,7 @@ public sealed class TelemetryConfigTests
                     port: 9411
                     collector: v2
             """,
-            12, "unknown field 'collector' in 'data.mesh.extensionProviders[].zipkin'"
+            12, "unknown field 'collector' in data.mesh.extensionProviders[].zipkin"
         },
         {
             "default provider",
@@ -223,7 +223,7 @@ public sealed class TelemetryConfigTests
 
         Assert.IsType<MeshConfigMap>(Assert.Single(parsed.Resources));
         var warning = Assert.Single(parsed.Warnings);
-        Assert.StartsWith("line 8: ", warning, StringComparison.Ordinal);
-        Assert.Contains("'data.mesh.enableTracin' is not a field of Istio's mesh config", warning, StringComparison.Ordinal);
+        Assert.StartsWith("8:", warning, StringComparison.Ordinal);
+        Assert.Contains("'data.mesh.enableTracin' is not a field of Istio's mesh config (did you mean 'enableTracing'?); it is ignored", warning, StringComparison.Ordinal);
     }
 }

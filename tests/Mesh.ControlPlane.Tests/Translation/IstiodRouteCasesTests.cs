@@ -243,8 +243,8 @@ public class IstiodRouteCasesTests
                 route: [{destination: {host: foo.example.org}}]
             """) + "\n  tcp:\n  - route: [{destination: {host: foo.example.org}}]", "default");
         Assert.Equal(2, parsed.Notes.Count);
-        Assert.StartsWith("line 18: VirtualService 'default/acme': 'spec.http[].corsPolicy' is parsed but not applied", parsed.Notes[0], StringComparison.Ordinal);
-        Assert.StartsWith("line 21: VirtualService 'default/acme': 'spec.tcp' routes are parsed but not applied", parsed.Notes[1], StringComparison.Ordinal);
+        Assert.StartsWith("18:17: VirtualService 'default/acme': 'spec.http[].corsPolicy' is parsed but not applied", parsed.Notes[0], StringComparison.Ordinal);
+        Assert.StartsWith("21:3: VirtualService 'default/acme': 'spec.tcp' routes are parsed but not applied", parsed.Notes[1], StringComparison.Ordinal);
         Assert.Single(Assert.IsType<Mesh.ControlPlane.Config.VirtualService>(parsed.Resources[1]).Http);
     }
 
@@ -671,7 +671,7 @@ public class IstiodRouteCasesTests
             """;
         var parsed = IstioYamlParser.Parse(Service + "\n---\n" + VirtualService(http), "default");
         var warning = Assert.Single(parsed.Warnings);
-        Assert.StartsWith("line 20: VirtualService 'default/acme': 'spec.http[].redirect.redirectCode' 317 is not a redirect code Envoy supports", warning, StringComparison.Ordinal);
+        Assert.StartsWith("20:98: VirtualService 'default/acme': 'spec.http[].redirect.redirectCode' 317 is not a redirect code Envoy supports", warning, StringComparison.Ordinal);
         Assert.Equal(["rest"], Routes(http).Select(r => r.Name));
     }
 
