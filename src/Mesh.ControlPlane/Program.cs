@@ -217,6 +217,11 @@ await using (var controlPlane = new MeshControlPlane(options))
     {
         return Fail(ex.Message, exitCode: 1);
     }
+    catch (IOException ex) when (Mesh.ControlPlane.Xds.ClientCloseLogFilter.IsPortInUse(ex) && controlPlane.XdsUri is not null && options.MonitoringPort is { } taken)
+    {
+        // The xDS server was up: the monitoring server is the one that could not bind.
+        return Fail($"port {taken} on {options.XdsAddress} is in use; pass --monitoring-port N (0 picks a free port)", exitCode: 1);
+    }
     catch (IOException ex) when (Mesh.ControlPlane.Xds.ClientCloseLogFilter.IsPortInUse(ex))
     {
         return Fail($"port {options.XdsPort} on {options.XdsAddress} is in use; pass --xds-port N (0 picks a free port)", exitCode: 1);

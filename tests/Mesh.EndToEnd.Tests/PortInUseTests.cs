@@ -28,4 +28,26 @@ public sealed class PortInUseTests
             config.Delete(recursive: true);
         }
     }
+
+    [Fact]
+    public async Task ControlPlane_MonitoringPortTaken_OneLineNamingItsFlag_ExitOne()
+    {
+        using var holder = new TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        var port = ((IPEndPoint)holder.LocalEndpoint).Port;
+        var config = Directory.CreateTempSubdirectory("mesh-port-in-use-");
+        try
+        {
+            var result = await Cli.RunAsync("dotnet", Paths.ControlPlane, "--config", config.FullName, "--xds-port", "0",
+                "--monitoring-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"mesh-controlplane: port {port} on 127.0.0.1 is in use; pass --monitoring-port N (0 picks a free port)", result.Stderr.Trim());
+            Assert.DoesNotContain("   at ", result.Stdout + result.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            config.Delete(recursive: true);
+        }
+    }
 }
