@@ -10,6 +10,8 @@ using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
 using Envoy.Type.Matcher.V3;
 using Google.Protobuf.WellKnownTypes;
 using Google.Protobuf;
+using Mesh.Sdk.LoadBalancing;
+using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Resources;
 using Mesh.Sdk.Routing;
 using Mesh.Xds;
@@ -42,6 +44,7 @@ internal static class XdsResourceValidator
         XdsTypeUrls.LeastRequest,
         XdsTypeUrls.WrrLocality,
         XdsTypeUrls.Random,
+        LoadBalancerPolicy.PickFirstTypeUrl,
     };
 
     /// <summary>gRPC's upper bound on ring hash sizes.</summary>
@@ -567,8 +570,36 @@ internal static class XdsResourceValidator
             errors.Add($"transport_socket has unsupported config type '{tls.TypeUrl}' (UpstreamTlsContext only)");
         }
 
+        // What the structural checks pass must also compile into the data plane's load balancer and outlier
+        // detector (gRFC A42, A48, A50, A52 ranges such as choice_count >= 2 or percentages <= 100): a cluster the
+        // request path would refuse is NACKed here rather than ACKed and then failed on first use.
+        if (errors.Count == 0)
+        {
+            CollectCompileErrors(cluster, errors);
+        }
+
         Throw(errors);
         return new ClusterResource(cluster.Name, cluster, edsName);
+    }
+
+    private static void CollectCompileErrors(Cluster cluster, List<string> errors)
+    {
+        try
+        {
+            _ = LoadBalancerPolicy.FromCluster(cluster);
+            if (cluster.OutlierDetection is { } outlier)
+            {
+                _ = OutlierDetectionSettings.FromProto(cluster.Name, outlier);
+            }
+        }
+        catch (NotSupportedException ex)
+        {
+            // The compilers name the cluster ("Cluster 'x': ... ."); the NACK already carries the resource name.
+            var message = ex.Message;
+            var prefix = $"Cluster '{cluster.Name}': ";
+            message = message.StartsWith(prefix, StringComparison.Ordinal) ? message[prefix.Length..] : message;
+            errors.Add(message.TrimEnd('.'));
+        }
     }
 
     private static void CollectRingHashErrors(Cluster cluster, List<string> errors)
@@ -630,6 +661,7 @@ internal static class XdsResourceValidator
         var priorities = new SortedSet<uint>();
         var addresses = new HashSet<string>(StringComparer.Ordinal);
         var localities = new HashSet<(uint, string, string, string)>();
+        var localityWeights = new Dictionary<uint, ulong>();
         for (var l = 0; l < assignment.Endpoints.Count; l++)
         {
             var group = assignment.Endpoints[l];
@@ -668,6 +700,20 @@ internal static class XdsResourceValidator
                 {
                     errors.Add($"{ew} duplicates address {socket.Address}:{socket.PortValue}");
                 }
+
+                // gRPC C-core: an endpoint weight, when set, must be greater than 0.
+                if (endpoint.LoadBalancingWeight is 0)
+                {
+                    errors.Add($"{ew} load_balancing_weight must be greater than 0");
+                }
+            }
+
+            // gRPC C-core: the locality weights of one priority must fit a uint32.
+            var sum = localityWeights.GetValueOrDefault(group.Priority) + (group.LoadBalancingWeight ?? 0);
+            localityWeights[group.Priority] = sum;
+            if (sum > uint.MaxValue && sum - (group.LoadBalancingWeight ?? 0) <= uint.MaxValue)
+            {
+                errors.Add($"{prefix}sum of locality weights for priority {group.Priority} exceeds {uint.MaxValue}");
             }
         }
 
