@@ -200,7 +200,7 @@ internal sealed record LoadBalancerPolicy
         throw Unsupported(cluster, $"load_balancing_policy has no supported policy (found {string.Join(", ", seen.Select(static s => "'" + s + "'"))}; supported: RoundRobin, LeastRequest, Random, RingHash, PickFirst, WrrLocality)");
     }
 
-    private const string PickFirstTypeUrl = XdsTypeUrls.Prefix + "envoy.extensions.load_balancing_policies.pick_first.v3.PickFirst";
+    internal const string PickFirstTypeUrl = XdsTypeUrls.Prefix + "envoy.extensions.load_balancing_policies.pick_first.v3.PickFirst";
 
     private static LoadBalancerPolicy LeastRequest(Cluster cluster, uint? choiceCount, Envoy.Config.Core.V3.RuntimeDouble? bias, bool fullScan, string where)
     {

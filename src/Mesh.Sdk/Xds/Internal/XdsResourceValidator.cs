@@ -7,9 +7,12 @@ using Envoy.Config.Endpoint.V3;
 using Envoy.Config.Listener.V3;
 using Envoy.Config.Route.V3;
 using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Envoy.Extensions.TransportSockets.Tls.V3;
 using Envoy.Type.Matcher.V3;
 using Google.Protobuf.WellKnownTypes;
 using Google.Protobuf;
+using Mesh.Sdk.LoadBalancing;
+using Mesh.Sdk.Resilience;
 using Mesh.Sdk.Resources;
 using Mesh.Sdk.Routing;
 using Mesh.Xds;
@@ -42,6 +45,7 @@ internal static class XdsResourceValidator
         XdsTypeUrls.LeastRequest,
         XdsTypeUrls.WrrLocality,
         XdsTypeUrls.Random,
+        LoadBalancerPolicy.PickFirstTypeUrl,
     };
 
     /// <summary>gRPC's upper bound on ring hash sizes.</summary>
@@ -125,6 +129,10 @@ internal static class XdsResourceValidator
             if (chain.TransportSocket?.TypedConfig is { } tls && tls.TypeUrl != XdsTypeUrls.DownstreamTlsContext)
             {
                 errors.Add($"{where} transport_socket has unsupported config type '{tls.TypeUrl}' (DownstreamTlsContext only)");
+            }
+            else if (chain.TransportSocket?.TypedConfig is { } downstream)
+            {
+                CollectDownstreamTlsErrors(downstream, $"{where} transport_socket", errors);
             }
 
             if (chain.Filters.Count != 1 || chain.Filters[0].TypedConfig is not { } config || config.TypeUrl != HttpConnectionManagerTypeUrl)
@@ -567,8 +575,187 @@ internal static class XdsResourceValidator
             errors.Add($"transport_socket has unsupported config type '{tls.TypeUrl}' (UpstreamTlsContext only)");
         }
 
+        CollectUpstreamTlsErrors(cluster.TransportSocket, "transport_socket", errors);
+        for (var m = 0; m < cluster.TransportSocketMatches.Count; m++)
+        {
+            var match = cluster.TransportSocketMatches[m];
+            CollectUpstreamTlsErrors(match.TransportSocket, $"transport_socket_matches[{m}] '{match.Name}' transport_socket", errors);
+        }
+
+        // What the structural checks pass must also compile into the data plane's load balancer and outlier
+        // detector (gRFC A42, A48, A50, A52 ranges such as choice_count >= 2 or percentages <= 100): a cluster the
+        // request path would refuse is NACKed here rather than ACKed and then failed on first use.
+        if (errors.Count == 0)
+        {
+            CollectCompileErrors(cluster, errors);
+        }
+
         Throw(errors);
         return new ClusterResource(cluster.Name, cluster, edsName);
+    }
+
+    private static void CollectCompileErrors(Cluster cluster, List<string> errors)
+    {
+        try
+        {
+            _ = LoadBalancerPolicy.FromCluster(cluster);
+            if (cluster.OutlierDetection is { } outlier)
+            {
+                _ = OutlierDetectionSettings.FromProto(cluster.Name, outlier);
+            }
+        }
+        catch (NotSupportedException ex)
+        {
+            errors.Add(WithoutClusterName(cluster, ex.Message));
+        }
+
+        try
+        {
+            _ = ClusterTransports.Of(cluster);
+        }
+        catch (InvalidDataException ex)
+        {
+            errors.Add(WithoutClusterName(cluster, ex.Message));
+        }
+    }
+
+    // The compilers name the cluster ("Cluster 'x': ... ."); the NACK already carries the resource name.
+    private static string WithoutClusterName(Cluster cluster, string message)
+    {
+        var prefix = $"Cluster '{cluster.Name}': ";
+        message = message.StartsWith(prefix, StringComparison.Ordinal) ? message[prefix.Length..] : message;
+        return message.TrimEnd('.');
+    }
+
+    private static void CollectUpstreamTlsErrors(TransportSocket? socket, string where, List<string> errors)
+    {
+        if (socket?.TypedConfig is not { TypeUrl: XdsTypeUrls.UpstreamTlsContext } config)
+        {
+            return;
+        }
+
+        UpstreamTlsContext tls;
+        try
+        {
+            tls = UpstreamTlsContext.Parser.ParseFrom(config.Value);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            errors.Add($"{where} UpstreamTlsContext cannot be decoded: {ex.Message}");
+            return;
+        }
+
+        CollectCommonTlsErrors(tls.CommonTlsContext, $"{where} UpstreamTlsContext common_tls_context", errors);
+    }
+
+    private static void CollectDownstreamTlsErrors(Any config, string where, List<string> errors)
+    {
+        DownstreamTlsContext tls;
+        try
+        {
+            tls = DownstreamTlsContext.Parser.ParseFrom(config.Value);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            errors.Add($"{where} DownstreamTlsContext cannot be decoded: {ex.Message}");
+            return;
+        }
+
+        // gRFC A29: a server has no SNI-based certificate selection and does no OCSP stapling.
+        if (tls.RequireSni is true)
+        {
+            errors.Add($"{where} DownstreamTlsContext require_sni is not supported");
+        }
+
+        if (tls.OcspStaplePolicy != DownstreamTlsContext.Types.OcspStaplePolicy.LenientStapling)
+        {
+            errors.Add($"{where} DownstreamTlsContext ocsp_staple_policy {tls.OcspStaplePolicy} is not supported (LENIENT_STAPLING only)");
+        }
+
+        CollectCommonTlsErrors(tls.CommonTlsContext, $"{where} DownstreamTlsContext common_tls_context", errors);
+    }
+
+    /// <summary>
+    /// gRFC A29: certificates come from certificate provider instances only; inline certificates, TLS parameters,
+    /// custom handshakers and the validation options gRPC does not implement are rejected rather than ignored.
+    /// </summary>
+    private static void CollectCommonTlsErrors(CommonTlsContext? common, string where, List<string> errors)
+    {
+        if (common is null)
+        {
+            return;
+        }
+
+        if (common.TlsParams is not null)
+        {
+            errors.Add($"{where}.tls_params is not supported");
+        }
+
+        if (common.CustomHandshaker is not null)
+        {
+            errors.Add($"{where}.custom_handshaker is not supported");
+        }
+
+        if (common.TlsCertificates.Count > 0)
+        {
+            errors.Add($"{where}.tls_certificates is not supported (use tls_certificate_provider_instance)");
+        }
+
+        var (validation, vw) = common.ValidationContextTypeCase switch
+        {
+            CommonTlsContext.ValidationContextTypeOneofCase.ValidationContext => (common.ValidationContext, $"{where}.validation_context"),
+            CommonTlsContext.ValidationContextTypeOneofCase.CombinedValidationContext => (common.CombinedValidationContext.DefaultValidationContext, $"{where}.combined_validation_context.default_validation_context"),
+            _ => (null, where),
+        };
+        if (validation is null)
+        {
+            return;
+        }
+
+        if (validation.VerifyCertificateSpki.Count > 0)
+        {
+            errors.Add($"{vw}.verify_certificate_spki is not supported");
+        }
+
+        if (validation.VerifyCertificateHash.Count > 0)
+        {
+            errors.Add($"{vw}.verify_certificate_hash is not supported");
+        }
+
+        if (validation.RequireSignedCertificateTimestamp is true)
+        {
+            errors.Add($"{vw}.require_signed_certificate_timestamp is not supported");
+        }
+
+        if (validation.Crl is not null)
+        {
+            errors.Add($"{vw}.crl is not supported");
+        }
+
+        if (validation.CustomValidatorConfig is not null)
+        {
+            errors.Add($"{vw}.custom_validator_config is not supported");
+        }
+
+        for (var i = 0; i < validation.MatchSubjectAltNames.Count; i++)
+        {
+            if (!StringMatch.TryCompile(validation.MatchSubjectAltNames[i], out _, out var error))
+            {
+                errors.Add($"{vw}.match_subject_alt_names[{i}] does not compile: {error}");
+            }
+        }
+
+        for (var i = 0; i < validation.MatchTypedSubjectAltNames.Count; i++)
+        {
+            if (validation.MatchTypedSubjectAltNames[i].Matcher is not { } matcher)
+            {
+                errors.Add($"{vw}.match_typed_subject_alt_names[{i}] has no matcher");
+            }
+            else if (!StringMatch.TryCompile(matcher, out _, out var error))
+            {
+                errors.Add($"{vw}.match_typed_subject_alt_names[{i}] does not compile: {error}");
+            }
+        }
     }
 
     private static void CollectRingHashErrors(Cluster cluster, List<string> errors)
@@ -630,6 +817,7 @@ internal static class XdsResourceValidator
         var priorities = new SortedSet<uint>();
         var addresses = new HashSet<string>(StringComparer.Ordinal);
         var localities = new HashSet<(uint, string, string, string)>();
+        var localityWeights = new Dictionary<uint, ulong>();
         for (var l = 0; l < assignment.Endpoints.Count; l++)
         {
             var group = assignment.Endpoints[l];
@@ -668,6 +856,20 @@ internal static class XdsResourceValidator
                 {
                     errors.Add($"{ew} duplicates address {socket.Address}:{socket.PortValue}");
                 }
+
+                // gRPC C-core: an endpoint weight, when set, must be greater than 0.
+                if (endpoint.LoadBalancingWeight is 0)
+                {
+                    errors.Add($"{ew} load_balancing_weight must be greater than 0");
+                }
+            }
+
+            // gRPC C-core: the locality weights of one priority must fit a uint32.
+            var sum = localityWeights.GetValueOrDefault(group.Priority) + (group.LoadBalancingWeight ?? 0);
+            localityWeights[group.Priority] = sum;
+            if (sum > uint.MaxValue && sum - (group.LoadBalancingWeight ?? 0) <= uint.MaxValue)
+            {
+                errors.Add($"{prefix}sum of locality weights for priority {group.Priority} exceeds {uint.MaxValue}");
             }
         }
 
