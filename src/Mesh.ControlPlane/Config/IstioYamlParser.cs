@@ -74,6 +74,12 @@ internal static partial class IstioYamlParser
         {
             throw new ConfigException($"YAML syntax error: {Innermost(ex).Message.TrimEnd('.')}", (int)ex.Start.Line, (int)ex.Start.Column);
         }
+        catch (ArgumentException ex)
+        {
+            // YamlDotNet refuses a tag that is not a valid URI this way, without a position: point at the first tag.
+            var (tagLine, tagColumn) = FirstTag(text);
+            throw new ConfigException($"YAML syntax error: {ex.Message.Split(" (Parameter", 2)[0].TrimEnd('.')} (a tag such as '!!str' must be a valid URI)", tagLine, tagColumn);
+        }
         catch (InvalidOperationException)
         {
             // YamlDotNet's scanner gives up this way when input ends inside a construct.
@@ -166,6 +172,23 @@ internal static partial class IstioYamlParser
         }
 
         return new ParsedFile(resources, unapplied);
+    }
+
+    private static (int Line, int Column) FirstTag(string text)
+    {
+        var lines = text.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            for (var j = 0; j < lines[i].Length; j++)
+            {
+                if (lines[i][j] == '!' && (j == 0 || lines[i][j - 1] is ' ' or '[' or '{' or ',' or ':' or '-'))
+                {
+                    return (i + 1, j + 1);
+                }
+            }
+        }
+
+        return (1, 1);
     }
 
     private static void NameResource(List<string>? messages, int from, string kind, string ns, string name)

@@ -1004,7 +1004,7 @@ internal sealed partial class XdsClient : IAsyncDisposable
         string? wrapperName = null;
         if (any.TypeUrl == XdsResourceType.ResourceWrapperTypeUrl)
         {
-            var wrapper = Resource.Parser.ParseFrom(any.Value);
+            var wrapper = XdsResourceType.Parse(Resource.Parser, any.Value);
             wrapperName = wrapper.Name;
             any = wrapper.Resource_ ?? throw new XdsValidationException("Resource wrapper carries no resource");
         }

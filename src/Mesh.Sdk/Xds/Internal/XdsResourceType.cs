@@ -37,6 +37,24 @@ internal abstract class XdsResourceType
 
     public abstract IMessage Decode(ByteString bytes);
 
+    /// <summary>
+    /// Parses a resource's bytes. Google.Protobuf reports some truncated inputs (one ending inside a wrapper such as
+    /// <c>UInt32Value</c>) with <see cref="InvalidOperationException"/> instead of <see cref="InvalidProtocolBufferException"/>;
+    /// both are a resource that cannot be decoded, NACKed like any invalid resource rather than failing the stream.
+    /// </summary>
+    public static T Parse<T>(MessageParser<T> parser, ByteString bytes)
+        where T : IMessage<T>
+    {
+        try
+        {
+            return parser.ParseFrom(bytes);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new XdsValidationException($"cannot be decoded: {ex.Message}");
+        }
+    }
+
     public abstract string NameOf(IMessage message);
 
     /// <summary>Validates a decoded resource; returns the value for watchers or throws <see cref="XdsValidationException"/>.</summary>
@@ -63,7 +81,7 @@ internal abstract class XdsResourceType
 
         public override bool AllResourcesRequiredInSotw => true;
 
-        public override IMessage Decode(ByteString bytes) => Envoy.Config.Listener.V3.Listener.Parser.ParseFrom(bytes);
+        public override IMessage Decode(ByteString bytes) => Parse(Envoy.Config.Listener.V3.Listener.Parser, bytes);
 
         public override string NameOf(IMessage message) => ((Listener)message).Name;
 
@@ -78,7 +96,7 @@ internal abstract class XdsResourceType
 
         public override bool AllResourcesRequiredInSotw => false;
 
-        public override IMessage Decode(ByteString bytes) => Envoy.Config.Route.V3.RouteConfiguration.Parser.ParseFrom(bytes);
+        public override IMessage Decode(ByteString bytes) => Parse(Envoy.Config.Route.V3.RouteConfiguration.Parser, bytes);
 
         public override string NameOf(IMessage message) => ((RouteConfiguration)message).Name;
 
@@ -93,7 +111,7 @@ internal abstract class XdsResourceType
 
         public override bool AllResourcesRequiredInSotw => true;
 
-        public override IMessage Decode(ByteString bytes) => Envoy.Config.Cluster.V3.Cluster.Parser.ParseFrom(bytes);
+        public override IMessage Decode(ByteString bytes) => Parse(Envoy.Config.Cluster.V3.Cluster.Parser, bytes);
 
         public override string NameOf(IMessage message) => ((Cluster)message).Name;
 
@@ -108,7 +126,7 @@ internal abstract class XdsResourceType
 
         public override bool AllResourcesRequiredInSotw => false;
 
-        public override IMessage Decode(ByteString bytes) => ClusterLoadAssignment.Parser.ParseFrom(bytes);
+        public override IMessage Decode(ByteString bytes) => Parse(ClusterLoadAssignment.Parser, bytes);
 
         public override string NameOf(IMessage message) => ((ClusterLoadAssignment)message).ClusterName;
 

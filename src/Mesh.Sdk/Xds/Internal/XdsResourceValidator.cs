@@ -170,7 +170,7 @@ internal static class XdsResourceValidator
         {
             return HttpConnectionManager.Parser.ParseFrom(any.Value);
         }
-        catch (InvalidProtocolBufferException ex)
+        catch (Exception ex) when (ex is InvalidProtocolBufferException or InvalidOperationException)
         {
             errors.Add($"{where} HttpConnectionManager cannot be decoded: {ex.Message}");
             return null;
