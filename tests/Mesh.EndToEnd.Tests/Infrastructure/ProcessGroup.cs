@@ -17,12 +17,16 @@ internal sealed class ProcessGroup : IAsyncDisposable
     /// <summary>The control plane's xDS port, once <see cref="StartControlPlaneAsync"/> returned.</summary>
     public int XdsPort { get; private set; }
 
-    /// <summary>Starts <c>Mesh.ControlPlane --config DIR --xds-port 0</c> and waits for its listening line.</summary>
-    public async Task StartControlPlaneAsync()
+    /// <summary>
+    /// Starts <c>Mesh.ControlPlane --config DIR --xds-port 0</c> and <paramref name="arguments"/>, waits for its
+    /// listening line and returns the process (to read its other lines).
+    /// </summary>
+    public async Task<DotnetProcess> StartControlPlaneAsync(params string[] arguments)
     {
-        var controlPlane = Start("control-plane", Paths.ControlPlane, ["--config", ConfigDirectory, "--xds-port", "0"], new Dictionary<string, string>());
+        var controlPlane = Start("control-plane", Paths.ControlPlane, ["--config", ConfigDirectory, "--xds-port", "0", .. arguments], new Dictionary<string, string>());
         var listening = await controlPlane.WaitForLineAsync(@"xDS server listening on .*\(port (\d+)\)", StartTimeout);
         XdsPort = int.Parse(listening.Groups[1].Value, CultureInfo.InvariantCulture);
+        return controlPlane;
     }
 
     /// <summary>Starts a meshed app with <c>ASPNETCORE_URLS=http://127.0.0.1:0</c>, the control plane's address and <paramref name="environment"/>.</summary>
