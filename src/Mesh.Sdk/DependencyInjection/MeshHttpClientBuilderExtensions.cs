@@ -56,14 +56,22 @@ public static class MeshHttpClientBuilderExtensions
             }
         }
 
+        // The span exporter's own calls are routed by the mesh but, like the traffic of Envoy's tracer cluster, neither
+        // counted in the request metrics nor traced nor given the app's propagated headers.
+        var telemetry = builder.Name != Mesh.Sdk.Telemetry.Tracing.MeshTracingServices.HttpClientName;
+
         // Propagated headers (end-user, tracing) are on the request before the mesh routes it, so routes can match them.
-        handlers.Add(new MeshPropagationHandler());
+        if (telemetry)
+        {
+            handlers.Add(new MeshPropagationHandler());
+        }
+
         var services = builder.Services;
         handlers.Add(new MeshHttpHandler(
             services.GetRequiredService<MeshRuntime>(),
             services.GetRequiredService<MeshTransports>(),
             services.GetService<ILogger<MeshHttpHandler>>(),
-            services.GetService<Mesh.Sdk.Telemetry.MeshMetrics>(),
-            services.GetService<Mesh.Sdk.Telemetry.Tracing.MeshTracer>()));
+            telemetry ? services.GetService<Mesh.Sdk.Telemetry.MeshMetrics>() : null,
+            telemetry ? services.GetService<Mesh.Sdk.Telemetry.Tracing.MeshTracer>() : null));
     }
 }

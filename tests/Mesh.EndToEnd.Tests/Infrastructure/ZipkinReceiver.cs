@@ -35,8 +35,8 @@ internal sealed class ZipkinReceiver : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var app = builder.Build();
         var receiver = new ZipkinReceiver(app);
-        app.MapPost("/api/v2/spans", receiver.ReceiveAsync);
-        app.Run(context =>
+        app.MapPost("/api/v2/spans", (Delegate)receiver.ReceiveAsync);
+        app.MapFallback(context =>
         {
             Interlocked.Increment(ref receiver._badRequests);
             context.Response.StatusCode = 404;
