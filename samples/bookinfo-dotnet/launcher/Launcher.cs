@@ -48,6 +48,9 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             ConfigDirectory = configDirectory,
             XdsAddress = "127.0.0.1",
             XdsPort = options.XdsPort,
+            MonitoringPort = options.MonitoringPort,
+            // The dashboard's rates follow the page loads within a few seconds.
+            ScrapeInterval = TimeSpan.FromSeconds(2),
             PushDebounce = TimeSpan.FromMilliseconds(50),
             ConfigDebounce = TimeSpan.FromMilliseconds(100),
             ConfigPollInterval = TimeSpan.FromSeconds(2),
@@ -62,6 +65,12 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             try
             {
                 xdsPort = await controlPlane.StartAsync(stop);
+            }
+            catch (IOException ex) when (IsAddressInUse(ex) && controlPlane.XdsUri is not null)
+            {
+                // The xDS server was up: the monitoring server is the one that could not bind.
+                Console.Error.WriteLine($"Bookinfo.Launcher: port {options.MonitoringPort.ToString(CultureInfo.InvariantCulture)} on 127.0.0.1 is in use; pass --monitoring-port N (0 picks a free port)");
+                return 1;
             }
             catch (IOException ex) when (IsAddressInUse(ex))
             {
@@ -93,6 +102,7 @@ internal sealed partial class Launcher(LauncherOptions options, SampleLayout lay
             var page = new Uri(url, "/productpage");
             await WaitForPageAsync(page, http, startup.Token);
             WritePrometheusTargets();
+            Console.Out.WriteLine($"Service graph dashboard: {controlPlane.MonitoringUri}");
             Console.Out.WriteLine($"Bookinfo is ready: {page}");
             Log.Applying(_logger, Path.Combine(layout.SampleRoot, "networking"), Path.Combine(layout.SampleRoot, "security"), configDirectory);
 

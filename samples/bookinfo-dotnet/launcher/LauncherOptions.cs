@@ -6,13 +6,15 @@ namespace Bookinfo.Launcher;
 internal sealed record LauncherOptions
 {
     public const string Usage = """
-        Usage: Bookinfo.Launcher [--config DIR] [--port N] [--xds-port N] [--prometheus-dir DIR] [--exit-on-stdin-close]
+        Usage: Bookinfo.Launcher [--config DIR] [--port N] [--xds-port N] [--monitoring-port N] [--prometheus-dir DIR] [--exit-on-stdin-close]
                                  [--log-level LEVEL]
 
           --config DIR             Istio YAML folder the control plane loads and watches
                                    (default: samples/bookinfo-dotnet/config)
           --port N                 productpage's port on 127.0.0.1; 0 picks a free one (default 9080)
           --xds-port N             the control plane's xDS port; 0 picks a free one (default 15010)
+          --monitoring-port N      the control plane's monitoring port: the service graph dashboard at /,
+                                   /graph, /dotviz and its own /metrics; 0 picks a free one (default 15014)
           --prometheus-dir DIR     where to write the Prometheus scrape targets (bookinfo-targets.json, file_sd_configs
                                    format) and a prometheus.yml that reads them
                                    (default: samples/bookinfo-dotnet/prometheus)
@@ -31,6 +33,8 @@ internal sealed record LauncherOptions
     public int Port { get; init; } = 9080;
 
     public int XdsPort { get; init; } = 15010;
+
+    public int MonitoringPort { get; init; } = 15014;
 
     /// <summary>Where the Prometheus targets file and prometheus.yml go; <see langword="null"/>: the sample's prometheus folder.</summary>
     public string? PrometheusDirectory { get; init; }
@@ -55,7 +59,7 @@ internal sealed record LauncherOptions
                 value = arg[(eq + 1)..];
                 arg = arg[..eq];
             }
-            else if (arg is "--config" or "--port" or "--xds-port" or "--prometheus-dir" or "--log-level")
+            else if (arg is "--config" or "--port" or "--xds-port" or "--monitoring-port" or "--prometheus-dir" or "--log-level")
             {
                 if (i + 1 >= args.Count)
                 {
@@ -74,6 +78,7 @@ internal sealed record LauncherOptions
                 "--prometheus-dir" => options with { PrometheusDirectory = value is { Length: > 0 } ? value : throw new ArgumentException("--prometheus-dir needs a folder.") },
                 "--port" => options with { Port = ParsePort(arg, value!) },
                 "--xds-port" => options with { XdsPort = ParsePort(arg, value!) },
+                "--monitoring-port" => options with { MonitoringPort = ParsePort(arg, value!) },
                 "--log-level" => options with
                 {
                     LogLevel = Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(value, ignoreCase: true, out var level) && level <= Microsoft.Extensions.Logging.LogLevel.Error

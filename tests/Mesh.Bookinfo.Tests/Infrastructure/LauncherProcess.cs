@@ -12,7 +12,7 @@ public sealed record WorkloadInfo(string Name, int Pid, Uri Url, Uri Metrics);
 
 /// <summary>
 /// The real <c>Bookinfo.Launcher</c> as a child process: <c>dotnet Bookinfo.Launcher.dll --config DIR --port 0
-/// --xds-port 0 --prometheus-dir DIR --exit-on-stdin-close</c>. Its output is read continuously (so it never blocks on a full pipe) and
+/// --xds-port 0 --monitoring-port 0 --prometheus-dir DIR --exit-on-stdin-close</c>. Its output is read continuously (so it never blocks on a full pipe) and
 /// kept for waits and failure messages; closing its standard input stops it and, through it, every workload.
 /// </summary>
 public sealed partial class LauncherProcess : IAsyncDisposable
@@ -74,7 +74,7 @@ public sealed partial class LauncherProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { launcher, "--config", configDirectory, "--port", "0", "--xds-port", "0", "--prometheus-dir", prometheusDirectory, "--exit-on-stdin-close" })
+        foreach (var arg in new[] { launcher, "--config", configDirectory, "--port", "0", "--xds-port", "0", "--monitoring-port", "0", "--prometheus-dir", prometheusDirectory, "--exit-on-stdin-close" })
         {
             start.ArgumentList.Add(arg);
         }

@@ -16,6 +16,7 @@ export const securityDir = path.join(sampleDir, 'security');
 export const defaultLauncherDll = path.join(sampleDir, 'launcher/bin/Release/net10.0/Bookinfo.Launcher.dll');
 
 const readyLine = /^Bookinfo is ready: (http:\/\/127\.0\.0\.1:\d+\/productpage)\s*$/;
+const dashboardLine = /^Service graph dashboard: (http:\/\/127\.0\.0\.1:\d+\/)\s*$/;
 const workloadLine = /^workload (\S+) pid=(\d+) url=(\S+)(?: metrics=(\S+))?\s*$/;
 const keptLines = 400;
 // How far a copy's write time is set after the newest rule file when the clock has not moved past it.
@@ -37,6 +38,8 @@ export class Bookinfo {
     this.logFile = logFile;
     /** productpage URL printed by the launcher, e.g. http://127.0.0.1:41234/productpage */
     this.productPageUrl = null;
+    /** the control plane's service graph dashboard URL printed by the launcher, e.g. http://127.0.0.1:41235/ */
+    this.dashboardUrl = null;
     /** workload name -> { pid, url } as printed by the launcher */
     this.workloads = new Map();
     this.#logStream = logFile ? fs.createWriteStream(logFile) : null;
@@ -214,7 +217,7 @@ export async function startBookinfo({
   if (fs.existsSync(sampleConfig)) {
     fs.cpSync(sampleConfig, configDir, { recursive: true });
   }
-  const args = [launcherDll, '--config', configDir, '--port', '0', '--xds-port', '0', '--exit-on-stdin-close'];
+  const args = [launcherDll, '--config', configDir, '--port', '0', '--xds-port', '0', '--monitoring-port', '0', '--exit-on-stdin-close'];
   const child = spawn('dotnet', args, {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -228,6 +231,10 @@ export async function startBookinfo({
   const ready = new Promise((resolve, reject) => {
     const onLine = (line) => {
       bookinfo._line(line);
+      const d = dashboardLine.exec(line);
+      if (d && !bookinfo.dashboardUrl) {
+        bookinfo.dashboardUrl = d[1];
+      }
       const m = readyLine.exec(line);
       if (m && !bookinfo.productPageUrl) {
         bookinfo.productPageUrl = m[1];

@@ -154,6 +154,35 @@ describe('bookinfo-dotnet in Chromium', { concurrency: false }, () => {
     assert.ok(seen.size >= 2, `without rules reviews are balanced over its versions; 12 loads saw only ${JSON.stringify([...seen])}`);
   });
 
+  it('service graph dashboard: every bookinfo service and version drawn with a non-zero rate', { timeout: 90000 }, async () => {
+    // Still no routing rules: page loads reach productpage, details, reviews v1/v2/v3 and (from v2 and v3) ratings.
+    assert.match(bookinfo.dashboardUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+\/$/, 'the launcher printed the dashboard URL');
+    const expected = ['productpage/v1', 'details/v1', 'reviews/v1', 'reviews/v2', 'reviews/v3', 'ratings/v1'];
+    const dashboard = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    try {
+      await dashboard.goto(bookinfo.dashboardUrl, { waitUntil: 'load', timeout: 20000 });
+      let rates = {};
+      const deadline = performance.now() + 60000;
+      while (performance.now() < deadline) {
+        // Traffic keeps coming while the control plane scrapes the workloads (every 2 s) and the page refreshes.
+        for (let i = 0; i < 3; i++) await load(reader, url);
+        rates = await dashboard.evaluate(() => Object.fromEntries(
+          [...document.querySelectorAll('g.node[data-service][data-version]')].map((g) => [
+            `${g.getAttribute('data-service')}/${g.getAttribute('data-version')}`,
+            parseFloat(g.querySelector('text.rate')?.textContent ?? 'NaN'),
+          ])));
+        if (expected.every((k) => rates[k] > 0)) break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      for (const k of expected) {
+        assert.ok(rates[k] > 0, `dashboard node ${k} has a non-zero rate; nodes seen: ${JSON.stringify(rates)}`);
+      }
+      await shots.take(dashboard, 'service-graph-dashboard');
+    } finally {
+      await dashboard.close();
+    }
+  });
+
   it('request routing: destination-rule-all, then virtual-service-all-v1: no stars on 20 reloads', { timeout: 60000 }, async () => {
     bookinfo.expectRules([]);
     // cp $n/destination-rule-all.yaml $c/ (subsets only: nothing changes yet), then cp $n/virtual-service-all-v1.yaml $c/
