@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Mesh.EndToEnd.Tests.Infrastructure;
+using Mesh.Testing;
 
 namespace Mesh.EndToEnd.Tests;
 

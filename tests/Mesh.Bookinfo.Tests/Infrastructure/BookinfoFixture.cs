@@ -75,25 +75,31 @@ public sealed class BookinfoFixture : IAsyncLifetime
         return pages;
     }
 
-    /// <summary>Copies rule files (networking/ or security/) into the config folder one by one, each after the previous one loaded.</summary>
+    /// <summary>Copies rule files (networking/, telemetry/ or security/) into the config folder one by one, each after the previous one loaded.</summary>
     public async Task ApplyAsync(params string[] files)
     {
         foreach (var file in files)
         {
-            var mark = Launcher.LineCount;
-            var target = Path.Combine(_configDirectory, file);
-            // Written next to the target under a name the control plane ignores, then renamed: never read half-written.
-            var temp = target + ".tmp";
-            File.Copy(Paths.RuleFile(file), temp, overwrite: true);
-            // Stamped now, as `cp` stamps its copy (File.Copy may keep the sample file's time): between two files
-            // defining one resource the control plane takes the more recently modified, so the file applied last wins.
-            File.SetLastWriteTimeUtc(temp, DateTime.UtcNow);
-            File.Move(temp, target, overwrite: true);
-            var line = await Launcher.WaitForLineAsync(
-                l => l.Contains(file, StringComparison.Ordinal) && (l.Contains("Loaded '", StringComparison.Ordinal) || l.Contains("rejected", StringComparison.Ordinal)),
-                mark, ApplyTimeout);
-            Assert.True(line.Contains("Loaded '", StringComparison.Ordinal), $"The control plane rejected '{file}': {line}");
+            await ApplyTextAsync(file, await File.ReadAllTextAsync(Paths.RuleFile(file)));
         }
+    }
+
+    /// <summary>Writes <paramref name="yaml"/> into the config folder as <paramref name="file"/> and waits until the control plane loaded it.</summary>
+    public async Task ApplyTextAsync(string file, string yaml)
+    {
+        var mark = Launcher.LineCount;
+        var target = Path.Combine(_configDirectory, file);
+        // Written next to the target under a name the control plane ignores, then renamed: never read half-written.
+        var temp = target + ".tmp";
+        await File.WriteAllTextAsync(temp, yaml);
+        // Stamped now, as `cp` stamps its copy (File.Copy may keep the sample file's time): between two files
+        // defining one resource the control plane takes the more recently modified, so the file applied last wins.
+        File.SetLastWriteTimeUtc(temp, DateTime.UtcNow);
+        File.Move(temp, target, overwrite: true);
+        var line = await Launcher.WaitForLineAsync(
+            l => l.Contains(file, StringComparison.Ordinal) && (l.Contains("Loaded '", StringComparison.Ordinal) || l.Contains("rejected", StringComparison.Ordinal)),
+            mark, ApplyTimeout);
+        Assert.True(line.Contains("Loaded '", StringComparison.Ordinal), $"The control plane rejected '{file}': {line}");
     }
 
     /// <summary>

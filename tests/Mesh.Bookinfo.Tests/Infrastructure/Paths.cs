@@ -10,11 +10,14 @@ internal static class Paths
 
     public static string Security => Path.Combine(RepositoryRoot, "samples", "bookinfo-dotnet", "security");
 
-    /// <summary>A rule file of the walkthrough: from networking/ (traffic) or security/ (mTLS, authorization, rate limit).</summary>
+    public static string Telemetry => Path.Combine(RepositoryRoot, "samples", "bookinfo-dotnet", "telemetry");
+
+    /// <summary>A rule file of the walkthrough: from networking/ (traffic), telemetry/ (tracing) or security/ (mTLS, authorization, rate limit).</summary>
     public static string RuleFile(string file)
     {
         var networking = Path.Combine(Networking, file);
-        return File.Exists(networking) ? networking : Path.Combine(Security, file);
+        var telemetry = Path.Combine(Telemetry, file);
+        return File.Exists(networking) ? networking : File.Exists(telemetry) ? telemetry : Path.Combine(Security, file);
     }
 
     /// <summary>

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace Mesh.EndToEnd.Tests.Infrastructure;
+namespace Mesh.Testing;
 
 /// <summary>One span as a Zipkin v2 collector receives it.</summary>
 internal sealed record ZipkinSpan(string TraceId, string Id, string? ParentId, string Kind, string Name, string ServiceName, IReadOnlyDictionary<string, string> Tags);
