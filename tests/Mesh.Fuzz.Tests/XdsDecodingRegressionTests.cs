@@ -51,6 +51,6 @@ public sealed class YamlLoaderRegressionTests
         // Found by the property test: YamlDotNet throws ArgumentException ("Global tags must be valid URIs").
         var outcome = FuzzTargets.Yaml(File.ReadAllBytes(Path.Combine(FuzzInputs.Root, "fuzz", "crashes", "yaml", "tag-not-a-uri.yaml")));
         Assert.False(outcome.Accepted);
-        Assert.StartsWith("/fuzz/config/input.yaml:6:10: YAML syntax error: Global tags must be valid URIs", outcome.Error);
+        Assert.StartsWith("/fuzz/config/input.yaml:6:10: error: YAML syntax error: Global tags must be valid URIs", outcome.Error);
     }
 }
