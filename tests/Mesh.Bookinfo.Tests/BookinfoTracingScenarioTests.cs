@@ -65,10 +65,47 @@ public sealed partial class BookinfoScenarioTests
             Assert.Equal("jason", reviews.Tags["end_user"]);
             Assert.False(page.Tags.ContainsKey("bookinfo_tier"), "productpage's span has reviews' tag:\n" + all);
             Assert.Equal(0, zipkin.BadRequests);
+
+            // The service graph of the same traffic, as Graphviz DOT: the page's calls are edges, and Debian's dot renders it.
+            var dot = await bookinfo.Http.GetStringAsync(new Uri(bookinfo.Launcher.Dashboard, "dotviz"));
+            Assert.Contains("\"productpage\" -> \"details\"", dot, StringComparison.Ordinal);
+            Assert.Contains("\"productpage\" -> \"reviews\"", dot, StringComparison.Ordinal);
+            Assert.Contains("\"reviews\" -> \"ratings\"", dot, StringComparison.Ordinal);
+            var svg = await RenderDotAsync(dot);
+            Assert.Contains("<svg", svg, StringComparison.Ordinal);
+            Assert.Contains(">reviews", svg, StringComparison.Ordinal);
         }
         finally
         {
             await bookinfo.RemoveAsync("tracing.yaml");
+        }
+    }
+
+    /// <summary>Runs Debian's <c>dot -Tsvg</c> over <paramref name="dot"/>; a missing binary is a failure naming the package.</summary>
+    private static async Task<string> RenderDotAsync(string dot)
+    {
+        var start = new ProcessStartInfo("dot", "-Tsvg") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            Assert.Fail($"Graphviz's dot is missing ({ex.Message}); install it with: apt-get install -y graphviz");
+            throw;
+        }
+
+        using (process)
+        {
+            await process.StandardInput.WriteAsync(dot);
+            process.StandardInput.Close();
+            var svg = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.True(process.ExitCode == 0, $"dot -Tsvg failed ({process.ExitCode}): {await errors}");
+            return await svg;
         }
     }
 }

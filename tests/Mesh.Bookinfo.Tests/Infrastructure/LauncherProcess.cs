@@ -37,6 +37,9 @@ public sealed partial class LauncherProcess : IAsyncDisposable
 
     public Uri ProductPage { get; private set; } = null!;
 
+    /// <summary>The control plane's monitoring port, from the launcher's <c>Service graph dashboard: URL</c> line.</summary>
+    public Uri Dashboard { get; private set; } = null!;
+
     public IReadOnlyDictionary<string, WorkloadInfo> Workloads { get; private set; } = new Dictionary<string, WorkloadInfo>();
 
     public int ProcessId => _process.Id;
@@ -90,6 +93,8 @@ public sealed partial class LauncherProcess : IAsyncDisposable
         {
             var ready = await result.WaitForLineAsync(static l => l.StartsWith("Bookinfo is ready: ", StringComparison.Ordinal), 0, readyTimeout);
             result.ProductPage = new Uri(ready["Bookinfo is ready: ".Length..].Trim());
+            var dashboard = await result.WaitForLineAsync(static l => l.StartsWith("Service graph dashboard: ", StringComparison.Ordinal), 0, readyTimeout);
+            result.Dashboard = new Uri(dashboard["Service graph dashboard: ".Length..].Trim());
             var workloads = new Dictionary<string, WorkloadInfo>(StringComparer.Ordinal);
             lock (result._lines)
             {
