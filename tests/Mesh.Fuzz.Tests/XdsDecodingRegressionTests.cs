@@ -53,4 +53,27 @@ public sealed class YamlLoaderRegressionTests
         Assert.False(outcome.Accepted);
         Assert.StartsWith("/fuzz/config/input.yaml:6:10: error: YAML syntax error: Global tags must be valid URIs", outcome.Error);
     }
+
+    [Fact]
+    public void MeshConfigTextThatYamlDotNetCannotBuildANodeOf_IsASyntaxErrorInDataMesh_NotAnArgumentException()
+    {
+        // Found by the property test: the mesh config's embedded data.mesh text is loaded by a second YAML parse, which
+        // let YamlDotNet's ArgumentException ("The current event is of an unsupported type") escape the loader.
+        var outcome = FuzzTargets.Yaml(File.ReadAllBytes(Path.Combine(FuzzInputs.Root, "fuzz", "crashes", "yaml", "property-mesh-config-unbuildable-node.yaml")));
+        Assert.False(outcome.Accepted);
+        Assert.Matches("^/fuzz/config/input\\.yaml:[0-9]+:[0-9]+: error: YAML syntax error in 'data.mesh': ", outcome.Error);
+    }
+
+    [Theory]
+    [InlineData("afl-complex-key-in-response-headers.yaml", 44)]
+    [InlineData("afl-complex-key-in-filter-enabled.yaml", 36)]
+    public void AComplexMappingKeyInAnEnvoyFilterTypedConfig_IsRefusedWithFileAndLine_NotAnInvalidCastException(string file, int line)
+    {
+        // Found by afl-fuzz (scripts/fuzz.sh yaml): a YAML complex key (`? - append: false`) inside the local rate
+        // limit's typed_config threw InvalidCastException out of the config loader.
+        var outcome = FuzzTargets.Yaml(File.ReadAllBytes(Path.Combine(FuzzInputs.Root, "fuzz", "crashes", "yaml", file)));
+        Assert.False(outcome.Accepted);
+        Assert.StartsWith($"/fuzz/config/input.yaml:{line}:", outcome.Error);
+        Assert.Contains("a mapping key must be a field name, not a list or a map", outcome.Error);
+    }
 }

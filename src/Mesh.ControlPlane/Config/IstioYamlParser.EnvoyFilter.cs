@@ -528,7 +528,12 @@ internal static partial class IstioYamlParser
                     writer.WriteStartObject();
                     foreach (var (k, v) in map.Children)
                     {
-                        var key = ((YamlScalarNode)k).Value ?? string.Empty;
+                        if (k is not YamlScalarNode keyNode)
+                        {
+                            throw Error(k, "a mapping key must be a field name, not a list or a map");
+                        }
+
+                        var key = keyNode.Value ?? string.Empty;
                         if (key == skipKey)
                         {
                             continue;

@@ -66,15 +66,7 @@ internal static partial class IstioYamlParser
     {
         // A block scalar's text starts on the line after its indicator ('mesh: |'); errors are reported at file lines.
         var offset = scalar.Style is ScalarStyle.Literal or ScalarStyle.Folded ? (int)scalar.Start.Line : (int)scalar.Start.Line - 1;
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(scalar.Value ?? string.Empty));
-        }
-        catch (YamlException ex)
-        {
-            throw new ConfigException($"YAML syntax error in 'data.mesh': {Innermost(ex).Message.TrimEnd('.')}", (int)ex.Start.Line + offset, (int)ex.Start.Column);
-        }
+        var stream = LoadYaml(scalar.Value ?? string.Empty, " in 'data.mesh'", offset);
 
         if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
         {

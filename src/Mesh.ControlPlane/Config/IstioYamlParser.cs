@@ -65,26 +65,7 @@ internal static partial class IstioYamlParser
 
     private static ParsedFile ParseCore(string text, string defaultNamespace)
     {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(text));
-        }
-        catch (YamlException ex)
-        {
-            throw new ConfigException($"YAML syntax error: {Innermost(ex).Message.TrimEnd('.')}", (int)ex.Start.Line, (int)ex.Start.Column);
-        }
-        catch (ArgumentException ex)
-        {
-            // YamlDotNet refuses a tag that is not a valid URI this way, without a position: point at the first tag.
-            var (tagLine, tagColumn) = FirstTag(text);
-            throw new ConfigException($"YAML syntax error: {ex.Message.Split(" (Parameter", 2)[0].TrimEnd('.')} (a tag such as '!!str' must be a valid URI)", tagLine, tagColumn);
-        }
-        catch (InvalidOperationException)
-        {
-            // YamlDotNet's scanner gives up this way when input ends inside a construct.
-            throw new ConfigException("YAML syntax error: unexpected end of file (an unclosed '[', '{' or quote?)", text.TrimEnd('\n').Split('\n').Length, 1);
-        }
+        var stream = LoadYaml(text, string.Empty, 0);
 
         var resources = new List<IstioResource>();
         var unapplied = new List<UnappliedResource>();
@@ -172,6 +153,37 @@ internal static partial class IstioYamlParser
         }
 
         return new ParsedFile(resources, unapplied);
+    }
+
+    /// <summary>
+    /// Loads YAML text; every way YamlDotNet refuses it becomes a <see cref="ConfigException"/> "YAML syntax error" at a
+    /// line of the file (<paramref name="lineOffset"/> for text embedded in a file, <paramref name="where"/> naming it).
+    /// </summary>
+    private static YamlStream LoadYaml(string text, string where, int lineOffset)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException ex)
+        {
+            throw new ConfigException($"YAML syntax error{where}: {Innermost(ex).Message.TrimEnd('.')}", (int)ex.Start.Line + lineOffset, (int)ex.Start.Column);
+        }
+        catch (ArgumentException ex)
+        {
+            // YamlDotNet refuses a tag that is not a valid URI, or an event it cannot build a node of, this way, without a
+            // position: point at the first tag.
+            var (tagLine, tagColumn) = FirstTag(text);
+            throw new ConfigException($"YAML syntax error{where}: {ex.Message.Split(" (Parameter", 2)[0].TrimEnd('.')} (a tag such as '!!str' must be a valid URI)", tagLine + lineOffset, tagColumn);
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner gives up this way when input ends inside a construct.
+            throw new ConfigException($"YAML syntax error{where}: unexpected end of file (an unclosed '[', '{{' or quote?)", text.TrimEnd('\n').Split('\n').Length + lineOffset, 1);
+        }
+
+        return stream;
     }
 
     private static (int Line, int Column) FirstTag(string text)
