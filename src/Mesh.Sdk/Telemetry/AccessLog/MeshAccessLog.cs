@@ -26,12 +26,15 @@ internal sealed partial class MeshAccessLog(ILogger<MeshAccessLog>? logger = nul
     private readonly ConcurrentDictionary<string, bool> _reported = new(StringComparer.Ordinal);
     private volatile AccessLogSink[] _sinks = [];
     private object? _last;
+    private volatile bool _fromXds;
 
     /// <summary>Whether any logger is configured.</summary>
     public bool Enabled => _sinks.Length > 0;
 
     /// <summary>Puts <paramref name="sinks"/> in force.</summary>
-    public void Apply(IReadOnlyList<AccessLogSink> sinks)
+    public void Apply(IReadOnlyList<AccessLogSink> sinks) => Apply(sinks, fromXds: false);
+
+    private void Apply(IReadOnlyList<AccessLogSink> sinks, bool fromXds)
     {
         foreach (var sink in sinks)
         {
@@ -45,20 +48,22 @@ internal sealed partial class MeshAccessLog(ILogger<MeshAccessLog>? logger = nul
         }
 
         _sinks = [.. sinks];
+        _fromXds = fromXds;
     }
 
     /// <summary>Follows the access logs of an inbound HttpConnectionManager; a configuration that does not compile is logged and the last good one stays.</summary>
     public void OnInbound(HttpConnectionManager? hcm, string where)
     {
         var logs = hcm?.AccessLog;
-        if (logs is null || Equals(logs, Interlocked.Exchange(ref _last, logs)) || (logs.Count == 0 && _sinks.Length == 0))
+        // A listener without access logs ends only the loggers an earlier listener set, never ones applied directly.
+        if (logs is null || Equals(logs, Interlocked.Exchange(ref _last, logs)) || (logs.Count == 0 && (_sinks.Length == 0 || !_fromXds)))
         {
             return;
         }
 
         try
         {
-            Apply(Compile(logs, where, _logger));
+            Apply(Compile(logs, where, _logger), fromXds: true);
         }
         catch (AccessLogConfigException ex)
         {
