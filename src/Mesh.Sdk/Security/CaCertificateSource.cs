@@ -48,7 +48,6 @@ internal sealed partial class CaCertificateSource : WorkloadCertificateSource
             try
             {
                 var fresh = await RequestAsync(stopping).ConfigureAwait(false);
-                Publish(fresh);
                 _backoff.Reset();
                 var due = fresh.RotationDue(_rotationPoint);
                 if (current is null)
@@ -65,6 +64,8 @@ internal sealed partial class CaCertificateSource : WorkloadCertificateSource
                     Log.OtherIdentity(_logger, _identity.ToString(), fresh.Identity?.ToString() ?? "(none)");
                 }
 
+                // Published after its log lines, so whoever the new certificate wakes finds them written.
+                Publish(fresh);
                 wait = due - _time.GetUtcNow();
             }
             catch (Exception ex) when (!stopping.IsCancellationRequested && ex is not OperationCanceledException)
